@@ -1,0 +1,3 @@
+from navarch_plan.cli import run
+
+run()

@@ -1,0 +1,198 @@
+"""One action at a time: the cloud calls of a create, replace, delete, adopt or forget,
+each followed at once by the state record that describes what now exists."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from navarch_plan.desired import DesiredNode, render_refs
+from navarch_plan.errors import (
+    AuthError,
+    CapacityError,
+    InvalidRequestError,
+    NavarchError,
+    QuotaError,
+)
+from navarch_plan.hooks import Hooks
+from navarch_plan.model import (
+    LABEL_ADDRESS,
+    LABEL_SPEC,
+    LABEL_WORKSPACE,
+    Node,
+    NodeStatus,
+    ProvisionRequest,
+    address_to_label,
+)
+from navarch_plan.plan import Action, ActionKind
+from navarch_plan.providers.base import NodeGetter, Provider
+from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.store import LocalStateStore
+
+__all__ = ["ActionRunner", "ownership_labels"]
+
+# These errors prove nothing was created, so the intent can go at once.
+_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def ownership_labels(workspace: str, node: DesiredNode) -> dict[str, str]:
+    return {**node.labels, LABEL_WORKSPACE: workspace,
+            LABEL_ADDRESS: address_to_label(node.address), LABEL_SPEC: node.spec_hash}
+
+
+class ActionRunner:
+    def __init__(self, workspace: str, desired: Mapping[str, DesiredNode],
+                 providers: Mapping[str, Provider], store: LocalStateStore, hooks: Hooks,
+                 boot_timeout: float) -> None:
+        self.workspace, self.desired, self.providers = workspace, desired, providers
+        self.store, self.hooks, self.boot_timeout = store, hooks, boot_timeout
+
+    def drop_intents(self) -> None:
+        """The plan was made from the live listing, which settled every old intent."""
+        assert self.store.doc is not None
+        for intent_id in list(self.store.doc.intents):
+            self.store.record({"op": "intent_done", "id": intent_id})
+
+    def run(self, action: Action) -> None:
+        handler = {
+            ActionKind.CREATE: self._create,
+            ActionKind.REPLACE: self._replace,
+            ActionKind.DELETE: self._delete,
+            ActionKind.ADOPT: self._adopt,
+            ActionKind.FORGET: self._forget,
+        }[action.action]
+        handler(action)
+
+    # -- the five actions ----------------------------------------------------------
+    def _create(self, action: Action) -> None:
+        record = self._provision(action)
+        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+
+    def _replace(self, action: Action) -> None:
+        if action.replace_mode == "destroy_before_create":
+            self._terminate(action)
+            self.store.record({"op": "remove", "address": action.address})
+            self._create(action)
+            return
+        record = self._provision(action)
+        # Old node to `deposed` and new node in, before the old one is terminated: a crash
+        # in between leaves a deposed record that the next plan deletes.
+        self.store.record({"op": "depose", "address": action.address})
+        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+        self._terminate(action)
+        self.store.record({"op": "forget_deposed", "id": action.node_id})
+
+    def _delete(self, action: Action) -> None:
+        self._terminate(action)
+        self._forget(action)
+
+    def _forget(self, action: Action) -> None:
+        doc = self.store.doc
+        assert doc is not None
+        if action.node_id in doc.deposed:
+            self.store.record({"op": "forget_deposed", "id": action.node_id})
+        current = doc.nodes.get(action.address)
+        if current is not None and current.id == action.node_id:
+            self.store.record({"op": "remove", "address": action.address})
+
+    def _adopt(self, action: Action) -> None:
+        node = self._get(action.provider, action.node_id)
+        if node is None:
+            raise NavarchError(f"{action.address}: instance {action.node_id} vanished before "
+                               "it could be adopted")
+        record = self._record(self.desired[action.address], node, self._ref_values(action))
+        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+
+    # -- cloud calls -----------------------------------------------------------------
+    def _provision(self, action: Action) -> NodeRecord:
+        node = self.desired[action.address]
+        refs = self._ref_values(action)
+        request = ProvisionRequest(
+            name=action.name, instance_type=node.instance_type, region=node.region,
+            zone=node.zone, ssh_key_names=node.ssh_keys,
+            labels=ownership_labels(self.workspace, node),
+            user_data=render_refs(node.user_data, refs),
+        )
+        intent = {"id": uuid.uuid4().hex, "address": action.address, "provider": node.provider,
+                  "region": node.region, "name": action.name, "started_at": _now()}
+        self.store.record({"op": "intent", "intent": intent})
+        try:
+            created = self.providers[node.provider].provision(request)
+        except _DEFINITE:
+            self.store.record({"op": "intent_done", "id": intent["id"]})
+            raise
+        try:
+            created = self._wait_running(action, created)
+        except NavarchError:
+            # If it exists but is not healthy, record it so state holds what exists; the
+            # next plan replaces it.
+            current = self._get(node.provider, created.id)
+            if current is not None:
+                self._keep(action, current, refs)
+            self.store.record({"op": "intent_done", "id": intent["id"]})
+            raise
+        self.store.record({"op": "intent_done", "id": intent["id"]})
+        return self._record(node, created, refs)
+
+    def _keep(self, action: Action, created: Node, refs: dict[str, str]) -> None:
+        record = self._record(self.desired[action.address], created, refs)
+        if action.action == ActionKind.REPLACE and action.replace_mode != "destroy_before_create":
+            self.store.record({"op": "depose", "address": action.address})
+        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+
+    def _wait_running(self, action: Action, node: Node) -> Node:
+        deadline = time.monotonic() + self.boot_timeout
+        delay = 0.05
+        while node.status == NodeStatus.PROVISIONING:
+            if time.monotonic() > deadline:
+                raise NavarchError(f"{action.address}: {node.id} still provisioning after "
+                                   f"{self.boot_timeout:.0f}s")
+            self.hooks.action_progress(action, f"waiting for {node.id} to boot")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            current = self._get(node.provider, node.id)
+            if current is None:
+                raise NavarchError(f"{action.address}: new instance {node.id} vanished while "
+                                   "booting")
+            node = current
+        if node.status != NodeStatus.RUNNING:
+            raise NavarchError(f"{action.address}: new instance {node.id} is {node.status.value}")
+        return node
+
+    def _terminate(self, action: Action) -> None:
+        self.hooks.action_progress(action, f"terminating {action.node_id}")
+        self.providers[action.provider].terminate(action.node_id)
+
+    def _get(self, provider_name: str, node_id: str) -> Node | None:
+        provider = self.providers[provider_name]
+        if isinstance(provider, NodeGetter):
+            return provider.get(node_id)
+        return next((n for n in provider.list() if n.id == node_id), None)
+
+    # -- records ---------------------------------------------------------------------
+    def _ref_values(self, action: Action) -> dict[str, str]:
+        doc = self.store.doc
+        assert doc is not None
+        values = {}
+        for ref in self.desired[action.address].refs:
+            target = doc.nodes.get(ref.address)
+            if target is None:
+                raise NavarchError(f"{action.address}: {ref.text} is not known: "
+                                    f"{ref.address} does not exist")
+            values[ref.text] = target.field_value(ref.field)
+        return values
+
+    def _record(self, node: DesiredNode, created: Node, refs: dict[str, str]) -> NodeRecord:
+        return NodeRecord(
+            id=created.id, provider=created.provider, region=created.region,
+            zone=created.zone, instance_type=created.instance_type, name=created.name,
+            spec=dict(node.spec), spec_hash=node.spec_hash, status=created.status.value,
+            ip_address=created.ip_address, labels=dict(created.labels), created_at=_now(),
+            ref_values=refs,
+        )

@@ -1,0 +1,152 @@
+"""The `navarch` command: the only module that prints or exits.
+
+Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error; 2 changes
+present (with --detailed-exitcode) or drift found (drift). Errors are one line on
+stderr; --debug adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from navarch_plan import __version__
+from navarch_plan.errors import NavarchError, PlanError
+
+__all__ = ["main", "build_parser"]
+
+
+def _duration(text: str) -> float:
+    """`30s`, `2m`, `1h` or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 2m)") from None
+
+
+def _scoping(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", action="append", default=[], metavar="ADDR",
+                   help="only this node or pool, and what it depends on (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="ADDR",
+                   help="leave out this node or pool, and what depends on it (repeatable)")
+    p.add_argument("--replace", action="append", default=[], metavar="ADDR",
+                   help="replace this node even if it is unchanged (repeatable)")
+
+
+def _common(p: argparse.ArgumentParser, lock: bool = True) -> None:
+    p.add_argument("-c", "--config", default="navarch.yaml", help="config file "
+                   "(default: navarch.yaml)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    if lock:
+        p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DUR",
+                       help="wait this long for the state lock (e.g. 30s; default: fail at once)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="navarch", description="Declarative GPU fleets: "
+                                     "plan and apply pools of GPU nodes across clouds.")
+    parser.add_argument("--version", action="version", version=f"navarch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check the config against the schema and catalogs")
+    _common(p, lock=False)
+
+    p = sub.add_parser("plan", help="show what apply would change")
+    _common(p)
+    p.add_argument("--out", metavar="FILE", help="save the plan for `navarch apply FILE`")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 no changes, 1 error, 2 changes present")
+    p.add_argument("--refresh-only", action="store_true", help="report drift; propose nothing")
+    p.add_argument("--destroy", action="store_true", help="plan removing everything owned")
+    _scoping(p)
+
+    for name, text in (("apply", "plan, confirm, and apply (or apply a saved plan)"),
+                       ("destroy", "terminate every instance this workspace owns")):
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        if name == "apply":
+            p.add_argument("planfile", nargs="?", help="a plan saved with plan --out")
+            _scoping(p)
+        p.add_argument("--auto-approve", action="store_true", help="do not ask")
+        p.add_argument("--parallelism", type=int, default=10, metavar="N",
+                       help="cloud calls in flight at once (default 10)")
+        p.add_argument("--json", action="store_true", help="one JSON event per line")
+
+    p = sub.add_parser("show", help="render a saved plan, or the current state")
+    _common(p, lock=False)
+    p.add_argument("planfile", nargs="?")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("state", help="state surgery: list, show, rm")
+    state_sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
+    for name, text in (("list", "addresses in state"), ("show", "one node's record"),
+                       ("rm", "forget a node (the instance is not touched)")):
+        sp = state_sub.add_parser(name, help=text)
+        _common(sp, lock=name == "rm")
+        if name != "list":
+            sp.add_argument("address")
+        sp.add_argument("--json", action="store_true") if name == "list" else None
+
+    p = sub.add_parser("force-unlock", help="release a stuck state lock")
+    _common(p, lock=False)
+    p.add_argument("lock_id")
+    return parser
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _ask(question: str) -> bool:
+    _out(question)
+    sys.stdout.write("  Enter a value: ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        raise PlanError("no answer on standard input: apply asks for approval; run it from "
+                        "a terminal, or pass --auto-approve")
+    return answer.strip() == "yes"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from navarch_plan import commands
+
+    io = commands.IO(out=_out, err=_err, ask=_ask)
+    try:
+        return commands.dispatch(args, io)
+    except NavarchError as exc:
+        if args.debug:
+            traceback.print_exc()
+        _err(f"Error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("Interrupted.")
+        return 130
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        _err(f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
+             "traceback, and please report it)")
+        return 1
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,196 @@
+"""What each `navarch` command does. Output goes through the IO the CLI passes in;
+the return value is the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from navarch_plan.engine import Engine, load_config
+from navarch_plan.errors import NavarchError, PlanError
+from navarch_plan.plan import Plan, plan_from_json
+from navarch_plan.planner import PlanOptions
+from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.reporting import JsonHooks, LineHooks
+from navarch_plan.state import force_unlock
+from navarch_plan.validate import validate_against_catalogs
+
+__all__ = ["IO", "dispatch"]
+
+
+@dataclass(frozen=True)
+class IO:
+    out: Callable[[str], None]
+    err: Callable[[str], None]
+    ask: Callable[[str], bool]
+
+
+def dispatch(args: argparse.Namespace, io: IO) -> int:
+    handlers: dict[str, Callable[[argparse.Namespace, IO], int]] = {
+        "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply,
+        "destroy": cmd_destroy, "show": cmd_show, "state": cmd_state,
+        "force-unlock": cmd_force_unlock,
+    }
+    return handlers[args.command](args, io)
+
+
+def _engine(args: argparse.Namespace, hooks: object = None) -> Engine:
+    config = load_config(args.config)
+    return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0))
+
+
+def _options(args: argparse.Namespace, destroy: bool = False) -> PlanOptions:
+    return PlanOptions(destroy=destroy or getattr(args, "destroy", False),
+                       refresh_only=getattr(args, "refresh_only", False),
+                       replace=tuple(getattr(args, "replace", ())),
+                       target=tuple(getattr(args, "target", ())),
+                       exclude=tuple(getattr(args, "exclude", ())))
+
+
+def cmd_validate(args: argparse.Namespace, io: IO) -> int:
+    engine = _engine(args)
+    validate_against_catalogs(engine.config, engine.providers)
+    config = engine.config
+    io.out(f"The configuration is valid: {len(config.desired)} node(s) in "
+           f"{len(config.groups)} pool(s)/named node(s) on {len(config.providers)} "
+           f"provider(s); state at {config.state.path}.")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace, io: IO) -> int:
+    engine = _engine(args)
+    with engine.locked("plan"):
+        plan = engine.plan(_options(args))
+    document = plan.to_json()
+    if args.out:
+        _write_plan(args.out, document)
+    if args.format == "json":
+        io.out(render_json(document))
+    else:
+        io.out(render_plan_text(document))
+        if args.out:
+            io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
+                   f"navarch apply {args.out}")
+        elif plan.has_changes:
+            io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
+                   "these actions if you run `navarch apply` now.")
+    return 2 if args.detailed_exitcode and plan.has_changes else 0
+
+
+def _write_plan(path: str, document: dict) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(render_json(document))
+    os.replace(tmp, path)
+
+
+def _read_plan(path: str) -> Plan:
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(64 * 1024 * 1024)
+        data = json.loads(raw)
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such plan file") from None
+    except (ValueError, UnicodeDecodeError):
+        raise PlanError(f"{path} is not a plan file (not valid JSON)") from None
+    return plan_from_json(data, path)
+
+
+def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
+    hooks = JsonHooks(io.out) if args.json else LineHooks(io.out)
+    engine = _engine(args, hooks)
+    planfile = getattr(args, "planfile", None)
+    with engine.locked("destroy" if destroy else "apply"):
+        if planfile:
+            plan = _read_plan(planfile)
+            engine.check_fresh(plan, planfile)
+        else:
+            plan = engine.plan(_options(args, destroy))
+            if not args.json:
+                io.out(render_plan_text(plan.to_json()))
+            if not plan.has_changes:
+                return 0
+            if not args.auto_approve and not io.ask(
+                    "Do you want to perform these actions?\n"
+                    "  Only 'yes' will be accepted to approve."):
+                io.out("Apply cancelled.")
+                return 1
+        if not plan.has_changes:
+            io.out("No changes to apply.")
+            return 0
+        result = engine.apply(plan, args.parallelism)
+    return _report(plan, result, io, args.json)
+
+
+def _report(plan: Plan, result: object, io: IO, as_json: bool) -> int:
+    from navarch_plan.apply import ApplyResult
+
+    assert isinstance(result, ApplyResult)
+    kinds = {a.key: a.action.value for a in plan.actions}
+    done = [kinds[k] for k in result.done]
+    counts = {k: done.count(k) for k in ("create", "replace", "delete", "adopt", "forget")}
+    if as_json:
+        io.out(json.dumps({"type": "summary", "ok": result.ok, "done": counts,
+                           "failed": result.failed, "skipped": result.skipped,
+                           "not_started": result.not_started}, sort_keys=True))
+    else:
+        line = (f"{counts['create']} added, {counts['replace']} replaced, "
+                f"{counts['delete']} destroyed, {counts['adopt']} adopted, "
+                f"{counts['forget']} forgotten")
+        if result.ok:
+            io.out(f"\nApply complete! Nodes: {line}.")
+        else:
+            io.out(f"\nApply finished with errors. Nodes: {line}; {len(result.failed)} failed, "
+                   f"{len(result.skipped)} skipped, {len(result.not_started)} not started.")
+            for key, why in result.failed.items():
+                io.out(f"  failed:  {key}: {why}")
+            for key, why in result.skipped.items():
+                io.out(f"  skipped: {key}: {why}")
+    return 0 if result.ok else 1
+
+
+def cmd_destroy(args: argparse.Namespace, io: IO) -> int:
+    return cmd_apply(args, io, destroy=True)
+
+
+def cmd_show(args: argparse.Namespace, io: IO) -> int:
+    if args.planfile:
+        document = _read_plan(args.planfile).to_json()
+        io.out(render_json(document) if args.json else render_plan_text(document))
+        return 0
+    engine = _engine(args)
+    document = engine.store.load().to_json()
+    io.out(render_json(document) if args.json else render_state_text(document))
+    return 0
+
+
+def cmd_state(args: argparse.Namespace, io: IO) -> int:
+    engine = _engine(args)
+    if args.state_command in ("list", "show"):
+        doc = engine.store.load()
+        if args.state_command == "list":
+            addresses = sorted(doc.nodes)
+            io.out(json.dumps(addresses) if args.json else "\n".join(addresses))
+            return 0
+        record = doc.nodes.get(args.address)
+        if record is None:
+            raise NavarchError(f"{args.address} is not in state")
+        io.out(render_json({"address": args.address, **record.to_json()}))
+        return 0
+    with engine.locked("state rm") as doc:
+        if args.address not in doc.nodes:
+            raise NavarchError(f"{args.address} is not in state")
+        engine.store.record({"op": "remove", "address": args.address})
+    io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
+           "it carries this workspace's labels, the next plan adopts or deletes it.")
+    return 0
+
+
+def cmd_force_unlock(args: argparse.Namespace, io: IO) -> int:
+    config = load_config(args.config)
+    holder = force_unlock(config.state.path, args.lock_id)
+    io.out(f"Released the lock on {config.state.path} ({holder.describe()}).")
+    return 0

@@ -1,0 +1,161 @@
+"""Config text -> schema check -> desired state. Pure: the caller reads the file.
+
+Every error is a ConfigError naming file:line:column and the key path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.errors import ConfigError
+from navarch_plan.schemas import validator
+from navarch_plan.yamlpos import Path, Positions, load_yaml, path_str
+
+__all__ = ["Config", "ProviderConfig", "StateConfig", "parse_config"]
+
+NOT_SUPPORTED_YET = {
+    "strategy": "pool strategies",
+    "gpu": "GPU specs (gpu: H100:8)",
+    "max_hourly_cost": "cost limits (max_hourly_cost)",
+}
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    type: str
+    options: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    backend: str
+    path: str  # local backend: absolute or relative to the working directory
+
+
+@dataclass(frozen=True)
+class Config:
+    file: str
+    base_dir: str
+    workspace: str
+    state: StateConfig
+    providers: Mapping[str, ProviderConfig]
+    groups: Mapping[str, Group]
+    desired: Mapping[str, DesiredNode]  # by address, in config order
+    config_hash: str
+
+    def regions_of(self, provider: str) -> list[str]:
+        return sorted({d.region for d in self.desired.values() if d.provider == provider})
+
+
+class _Ctx:
+    """What every check needs to point at a place in the file."""
+
+    def __init__(self, file: str, positions: Positions) -> None:
+        self.file, self.positions = file, positions
+
+    def error(self, path: Path, message: str) -> ConfigError:
+        probe = path
+        while probe and probe not in self.positions:
+            probe = probe[:-1]
+        line, col = self.positions.get(probe, (0, 0))
+        return ConfigError(message, self.file, line, col, path_str(path))
+
+
+def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
+                 base_dir: str = ".") -> Config:
+    data, positions = load_yaml(text, file, env)
+    ctx = _Ctx(file, positions)
+    if not isinstance(data, dict):
+        raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
+    _check_schema(data, ctx)
+    _refuse_unsupported(data, ctx)
+    from navarch_plan.config_build import build_desired
+
+    workspace = data.get("workspace", "default")
+    providers = {
+        name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
+        for name, p in data.get("providers", {}).items()
+    }
+    groups, desired = build_desired(data, providers, ctx)
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return Config(
+        file=file,
+        base_dir=base_dir,
+        workspace=workspace,
+        state=_state_config(data, workspace, base_dir),
+        providers=MappingProxyType(providers),
+        groups=MappingProxyType(groups),
+        desired=MappingProxyType(desired),
+        config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateConfig:
+    state = data.get("state", {})
+    path = state.get("path", f"state/{workspace}.json")
+    return StateConfig("local", posixpath.normpath(posixpath.join(base_dir, path)))
+
+
+_UNEXPECTED = re.compile(r"\('(?P<key>[^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")
+
+
+def _check_schema(data: dict[str, Any], ctx: _Ctx) -> None:
+    found = []
+    for err in validator("navarch").iter_errors(data):
+        for leaf in _leaves(err):
+            path = tuple(leaf.absolute_path)
+            message = leaf.message
+            if m := _UNEXPECTED.search(message):
+                path = (*path, m.group("key"))
+                message = f"unknown key {m.group('key')!r}"
+            elif "propertyNames" in leaf.schema_path or "propertyNames" in err.schema_path:
+                path = (*path, str(leaf.instance))
+                message = f"invalid name {leaf.instance!r}: {_name_rule(leaf)}"
+            elif leaf.validator == "const":
+                message = f"must be {leaf.validator_value!r}"
+            # unevaluatedProperties also fires when a sibling allOf part failed: the
+            # real cause is that part, so it is reported first.
+            secondary = leaf.validator == "unevaluatedProperties"
+            found.append((secondary, ctx.error(path, message), -len(path)))
+    if found:
+        found.sort(key=lambda e: (e[0], e[1].line, e[1].column, e[2]))
+        raise found[0][1]
+
+
+def _leaves(err: Any) -> list[Any]:
+    """The most specific errors: an if/then or allOf failure is explained by its parts."""
+    if err.context:
+        return [leaf for sub in err.context for leaf in _leaves(sub)]
+    return [err]
+
+
+def _name_rule(err: Any) -> str:
+    if err.validator == "not":
+        return "the navarch- prefix is reserved for ownership labels"
+    return err.schema.get("description", err.message)
+
+
+def _refuse_unsupported(data: dict[str, Any], ctx: _Ctx) -> None:
+    """The schema accepts these already; until they have behaviour, say so loudly."""
+    if "max_hourly_cost" in data:
+        raise ctx.error(("max_hourly_cost",), "cost limits are not supported yet")
+    backend = data.get("state", {}).get("backend", "local")
+    if backend != "local":
+        raise ctx.error(("state", "backend"), f"state backend {backend!r} is not supported yet")
+    for kind in ("pools", "nodes"):
+        for name, spec in data.get(kind, {}).items():
+            for key, what in NOT_SUPPORTED_YET.items():
+                if key in spec:
+                    raise ctx.error((kind, name, key), f"{what} are not supported yet")
+            if len(spec.get("providers", [])) > 1:
+                raise ctx.error((kind, name, "providers"),
+                                "pools over several providers are not supported yet")

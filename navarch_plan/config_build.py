@@ -1,0 +1,151 @@
+"""Schema-valid config data -> groups and desired nodes, with the cross-checks a
+schema cannot express: unknown providers, references, depends_on cycles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from navarch_plan.catalog import native_type
+from navarch_plan.desired import REF_FIELDS, DesiredNode, Group, find_refs
+from navarch_plan.model import named_address, pool_address
+
+if TYPE_CHECKING:
+    from navarch_plan.config import ProviderConfig, _Ctx
+
+__all__ = ["build_desired"]
+
+MAX_TOTAL_NODES = 100_000
+
+
+def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
+                  ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+    specs = _group_specs(data, ctx)
+    total = sum(spec.get("nodes", 1) for _, _, spec in specs)
+    if total > MAX_TOTAL_NODES:
+        raise ctx.error(("pools",), f"{total} nodes in all; the limit is {MAX_TOTAL_NODES}")
+    counts = {name: spec.get("nodes", 1) for _, name, spec in specs}
+    groups: dict[str, Group] = {}
+    desired: dict[str, DesiredNode] = {}
+    defaults = data.get("defaults", {})
+    for kind, name, spec in specs:
+        path = ("pools" if kind == "pool" else "nodes", name)
+        provider = _provider_of(spec, providers, ctx, path)
+        ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
+        groups[name] = _group(kind, name, spec, provider.name, ref_deps, counts, ctx, path)
+        for node in _nodes_of(kind, name, spec, provider, defaults, ctx, path):
+            desired[node.address] = node
+    _check_cycles(groups, ctx)
+    return groups, desired
+
+
+def _group_specs(data: dict[str, Any], ctx: _Ctx) -> list[tuple[str, str, dict[str, Any]]]:
+    specs = [("pool", n, s) for n, s in data.get("pools", {}).items()]
+    for name, spec in data.get("nodes", {}).items():
+        if name in data.get("pools", {}):
+            raise ctx.error(("nodes", name), f"{name!r} is already the name of a pool; "
+                            "pools and named nodes share one namespace for depends_on")
+        specs.append(("node", name, spec))
+    return specs
+
+
+def _provider_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
+                 path: tuple) -> ProviderConfig:
+    entries = spec.get("providers", [])
+    if "provider" in spec and entries:
+        raise ctx.error((*path, "providers"), "give either provider or providers, not both")
+    name = spec.get("provider") or (entries[0]["name"] if entries else None)
+    where = (*path, "provider") if "provider" in spec else (*path, "providers", 0, "name")
+    if name is None:
+        raise ctx.error(path, "no provider: set provider (or providers)")
+    if name not in providers:
+        known = ", ".join(sorted(providers)) or "none are configured"
+        raise ctx.error(where, f"unknown provider {name!r} (known: {known})")
+    return providers[name]
+
+
+def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> set[str]:
+    deps = set()
+    for ref in find_refs(user_data):
+        where = (*path, "user_data")
+        if ref.group not in counts:
+            raise ctx.error(where, f"{ref.text} refers to unknown pool or node {ref.group!r}")
+        if ref.address.startswith("pool.") and ref.address.startswith(f"pool.{ref.group}["):
+            index = int(ref.address.rsplit("[", 1)[1].rstrip("]"))
+            if index >= counts[ref.group]:
+                raise ctx.error(where, f"{ref.text}: {ref.group} has {counts[ref.group]} nodes")
+        if ref.field not in REF_FIELDS:
+            raise ctx.error(where, f"{ref.text}: unknown field {ref.field!r} "
+                            f"(one of {', '.join(REF_FIELDS)})")
+        deps.add(ref.group)
+    return deps
+
+
+def _group(kind: str, name: str, spec: dict[str, Any], provider: str, ref_deps: set[str],
+           counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> Group:
+    depends_on = list(spec.get("depends_on", []))
+    for i, dep in enumerate(depends_on):
+        if dep not in counts:
+            raise ctx.error((*path, "depends_on", i), f"depends_on names unknown pool or node "
+                            f"{dep!r}")
+    if name in depends_on or name in ref_deps:
+        raise ctx.error((*path, "depends_on"), f"{name} cannot depend on itself")
+    lifecycle = spec.get("lifecycle", {})
+    return Group(
+        name=name, kind=kind, provider=provider, count=counts[name],
+        depends_on=tuple(sorted(set(depends_on) | ref_deps)),
+        prevent_destroy=lifecycle.get("prevent_destroy", False),
+        replace_mode=lifecycle.get("replace", "create_before_destroy"),
+        max_parallel_terminations=spec.get("max_parallel_terminations"),
+    )
+
+
+def _nodes_of(kind: str, name: str, spec: dict[str, Any], provider: ProviderConfig,
+              defaults: dict[str, Any], ctx: _Ctx, path: tuple) -> list[DesiredNode]:
+    entry = (spec.get("providers") or [{}])[0]
+    wanted = entry.get("instance_type") or spec.get("instance_type")
+    if not wanted:
+        raise ctx.error(path, "instance_type is required")
+    native = native_type(provider.type, wanted)
+    if native is None:
+        raise ctx.error((*path, "instance_type"), f"{wanted!r} has no {provider.type} "
+                        "equivalent; name a native instance type instead")
+    region = (spec.get("region") or (entry.get("regions") or [None])[0]
+              or defaults.get("region") or provider.options.get("region"))
+    if not region:
+        raise ctx.error(path, "region is required (here, in defaults, or on the provider)")
+    zone = spec.get("zone") or (entry.get("zones") or [""])[0]
+    labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
+    ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
+    user_data = spec.get("user_data", "")
+    addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
+                 else [named_address(name)])
+    return [
+        DesiredNode(
+            address=address, group=name, index=i if kind == "pool" else None,
+            provider=provider.name, provider_type=provider.type, instance_type=native,
+            region=region, zone=zone, ssh_keys=ssh_keys, labels=labels, user_data=user_data,
+            refs=tuple(find_refs(user_data)),
+        )
+        for i, address in enumerate(addresses)
+    ]
+
+
+def _check_cycles(groups: Mapping[str, Group], ctx: _Ctx) -> None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, trail: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = " -> ".join([*trail[trail.index(name):], name])
+            group = groups[trail[-1]]
+            kind = "pools" if group.kind == "pool" else "nodes"
+            raise ctx.error((kind, group.name, "depends_on"), f"dependency cycle: {cycle}")
+        state[name] = 1
+        for dep in groups[name].depends_on:
+            visit(dep, [*trail, name])
+        state[name] = 2
+
+    for name in groups:
+        visit(name, [])

@@ -1,0 +1,129 @@
+"""The engine: reads the config, talks to providers, holds the state lock, and joins the
+pure planner to the effectful executor. It never prints; the CLI does."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cached_property
+
+from navarch_plan.apply import ApplyResult, Executor
+from navarch_plan.config import Config, parse_config
+from navarch_plan.errors import ConfigError, StalePlanError
+from navarch_plan.hooks import Hooks
+from navarch_plan.model import Node
+from navarch_plan.plan import Plan
+from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
+from navarch_plan.providers.base import InstanceTypeLister, Provider
+from navarch_plan.providers.registry import build_provider
+from navarch_plan.state.model import StateDoc
+from navarch_plan.state.store import LocalStateStore
+
+__all__ = ["Engine", "load_config", "random_suffix"]
+
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def random_suffix() -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(4))
+
+
+def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
+    try:
+        with open(path, "rb") as f:
+            text = f.read(8 * 1024 * 1024)
+    except FileNotFoundError:
+        raise ConfigError("no such file (use -c FILE to pick another config)", path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path) from None
+    base_dir = os.path.dirname(path) or "."
+    return parse_config(text, path, os.environ if env is None else env, base_dir)
+
+
+class Engine:
+    def __init__(self, config: Config, env: Mapping[str, str] | None = None,
+                 hooks: Hooks | None = None, lock_timeout: float = 0.0) -> None:
+        self.config = config
+        self.env = os.environ if env is None else env
+        self.hooks = hooks or Hooks()
+        self.lock_timeout = lock_timeout
+        self.store = LocalStateStore(config.state.path, config.workspace)
+        self.live: dict[str, list[Node]] = {}
+        self.prices: dict[tuple[str, str], float | None] = {}
+
+    @cached_property
+    def providers(self) -> dict[str, Provider]:
+        return {name: build_provider(pc, self.env, self.config.base_dir,
+                                     self.config.regions_of(name))
+                for name, pc in self.config.providers.items()}
+
+    @contextmanager
+    def locked(self, operation: str) -> Iterator[StateDoc]:
+        """Hold the state lock; load state; fold any journal into a snapshot on the way
+        in (a crashed run's leftovers) and on the way out (this run's)."""
+        self.store.lock(operation, self.lock_timeout)
+        try:
+            doc = self.store.load()
+            if os.path.exists(self.store.journal_path):
+                self.store.compact()
+            try:
+                yield doc
+            finally:
+                self.store.compact()
+        finally:
+            self.store.unlock()
+
+    def refresh(self) -> dict[str, list[Node]]:
+        """One list() per provider, all providers at once; prices from those that list them."""
+        providers = self.providers
+        with ThreadPoolExecutor(max_workers=max(1, 2 * len(providers))) as pool:
+            lists = {name: pool.submit(p.list) for name, p in providers.items()}
+            offers = {name: pool.submit(p.list_instance_types) for name, p in providers.items()
+                      if isinstance(p, InstanceTypeLister)}
+            self.live = {name: future.result() for name, future in lists.items()}
+            self.prices = {(name, offer.name): offer.price_per_hr
+                           for name, future in offers.items() for offer in future.result()}
+        return self.live
+
+    def plan(self, options: PlanOptions) -> Plan:
+        assert self.store.doc is not None, "plan() inside locked()"
+        self.refresh()
+        inputs = PlanInputs(
+            workspace=self.config.workspace, desired=self.config.desired,
+            groups=self.config.groups, state=self.store.doc, live=self.live,
+            prices=self.prices, config_hash=self.config.config_hash,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return make_plan(inputs, options, random_suffix)
+
+    def check_fresh(self, plan: Plan, source: str) -> None:
+        """A saved plan runs only against exactly what it was planned against."""
+        doc = self.store.doc
+        assert doc is not None
+        against = plan.planned_against
+        if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:
+            raise StalePlanError(f"{source} does not match the given state (it was planned for "
+                                 f"lineage {against['lineage']}, state has {doc.lineage})")
+        if against["config_hash"] != self.config.config_hash:
+            raise StalePlanError(f"Saved plan is stale: {self.config.file} changed since "
+                                 f"{source} was made; make a new plan")
+        if against["serial"] != doc.serial:
+            raise StalePlanError(f"Saved plan is stale: state serial is {doc.serial}, the plan "
+                                 f"was made at serial {against['serial']}; make a new plan")
+        self.refresh()
+        owned = owned_nodes(self.live, self.config.workspace)
+        if live_fingerprint(owned) != against["live_fingerprint"]:
+            raise StalePlanError(f"Saved plan is stale: the instances in the cloud changed "
+                                 f"since {source} was made; make a new plan")
+
+    def apply(self, plan: Plan, parallelism: int = 10) -> ApplyResult:
+        executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
+                            providers=self.providers, store=self.store, hooks=self.hooks,
+                            parallelism=parallelism)
+        self.executor = executor
+        return executor.run()

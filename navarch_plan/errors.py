@@ -1,0 +1,117 @@
+"""The error tree. Callers act on the class, never on a message string.
+
+    NavarchError                    anything the CLI reports as one line, exit 1
+    ├── ConfigError                 bad config: carries file, line, column, key path
+    ├── StateError                  unreadable, corrupt, newer-format or foreign state
+    │   └── LockError               the state lock is held by someone else
+    ├── PlanError                   a plan that must not run (prevent_destroy, bad plan file)
+    │   └── StalePlanError          a saved plan no longer matches state, cloud or config
+    └── ProviderError               a cloud said no; carries provider, region, code, message
+        ├── CapacityError           no capacity for this type here: try elsewhere
+        ├── QuotaError              over quota (provider_wide: the whole provider is out)
+        ├── RateLimitError          slow down (retry_after seconds, if the cloud said)
+        ├── AuthError               credentials missing, wrong or inactive
+        ├── InvalidRequestError     the request itself is wrong: never retried elsewhere
+        ├── NotFoundError           the object does not exist
+        └── TransientError          5xx, timeouts: safe to retry idempotent calls
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NavarchError",
+    "ConfigError",
+    "StateError",
+    "LockError",
+    "PlanError",
+    "StalePlanError",
+    "ProviderError",
+    "CapacityError",
+    "QuotaError",
+    "RateLimitError",
+    "AuthError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "TransientError",
+]
+
+
+class NavarchError(Exception):
+    """An error the user can act on; its str() is the one line the CLI prints."""
+
+
+class ConfigError(NavarchError):
+    def __init__(self, message: str, file: str = "", line: int = 0, column: int = 0,
+                 path: str = "") -> None:
+        self.file, self.line, self.column, self.path = file, line, column, path
+        self.message = message
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        place = self.file or "<config>"
+        if self.line:
+            place += f":{self.line}:{self.column}"
+        where = f" {self.path}:" if self.path else ""
+        return f"{place}:{where} {self.message}"
+
+
+class StateError(NavarchError):
+    pass
+
+
+class LockError(StateError):
+    def __init__(self, message: str, info: dict | None = None) -> None:
+        self.info = info or {}
+        super().__init__(message)
+
+
+class PlanError(NavarchError):
+    pass
+
+
+class StalePlanError(PlanError):
+    pass
+
+
+class ProviderError(NavarchError):
+    def __init__(self, message: str, *, provider: str = "", region: str = "",
+                 code: str = "", cloud_message: str = "") -> None:
+        self.provider, self.region, self.code = provider, region, code
+        self.cloud_message = cloud_message or message
+        self.message = message
+        where = "/".join(p for p in (provider, region) if p)
+        prefix = f"{where}: " if where else ""
+        suffix = f" ({code})" if code else ""
+        super().__init__(f"{prefix}{message}{suffix}")
+
+
+class CapacityError(ProviderError):
+    pass
+
+
+class QuotaError(ProviderError):
+    def __init__(self, message: str, *, provider_wide: bool = False, **kw: str) -> None:
+        self.provider_wide = provider_wide
+        super().__init__(message, **kw)
+
+
+class RateLimitError(ProviderError):
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: str) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
+
+
+class AuthError(ProviderError):
+    pass
+
+
+class InvalidRequestError(ProviderError):
+    pass
+
+
+class NotFoundError(ProviderError):
+    pass
+
+
+class TransientError(ProviderError):
+    pass

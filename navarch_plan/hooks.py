@@ -1,0 +1,27 @@
+"""How the engine reports progress: override what you need; every hook defaults to nothing.
+
+Hooks may be called from worker threads; implementations must be thread-safe.
+"""
+
+from __future__ import annotations
+
+from navarch_plan.plan import Action
+
+__all__ = ["Hooks"]
+
+
+class Hooks:
+    def action_start(self, action: Action) -> None:
+        """An action was handed to a worker."""
+
+    def action_progress(self, action: Action, message: str) -> None:
+        """Something worth telling happened inside an action (e.g. waiting to boot)."""
+
+    def action_done(self, action: Action) -> None:
+        """The action completed and its result is durable in state."""
+
+    def action_failed(self, action: Action, error: BaseException) -> None:
+        """The action failed; state holds exactly what exists."""
+
+    def action_skipped(self, action: Action, because: str) -> None:
+        """The action was not started because something it depends on failed."""

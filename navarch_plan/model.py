@@ -1,0 +1,144 @@
+"""Plain data shared by every layer: nodes as clouds report them, requests, offers.
+
+Everything here is a frozen dataclass or an enum and does no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+__all__ = [
+    "InstanceType",
+    "Node",
+    "NodeStatus",
+    "ProvisionRequest",
+    "LABEL_WORKSPACE",
+    "LABEL_ADDRESS",
+    "LABEL_SPEC",
+    "RESERVED_LABEL_PREFIX",
+    "address_from_label",
+    "address_to_label",
+    "pool_address",
+    "named_address",
+    "parse_address",
+]
+
+
+class NodeStatus(StrEnum):
+    """The five statuses every provider maps its own vocabulary onto."""
+
+    PROVISIONING = "provisioning"
+    RUNNING = "running"
+    UNHEALTHY = "unhealthy"
+    TERMINATING = "terminating"
+    TERMINATED = "terminated"
+
+    @property
+    def is_alive(self) -> bool:
+        return self in (NodeStatus.PROVISIONING, NodeStatus.RUNNING)
+
+
+def _frozen_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType(dict(labels or {}))
+
+
+@dataclass(frozen=True)
+class Node:
+    """One instance as a provider sees it."""
+
+    id: str
+    provider: str
+    region: str
+    instance_type: str
+    status: NodeStatus
+    zone: str = ""
+    name: str = ""
+    ip_address: str = ""
+    gpu_count: int = 0
+    gpu_type: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", NodeStatus(self.status))
+        object.__setattr__(self, "labels", _frozen_labels(self.labels))
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    name: str
+    instance_type: str
+    region: str
+    zone: str = ""
+    ssh_key_names: tuple[str, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+    user_data: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))
+        object.__setattr__(self, "labels", _frozen_labels(self.labels))
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """One offer: a type with its GPUs, price and where it can be had."""
+
+    name: str
+    gpu_count: int
+    gpu_type: str
+    memory_gb: float
+    vcpus: int
+    price_per_hr: float | None
+    regions: tuple[str, ...] = ()
+    available: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regions", tuple(self.regions))
+
+
+# Ownership labels. Their values must satisfy the strictest label rules of the
+# clouds we support (GCP: lowercase letters, digits, '_' and '-', at most 63).
+LABEL_WORKSPACE = "navarch-workspace"
+LABEL_ADDRESS = "navarch-address"
+LABEL_SPEC = "navarch-spec"
+RESERVED_LABEL_PREFIX = "navarch-"
+
+NAME_PATTERN = r"[a-z][a-z0-9-]{0,29}"
+_POOL_ADDR = re.compile(rf"^pool\.({NAME_PATTERN})\[(\d+)\]$")
+_NAMED_ADDR = re.compile(rf"^node\.({NAME_PATTERN})$")
+_POOL_LABEL = re.compile(rf"^p_({NAME_PATTERN})_(\d+)$")
+_NAMED_LABEL = re.compile(rf"^n_({NAME_PATTERN})$")
+
+
+def pool_address(pool: str, index: int) -> str:
+    return f"pool.{pool}[{index}]"
+
+
+def named_address(name: str) -> str:
+    return f"node.{name}"
+
+
+def parse_address(address: str) -> tuple[str, str, int | None]:
+    """`pool.x[3]` -> ("pool", "x", 3); `node.y` -> ("node", "y", None)."""
+    if m := _POOL_ADDR.match(address):
+        return "pool", m.group(1), int(m.group(2))
+    if m := _NAMED_ADDR.match(address):
+        return "node", m.group(1), None
+    raise ValueError(f"not a node address: {address!r} (expected pool.NAME[INDEX] or node.NAME)")
+
+
+def address_to_label(address: str) -> str:
+    """Reversible within GCP label rules: names never contain '_', so '_' separates."""
+    kind, name, index = parse_address(address)
+    return f"p_{name}_{index}" if kind == "pool" else f"n_{name}"
+
+
+def address_from_label(value: str) -> str | None:
+    if m := _POOL_LABEL.match(value):
+        return pool_address(m.group(1), int(m.group(2)))
+    if m := _NAMED_LABEL.match(value):
+        return named_address(m.group(1))
+    return None

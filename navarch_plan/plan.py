@@ -1,0 +1,169 @@
+"""A plan is data: frozen dataclasses, a versioned JSON form, and its checksum.
+
+JSON format: `format_version` "MAJOR.MINOR"; a minor bump only adds fields (readers
+ignore unknown ones), a major bump breaks. Renderers work from the JSON form only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from navarch_plan.errors import PlanError
+
+__all__ = ["ActionKind", "Reason", "Action", "Drift", "Plan", "PLAN_FORMAT_VERSION",
+           "plan_from_json", "checksum_of"]
+
+PLAN_FORMAT_VERSION = "1.0"
+
+
+class ActionKind(StrEnum):
+    CREATE = "create"
+    REPLACE = "replace"
+    DELETE = "delete"
+    ADOPT = "adopt"  # an owned instance missing from state is recorded, no cloud call
+    FORGET = "forget"  # a state record whose instance is gone is dropped, no cloud call
+
+
+class Reason(StrEnum):
+    MISSING = "missing"
+    SPEC_CHANGED = "spec_changed"
+    UNHEALTHY = "unhealthy"
+    GONE = "gone"
+    DELETED_OUTSIDE = "deleted_outside"
+    ORPHAN_MATCHES = "orphan_matches"
+    ORPHAN = "orphan"
+    NOT_IN_CONFIG = "not_in_config"
+    SCALED_DOWN = "scaled_down"
+    REQUESTED = "requested"
+    DEPENDENCY_CHANGED = "dependency_changed"
+    DESTROY = "destroy"
+    DEPOSED = "deposed"  # the old half of a replacement that was interrupted
+
+
+@dataclass(frozen=True)
+class Action:
+    key: str  # unique in the plan: the address, or address#node-id for extra deletes
+    address: str
+    action: ActionKind
+    reason: Reason
+    group: str
+    provider: str
+    region: str
+    zone: str = ""
+    instance_type: str = ""
+    node_id: str = ""  # the existing instance a delete/replace/adopt acts on
+    name: str = ""  # the cloud name a create/replace will give its new instance
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+    changed: tuple[str, ...] = ()
+    detail: str = ""
+    replace_mode: str = "create_before_destroy"
+    cost_before: float | None = None
+    cost_after: float | None = None
+
+    @property
+    def calls_cloud(self) -> bool:
+        return self.action in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.DELETE)
+
+
+@dataclass(frozen=True)
+class Drift:
+    address: str
+    kind: str  # deleted_outside | unmanaged | status_changed | labels_changed | ...
+    detail: str
+    provider: str = ""
+    node_id: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    workspace: str
+    created_at: str
+    planned_against: dict[str, Any]
+    options: dict[str, Any]
+    actions: tuple[Action, ...]
+    edges: tuple[tuple[str, str], ...]  # (first, then): `then` waits for `first`
+    drift: tuple[Drift, ...] = ()
+    intents: tuple[dict[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+    unchanged: int = 0
+    cost: dict[str, Any] = field(default_factory=dict)
+    no_changes_reason: str = ""
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actions)
+
+    def summary(self) -> dict[str, int]:
+        counts = {kind.value: 0 for kind in ActionKind}
+        for action in self.actions:
+            counts[action.action.value] += 1
+        return {**counts, "unchanged": self.unchanged, "drift": len(self.drift)}
+
+    def to_json(self) -> dict[str, Any]:
+        body = {
+            "format_version": PLAN_FORMAT_VERSION,
+            "workspace": self.workspace,
+            "created_at": self.created_at,
+            "planned_against": self.planned_against,
+            "options": self.options,
+            "summary": self.summary(),
+            "cost": self.cost,
+            "no_changes_reason": self.no_changes_reason,
+            "warnings": list(self.warnings),
+            "actions": [_action_json(a) for a in self.actions],
+            "edges": [list(e) for e in self.edges],
+            "drift": [asdict(d) for d in self.drift],
+            "intents": [dict(i) for i in self.intents],
+        }
+        return {**body, "checksum": checksum_of(body)}
+
+
+def _action_json(action: Action) -> dict[str, Any]:
+    data = asdict(action)
+    data["action"] = action.action.value
+    data["reason"] = action.reason.value
+    data["changed"] = list(action.changed)
+    return data
+
+
+def checksum_of(body: dict[str, Any]) -> str:
+    canonical = json.dumps({k: v for k, v in body.items() if k != "checksum"},
+                           sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
+    """Read a saved plan; refuses other major versions and edited files."""
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise PlanError(f"{source} is not a navarch plan file")
+    major = str(data["format_version"]).split(".")[0]
+    if major != PLAN_FORMAT_VERSION.split(".")[0]:
+        raise PlanError(f"{source} has plan format {data['format_version']}; this navarch "
+                        f"reads {PLAN_FORMAT_VERSION.split('.')[0]}.x")
+    if data.get("checksum") != checksum_of(data):
+        raise PlanError(f"{source} was modified after it was written (checksum mismatch); "
+                        "make a new plan")
+    known = {f.name for f in fields(Action)}
+    try:
+        actions = tuple(
+            Action(**{**{k: v for k, v in a.items() if k in known},
+                      "action": ActionKind(a["action"]), "reason": Reason(a["reason"]),
+                      "changed": tuple(a.get("changed", ()))})
+            for a in data["actions"]
+        )
+        return Plan(
+            workspace=data["workspace"], created_at=data["created_at"],
+            planned_against=data["planned_against"], options=data["options"],
+            actions=actions, edges=tuple((a, b) for a, b in data["edges"]),
+            drift=tuple(Drift(**d) for d in data.get("drift", [])),
+            intents=tuple(data.get("intents", [])), warnings=tuple(data.get("warnings", [])),
+            unchanged=data["summary"].get("unchanged", 0), cost=data.get("cost", {}),
+            no_changes_reason=data.get("no_changes_reason", ""),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PlanError(f"{source} is not a valid plan file ({exc})") from None

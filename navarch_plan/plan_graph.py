@@ -1,0 +1,109 @@
+"""The plan's dependency graph and scoping (--target / --exclude). Pure.
+
+Edges say (first, then): `then` starts only after `first` succeeded.
+- creations and replacements wait for those of the groups they depend on;
+- deletions run in reverse: a group's nodes go only after its dependents' nodes went.
+Create-before-destroy inside one replacement, and per-pool disruption budgets, are
+the executor's business: they are not edges between actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from navarch_plan.desired import Group
+from navarch_plan.errors import PlanError
+from navarch_plan.plan import Action, ActionKind
+
+if TYPE_CHECKING:
+    from navarch_plan.planner import PlanOptions
+
+__all__ = ["build_edges", "scope_actions", "dependents_of", "dependencies_of"]
+
+_BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
+
+
+def build_edges(actions: Sequence[Action], groups: Mapping[str, Group]
+                ) -> tuple[tuple[str, str], ...]:
+    builds: dict[str, list[str]] = {}
+    deletes: dict[str, list[str]] = {}
+    for action in actions:
+        if action.action in _BUILDS:
+            builds.setdefault(action.group, []).append(action.key)
+        elif action.action == ActionKind.DELETE:
+            deletes.setdefault(action.group, []).append(action.key)
+    edges: list[tuple[str, str]] = []
+    for name, group in groups.items():
+        for dep in group.depends_on:
+            # Build dependencies first; delete dependents first.
+            edges += [(first, then) for first in builds.get(dep, [])
+                      for then in builds.get(name, [])]
+            edges += [(first, then) for first in deletes.get(name, [])
+                      for then in deletes.get(dep, [])]
+    return tuple(edges)
+
+
+def _closure(start: Iterable[str], step: Mapping[str, Iterable[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(step.get(name, ()))
+    return seen
+
+
+def dependencies_of(names: Iterable[str], groups: Mapping[str, Group]) -> set[str]:
+    return _closure(names, {n: g.depends_on for n, g in groups.items()})
+
+
+def dependents_of(names: Iterable[str], groups: Mapping[str, Group]) -> set[str]:
+    reverse: dict[str, list[str]] = {}
+    for name, group in groups.items():
+        for dep in group.depends_on:
+            reverse.setdefault(dep, []).append(name)
+    return _closure(names, reverse)
+
+
+def _matches(action: Action, selector: str) -> bool:
+    if action.address == selector or action.key == selector:
+        return True
+    return selector.startswith(("pool.", "node.")) and "[" not in selector and \
+        action.group == selector.split(".", 1)[1]
+
+
+def scope_actions(actions: list[Action], groups: Mapping[str, Group], options: PlanOptions
+                  ) -> tuple[list[Action], list[str]]:
+    """Keep what --target asks for plus its dependencies; drop --exclude and its
+    dependents. Returns the kept actions and the warnings a partial plan carries."""
+    warnings: list[str] = []
+    if options.target:
+        picked = [a for a in actions if any(_matches(a, t) for t in options.target)]
+        _check_selectors(options.target, actions, groups, "--target")
+        needed = dependencies_of({a.group for a in picked}, groups) - {a.group for a in picked}
+        picked_keys = {a.key for a in picked}
+        actions = [a for a in actions if a.key in picked_keys or
+                   (a.group in needed and a.action in _BUILDS)]
+        warnings.append("partial plan: only " + ", ".join(options.target) +
+                        " (and what it depends on) were considered; the rest may differ")
+    if options.exclude:
+        _check_selectors(options.exclude, actions, groups, "--exclude")
+        dropped_groups = dependents_of(
+            {a.group for a in actions if any(_matches(a, x) for x in options.exclude)}, groups)
+        actions = [a for a in actions if not any(_matches(a, x) for x in options.exclude)
+                   and not (a.group in dropped_groups and a.action in _BUILDS)]
+        warnings.append("partial plan: " + ", ".join(options.exclude) +
+                        " (and what depends on it) were left out")
+    return actions, warnings
+
+
+def _check_selectors(selectors: Sequence[str], actions: Sequence[Action],
+                     groups: Mapping[str, Group], flag: str) -> None:
+    for selector in selectors:
+        if not selector.startswith(("pool.", "node.")):
+            raise PlanError(f"{flag} {selector}: expected pool.NAME, pool.NAME[i] or node.NAME")
+        name = selector.split(".", 1)[1].split("[", 1)[0]
+        if name not in groups and not any(_matches(a, selector) for a in actions):
+            raise PlanError(f"{flag} {selector}: no such pool or node")

@@ -1,0 +1,396 @@
+"""The planner: desired + recorded + live -> Plan. Pure set arithmetic on addresses.
+
+It never calls a provider: the caller lists every provider once and passes the
+nodes in. Only instances whose navarch-workspace label equals this workspace are
+considered; everything else is invisible here, whatever it looks like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.errors import PlanError
+from navarch_plan.model import (
+    LABEL_ADDRESS,
+    LABEL_SPEC,
+    LABEL_WORKSPACE,
+    Node,
+    NodeStatus,
+    address_from_label,
+    parse_address,
+)
+from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason
+from navarch_plan.plan_graph import build_edges, scope_actions
+from navarch_plan.planner_checks import check_prevent_destroy, no_changes_reason, plan_cost
+from navarch_plan.state.model import NodeRecord, StateDoc
+
+__all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "owned_nodes",
+           "instance_name"]
+
+DEAD = (NodeStatus.TERMINATED, NodeStatus.TERMINATING)
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    destroy: bool = False
+    refresh_only: bool = False
+    replace: tuple[str, ...] = ()
+    target: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    workspace: str
+    desired: Mapping[str, DesiredNode]
+    groups: Mapping[str, Group]
+    state: StateDoc
+    live: Mapping[str, Sequence[Node]]  # every node each provider listed, by provider name
+    prices: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    config_hash: str = ""
+    created_at: str = ""
+
+
+def owned_nodes(live: Mapping[str, Sequence[Node]], workspace: str) -> dict[str, Node]:
+    return {n.id: n for nodes in live.values() for n in nodes
+            if n.labels.get(LABEL_WORKSPACE) == workspace}
+
+
+def live_fingerprint(owned: Mapping[str, Node]) -> str:
+    """Changes when owned instances appear, vanish, die or are relabelled; not when a
+    node merely finishes booting (provisioning -> running)."""
+    rows = sorted(
+        f"{n.provider}|{n.id}|{n.status not in DEAD and n.status != NodeStatus.UNHEALTHY}|"
+        f"{n.labels.get(LABEL_ADDRESS, '')}|{n.labels.get(LABEL_SPEC, '')}"
+        for n in owned.values()
+    )
+    return "sha256:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def instance_name(workspace: str, node: DesiredNode, suffix: str) -> str:
+    """`<workspace>-<pool>-<index>-<rand>`; within the strictest cloud limit (63)."""
+    base = f"{workspace}-{node.group}" + (f"-{node.index}" if node.index is not None else "")
+    return f"{base[:58].rstrip('-')}-{suffix}"
+
+
+def make_plan(inputs: PlanInputs, options: PlanOptions, suffix: Callable[[], str]) -> Plan:
+    planner = _Planner(inputs, options, suffix)
+    return planner.run()
+
+
+class _Planner:
+    def __init__(self, inputs: PlanInputs, options: PlanOptions,
+                 suffix: Callable[[], str]) -> None:
+        self.inputs, self.options, self.suffix = inputs, options, suffix
+        self.state = inputs.state
+        self.owned = owned_nodes(inputs.live, inputs.workspace)
+        self.desired = {} if options.destroy else dict(inputs.desired)
+        self.actions: dict[str, Action] = {}
+        self.drift: list[Drift] = []
+        self.filled: set[str] = set()  # desired addresses that keep or get a live node
+        self.unchanged = 0
+
+    def run(self) -> Plan:
+        self._check_inputs()
+        for address, record in self.state.nodes.items():
+            self._recorded(address, record)
+        for record in self.state.deposed.values():
+            self._deposed(record)
+        self._orphans()
+        for address, node in self.desired.items():
+            if address not in self.filled and address not in self.actions:
+                self._add(self._create(node, Reason.MISSING))
+        self._dependency_changes()
+        return self._finish()
+
+    def _check_inputs(self) -> None:
+        known = set(self.inputs.live)
+        for address, record in self.state.nodes.items():
+            if record.provider not in known:
+                raise PlanError(f"state holds {address} on provider {record.provider!r}, which "
+                                "the config no longer defines; add the provider back, or "
+                                f"remove the record with: navarch state rm {address}")
+        for address in self.options.replace:
+            if address not in self.state.nodes:
+                raise PlanError(f"--replace {address}: no such node in state")
+
+    # -- records in state ----------------------------------------------------------
+    def _recorded(self, address: str, record: NodeRecord) -> None:
+        live = self.owned.get(record.id)
+        wanted = self.desired.get(address)
+        if live is None:
+            self.drift.append(Drift(address, "deleted_outside", f"{record.id} no longer exists",
+                                    record.provider, record.id))
+            if wanted is None:
+                self._add(self._existing(ActionKind.FORGET, Reason.DELETED_OUTSIDE, address,
+                                         record, None))
+            else:
+                self._add(self._create(wanted, Reason.DELETED_OUTSIDE))
+            return
+        self._drift_of(address, record, live)
+        if wanted is None:
+            self._add(self._existing(ActionKind.DELETE, self._delete_reason(address), address,
+                                     record, live))
+            return
+        self.filled.add(address)
+        reason, changed = self._replace_reason(address, record, live, wanted)
+        if reason is None:
+            self.unchanged += 1
+        else:
+            self._add(self._replacement(wanted, record, live, reason, changed))
+
+    def _replace_reason(self, address: str, record: NodeRecord, live: Node,
+                        wanted: DesiredNode) -> tuple[Reason | None, tuple[str, ...]]:
+        if address in self.options.replace:
+            return Reason.REQUESTED, ()
+        if live.status in DEAD:
+            return Reason.GONE, ()
+        if live.status == NodeStatus.UNHEALTHY:
+            return Reason.UNHEALTHY, ()
+        if record.spec_hash != wanted.spec_hash:
+            keys = sorted(set(record.spec) | set(wanted.spec))
+            return Reason.SPEC_CHANGED, tuple(
+                k.removesuffix("_sha256") for k in keys if record.spec.get(k) != wanted.spec.get(k))
+        return None, ()
+
+    def _delete_reason(self, address: str) -> Reason:
+        if self.options.destroy:
+            return Reason.DESTROY
+        kind, name, index = parse_address(address)
+        group = self.inputs.groups.get(name)
+        if kind == "pool" and group is not None and group.kind == "pool" and index is not None \
+                and index >= group.count:
+            return Reason.SCALED_DOWN
+        return Reason.NOT_IN_CONFIG
+
+    def _drift_of(self, address: str, record: NodeRecord, live: Node) -> None:
+        def report(kind: str, detail: str) -> None:
+            self.drift.append(Drift(address, kind, detail, record.provider, record.id))
+
+        if live.status.value != record.status and not (
+                record.status == "provisioning" and live.status == NodeStatus.RUNNING):
+            report("status_changed", f"status {record.status} -> {live.status.value}")
+        if dict(live.labels) != record.labels:
+            keys = sorted(k for k in set(live.labels) | set(record.labels)
+                          if live.labels.get(k) != record.labels.get(k))
+            report("labels_changed", "labels changed outside navarch: " + ", ".join(keys))
+        for attr in ("instance_type", "region", "zone"):
+            was, now = getattr(record, attr), getattr(live, attr)
+            if was != now:
+                report(f"{attr}_changed", f"{attr} {was} -> {now}")
+
+    def _deposed(self, record: NodeRecord) -> None:
+        live = self.owned.get(record.id)
+        address = next((a for a, r in self.state.nodes.items() if r.id == record.id), "")
+        address = address or address_from_label(record.labels.get(LABEL_ADDRESS, "")) or "?"
+        kind = ActionKind.DELETE if live is not None and live.status not in DEAD \
+            else ActionKind.FORGET
+        self._add(self._existing(kind, Reason.DEPOSED, address, record, live,
+                                 key=f"{address}#{record.id}"))
+
+    # -- owned instances missing from state ------------------------------------------
+    def _orphans(self) -> None:
+        known = {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
+        for node in sorted(self.owned.values(), key=lambda n: (n.provider, n.name, n.id)):
+            if node.id in known or node.status in DEAD:
+                continue
+            address = address_from_label(node.labels.get(LABEL_ADDRESS, "")) or f"?{node.id}"
+            self.drift.append(Drift(address, "unmanaged", f"{node.id} ({node.name}) carries "
+                                    "this workspace's labels but is not in state",
+                                    node.provider, node.id))
+            wanted = self.desired.get(address)
+            if (wanted is not None and address not in self.filled
+                    and node.labels.get(LABEL_SPEC) == wanted.spec_hash
+                    and node.provider == wanted.provider and node.status == NodeStatus.RUNNING):
+                self.filled.add(address)
+                self.actions.pop(address, None)  # e.g. a create for a deleted_outside record
+                self._add(self._adoption(address, wanted, node))
+            else:
+                reason = Reason.DESTROY if self.options.destroy else Reason.ORPHAN
+                self._add(self._orphan_delete(address, node, reason))
+
+    # -- references ------------------------------------------------------------------
+    def _dependency_changes(self) -> None:
+        """Replace nodes whose referenced values will change, in dependency order so a
+        replacement propagates down a chain of references."""
+        by_group: dict[str, list[DesiredNode]] = {}
+        for node in self.desired.values():
+            if node.refs:
+                by_group.setdefault(node.group, []).append(node)
+        for group in _topological(self.inputs.groups):
+            for node in by_group.get(group, []):
+                address = node.address
+                if address in self.actions:
+                    continue
+                record = self.state.nodes.get(address)
+                if record is None:
+                    continue
+                if any(self._ref_changes(ref, record) for ref in node.refs):
+                    live = self.owned[record.id]
+                    self.unchanged -= 1
+                    self._add(self._replacement(node, record, live, Reason.DEPENDENCY_CHANGED,
+                                                ("user_data",)))
+
+    def _ref_changes(self, ref: Any, record: NodeRecord) -> bool:
+        target_action = self.actions.get(ref.address)
+        if target_action is not None and target_action.action in (ActionKind.CREATE,
+                                                                   ActionKind.REPLACE):
+            return True
+        target = self.state.nodes.get(ref.address)
+        if target_action is not None and target_action.action == ActionKind.ADOPT:
+            current = str(getattr(self.owned[target_action.node_id], ref.field, ""))
+        else:
+            current = target.field_value(ref.field) if target else ""
+        return record.ref_values.get(ref.text) != current
+
+    # -- building actions --------------------------------------------------------------
+    def _add(self, action: Action) -> None:
+        self.actions[action.key] = action
+
+    def _price(self, provider: str, instance_type: str) -> float | None:
+        return self.inputs.prices.get((provider, instance_type))
+
+    def _create(self, node: DesiredNode, reason: Reason) -> Action:
+        return Action(
+            key=node.address, address=node.address, action=ActionKind.CREATE, reason=reason,
+            group=node.group, provider=node.provider, region=node.region, zone=node.zone,
+            instance_type=node.instance_type,
+            name=instance_name(self.inputs.workspace, node, self.suffix()),
+            after=_after(node), replace_mode=self._replace_mode(node.group),
+            cost_after=self._price(node.provider, node.instance_type),
+            detail="the recorded instance was deleted outside navarch"
+            if reason == Reason.DELETED_OUTSIDE else "",
+        )
+
+    def _replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
+                     changed: tuple[str, ...]) -> Action:
+        create = self._create(node, reason)
+        return Action(**{
+            **create.__dict__, "action": ActionKind.REPLACE, "node_id": record.id,
+            "before": _before(record, live), "changed": changed,
+            "cost_before": self._price(record.provider, record.instance_type),
+            "detail": f"status {live.status.value}" if reason in (Reason.GONE,
+                                                                   Reason.UNHEALTHY) else "",
+        })
+
+    def _existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
+                  live: Node | None, key: str | None = None) -> Action:
+        group = parse_address(address)[1] if not address.startswith("?") else ""
+        return Action(
+            key=key or address, address=address, action=kind, reason=reason, group=group,
+            provider=record.provider, region=record.region, zone=record.zone,
+            instance_type=record.instance_type, node_id=record.id, name=record.name,
+            before=_before(record, live),
+            cost_before=self._price(record.provider, record.instance_type)
+            if kind == ActionKind.DELETE else None,
+        )
+
+    def _adoption(self, address: str, wanted: DesiredNode, node: Node) -> Action:
+        return Action(
+            key=address, address=address, action=ActionKind.ADOPT,
+            reason=Reason.ORPHAN_MATCHES, group=wanted.group, provider=node.provider,
+            region=node.region, zone=node.zone, instance_type=node.instance_type,
+            node_id=node.id, name=node.name, before=_live_before(node), after=_after(wanted),
+            detail="an owned instance matching the desired spec, not yet in state",
+        )
+
+    def _orphan_delete(self, address: str, node: Node, reason: Reason) -> Action:
+        group = "" if address.startswith("?") else parse_address(address)[1]
+        return Action(
+            key=f"{address}#{node.id}", address=address, action=ActionKind.DELETE,
+            reason=reason, group=group, provider=node.provider, region=node.region,
+            zone=node.zone, instance_type=node.instance_type, node_id=node.id, name=node.name,
+            before=_live_before(node), cost_before=self._price(node.provider, node.instance_type),
+            detail="owned by this workspace but not in state, and nothing desires it",
+        )
+
+    def _replace_mode(self, group: str) -> str:
+        g = self.inputs.groups.get(group)
+        return g.replace_mode if g else "create_before_destroy"
+
+    # -- finishing -----------------------------------------------------------------
+    def _finish(self) -> Plan:
+        actions = [] if self.options.refresh_only else list(self.actions.values())
+        actions, warnings = scope_actions(actions, self.inputs.groups, self.options)
+        check_prevent_destroy(actions, self.inputs.groups)
+        position = {name: i for i, name in enumerate(self.inputs.groups)}
+        actions.sort(key=lambda a: (position.get(a.group, len(position)), *_action_order(a)))
+        inputs, owned = self.inputs, self.owned
+        plan = Plan(
+            workspace=inputs.workspace, created_at=inputs.created_at,
+            planned_against={
+                "lineage": self.state.lineage, "serial": self.state.serial,
+                "live_fingerprint": live_fingerprint(owned), "config_hash": inputs.config_hash,
+            },
+            options=_options_json(self.options),
+            actions=tuple(actions), edges=build_edges(actions, inputs.groups),
+            drift=tuple(sorted(self.drift, key=lambda d: (d.address, d.kind))),
+            intents=tuple(self._intent_outcomes()), warnings=tuple(warnings),
+            unchanged=max(self.unchanged, 0),
+            cost=plan_cost(inputs, self.state, owned, self.desired),
+        )
+        return Plan(**{**plan.__dict__, "no_changes_reason": no_changes_reason(plan, self)})
+
+    def _intent_outcomes(self) -> list[dict[str, str]]:
+        names = {n.name: n for n in self.owned.values()}
+        out = []
+        for intent in self.state.intents.values():
+            found = names.get(intent.name)
+            outcome = (f"instance {found.id} exists: handled as an owned instance" if found
+                       else "no instance was created: the intent is dropped")
+            out.append({"address": intent.address, "name": intent.name, "outcome": outcome})
+        return out
+
+
+_ORDER = {ActionKind.DELETE: 2, ActionKind.FORGET: 3, ActionKind.ADOPT: 0,
+          ActionKind.CREATE: 1, ActionKind.REPLACE: 1}
+
+
+def _action_order(action: Action) -> tuple[Any, ...]:
+    kind, name, index = (("", action.address, -1) if action.address.startswith("?")
+                         else parse_address(action.address))
+    return (name, index if index is not None else -1, _ORDER[action.action], action.key)
+
+
+def _options_json(options: PlanOptions) -> dict[str, Any]:
+    return {"destroy": options.destroy, "refresh_only": options.refresh_only,
+            "replace": list(options.replace), "target": list(options.target),
+            "exclude": list(options.exclude)}
+
+
+def _after(node: DesiredNode) -> dict[str, Any]:
+    return {**dict(node.spec), "spec_hash": node.spec_hash,
+            "refs": [r.text for r in node.refs]}
+
+
+def _before(record: NodeRecord, live: Node | None) -> dict[str, Any]:
+    return {**record.spec, "id": record.id, "name": record.name,
+            "status": live.status.value if live else "missing", "ip_address": record.ip_address,
+            "spec_hash": record.spec_hash}
+
+
+def _live_before(node: Node) -> dict[str, Any]:
+    return {"id": node.id, "name": node.name, "provider": node.provider, "region": node.region,
+            "zone": node.zone, "instance_type": node.instance_type, "status": node.status.value,
+            "ip_address": node.ip_address, "spec_hash": node.labels.get(LABEL_SPEC, "")}
+
+
+def _topological(groups: Mapping[str, Group]) -> list[str]:
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in groups:
+            return
+        seen.add(name)
+        for dep in groups[name].depends_on:
+            visit(dep)
+        order.append(name)
+
+    for name in groups:
+        visit(name)
+    return order

@@ -1,0 +1,1 @@
+"""Providers: the fake cloud ships here; real clouds import their SDKs lazily."""

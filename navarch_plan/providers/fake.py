@@ -1,0 +1,245 @@
+"""The fake cloud: a real Provider with no cloud behind it, shipped like httpx's mock
+transport so users and tests can run every plan and apply offline.
+
+Its instances and its call log live in SQLite: in memory by default, or in a file
+(`path`) that separate `navarch` runs and tests share. Every call is one transaction,
+so a kill -9 leaves the file whole, and concurrent processes see each other's writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from navarch_plan.catalog import FAKE_CATALOG, FAKE_REGIONS
+from navarch_plan.errors import (
+    CapacityError,
+    InvalidRequestError,
+    ProviderError,
+    TransientError,
+)
+from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest
+
+__all__ = ["FakeProvider"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
+    region TEXT NOT NULL, zone TEXT NOT NULL, instance_type TEXT NOT NULL,
+    status TEXT NOT NULL, ip TEXT NOT NULL, labels TEXT NOT NULL, gpu_count INTEGER,
+    created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
+    address TEXT NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, ok INTEGER NOT NULL,
+    error TEXT NOT NULL, pid INTEGER NOT NULL);
+"""
+_TYPES = {t.name: t for t in FAKE_CATALOG}
+_COLUMNS = "id, name, region, zone, instance_type, status, ip, labels, gpu_count, ready_at"
+
+
+class FakeProvider:
+    """Provider, InstanceTypeLister and NodeGetter over a SQLite-backed fake cloud."""
+
+    def __init__(self, name: str = "fake", *, path: str | None = None, latency: float = 0.0,
+                 capacity: Mapping[str, int] | None = None, fail_rate: float = 0.0,
+                 seed: int | None = None, boot_time: float = 0.0,
+                 gpu_count: int | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.latency = latency
+        self.capacity = dict(capacity or {})
+        self.fail_rate = fail_rate
+        self.boot_time = boot_time
+        self.gpu_count = gpu_count
+        self._random = random.Random(seed)
+        self._random_lock = threading.Lock()
+        self._local = threading.local()
+        self._shared_lock = threading.Lock()  # in-memory mode: one connection for all threads
+        self._memory = (None if path else
+                        sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
+        (self._memory or self._conn()).executescript(_SCHEMA)
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any], env: Mapping[str, str]
+                    ) -> FakeProvider:
+        options = {k: cfg[k] for k in ("path", "latency", "capacity", "fail_rate", "seed",
+                                       "boot_time") if k in cfg}
+        return cls(name, **options)
+
+    # -- storage -----------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self.path is not None
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self._memory is not None:
+            with self._shared_lock, self._transaction(self._memory) as db:
+                yield db
+        else:
+            with self._transaction(self._conn()) as db:
+                yield db
+
+    @staticmethod
+    @contextmanager
+    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- the call wrapper ----------------------------------------------------------
+    def _call(self, op: str, target: str, address: str, effect: Any) -> Any:
+        """Latency, fault injection, the effect and the call log, as one transaction."""
+        started = time.time()
+        if self.latency:
+            time.sleep(self.latency)
+        error = self._injected_fault(op)
+        with self._tx() as db:
+            try:
+                if error:
+                    raise error
+                result = effect(db)
+            except ProviderError as exc:
+                # Logged and committed; raised once the transaction is closed.
+                self._log(db, op, target, address, started, exc)
+                failure = exc
+            else:
+                self._log(db, op, target, address, started, None)
+                return result
+        raise failure
+
+    def _injected_fault(self, op: str) -> TransientError | None:
+        if not self.fail_rate or op == "list":
+            return None
+        with self._random_lock:
+            hit = self._random.random() < self.fail_rate
+        return TransientError("injected fault", provider=self.name, code="fake/injected") if hit \
+            else None
+
+    def _log(self, db: sqlite3.Connection, op: str, target: str, address: str,
+             started: float, error: Exception | None) -> None:
+        db.execute(
+            "INSERT INTO calls (op, target, address, started, ended, ok, error, pid)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (op, target, address, started, time.time(), error is None,
+             str(error) if error else "", os.getpid()),
+        )
+
+    # -- Provider ------------------------------------------------------------------
+    def provision(self, req: ProvisionRequest) -> Node:
+        address = req.labels.get("navarch-address", "")
+        return self._call("provision", req.name, address, lambda db: self._insert(db, req))
+
+    def _insert(self, db: sqlite3.Connection, req: ProvisionRequest) -> Node:
+        offer = _TYPES.get(req.instance_type)
+        if offer is None:
+            raise InvalidRequestError(f"unknown instance type {req.instance_type!r}",
+                                      provider=self.name, region=req.region,
+                                      code="fake/unknown-type")
+        if req.region not in FAKE_REGIONS:
+            raise InvalidRequestError(f"unknown region {req.region!r}", provider=self.name,
+                                      region=req.region, code="fake/unknown-region")
+        limit = self.capacity.get(req.instance_type)
+        if limit is not None:
+            (used,) = db.execute("SELECT COUNT(*) FROM instances WHERE deleted = 0 AND "
+                                 "instance_type = ? AND status != 'terminated'",
+                                 (req.instance_type,)).fetchone()
+            if used >= limit:
+                raise CapacityError(f"no capacity for {req.instance_type}", provider=self.name,
+                                    region=req.region, code="fake/insufficient-capacity")
+        now = time.time()
+        node_id = "fake-" + uuid.uuid4().hex[:12]
+        cur = db.execute(
+            "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
+            " gpu_count, created, ready_at) VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?)",
+            (node_id, req.name, req.region, req.zone, req.instance_type,
+             json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time),
+        )
+        seq = cur.lastrowid or 0
+        ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
+        db.execute("UPDATE instances SET ip = ? WHERE seq = ?", (ip, seq))
+        return self._fetch(db, node_id)  # type: ignore[return-value]
+
+    def terminate(self, node_id: str) -> None:
+        def effect(db: sqlite3.Connection) -> None:
+            db.execute("UPDATE instances SET deleted = 1, status = 'terminated' WHERE id = ?",
+                       (node_id,))
+
+        self._call("terminate", node_id, self._address_of(node_id), effect)
+
+    def list(self) -> list[Node]:
+        def effect(db: sqlite3.Connection) -> list[Node]:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE deleted = 0 ORDER BY seq")
+            return [self._node(row) for row in rows]
+
+        return self._call("list", "*", "", effect)
+
+    def get(self, node_id: str) -> Node | None:
+        return self._call("get", node_id, "", lambda db: self._fetch(db, node_id))
+
+    def list_instance_types(self) -> list[InstanceType]:
+        return self._call("list_instance_types", "*", "", lambda db: list(FAKE_CATALOG))
+
+    # -- controls for tests and demos (what a cloud console would let you do) ------
+    def set_status(self, node_id: str, status: NodeStatus | str) -> None:
+        """Simulate a cloud-side change: a node turning unhealthy, preempted, ..."""
+        with self._tx() as db:
+            db.execute("UPDATE instances SET status = ?, ready_at = 0 WHERE id = ?",
+                       (NodeStatus(status).value, node_id))
+
+    def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE instances SET labels = ? WHERE id = ?",
+                       (json.dumps(dict(labels)), node_id))
+
+    def calls(self, op: str | None = None) -> list[dict[str, Any]]:
+        """The call log, oldest first: op, target, address, started, ended, ok, error, pid."""
+        with self._tx() as db:
+            db.row_factory = sqlite3.Row
+            try:
+                query = "SELECT * FROM calls" + (" WHERE op = ?" if op else "") + " ORDER BY seq"
+                return [dict(r) for r in db.execute(query, (op,) if op else ())]
+            finally:
+                db.row_factory = None
+
+    # -- helpers -------------------------------------------------------------------
+    def _address_of(self, node_id: str) -> str:
+        with self._tx() as db:
+            row = db.execute("SELECT labels FROM instances WHERE id = ?", (node_id,)).fetchone()
+        return json.loads(row[0]).get("navarch-address", "") if row else ""
+
+    def _fetch(self, db: sqlite3.Connection, node_id: str) -> Node | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ? AND deleted = 0",
+                         (node_id,)).fetchone()
+        return self._node(row) if row else None
+
+    def _node(self, row: tuple[Any, ...]) -> Node:
+        node_id, name, region, zone, itype, status, ip, labels, gpus, ready_at = row
+        if status == "provisioning" and time.time() >= ready_at:
+            status = "running"
+        offer = _TYPES.get(itype)
+        return Node(id=node_id, provider=self.name, region=region, zone=zone,
+                    instance_type=itype, status=NodeStatus(status), name=name,
+                    ip_address=ip if status != "provisioning" else "",
+                    gpu_count=gpus if gpus is not None else (offer.gpu_count if offer else 0),
+                    gpu_type=offer.gpu_type if offer else "", labels=json.loads(labels))
+

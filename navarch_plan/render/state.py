@@ -1,0 +1,29 @@
+"""The terminal rendering of state, from its JSON form."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render_state_text"]
+
+
+def render_state_text(state: dict[str, Any]) -> str:
+    nodes = state.get("nodes", {})
+    head = (f"Workspace {state['workspace']}, state serial {state['serial']}, "
+            f"lineage {state['lineage']}: {len(nodes)} node(s)")
+    if not nodes:
+        return head + "\n"
+    rows = [("ADDRESS", "ID", "WHERE", "TYPE", "STATUS", "IP")]
+    for address, n in sorted(nodes.items()):
+        where = f"{n['provider']}/{n['region']}" + (f"/{n['zone']}" if n["zone"] else "")
+        rows.append((address, n["id"], where, n["instance_type"], n["status"],
+                     n["ip_address"] or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in rows]
+    extra = []
+    if state.get("deposed"):
+        extra.append(f"{len(state['deposed'])} deposed node(s) awaiting termination")
+    if state.get("intents"):
+        extra.append(f"{len(state['intents'])} interrupted provision(s) to resolve")
+    return "\n".join([head, *lines, *extra]) + "\n"

@@ -1,0 +1,121 @@
+"""The terminal rendering of a plan, made from its JSON form only.
+
+Symbols follow Terraform: `+` create, `-` delete, `+/-` replace creating the new node
+first, `-/+` replace destroying first; and `<=` adopt (record an existing instance),
+`.` forget (drop a record whose instance is already gone).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from navarch_plan.desired import find_refs
+
+__all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money"]
+
+SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": "."}
+
+
+def symbol(action: dict[str, Any]) -> str:
+    if action["action"] == "replace":
+        return "-/+" if action["replace_mode"] == "destroy_before_create" else "+/-"
+    return SYMBOLS[action["action"]]
+
+
+def money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def summary_line(summary: dict[str, int]) -> str:
+    line = (f"Plan: {summary['create']} to add, {summary['replace']} to replace, "
+            f"{summary['delete']} to destroy")
+    extras = [f"{summary[k]} to {k}" for k in ("adopt", "forget") if summary.get(k)]
+    return line + (", " + ", ".join(extras) if extras else "") + "."
+
+
+def _fields(action: dict[str, Any], building: set[str]) -> list[str]:
+    before, after = action.get("before") or {}, action.get("after") or {}
+    lines = []
+    for name in action.get("changed", []):
+        key = "user_data_sha256" if name == "user_data" else name
+        was, now = before.get(key), after.get(key)
+        if name == "user_data":
+            lines.append("user_data: (changed)")
+        else:
+            lines.append(f"{name}: {_value(was)} -> {_value(now)}")
+    for text in after.get("refs", []):
+        if any(ref.address in building for ref in find_refs(text)):
+            lines.append(f"user_data: {text} = (known after apply)")
+    return lines
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def _action_lines(action: dict[str, Any], building: set[str]) -> list[str]:
+    where = f"{action['provider']}/{action['region']}" + (
+        f"/{action['zone']}" if action.get("zone") else "")
+    head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
+            f"({action['reason']})  {where}  {action['instance_type']}")
+    if action.get("node_id"):
+        head += f"  [{action['node_id']}]"
+    lines = [head]
+    if action.get("detail"):
+        lines.append(f"        {action['detail']}")
+    lines += [f"        {line}" for line in _fields(action, building)]
+    return lines
+
+
+def render_plan_text(plan: dict[str, Any]) -> str:
+    out: list[str] = []
+    for warning in plan["warnings"]:
+        out.append(f"Warning: {warning}")
+    if plan["drift"]:
+        out.append("Objects have changed outside of navarch:")
+        out += [f"  ! {d['address']}: {d['kind']}: {d['detail']}" for d in plan["drift"]]
+        out.append("")
+    for intent in plan["intents"]:
+        out.append(f"Interrupted provision of {intent['address']} ({intent['name']}): "
+                   f"{intent['outcome']}")
+    actions = plan["actions"]
+    if not actions:
+        out.append("No changes. Your infrastructure matches the configuration."
+                   if not plan["options"].get("refresh_only") else "No actions proposed.")
+        out.append(f"  ({plan['no_changes_reason']})")
+        return "\n".join(out) + "\n"
+    building = {a["address"] for a in actions if a["action"] in ("create", "replace")}
+    out.append("navarch will perform the following actions:")
+    group = None
+    for action in actions:
+        if action["group"] != group:
+            group = action["group"]
+            out.append(f"\n  # {_group_title(action)}")
+        out += _action_lines(action, building)
+    out.append("")
+    out.append(summary_line(plan["summary"]))
+    out.append(_cost_line(plan["cost"]))
+    return "\n".join(out) + "\n"
+
+
+def _group_title(action: dict[str, Any]) -> str:
+    address = action["address"]
+    if address.startswith("pool."):
+        return f"pool {action['group']}"
+    if address.startswith("node."):
+        return f"node {action['group']}"
+    return "instances with no address"
+
+
+def _cost_line(cost: dict[str, Any]) -> str:
+    if not cost:
+        return ""
+    prefix = "" if cost.get("complete", True) else "at least "
+    delta = cost["hourly_delta"]
+    sign = "+" if delta >= 0 else "-"
+    return (f"Hourly cost: {prefix}{money(cost['hourly_before'])} -> "
+            f"{prefix}{money(cost['hourly_after'])} ({sign}{money(abs(delta))}/h)")

@@ -1,0 +1,90 @@
+"""Hooks that turn apply progress into lines of text or JSON events.
+
+They write through an `emit` callable the CLI gives them, so the engine and these
+classes never print themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from navarch_plan.hooks import Hooks
+from navarch_plan.plan import Action
+
+__all__ = ["LineHooks", "JsonHooks"]
+
+Emit = Callable[[str], None]
+
+_VERBS = {"create": ("creating", "created"), "replace": ("replacing", "replaced"),
+          "delete": ("destroying", "destroyed"), "adopt": ("adopting", "adopted"),
+          "forget": ("forgetting", "forgot")}
+
+
+class LineHooks(Hooks):
+    """Plain progress lines, one per event."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self.emit(text)
+
+    def action_start(self, action: Action) -> None:
+        self._started[action.key] = time.monotonic()
+        where = f"{action.provider}/{action.region}"
+        self._line(f"{action.key}: {_VERBS[action.action.value][0]} on {where}...")
+
+    def action_progress(self, action: Action, message: str) -> None:
+        self._line(f"{action.key}: {message}")
+
+    def action_done(self, action: Action) -> None:
+        took = time.monotonic() - self._started.get(action.key, time.monotonic())
+        self._line(f"{action.key}: {_VERBS[action.action.value][1]} [{took:.1f}s]")
+
+    def action_failed(self, action: Action, error: BaseException) -> None:
+        self._line(f"{action.key}: FAILED: {error}")
+
+    def action_skipped(self, action: Action, because: str) -> None:
+        self._line(f"{action.key}: skipped ({because})")
+
+
+class JsonHooks(Hooks):
+    """One JSON object per line: apply_start, apply_progress, apply_complete,
+    apply_errored, apply_skipped."""
+
+    def __init__(self, emit: Emit) -> None:
+        self.emit = emit
+        self._lock = threading.Lock()
+
+    def event(self, kind: str, action: Action | None = None, **fields: object) -> None:
+        body: dict[str, object] = {"type": kind,
+                                   "at": datetime.now(UTC).isoformat(timespec="milliseconds")}
+        if action is not None:
+            body.update(address=action.address, key=action.key, action=action.action.value,
+                        reason=action.reason.value, provider=action.provider,
+                        region=action.region)
+        body.update(fields)
+        with self._lock:
+            self.emit(json.dumps(body, sort_keys=True))
+
+    def action_start(self, action: Action) -> None:
+        self.event("apply_start", action)
+
+    def action_progress(self, action: Action, message: str) -> None:
+        self.event("apply_progress", action, message=message)
+
+    def action_done(self, action: Action) -> None:
+        self.event("apply_complete", action)
+
+    def action_failed(self, action: Action, error: BaseException) -> None:
+        self.event("apply_errored", action, error=str(error))
+
+    def action_skipped(self, action: Action, because: str) -> None:
+        self.event("apply_skipped", action, because=because)

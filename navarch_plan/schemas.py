@@ -1,0 +1,30 @@
+"""The JSON Schemas in `schemas/`: one source of truth, shipped as package data.
+
+An installed wheel carries them as `navarch_plan/schemas/` (hatch force-include);
+a source checkout (editable install, tests) reads the top-level `schemas/` folder.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["load_schema", "validator"]
+
+_PACKAGED = Path(__file__).parent / "schemas"
+_SOURCE = Path(__file__).parent.parent / "schemas"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    folder = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+    return json.loads((folder / f"{name}.schema.json").read_text())
+
+
+@cache
+def validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(load_schema(name))

@@ -1,0 +1,130 @@
+"""The state document: what navarch created, by address. Pure data and its versioned form.
+
+Journal operations are applied here too, so the store (files) and the replay
+(loading) share one definition of what each operation means.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from navarch_plan.errors import StateError
+
+__all__ = ["FORMAT_VERSION", "NodeRecord", "Intent", "StateDoc", "upgrade"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    id: str
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    name: str
+    spec: dict[str, Any]
+    spec_hash: str
+    status: str
+    ip_address: str
+    labels: dict[str, str]
+    created_at: str
+    ref_values: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> NodeRecord:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def field_value(self, name: str) -> str:
+        return str(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class Intent:
+    """Written before a Provision call: if we crash, the next plan knows what to look for."""
+
+    id: str
+    address: str
+    provider: str
+    region: str
+    name: str
+    started_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class StateDoc:
+    lineage: str
+    workspace: str
+    serial: int = 0
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    deposed: dict[str, NodeRecord] = field(default_factory=dict)  # by node id
+    intents: dict[str, Intent] = field(default_factory=dict)  # by intent id
+
+    @classmethod
+    def new(cls, workspace: str, lineage: str | None = None) -> StateDoc:
+        return cls(lineage=lineage or str(uuid.uuid4()), workspace=workspace)
+
+    def content(self) -> dict[str, Any]:
+        """Everything but the serial: equal content means no new snapshot is due."""
+        return {
+            "lineage": self.lineage,
+            "workspace": self.workspace,
+            "nodes": {a: r.to_json() for a, r in sorted(self.nodes.items())},
+            "deposed": {i: r.to_json() for i, r in sorted(self.deposed.items())},
+            "intents": [i.to_json() for i in self.intents.values()],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format_version": FORMAT_VERSION, "serial": self.serial, **self.content()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StateDoc:
+        data = upgrade(data)
+        return cls(
+            lineage=data["lineage"],
+            workspace=data["workspace"],
+            serial=data["serial"],
+            nodes={a: NodeRecord.from_json(r) for a, r in data["nodes"].items()},
+            deposed={i: NodeRecord.from_json(r) for i, r in data.get("deposed", {}).items()},
+            intents={i["id"]: Intent(**i) for i in data.get("intents", [])},
+        )
+
+    def apply_op(self, op: dict[str, Any]) -> None:
+        """One journal operation. Unknown operations are refused, never skipped."""
+        kind = op["op"]
+        if kind == "intent":
+            self.intents[op["intent"]["id"]] = Intent(**op["intent"])
+        elif kind == "intent_done":
+            self.intents.pop(op["id"], None)
+        elif kind == "put":
+            self.nodes[op["address"]] = NodeRecord.from_json(op["record"])
+        elif kind == "remove":
+            self.nodes.pop(op["address"], None)
+        elif kind == "depose":
+            record = self.nodes.pop(op["address"], None)
+            if record is not None:
+                self.deposed[record.id] = record
+        elif kind == "forget_deposed":
+            self.deposed.pop(op["id"], None)
+        else:
+            raise StateError(f"unknown journal operation {kind!r}")
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older format up to FORMAT_VERSION; refuse newer ones."""
+    version = data.get("format_version")
+    if not isinstance(version, int):
+        raise StateError("state has no format_version: not a navarch-plan state file")
+    if version > FORMAT_VERSION:
+        raise StateError(f"state format {version} was written by a newer navarch-plan "
+                         f"(this one reads up to {FORMAT_VERSION}); upgrade navarch-plan")
+    # Format 1 is the first; later versions add their steps here, oldest first.
+    return data

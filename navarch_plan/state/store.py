@@ -1,0 +1,198 @@
+"""The local state store: a JSON snapshot plus an fsynced append-only journal.
+
+Invariants:
+- every recorded operation is on disk (journal line + fsync) before `record` returns,
+  so state is durable after every action at a cost independent of fleet size;
+- the snapshot is only ever replaced atomically (temp file, fsync, rename), after the
+  previous one was copied to `.backup`;
+- the journal's first line names the snapshot (lineage, serial) it applies to, so a
+  journal left behind by a crash after compaction is recognised and discarded;
+- a torn last journal line (killed mid-write) is ignored; a bad line elsewhere is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from typing import Any
+
+from navarch_plan.errors import StateError
+from navarch_plan.schemas import validator
+from navarch_plan.state.lock import FileLock, LockInfo
+from navarch_plan.state.model import StateDoc
+
+__all__ = ["LocalStateStore"]
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStateStore:
+    def __init__(self, path: str, workspace: str) -> None:
+        self.path = path
+        self.workspace = workspace
+        self.journal_path = path + ".journal"
+        self.backup_path = path + ".backup"
+        self.doc: StateDoc | None = None
+        self._lock = FileLock(path)
+        self._mutex = threading.Lock()
+        self._journal: Any = None
+        self._snapshot_content: dict[str, Any] | None = None
+        self._recorded = False  # anything recorded since load (or found in the journal)
+
+    # -- locking -----------------------------------------------------------------
+    def lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
+        return self._lock.acquire(operation, timeout)
+
+    def unlock(self) -> None:
+        self.close_journal()
+        self._lock.release()
+
+    # -- reading -----------------------------------------------------------------
+    def load(self) -> StateDoc:
+        """Snapshot with the journal replayed over it; a new empty doc if none exists."""
+        doc = self._read_snapshot()
+        self._snapshot_content = doc.content() if doc else None
+        # A first run killed before its first snapshot leaves only a journal: its
+        # lineage is the state's.
+        doc = doc or StateDoc.new(self.workspace, self._journal_lineage())
+        for op in self._read_journal(doc):
+            doc.apply_op(op)
+            self._recorded = True
+        self.doc = doc
+        return doc
+
+    def exists(self) -> bool:
+        return os.path.exists(self.path) or os.path.exists(self.journal_path)
+
+    def _read_snapshot(self) -> StateDoc | None:
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            version_ok = data.get("format_version", 0) <= 1
+            if version_ok:
+                errors = sorted(validator("state").iter_errors(data), key=str)
+                if errors:
+                    raise ValueError(errors[0].message)
+            doc = StateDoc.from_json(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StateError(self._corrupt(f"is not a valid state file ({exc})")) from None
+        if doc.workspace != self.workspace:
+            raise StateError(f"{self.path} belongs to workspace {doc.workspace!r}, not "
+                             f"{self.workspace!r}; point state.path at this workspace's file")
+        return doc
+
+    def _corrupt(self, what: str) -> str:
+        backup = (f"; the previous version is {self.backup_path}: inspect it, then copy it "
+                  f"over {self.path} to restore" if os.path.exists(self.backup_path) else "")
+        return f"{self.path} {what}{backup}. Nothing was changed"
+
+    def _journal_lineage(self) -> str | None:
+        try:
+            with open(self.journal_path, "rb") as f:
+                return json.loads(f.readline()).get("lineage")
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _read_journal(self, doc: StateDoc) -> list[dict[str, Any]]:
+        try:
+            with open(self.journal_path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return []
+        # Text after the last newline is a write torn by a crash: never acknowledged.
+        complete = raw.split(b"\n")[:-1]
+        ops = []
+        for number, line in enumerate(complete, 1):
+            try:
+                ops.append(json.loads(line))
+            except ValueError:
+                raise StateError(f"{self.journal_path} line {number} is corrupt; "
+                                 f"{self.path} itself is intact. Nothing was changed") from None
+        if not ops:
+            return []
+        head = ops[0]
+        if head.get("op") != "begin" or head.get("lineage") != doc.lineage:
+            raise StateError(f"{self.journal_path} does not belong to {self.path} "
+                             "(different lineage). Nothing was changed")
+        if head.get("serial") != doc.serial:
+            return []  # compacted already: the snapshot holds these operations
+        return ops[1:]
+
+    # -- writing -----------------------------------------------------------------
+    def record(self, op: dict[str, Any]) -> None:
+        """Apply one operation and make it durable before returning. Thread-safe."""
+        line = (json.dumps(op, separators=(",", ":")) + "\n").encode()
+        with self._mutex:
+            assert self.doc is not None, "load() before record()"
+            self.doc.apply_op(op)
+            self._recorded = True
+            journal = self._open_journal()
+            journal.write(line)
+            journal.flush()
+            os.fsync(journal.fileno())
+
+    def _open_journal(self) -> Any:
+        if self._journal is None:
+            assert self.doc is not None
+            fresh = not os.path.exists(self.journal_path)
+            os.makedirs(os.path.dirname(self.journal_path) or ".", exist_ok=True)
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._journal = os.fdopen(fd, "ab")
+            if fresh:
+                head = {"op": "begin", "lineage": self.doc.lineage, "serial": self.doc.serial}
+                self._journal.write((json.dumps(head) + "\n").encode())
+        return self._journal
+
+    def close_journal(self) -> None:
+        with self._mutex:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+
+    def compact(self) -> bool:
+        """Fold the journal into a new snapshot; True when a new serial was written."""
+        assert self.doc is not None
+        self.close_journal()
+        # A run that recorded nothing over a missing snapshot leaves no file behind.
+        unborn = self._snapshot_content is None and not self._recorded
+        changed = not unborn and self.doc.content() != self._snapshot_content
+        if changed:
+            self.doc.serial += 1
+            self._write_snapshot(self.doc.to_json())
+            self._snapshot_content = self.doc.content()
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+        return changed
+
+    def _write_snapshot(self, data: dict[str, Any]) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        if os.path.exists(self.path):
+            shutil.copyfile(self.path, self.backup_path)
+            os.chmod(self.backup_path, 0o600)
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(self.path)
+
+    def replace_doc(self, doc: StateDoc) -> None:
+        """For state surgery: the next compact() writes `doc` as the new snapshot."""
+        self.doc = doc
