@@ -19,7 +19,9 @@ from navarch_plan.errors import ConfigError
 from navarch_plan.schemas import validator
 from navarch_plan.yamlpos import Path, Positions, load_yaml, path_str
 
-__all__ = ["Config", "ProviderConfig", "StateConfig", "parse_config"]
+__all__ = ["Config", "ProviderConfig", "StateConfig", "parse_config", "BUILTIN_TYPES"]
+
+BUILTIN_TYPES = frozenset({"fake", "lambda", "gcp", "aws"})
 
 NOT_SUPPORTED_YET = {
     "strategy": "pool strategies",
@@ -71,7 +73,8 @@ class _Ctx:
 
 
 def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
-                 base_dir: str = ".") -> Config:
+                 base_dir: str = ".", known_types: frozenset[str] = BUILTIN_TYPES) -> Config:
+    """`known_types`: provider types that exist (the CLI adds installed plugins)."""
     data, positions = load_yaml(text, file, env)
     ctx = _Ctx(file, positions)
     if not isinstance(data, dict):
@@ -85,7 +88,7 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
-    groups, desired = build_desired(data, providers, ctx)
+    groups, desired = build_desired(data, providers, ctx, known_types)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Config(
         file=file,

@@ -19,7 +19,12 @@ MAX_TOTAL_NODES = 100_000
 
 
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
-                  ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+                  known_types: frozenset[str]) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+    for name, provider in providers.items():
+        if provider.type not in known_types:
+            known = ", ".join(sorted(known_types))
+            raise ctx.error(("providers", name, "type"),
+                            f"unknown provider type {provider.type!r} (known: {known})")
     specs = _group_specs(data, ctx)
     total = sum(spec.get("nodes", 1) for _, _, spec in specs)
     if total > MAX_TOTAL_NODES:
@@ -88,7 +93,9 @@ def _group(kind: str, name: str, spec: dict[str, Any], provider: str, ref_deps: 
         if dep not in counts:
             raise ctx.error((*path, "depends_on", i), f"depends_on names unknown pool or node "
                             f"{dep!r}")
-    if name in depends_on or name in ref_deps:
+    if name in ref_deps:
+        raise ctx.error((*path, "user_data"), f"{name} cannot refer to itself")
+    if name in depends_on:
         raise ctx.error((*path, "depends_on"), f"{name} cannot depend on itself")
     lifecycle = spec.get("lifecycle", {})
     return Group(

@@ -20,7 +20,7 @@ from navarch_plan.model import Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
 from navarch_plan.providers.base import InstanceTypeLister, Provider
-from navarch_plan.providers.registry import build_provider
+from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.store import LocalStateStore
 
@@ -42,7 +42,7 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path) from None
     base_dir = os.path.dirname(path) or "."
-    return parse_config(text, path, os.environ if env is None else env, base_dir)
+    return parse_config(text, path, os.environ if env is None else env, base_dir, known_types())
 
 
 class Engine:
@@ -106,6 +106,9 @@ class Engine:
         doc = self.store.doc
         assert doc is not None
         against = plan.planned_against
+        if not self.store.exists() and doc.serial == 0:
+            # State not yet born has no identity: it takes the one the plan was made with.
+            doc.lineage = against["lineage"]
         if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:
             raise StalePlanError(f"{source} does not match the given state (it was planned for "
                                  f"lineage {against['lineage']}, state has {doc.lineage})")

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS instances (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
     region TEXT NOT NULL, zone TEXT NOT NULL, instance_type TEXT NOT NULL,
     status TEXT NOT NULL, ip TEXT NOT NULL, labels TEXT NOT NULL, gpu_count INTEGER,
-    created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0);
+    created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+    user_data TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
@@ -170,9 +171,11 @@ class FakeProvider:
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
             "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
-            " gpu_count, created, ready_at) VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?)",
+            " gpu_count, created, ready_at, user_data)"
+            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?)",
             (node_id, req.name, req.region, req.zone, req.instance_type,
-             json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time),
+             json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time,
+             req.user_data),
         )
         seq = cur.lastrowid or 0
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
@@ -210,6 +213,12 @@ class FakeProvider:
         with self._tx() as db:
             db.execute("UPDATE instances SET labels = ? WHERE id = ?",
                        (json.dumps(dict(labels)), node_id))
+
+    def user_data(self, node_id: str) -> str:
+        """What the instance was booted with, as its cloud-init would see it."""
+        with self._tx() as db:
+            row = db.execute("SELECT user_data FROM instances WHERE id = ?", (node_id,)).fetchone()
+        return row[0] if row else ""
 
     def calls(self, op: str | None = None) -> list[dict[str, Any]]:
         """The call log, oldest first: op, target, address, started, ended, ok, error, pid."""

@@ -16,7 +16,7 @@ from navarch_plan.providers.base import Provider
 if TYPE_CHECKING:
     from navarch_plan.config import ProviderConfig
 
-__all__ = ["BUILTIN_TYPES", "provider_class", "build_provider"]
+__all__ = ["BUILTIN_TYPES", "provider_class", "build_provider", "known_types"]
 
 BUILTIN_TYPES = {
     "fake": "navarch_plan.providers.fake:FakeProvider",
@@ -25,6 +25,11 @@ BUILTIN_TYPES = {
     "aws": "navarch_plan.providers.aws:AwsProvider",
 }
 EXTRA = {"lambda": "lambda", "gcp": "gcp", "aws": "aws"}
+
+
+def known_types() -> frozenset[str]:
+    return frozenset({*BUILTIN_TYPES, *(ep.name for ep in
+                                        entry_points(group="navarch_plan.providers"))})
 
 
 def provider_class(type_name: str) -> Any:

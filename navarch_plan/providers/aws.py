@@ -1,0 +1,321 @@
+"""AWS EC2 provider: boto3 calls, typed errors, and a launch that never happens twice.
+
+This module imports boto3 at the top; the package imports it only when a config uses aws.
+
+Launch safety. RunInstances is not idempotent by itself and botocore does not fill in a
+ClientToken for it, so (1) every launch carries a deterministic ClientToken, (2) the launch
+client makes exactly one attempt (botocore would otherwise retry the HTTP 500 that EC2 uses
+for InsufficientInstanceCapacity), and (3) when a launch ends in a timeout, a dropped
+connection or a 5xx, the instance is looked up by its Name tag before anyone concludes that
+it does not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    SSOError,
+    TokenRetrievalError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from navarch_plan.errors import (
+    AuthError,
+    ConfigError,
+    InvalidRequestError,
+    ProviderError,
+    TransientError,
+)
+from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, NodeStatus, ProvisionRequest
+from navarch_plan.providers.aws_catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
+
+__all__ = ["AwsProvider"]
+
+# One attempt only: a botocore retry of RunInstances after an ambiguous failure is a blind
+# relaunch. Every other call is read-only or idempotent, so standard retries are safe.
+_LAUNCH_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1},
+                        user_agent_extra="navarch-plan")
+_CALL_CONFIG = Config(retries={"mode": "standard"}, user_agent_extra="navarch-plan")
+
+# Terminated instances stay visible for about an hour; listing them would only add noise.
+_LISTED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
+# Codes meaning "no instance with that id here"; Malformed: no instance can have that id.
+_ABSENT = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
+
+_CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError,
+                      TokenRetrievalError, SSOError)
+_TRANSPORT_ERRORS = (HTTPClientError, BotoConnectionError)  # timeouts, resets, no route
+
+
+def _provider_error(exc: ClientError | BotoCoreError, provider: str, region: str,
+                    what: str) -> ProviderError:
+    """The typed error for a botocore failure; capacity codes win over their HTTP 500."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code") or "Unknown"
+        cloud_message = error.get("Message") or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        cls = next((c for codes, c in ERROR_CLASSES if code in codes),
+                   TransientError if status >= 500 else InvalidRequestError)
+    else:
+        code, cloud_message = type(exc).__name__, str(exc)
+        cls = (AuthError if isinstance(exc, _CREDENTIAL_ERRORS)
+               else TransientError if isinstance(exc, _TRANSPORT_ERRORS)
+               else InvalidRequestError)  # e.g. ParamValidationError: our request is wrong
+    return cls(f"{what}: {cloud_message}", provider=provider, region=region, code=code,
+               cloud_message=cloud_message)
+
+
+def client_token(req: ProvisionRequest, region: str) -> str:
+    """Deterministic RunInstances token (<= 64 ASCII chars) for this request.
+
+    A retry of the same request gets the same token, so EC2 returns the first launch instead
+    of making a second. Zone, type and region are part of it so that a failover attempt under
+    the same name is a new request, not an IdempotentParameterMismatch.
+    """
+    basis = "\0".join((req.name, region, req.zone, req.instance_type))
+    return "navarch-" + hashlib.sha256(basis.encode()).hexdigest()[:48]
+
+
+class AwsProvider:
+    """EC2 instances in a fixed set of regions.
+
+    `image_id` is one AMI id, or a mapping region -> AMI id (AMIs are regional). EC2 takes a
+    single key pair: the first of the request's `ssh_key_names` is used, else `key_name`.
+    Credentials come from boto3's usual chain; nothing secret is configured here.
+    """
+
+    #: Lookups by Name tag after a launch whose outcome is unknown, and the pause between
+    #: them (EC2's describe is eventually consistent right after a launch).
+    launch_lookup_attempts: int = 3
+    launch_lookup_delay: float = 2.0
+    #: describe_instances page size (EC2 accepts 5..1000; it counts reservations).
+    page_size: int = 1000
+
+    def __init__(self, name: str, region: str, *, image_id: str | Mapping[str, str],
+                 key_name: str = "", regions: Sequence[str] = (),
+                 endpoint_url: str | None = None, subnet_id: str = "",
+                 security_group_ids: Sequence[str] = (), session: Any = None) -> None:
+        self.name = name
+        self.region = region
+        self.regions: tuple[str, ...] = tuple(dict.fromkeys([region, *regions]))
+        self.image_id = image_id
+        self.key_name = key_name
+        self.endpoint_url = endpoint_url
+        self.subnet_id = subnet_id
+        self.security_group_ids = tuple(security_group_ids)
+        # boto3 sessions are not thread-safe, their clients are: clients are made under a lock.
+        self._session = session if session is not None else boto3.session.Session()
+        self._clients: dict[tuple[str, bool], Any] = {}
+        self._lock = threading.Lock()
+        # instance id -> region (ids do not say); list() threads write distinct keys, which
+        # the GIL makes safe without the lock.
+        self._region_of: dict[str, str] = {}
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any],
+                    env: Mapping[str, str]) -> AwsProvider:
+        """Build from `{type: aws, region, image_id, ...}`. `env` is unused: credentials are
+        boto3's business (environment, profile, instance role), never the config's."""
+        for key in ("region", "image_id"):
+            if not cfg.get(key):
+                raise ConfigError(f"aws provider {name!r} needs {key!r}",
+                                  path=f"providers.{name}.{key}")
+        return cls(name, cfg["region"], image_id=cfg["image_id"],
+                   key_name=cfg.get("key_name", ""), regions=tuple(cfg.get("regions", ())),
+                   endpoint_url=cfg.get("endpoint_url") or None,
+                   subnet_id=cfg.get("subnet_id", ""),
+                   security_group_ids=tuple(cfg.get("security_group_ids", ())))
+
+    # -- clients -------------------------------------------------------------------------
+
+    def client(self, region: str) -> Any:
+        """The EC2 client for every call but RunInstances (standard retries)."""
+        return self._client(region, launch=False)
+
+    def launch_client(self, region: str) -> Any:
+        """The EC2 client RunInstances goes through: one attempt, no botocore retry.
+        Public so that callers and tests can hook its event system."""
+        return self._client(region, launch=True)
+
+    def _client(self, region: str, launch: bool) -> Any:
+        with self._lock:
+            key = (region, launch)
+            if key not in self._clients:
+                self._clients[key] = self._session.client(
+                    "ec2", region_name=region, endpoint_url=self.endpoint_url,
+                    config=_LAUNCH_CONFIG if launch else _CALL_CONFIG)
+            return self._clients[key]
+
+    @contextmanager
+    def _translating(self, region: str, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            raise _provider_error(exc, self.name, region, what) from exc
+
+    # -- Provider ------------------------------------------------------------------------
+
+    def provision(self, req: ProvisionRequest) -> Node:
+        region = req.region or self.region
+        if region not in self.regions:
+            # list() would never see it: the instance would leak and be created again.
+            raise InvalidRequestError(
+                f"region {region} is not one of this provider's regions {list(self.regions)}",
+                provider=self.name, region=region, code="RegionNotConfigured")
+        params = self._launch_params(req, region)
+        what = f"launching {req.instance_type} {req.name!r}"
+        try:
+            with self._translating(region, what):
+                reply = self.launch_client(region).run_instances(**params)
+        except TransientError as exc:
+            return self._recover_launch(req, region, exc)
+        instance = reply["Instances"][0]
+        # Not every EC2 answer echoes the tags it applied; the request's tags are the truth.
+        instance = {**instance, "Tags": instance.get("Tags") or
+                    params["TagSpecifications"][0]["Tags"]}
+        node = self._node(instance, region)
+        self._region_of[node.id] = region
+        return node
+
+    def _launch_params(self, req: ProvisionRequest, region: str) -> dict[str, Any]:
+        tags = [{"Key": k, "Value": v} for k, v in req.labels.items() if k != "Name"]
+        tags.append({"Key": "Name", "Value": req.name})
+        params: dict[str, Any] = {
+            "ImageId": self._image_for(region), "InstanceType": req.instance_type,
+            "MinCount": 1, "MaxCount": 1, "ClientToken": client_token(req, region),
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        }
+        if req.zone:
+            params["Placement"] = {"AvailabilityZone": req.zone}
+        if key := (req.ssh_key_names[0] if req.ssh_key_names else self.key_name):
+            params["KeyName"] = key
+        if req.user_data:
+            params["UserData"] = req.user_data  # botocore base64-encodes it
+        if self.subnet_id:
+            params["SubnetId"] = self.subnet_id
+        if self.security_group_ids:
+            params["SecurityGroupIds"] = list(self.security_group_ids)
+        return params
+
+    def _image_for(self, region: str) -> str:
+        if isinstance(self.image_id, str):
+            return self.image_id
+        if image := self.image_id.get(region):
+            return image
+        raise InvalidRequestError(f"no image_id configured for region {region}",
+                                  provider=self.name, region=region, code="NoImageForRegion")
+
+    def _recover_launch(self, req: ProvisionRequest, region: str,
+                        failure: TransientError) -> Node:
+        """The launch may have happened although its answer was lost: look, never relaunch."""
+        for attempt in range(max(1, self.launch_lookup_attempts)):
+            if attempt:
+                time.sleep(self.launch_lookup_delay)
+            try:
+                found = self._describe(region, [{"Name": "tag:Name", "Values": [req.name]},
+                                                {"Name": "instance-state-name",
+                                                 "Values": list(_LISTED_STATES)}])
+            except ProviderError:
+                continue  # the lookup failing proves nothing either way
+            if found:
+                return found[0]
+        raise TransientError(
+            f"{failure.message}; outcome unknown: no instance named {req.name!r} found "
+            "(a retry of this same request reuses its ClientToken)",
+            provider=self.name, region=region, code=failure.code,
+            cloud_message=failure.cloud_message) from failure
+
+    def list(self) -> list[Node]:
+        """Owned-looking instances (tag key navarch-workspace) in every region, or an error:
+        a partial listing would make missing nodes look deleted."""
+        filters = [{"Name": "tag-key", "Values": [LABEL_WORKSPACE]},
+                   {"Name": "instance-state-name", "Values": list(_LISTED_STATES)}]
+        if len(self.regions) == 1:
+            return self._describe(self.region, filters)
+        with ThreadPoolExecutor(max_workers=min(8, len(self.regions))) as pool:
+            per_region = pool.map(lambda region: self._describe(region, filters), self.regions)
+            return [node for nodes in per_region for node in nodes]
+
+    def _describe(self, region: str, filters: list[dict[str, Any]]) -> list[Node]:
+        with self._translating(region, "listing instances"):
+            pages = self.client(region).get_paginator("describe_instances").paginate(
+                Filters=filters, PaginationConfig={"PageSize": self.page_size})
+            instances = [i for page in pages for r in page["Reservations"]
+                         for i in r["Instances"]]
+        nodes = [self._node(i, region) for i in instances]
+        self._region_of.update((n.id, region) for n in nodes)
+        return nodes
+
+    def get(self, node_id: str) -> Node | None:
+        """The node wherever it is (terminated ones too, while EC2 still shows them)."""
+        for region in self._search_order(node_id):
+            try:
+                with self._translating(region, f"describing {node_id}"):
+                    reply = self.client(region).describe_instances(InstanceIds=[node_id])
+            except ProviderError as exc:
+                if exc.code in _ABSENT:
+                    continue
+                raise
+            instances = [i for r in reply["Reservations"] for i in r["Instances"]]
+            if instances:
+                self._region_of[node_id] = region
+                return self._node(instances[0], region)
+        return None
+
+    def terminate(self, node_id: str) -> None:
+        """Idempotent: an id found in no region is already gone, which is success."""
+        for region in self._search_order(node_id):
+            try:
+                with self._translating(region, f"terminating {node_id}"):
+                    self.client(region).terminate_instances(InstanceIds=[node_id])
+            except ProviderError as exc:
+                if exc.code in _ABSENT:
+                    continue
+                raise
+            self._region_of[node_id] = region
+            return
+
+    def _search_order(self, node_id: str) -> list[str]:
+        known = self._region_of.get(node_id)
+        return ([known] if known else []) + [r for r in self.regions if r != known]
+
+    # -- InstanceTypeLister --------------------------------------------------------------
+
+    def list_instance_types(self) -> list[InstanceType]:
+        """The built-in GPU table (approximate us-east-1 on-demand prices, see aws_catalog);
+        EC2 has no cheap "is there capacity" call, so every offer says available."""
+        return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,
+                             memory_gb=s.memory_gb, vcpus=s.vcpus, price_per_hr=s.price_per_hr,
+                             regions=self.regions)
+                for name, s in GPU_TYPES.items()]
+
+    def _node(self, instance: Mapping[str, Any], region: str) -> Node:
+        tags = {t["Key"]: t["Value"] for t in instance.get("Tags") or ()}
+        shape = GPU_TYPES.get(instance["InstanceType"])
+        return Node(
+            id=instance["InstanceId"], provider=self.name, region=region,
+            instance_type=instance["InstanceType"],
+            status=EC2_STATUS.get(instance["State"]["Name"], NodeStatus.UNHEALTHY),
+            zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
+            name=tags.get("Name", ""),
+            ip_address=instance.get("PublicIpAddress") or instance.get("PrivateIpAddress") or "",
+            gpu_count=shape.gpu_count if shape else 0,
+            gpu_type=shape.gpu_type if shape else "",
+            labels={k: v for k, v in tags.items() if k != "Name" and not k.startswith("aws:")},
+        )

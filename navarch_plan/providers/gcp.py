@@ -1,0 +1,344 @@
+"""Google Compute Engine provider, on google-cloud-compute's REST client.
+
+Node ids are ``"{zone}/{instance name}"`` (e.g. ``us-central1-a/research-head-0-x7k2``),
+not GCE's numeric id: every per-instance call (get, delete) is addressed by zone and name,
+and ``terminate(node_id)`` / ``get(node_id)`` must work from the id alone.
+
+Waiting: inserts and deletes return a zone operation, which we wait for through our own
+``ZoneOperationsClient`` built with the same endpoint and credentials. The library's
+``ExtendedOperation.result()`` polls through a client it builds itself, which ignores a
+custom ``api_endpoint`` (so tests against a local server would poll the real API).
+
+Idempotency: every insert carries ``requestId = uuid5(project/zone/name)``, so a retried
+insert of the same name in the same zone returns the original operation, and a name that
+already exists (HTTP 409) returns the existing instance. A consequence worth knowing: GCE
+remembers a requestId for a while, so re-inserting the same name in the same zone soon
+after a stock-out returns the old failed operation; callers retry capacity elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+from google.api_core import retry as gretry
+from google.api_core.client_options import ClientOptions
+from google.auth import exceptions as auth_exc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import compute_v1
+
+from navarch_plan.errors import (
+    AuthError,
+    CapacityError,
+    ConfigError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    RateLimitError,
+    TransientError,
+)
+from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, ProvisionRequest
+from navarch_plan.providers import gcp_catalog as catalog
+
+__all__ = ["GcpProvider"]
+
+# A public Deep Learning VM image family with CUDA 12.4 and the NVIDIA driver installer;
+# overridable per provider (`image:` in the config) with any image or family path.
+DEFAULT_IMAGE = ("projects/deeplearning-platform-release/global/images/family/"
+                 "common-cu124-debian-11-py310")
+
+_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+_REQUEST_NS = uuid.UUID("5f0c3f7e-2a4b-4d0e-9c51-6e1d8a2b7c40")  # fixed: ids must be stable
+_CALL_TIMEOUT = 60.0  # seconds per HTTP call (not per operation)
+# Reads retry briefly on 503/504/429; the library's default keeps trying for 10 minutes,
+# which would stall a whole plan. Writes are not retried here: the executor decides.
+_READ_RETRY = gretry.Retry(
+    initial=0.2, maximum=5.0, multiplier=2.0, timeout=30.0,
+    predicate=gretry.if_exception_type(
+        gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests),
+)
+
+
+def _ip_of(inst: Any) -> str:
+    for nic in inst.network_interfaces:
+        for ac in nic.access_configs:
+            if ac.nat_i_p:
+                return ac.nat_i_p
+    return inst.network_interfaces[0].network_i_p if inst.network_interfaces else ""
+
+
+class GcpProvider:
+    """Provider, InstanceTypeLister and NodeGetter for Compute Engine."""
+
+    def __init__(self, name: str, project: str, *, zones: Sequence[str] = (),
+                 endpoint: str | None = None, credentials: Any = None,
+                 image: str = DEFAULT_IMAGE, disk_gb: int = 200,
+                 operation_timeout: float = 600, poll_interval: float = 2.0) -> None:
+        self.name, self.project = name, project
+        self.zones = tuple(zones)  # fallback zones for requests that name only a region
+        self.endpoint, self.image, self.disk_gb = endpoint, image, disk_gb
+        self.operation_timeout, self.poll_interval = operation_timeout, poll_interval
+        self._credentials = credentials
+        self._lock = threading.Lock()
+        self._ic: Any = None
+        self._zo: Any = None
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any],
+                    env: Mapping[str, str]) -> GcpProvider:
+        # `env` is unused: google-auth reads GOOGLE_APPLICATION_CREDENTIALS itself.
+        if not cfg.get("project"):
+            raise ConfigError("a gcp provider needs `project`", path=f"providers.{name}")
+        mode = cfg.get("credentials", "default")
+        if mode not in ("default", "anonymous"):
+            raise ConfigError(f"credentials must be 'default' or 'anonymous', not {mode!r}",
+                              path=f"providers.{name}.credentials")
+        kwargs: dict[str, Any] = {
+            "zones": tuple(cfg.get("zones", ())), "endpoint": cfg.get("endpoint"),
+            "credentials": AnonymousCredentials() if mode == "anonymous" else None,
+        }
+        for key in ("image", "disk_gb", "operation_timeout", "poll_interval"):
+            if key in cfg:
+                kwargs[key] = cfg[key]
+        return cls(name, str(cfg["project"]), **kwargs)
+
+    def _clients(self) -> tuple[Any, Any]:
+        # Built on first use, so constructing the provider (validate, plan rendering)
+        # needs no credentials; credentials=None means application-default credentials.
+        with self._lock, self._errors():
+            if self._ic is None:
+                opts = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
+                kw = {"credentials": self._credentials, "client_options": opts,
+                      "transport": "rest"}
+                self._zo = compute_v1.ZoneOperationsClient(**kw)
+                self._ic = compute_v1.InstancesClient(**kw)
+            return self._ic, self._zo
+
+    # -- errors ---------------------------------------------------------------------
+
+    def _err(self, cls: type[ProviderError], message: str, region: str, code: str,
+             **extra: Any) -> ProviderError:
+        return cls(message, provider=self.name, region=region, code=code,
+                   cloud_message=message, **extra)
+
+    def _classify(self, status: int, reasons: set[str], message: str, code: str,
+                  region: str, *, retry_after: float | None = None,
+                  quota_names: str = "") -> ProviderError:
+        if capacity := next((r for r in reasons if r in catalog.CAPACITY_CODES), ""):
+            return self._err(CapacityError, message, region, capacity)
+        if "quotaExceeded" in reasons or "QUOTA_EXCEEDED" in reasons:
+            # SkyPilot's rule: GPUS_ALL_REGIONS is project-wide, other quotas regional.
+            wide = "GPUS_ALL_REGIONS" in f"{message} {quota_names}".upper()
+            return self._err(QuotaError, message, region, code, provider_wide=wide)
+        if status == 429 or reasons & _RATE_REASONS:
+            return self._err(RateLimitError, message, region, code, retry_after=retry_after)
+        if status in (401, 403):
+            return self._err(AuthError, message, region, code)
+        if status == 404:
+            return self._err(NotFoundError, message, region, code)
+        if status in (400, 412, 413):
+            return self._err(InvalidRequestError, message, region, code)
+        if status in (0, 409) or status >= 500:
+            # 0: no HTTP status at all; 409 outside insert: another operation is in
+            # flight on the resource, which settles on its own.
+            return self._err(TransientError, message, region, code)
+        return self._err(ProviderError, message, region, code)
+
+    def _from_http(self, exc: gexc.GoogleAPICallError, region: str) -> ProviderError:
+        errs = [e for e in exc.errors if isinstance(e, dict)]
+        reasons = {str(e.get("reason", "")) for e in errs} | {exc.reason or ""}
+        message = next((str(e["message"]) for e in errs if e.get("message")), exc.message)
+        status = int(exc.code or 0)
+        code = next((r for r in (e.get("reason") for e in errs) if r), "") or f"HTTP_{status}"
+        retry_after = None
+        if exc.response is not None:
+            header = getattr(exc.response, "headers", {}).get("Retry-After", "")
+            retry_after = float(header) if header.replace(".", "", 1).isdigit() else None
+        return self._classify(status, reasons, message, code, region, retry_after=retry_after)
+
+    def _from_operation(self, op: Any, zone: str) -> ProviderError:
+        errs = list(op.error.errors)
+        codes = [e.code for e in errs if e.code]
+        message = "; ".join(e.message for e in errs if e.message)
+        message = message or op.http_error_message or f"operation {op.name} failed"
+        # Quota names (GPUS_ALL_REGIONS) may sit only in the structured details.
+        quota_names = " ".join(d.quota_info.metric_name + " " + d.quota_info.limit_name
+                               for e in errs for d in e.error_details)
+        code = codes[0] if codes else f"HTTP_{op.http_error_status_code}"
+        return self._classify(op.http_error_status_code, set(codes), message, code,
+                              catalog.region_of(zone), quota_names=quota_names)
+
+    @contextmanager
+    def _errors(self, zone: str = "") -> Iterator[None]:
+        """Turn client, auth and transport exceptions into the typed ProviderErrors."""
+        region = catalog.region_of(zone) if zone else ""
+        try:
+            yield
+        except gexc.GoogleAPICallError as e:
+            raise self._from_http(e, region) from e
+        except gexc.RetryError as e:
+            raise self._err(TransientError, str(e), region, "RETRY_EXHAUSTED") from e
+        except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as e:
+            raise self._err(AuthError, f"credentials missing or refused: {e}", region,
+                            "CREDENTIALS") from e
+        except (requests.RequestException, auth_exc.TransportError) as e:
+            raise self._err(TransientError, str(e), region, type(e).__name__) from e
+
+    # -- operations -----------------------------------------------------------------
+
+    def _wait(self, op: Any, zone: str) -> None:
+        """Wait for a zone operation to be DONE, then raise its error if it has one."""
+        _, zo = self._clients()
+        deadline = time.monotonic() + self.operation_timeout
+        while op.status != compute_v1.Operation.Status.DONE:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._err(TransientError, f"operation {op.name} not done after "
+                                f"{self.operation_timeout:g}s (it may still complete)",
+                                catalog.region_of(zone), "OPERATION_TIMEOUT")
+            started = time.monotonic()
+            try:
+                # Server-side long poll (up to ~2 min), so the HTTP timeout is longer.
+                op = zo.wait(project=self.project, zone=zone, operation=op.name,
+                             retry=_READ_RETRY, timeout=min(remaining + 5.0, 150.0))
+            except requests.Timeout:
+                continue
+            # `wait` is best effort and may return at once; don't spin on it.
+            if op.status != compute_v1.Operation.Status.DONE:
+                time.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
+        if op.error.errors or op.http_error_status_code >= 400:
+            raise self._from_operation(op, zone)
+
+    # -- Provider -------------------------------------------------------------------
+
+    def _zone_for(self, req: ProvisionRequest) -> str:
+        zone = req.zone.strip() or next(
+            (z for z in self.zones if catalog.region_of(z) == req.region), "")
+        if not zone:
+            raise self._err(InvalidRequestError, "GCP needs a zone (e.g. us-central1-a) "
+                            f"for {req.name}", req.region, "ZONE_REQUIRED")
+        if req.region and catalog.region_of(zone) != req.region:
+            raise self._err(InvalidRequestError, f"zone {zone} is not in region "
+                            f"{req.region}", req.region, "ZONE_REGION_MISMATCH")
+        return zone
+
+    def _instance_resource(self, req: ProvisionRequest, zone: str) -> Any:
+        try:
+            machine, accel, count = catalog.parse_instance_type(req.instance_type)
+        except ValueError as e:
+            raise self._err(InvalidRequestError, str(e), catalog.region_of(zone),
+                            "INVALID_INSTANCE_TYPE") from e
+        # The DLVM images install the NVIDIA driver at first boot when asked to.
+        items = [compute_v1.Items(key="install-nvidia-driver", value="True")]
+        if req.user_data:
+            items.append(compute_v1.Items(key="startup-script", value=req.user_data))
+        if req.ssh_key_names:
+            # GCE wants `user:PUBLIC-KEY-MATERIAL` lines; navarch only has key *names*
+            # (as Lambda uses them), passed as given for images/agents that resolve them.
+            keys = "\n".join(f"navarch:{k}" for k in req.ssh_key_names)
+            items.append(compute_v1.Items(key="ssh-keys", value=keys))
+        disk = compute_v1.AttachedDiskInitializeParams(
+            source_image=self.image, disk_size_gb=self.disk_gb,
+            disk_type=f"zones/{zone}/diskTypes/{catalog.boot_disk_type(machine)}")
+        return compute_v1.Instance(
+            name=req.name,
+            machine_type=f"zones/{zone}/machineTypes/{machine}",
+            labels=catalog.sanitize_labels(req.labels),
+            # GPUs cannot live-migrate: the API refuses MIGRATE for GPU VMs.
+            scheduling=compute_v1.Scheduling(on_host_maintenance="TERMINATE",
+                                             automatic_restart=True),
+            disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True,
+                                           initialize_params=disk)],
+            network_interfaces=[compute_v1.NetworkInterface(
+                network="global/networks/default",
+                access_configs=[compute_v1.AccessConfig(name="External NAT",
+                                                        type_="ONE_TO_ONE_NAT")])],
+            metadata=compute_v1.Metadata(items=items),
+            guest_accelerators=[compute_v1.AcceleratorConfig(
+                accelerator_type=f"zones/{zone}/acceleratorTypes/{accel}",
+                accelerator_count=count)] if accel else [],
+        )
+
+    def provision(self, req: ProvisionRequest) -> Node:
+        zone = self._zone_for(req)
+        request = compute_v1.InsertInstanceRequest(
+            project=self.project, zone=zone, instance_resource=self._instance_resource(req, zone),
+            request_id=str(uuid.uuid5(_REQUEST_NS, f"{self.project}/{zone}/{req.name}")))
+        ic, _ = self._clients()
+        with self._errors(zone):
+            try:
+                op = ic.insert_unary(request=request, timeout=_CALL_TIMEOUT)
+            except gexc.Conflict:
+                op = None  # the name exists: an earlier attempt got through
+            if op is not None:
+                self._wait(op, zone)
+            inst = ic.get(project=self.project, zone=zone, instance=req.name,
+                          retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
+        return self._to_node(inst)
+
+    def _split_id(self, node_id: str) -> tuple[str, str]:
+        zone, _, name = node_id.partition("/")
+        if not zone or not name or "/" in name:
+            raise self._err(InvalidRequestError, f"bad GCP node id {node_id!r} "
+                            "(expected ZONE/INSTANCE_NAME)", "", "INVALID_NODE_ID")
+        return zone, name
+
+    def terminate(self, node_id: str) -> None:
+        zone, name = self._split_id(node_id)
+        ic, _ = self._clients()
+        try:
+            with self._errors(zone):
+                try:
+                    op = ic.delete_unary(project=self.project, zone=zone, instance=name,
+                                         timeout=_CALL_TIMEOUT)
+                except gexc.NotFound:
+                    return  # already gone: success
+                self._wait(op, zone)
+        except NotFoundError:
+            return  # deleted by someone else while our operation ran
+
+    def get(self, node_id: str) -> Node | None:
+        zone, name = self._split_id(node_id)
+        ic, _ = self._clients()
+        with self._errors(zone):
+            try:
+                inst = ic.get(project=self.project, zone=zone, instance=name,
+                              retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
+            except gexc.NotFound:
+                return None
+        return self._to_node(inst)
+
+    def list(self) -> list[Node]:
+        """Every instance with a navarch-workspace label, in all zones of the project."""
+        ic, _ = self._clients()
+        request = compute_v1.AggregatedListInstancesRequest(
+            project=self.project, filter=f"labels.{LABEL_WORKSPACE}:*")
+        nodes: list[Node] = []
+        with self._errors():
+            for _scope, scoped in ic.aggregated_list(request=request, retry=_READ_RETRY,
+                                                     timeout=_CALL_TIMEOUT):
+                nodes.extend(self._to_node(inst) for inst in scoped.instances)
+        return nodes
+
+    def list_instance_types(self) -> list[InstanceType]:
+        return catalog.instance_types()
+
+    def _to_node(self, inst: Any) -> Node:
+        zone = inst.zone.rsplit("/", 1)[-1]
+        machine = inst.machine_type.rsplit("/", 1)[-1]
+        accels = [(a.accelerator_type, a.accelerator_count) for a in inst.guest_accelerators]
+        itype, gpu_count, gpu_type = catalog.gpu_info(machine, accels)
+        return Node(
+            id=f"{zone}/{inst.name}", provider=self.name, region=catalog.region_of(zone),
+            zone=zone, name=inst.name, instance_type=itype,
+            status=catalog.node_status(inst.status),
+            ip_address=_ip_of(inst), gpu_count=gpu_count, gpu_type=gpu_type,
+            labels=dict(inst.labels),
+        )

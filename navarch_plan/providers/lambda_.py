@@ -1,0 +1,401 @@
+"""Lambda Cloud provider: the public REST API v1 over a sync httpx client.
+
+Wire facts (shared/reference/cloud-apis.md, section 1): Bearer auth; replies wrapped in
+{"data": ...} or {"error": {"code", "message", "suggestion"}}; one instance per launch call;
+launches limited to about one per 12 s per account; no idempotency token on launch, so a
+launch is never retried blindly: after a timeout or 5xx we look for the instance by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from navarch_plan.errors import (
+    AuthError,
+    CapacityError,
+    InvalidRequestError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    RateLimitError,
+    TransientError,
+)
+from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest
+
+__all__ = ["LambdaProvider"]
+
+DEFAULT_BASE_URL = "https://cloud.lambda.ai/api/v1"
+# The longest we sleep before a retry. A longer Retry-After goes back to the caller, which
+# can schedule other work instead of parking a thread.
+_MAX_WAIT = 60.0
+
+_STATUS = {"booting": NodeStatus.PROVISIONING, "active": NodeStatus.RUNNING,
+           "unhealthy": NodeStatus.UNHEALTHY, "terminating": NodeStatus.TERMINATING,
+           "terminated": NodeStatus.TERMINATED, "preempted": NodeStatus.TERMINATED}
+
+# The spec says to match on `code`, never on the message.
+_ERRORS: dict[str, type[ProviderError]] = {
+    "instance-operations/launch/insufficient-capacity": CapacityError,
+    "global/quota-exceeded": QuotaError,
+    "global/invalid-api-key": AuthError,
+    "global/account-inactive": AuthError,
+    "global/invalid-address": AuthError,
+    "global/object-does-not-exist": NotFoundError,
+    "global/invalid-parameters": InvalidRequestError,
+}
+
+_GPU = re.compile(r"^\s*(?:\d+x\s+)?(?:NVIDIA\s+)?([^(]*?)\s*(?:\(|$)")
+# Lambda's tag rules (launch spec); checked here so a bad label costs no launch slot.
+_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
+
+
+class _LaunchPacer:
+    """Spaces the launches of one account. Lambda counts launches per account, so every
+    provider object of this process using the same key shares one pacer."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = -math.inf
+
+    def wait(self, interval: float) -> None:
+        """Reserve the next slot under the lock, then sleep outside it, so waiting threads
+        keep their order without holding the lock while they sleep."""
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._last + interval)
+            self._last = slot
+        if slot > now:
+            time.sleep(slot - now)
+
+
+_PACERS: dict[str, _LaunchPacer] = {}
+_PACERS_LOCK = threading.Lock()
+
+
+def _pacer_for(api_key: str) -> _LaunchPacer:
+    """Keyed by a hash so the registry never holds the key itself."""
+    account = hashlib.sha256(api_key.encode()).hexdigest()
+    with _PACERS_LOCK:
+        return _PACERS.setdefault(account, _LaunchPacer())
+
+
+def _gpu_type(description: Any) -> str:
+    """"H100 (80 GB PCIe)" -> "H100": the model name without memory and form factor."""
+    match = _GPU.match(str(description or ""))
+    return match.group(1) if match else ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds or an HTTP date; anything else counts as absent."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _json(resp: httpx.Response) -> Any:
+    """The body as JSON, or None: error bodies (429s above all) may be empty or HTML."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+class LambdaProvider:
+    """Provider, InstanceTypeLister and NodeGetter for Lambda Cloud."""
+
+    def __init__(self, name: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
+                 launch_interval: float = 12.0, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None, max_retries: int = 4,
+                 backoff_base: float = 1.0) -> None:
+        if not api_key:
+            raise AuthError("no Lambda Cloud API key given", provider=name)
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.launch_interval = float(launch_interval)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self._pacer = _pacer_for(api_key)
+        # The key lives only in the client's headers, which httpx masks in its reprs.
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            follow_redirects=False,  # a redirected POST is unsafe; make base_url explicit
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
+
+    @classmethod
+    def from_config(cls, name: str, cfg: Mapping[str, Any],
+                    env: Mapping[str, str]) -> LambdaProvider:
+        """Secrets come only from the environment variable the config names."""
+        var = cfg.get("api_key_env")
+        if not var:
+            raise AuthError("the provider config needs api_key_env (the name of the "
+                            "environment variable holding the API key)", provider=name)
+        key = env.get(var)
+        if not key:
+            raise AuthError(f"environment variable {var} is not set; it must hold the "
+                            "Lambda Cloud API key", provider=name)
+        opts: dict[str, Any] = {"base_url": cfg.get("base_url", DEFAULT_BASE_URL)}
+        for opt in ("launch_interval", "timeout"):
+            if cfg.get(opt) is not None:
+                opts[opt] = float(cfg[opt])
+        return cls(name, key, **opts)
+
+    def __repr__(self) -> str:
+        return f"LambdaProvider(name={self.name!r}, base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> LambdaProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the Provider protocol ------------------------------------------------------------
+
+    def provision(self, req: ProvisionRequest) -> Node:
+        body = self._launch_body(req)
+        try:
+            data = self._launch(body, req.region)
+            instance_id = str(data["instance_ids"][0])
+        except TransientError as exc:
+            return self._recover_launch(req, exc)
+        except (KeyError, IndexError, TypeError):
+            bad = TransientError("launch reply carried no instance id", provider=self.name,
+                                 region=req.region, code="bad-response")
+            return self._recover_launch(req, bad)
+        return self._after_launch(req, instance_id)
+
+    def terminate(self, node_id: str) -> None:
+        """Idempotent. The cloud's answer for an id that is gone is not pinned down by the
+        spec, so a refusal is checked against the instance itself before it is raised."""
+        body = {"instance_ids": [node_id]}
+        try:
+            self._request("POST", "/instance-operations/terminate", body)
+        except NotFoundError:
+            return
+        except InvalidRequestError:
+            node = self.get(node_id)
+            if node is None or node.status in (NodeStatus.TERMINATED, NodeStatus.TERMINATING):
+                return
+            raise
+
+    def list(self) -> list[Node]:
+        """Every instance of the account; the caller filters by ownership labels."""
+        data = self._request("GET", "/instances")
+        if not isinstance(data, list):
+            raise TransientError("GET /instances did not return a list", provider=self.name,
+                                 code="bad-response")
+        return [self._node(item) for item in data]
+
+    def get(self, node_id: str) -> Node | None:
+        if not node_id:
+            return None
+        try:
+            data = self._request("GET", f"/instances/{quote(node_id, safe='')}")
+        except NotFoundError:
+            return None
+        return self._node(data)
+
+    def list_instance_types(self) -> list[InstanceType]:
+        data = self._request("GET", "/instance-types")
+        if not isinstance(data, Mapping):
+            raise TransientError("GET /instance-types did not return a mapping",
+                                 provider=self.name, code="bad-response")
+        return [self._offer(key, entry) for key, entry in sorted(data.items())]
+
+    # -- launching ------------------------------------------------------------------------
+
+    def _launch_body(self, req: ProvisionRequest) -> dict[str, Any]:
+        """Checks what Lambda would refuse, before any HTTP call or launch slot is spent."""
+        def invalid(message: str) -> InvalidRequestError:
+            return InvalidRequestError(message, provider=self.name, region=req.region,
+                                       code="navarch/invalid-request")
+        if len(req.ssh_key_names) != 1:
+            raise invalid("Lambda Cloud needs exactly one SSH key per instance, "
+                          f"got {len(req.ssh_key_names)}")
+        if req.zone:
+            raise invalid(f"Lambda Cloud has no zones (got zone {req.zone!r})")
+        for key, value in req.labels.items():
+            if len(key) > 55 or not _TAG_KEY.match(key) or len(value) > 128:
+                raise invalid(f"label {key}={value!r} breaks Lambda's tag rules "
+                              "(key ^[a-z][a-z0-9-:]+$ up to 55 chars, value up to 128)")
+        body: dict[str, Any] = {"region_name": req.region,
+                                "instance_type_name": req.instance_type,
+                                "ssh_key_names": [req.ssh_key_names[0]]}
+        if req.name:
+            body["name"] = req.name
+        if req.labels:
+            body["tags"] = [{"key": k, "value": v} for k, v in sorted(req.labels.items())]
+        if req.user_data:
+            body["user_data"] = req.user_data
+        return body
+
+    def _launch(self, body: dict[str, Any], region: str) -> Any:
+        """Paced; retried only after a 429, which means nothing was created."""
+        def once() -> Any:
+            self._pacer.wait(self.launch_interval)
+            return self._send("POST", "/instance-operations/launch", body, region)
+        return self._retrying(once, (RateLimitError,))
+
+    def _recover_launch(self, req: ProvisionRequest, cause: TransientError) -> Node:
+        """The launch may or may not have created an instance; launching again could make
+        a second one, so look for the name we gave it instead."""
+        kw = {"provider": self.name, "region": req.region, "code": cause.code,
+              "cloud_message": cause.cloud_message}
+        if not req.name:
+            raise TransientError(f"launch outcome unknown: {cause.message}", **kw) from cause
+        try:
+            nodes = self.list()
+        except ProviderError as exc:
+            raise TransientError(f"launch outcome unknown ({cause.message}); listing "
+                                 f"instances failed too: {exc.message}", **kw) from cause
+        for node in nodes:
+            if node.name == req.name and node.status is not NodeStatus.TERMINATED:
+                return node
+        raise TransientError(f"launch failed ({cause.message}) and no instance named "
+                             f"{req.name!r} was found", **kw) from cause
+
+    def _after_launch(self, req: ProvisionRequest, instance_id: str) -> Node:
+        """The instance exists now; a failed read must not hide that from the caller, so
+        fall back to what we asked for."""
+        try:
+            node = self.get(instance_id)
+        except ProviderError:
+            node = None
+        return node or Node(id=instance_id, provider=self.name, region=req.region,
+                            instance_type=req.instance_type, name=req.name,
+                            status=NodeStatus.PROVISIONING, labels=req.labels)
+
+    # -- HTTP -----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: Any = None) -> Any:
+        """An idempotent call: safe to retry on rate limits and transient failures."""
+        return self._retrying(lambda: self._send(method, path, body),
+                              (RateLimitError, TransientError))
+
+    def _retrying(self, call: Callable[[], Any],
+                  retry_on: tuple[type[ProviderError], ...]) -> Any:
+        """Runs `call` until it succeeds, raises something else, or retries run out."""
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except retry_on as exc:
+                self._backoff_or_raise(exc, attempt)
+            attempt += 1
+
+    def _backoff_or_raise(self, exc: ProviderError, attempt: int) -> None:
+        """Sleep before the next attempt, or re-raise when attempts are used up or the
+        cloud asks for a longer wait than a caller should block for."""
+        if attempt >= self.max_retries:
+            raise exc
+        wait = getattr(exc, "retry_after", None)
+        if wait is None:  # exponential backoff, jittered so parallel callers spread out
+            wait = min(_MAX_WAIT, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
+        if wait > _MAX_WAIT:
+            raise exc
+        time.sleep(wait)
+
+    def _send(self, method: str, path: str, body: Any = None, region: str = "") -> Any:
+        """One exchange: the `data` of a success, or a typed ProviderError."""
+        kw = {"provider": self.name, "region": region}
+        try:
+            resp = self._client.request(method, path, json=body)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{method} {path} timed out", code="timeout", **kw) from exc
+        except httpx.RequestError as exc:  # connection refused or reset, bad reply...
+            raise TransientError(f"{method} {path} failed: {type(exc).__name__}: {exc}",
+                                 code="connection-error", **kw) from exc
+        if not resp.is_success:
+            raise self._error(resp, region)
+        payload = _json(resp)
+        if not isinstance(payload, dict) or "data" not in payload:
+            raise TransientError(f"{method} {path}: the reply is not a Lambda API envelope",
+                                 code="bad-response", **kw)
+        return payload["data"]
+
+    def _error(self, resp: httpx.Response, region: str) -> ProviderError:
+        """The error code decides; the HTTP status is the fallback when there is none."""
+        body = _json(resp)
+        err = body.get("error") if isinstance(body, dict) else None
+        err = err if isinstance(err, dict) else {}
+        status = resp.status_code
+        code = str(err.get("code") or "")
+        cloud = str(err.get("message") or f"HTTP {status} {resp.reason_phrase}".strip())
+        message = f"{cloud} {err['suggestion']}" if err.get("suggestion") else cloud
+        kw = {"provider": self.name, "region": region, "code": code, "cloud_message": cloud}
+        if status == 429:
+            wait = _retry_after(resp.headers.get("retry-after"))
+            return RateLimitError(message, retry_after=wait, **kw)
+        if 300 <= status < 400:
+            where = resp.headers.get("location", "elsewhere")
+            return InvalidRequestError(f"the API redirects to {where}; set base_url to the "
+                                       "current API address", **kw)
+        cls = _ERRORS.get(code)
+        if cls is None:
+            if code.startswith("provider/") or status >= 500:
+                cls = TransientError
+            elif status in (401, 403):
+                cls = AuthError
+            else:  # includes a 404 without Lambda's code: likely a wrong base_url
+                cls = InvalidRequestError
+        if cls is QuotaError:  # Lambda quotas are account-wide, not per region
+            return QuotaError(message, provider_wide=True, **kw)
+        return cls(message, **kw)
+
+    # -- wire -> model --------------------------------------------------------------------
+
+    def _node(self, item: Any) -> Node:
+        if not isinstance(item, Mapping) or not item.get("id"):
+            raise TransientError("an instance in the reply has no id", provider=self.name,
+                                 code="bad-response")
+        itype = item.get("instance_type") or {}
+        specs = itype.get("specs") or {}
+        raw_status = str(item.get("status", ""))
+        return Node(
+            id=str(item["id"]), provider=self.name,
+            region=str((item.get("region") or {}).get("name", "")),
+            instance_type=str(itype.get("name", "")), zone="",
+            # A status this code does not know is not known to be good.
+            status=_STATUS.get(raw_status, NodeStatus.UNHEALTHY),
+            name=str(item.get("name") or ""), ip_address=str(item.get("ip") or ""),
+            gpu_count=int(specs.get("gpus") or 0),
+            gpu_type=_gpu_type(itype.get("gpu_description")),
+            labels={str(t["key"]): str(t.get("value", ""))
+                    for t in item.get("tags") or [] if isinstance(t, Mapping) and "key" in t})
+
+    def _offer(self, key: str, entry: Any) -> InstanceType:
+        entry = entry if isinstance(entry, Mapping) else {}
+        itype = entry.get("instance_type") or {}
+        specs = itype.get("specs") or {}
+        regions = tuple(str(r.get("name", "")) for r in
+                        entry.get("regions_with_capacity_available") or [])
+        cents = itype.get("price_cents_per_hour")
+        return InstanceType(
+            name=str(itype.get("name") or key), gpu_count=int(specs.get("gpus") or 0),
+            gpu_type=_gpu_type(itype.get("gpu_description")),
+            memory_gb=float(specs.get("memory_gib") or 0), vcpus=int(specs.get("vcpus") or 0),
+            price_per_hr=None if cents is None else cents / 100,
+            regions=regions, available=bool(regions))

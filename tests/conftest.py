@@ -1,0 +1,104 @@
+"""Shared test helpers: run the real `navarch` command in a folder, write configs,
+and open the fake cloud's database to look at what happened."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from navarch_plan.providers.fake import FakeProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def navarch_argv() -> list[str]:
+    """The installed console script, as a user runs it; `python -m` when not installed."""
+    exe = shutil.which("navarch")
+    return [exe] if exe else [sys.executable, "-m", "navarch_plan"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+class Workdir:
+    """A folder holding navarch.yaml, its state/ and a persistent fake cloud."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        (path / "state").mkdir(exist_ok=True)
+
+    @property
+    def cloud_path(self) -> str:
+        return str(self.path / "state" / "cloud.db")
+
+    def cloud(self, **options: Any) -> FakeProvider:
+        return FakeProvider("sim", path=self.cloud_path, **options)
+
+    def write(self, text: str, name: str = "navarch.yaml") -> Path:
+        target = self.path / name
+        target.write_text(textwrap.dedent(text))
+        return target
+
+    def config(self, pools: dict[str, dict[str, Any]] | None = None,
+               nodes: dict[str, dict[str, Any]] | None = None, workspace: str = "test",
+               sim: dict[str, Any] | None = None, extra: str = "") -> Path:
+        """A config on the fake cloud; each pool/node is a dict of YAML keys."""
+        doc: dict[str, Any] = {
+            "version": 1, "workspace": workspace,
+            "providers": {"sim": {"type": "fake", "path": "state/cloud.db", **(sim or {})}},
+            "defaults": {"ssh_keys": ["ops"], "labels": {"team": "ml"}},
+        }
+        defaults = {"provider": "sim", "instance_type": "gpu_1x_a10", "region": "us-west-1"}
+        if pools:
+            doc["pools"] = {n: {**defaults, **p} for n, p in pools.items()}
+        if nodes:
+            doc["nodes"] = {n: {**defaults, **p} for n, p in nodes.items()}
+        target = self.path / "navarch.yaml"
+        target.write_text(json.dumps(doc, indent=2) + "\n" + extra)  # JSON is YAML
+        return target
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 120,
+            env: dict[str, str] | None = None) -> Result:
+        proc = subprocess.run(
+            [*navarch_argv(), *args], cwd=self.path, input=stdin if stdin is not None else "",
+            capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def state(self, workspace: str = "test") -> dict[str, Any]:
+        return json.loads((self.path / "state" / f"{workspace}.json").read_text())
+
+    def plan_json(self, *args: str) -> dict[str, Any]:
+        result = self.run("plan", "--format", "json", *args)
+        assert result.code == 0, result.err
+        return result.json()
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Workdir:
+    return Workdir(tmp_path)
+
+
+def actions_of(plan: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    return [a for a in plan["actions"] if kind is None or a["action"] == kind]
+
+
+def owned(cloud: FakeProvider, workspace: str = "test") -> list[Any]:
+    return [n for n in cloud.list() if n.labels.get("navarch-workspace") == workspace]

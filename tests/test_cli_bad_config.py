@@ -1,0 +1,128 @@
+"""Bad configs through the CLI: exit 1, one line naming file:line:column, no traceback,
+and state left exactly as it was."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.conftest import Workdir
+
+GOOD_HEAD = """\
+version: 1
+workspace: test
+providers:
+  sim: {type: fake, path: state/cloud.db}
+"""
+
+POOL = "pools:\n  w: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1}\n"
+
+# (name, config text, expected line:column, a fragment of the message)
+CASES = [
+    ("yaml syntax", GOOD_HEAD + "pools: [unclosed\n", "6:1", "invalid YAML"),
+    ("tab indent", GOOD_HEAD + "pools:\n\tw: {}\n", "6:1", "invalid YAML"),
+    ("empty file", "", "1:1", "empty"),
+    ("not a mapping", "- 1\n- 2\n", "1:1", "must be a mapping"),
+    ("wrong version", GOOD_HEAD.replace("version: 1", "version: 2"), "1:1", "must be 1"),
+    ("missing version", "workspace: x\n", "1:1", "'version' is a required property"),
+    ("unknown top key", GOOD_HEAD + "pool:\n  w: {}\n", "5:1", "unknown key 'pool'"),
+    ("unknown pool key", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, count: 2"), "6:78",
+     "unknown key 'count'"),
+    ("duplicate key", GOOD_HEAD + POOL + "  w: {provider: sim, nodes: 2}\n", "7:3",
+     "duplicate key 'w'"),
+    ("negative count", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: -1"), "6:68",
+     "less than the minimum"),
+    ("huge count", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 100000000"), "6:68",
+     "greater than the maximum"),
+    ("count is a string", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: many"), "6:68",
+     "is not of type 'integer'"),
+    ("unknown provider", GOOD_HEAD + POOL.replace("provider: sim", "provider: aws"), "6:7",
+     "unknown provider 'aws'"),
+    ("unknown provider type", GOOD_HEAD.replace("type: fake", "type: azure"), "4:9",
+     "unknown provider type 'azure'"),
+    ("bad fake option", GOOD_HEAD.replace("path:", "latency: fast, path:"), "4:21",
+     "is not of type 'number'"),
+    ("bad pool name", GOOD_HEAD + POOL.replace("  w:", "  Workers:"), "6:3", "invalid name"),
+    ("reserved label", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, labels: {navarch-x: y}"),
+     "6:87", "reserved"),
+    ("label value", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, labels: {team: ML Ops}"),
+     "6:87", "does not match"),
+    ("depends on unknown", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, depends_on: [db]"),
+     "6:91", "unknown pool or node 'db'"),
+    ("cycle", GOOD_HEAD + "pools:\n"
+     "  a: {provider: sim, instance_type: x, region: us-west-1, nodes: 1, depends_on: [b]}\n"
+     "  b: {provider: sim, instance_type: x, region: us-west-1, nodes: 1, depends_on: [a]}\n",
+     "7:69", "dependency cycle: a -> b -> a"),
+    ("self reference", GOOD_HEAD + "pools:\n  a: {provider: sim, instance_type: x, "
+     "region: us-west-1, nodes: 1, user_data: '${pools.a.nodes[0].ip_address}'}\n",
+     "6:69", "a cannot refer to itself"),
+    ("ref out of range", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
+     "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[3].ip_address}'}\n",
+     "7:69", "w has 1 nodes"),
+    ("ref bad field", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
+     "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[0].password}'}\n",
+     "7:69", "unknown field 'password'"),
+    ("unset env", GOOD_HEAD + POOL.replace("region: us-west-1", "region: '${NAVARCH_NO_SUCH}'"),
+     "6:57", "NAVARCH_NO_SUCH is not set"),
+    ("no region", GOOD_HEAD + POOL.replace("region: us-west-1, ", ""), "6:3",
+     "region is required"),
+    ("no instance type", GOOD_HEAD + POOL.replace("instance_type: gpu_1x_a10, ", ""), "6:3",
+     "instance_type is required"),
+    ("abstract type unmapped", GOOD_HEAD + POOL.replace("gpu_1x_a10", "l4-1x").replace(
+        "type: fake", "type: fake"), None, None),
+    ("not supported yet: strategy", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, "
+     "strategy: cost"), "6:78", "not supported yet"),
+    ("not supported yet: s3", GOOD_HEAD + "state: {backend: s3, bucket: b, key: k}\n",
+     "5:9", "not supported yet"),
+    ("alias bomb", "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
+     + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, "
+               f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
+               f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+               for i in range(8)), None, "too large"),
+    ("binary junk", "version: 1\n\x00\x01\x02", None, "NUL"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "place", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_config_is_one_clear_line(work: Workdir, name: str, text: str,
+                                      place: str | None, message: str | None) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.run("apply", "--auto-approve").code == 0
+    state_before = (work.path / "state" / "test.json").read_bytes()
+    (work.path / "navarch.yaml").write_text(text)
+    if message is None:  # a valid config: the control case of the table
+        assert work.run("plan").code == 0
+        return
+    for command in (["plan"], ["apply", "--auto-approve"], ["validate"]):
+        result = work.run(*command)
+        assert result.code == 1, (command, result.out)
+        assert result.err.count("\n") == 1, result.err
+        assert "Traceback" not in result.err
+        assert message in result.err, result.err
+        assert result.err.startswith("Error: navarch.yaml")
+        if place:
+            assert f"navarch.yaml:{place}:" in result.err, result.err
+        else:
+            assert re.match(r"Error: navarch\.yaml(:\d+:\d+)?: ", result.err)
+    assert (work.path / "state" / "test.json").read_bytes() == state_before
+    assert not (work.path / "state" / "test.json.lock").exists()
+
+
+def test_missing_config_file(work: Workdir) -> None:
+    result = work.run("plan", "-c", "nope.yaml")
+    assert result.code == 1 and "nope.yaml: no such file" in result.err
+
+
+def test_env_expansion_types_and_escape(work: Workdir) -> None:
+    work.write(GOOD_HEAD + "pools:\n  w:\n    provider: sim\n    instance_type: gpu_1x_a10\n"
+               "    region: ${REGION}\n    nodes: ${COUNT}\n"
+               "    user_data: 'echo $${HOME} ${GREETING}'\n")
+    env = {"REGION": "us-east-1", "COUNT": "2", "GREETING": "hi"}
+    plan = work.run("plan", "--format", "json", env=env)
+    assert plan.code == 0, plan.err
+    actions = plan.json()["actions"]
+    assert len(actions) == 2 and actions[0]["region"] == "us-east-1"
+    assert work.run("apply", "--auto-approve", env=env).code == 0
+    node_id = work.state()["nodes"]["pool.w[0]"]["id"]
+    assert work.cloud().user_data(node_id) == "echo ${HOME} hi"
