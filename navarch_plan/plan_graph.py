@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["build_edges", "scope_actions", "dependents_of", "dependencies_of"]
 
 _BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
+# An adoption fills an address that references may read: dependents wait for it too.
+_FILLS = (*_BUILDS, ActionKind.ADOPT)
 
 
 def build_edges(actions: Sequence[Action], groups: Mapping[str, Group]
@@ -29,7 +31,7 @@ def build_edges(actions: Sequence[Action], groups: Mapping[str, Group]
     builds: dict[str, list[str]] = {}
     deletes: dict[str, list[str]] = {}
     for action in actions:
-        if action.action in _BUILDS:
+        if action.action in _FILLS:
             builds.setdefault(action.group, []).append(action.key)
         elif action.action == ActionKind.DELETE:
             deletes.setdefault(action.group, []).append(action.key)

@@ -25,6 +25,7 @@ from navarch_plan.model import (
 )
 from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason
 from navarch_plan.plan_graph import build_edges, scope_actions
+from navarch_plan.planner_actions import ActionFactory, instance_name
 from navarch_plan.planner_checks import check_prevent_destroy, no_changes_reason, plan_cost
 from navarch_plan.state.model import NodeRecord, StateDoc
 
@@ -71,12 +72,6 @@ def live_fingerprint(owned: Mapping[str, Node]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def instance_name(workspace: str, node: DesiredNode, suffix: str) -> str:
-    """`<workspace>-<pool>-<index>-<rand>`; within the strictest cloud limit (63)."""
-    base = f"{workspace}-{node.group}" + (f"-{node.index}" if node.index is not None else "")
-    return f"{base[:58].rstrip('-')}-{suffix}"
-
-
 def make_plan(inputs: PlanInputs, options: PlanOptions, suffix: Callable[[], str]) -> Plan:
     planner = _Planner(inputs, options, suffix)
     return planner.run()
@@ -93,6 +88,7 @@ class _Planner:
         self.drift: list[Drift] = []
         self.filled: set[str] = set()  # desired addresses that keep or get a live node
         self.unchanged = 0
+        self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices, suffix)
 
     def run(self) -> Plan:
         self._check_inputs()
@@ -103,7 +99,7 @@ class _Planner:
         self._orphans()
         for address, node in self.desired.items():
             if address not in self.filled and address not in self.actions:
-                self._add(self._create(node, Reason.MISSING))
+                self._add(self.make.create(node, Reason.MISSING))
         self._dependency_changes()
         return self._finish()
 
@@ -126,14 +122,14 @@ class _Planner:
             self.drift.append(Drift(address, "deleted_outside", f"{record.id} no longer exists",
                                     record.provider, record.id))
             if wanted is None:
-                self._add(self._existing(ActionKind.FORGET, Reason.DELETED_OUTSIDE, address,
+                self._add(self.make.existing(ActionKind.FORGET, Reason.DELETED_OUTSIDE, address,
                                          record, None))
             else:
-                self._add(self._create(wanted, Reason.DELETED_OUTSIDE))
+                self._add(self.make.create(wanted, Reason.DELETED_OUTSIDE))
             return
         self._drift_of(address, record, live)
         if wanted is None:
-            self._add(self._existing(ActionKind.DELETE, self._delete_reason(address), address,
+            self._add(self.make.existing(ActionKind.DELETE, self._delete_reason(address), address,
                                      record, live))
             return
         self.filled.add(address)
@@ -141,7 +137,7 @@ class _Planner:
         if reason is None:
             self.unchanged += 1
         else:
-            self._add(self._replacement(wanted, record, live, reason, changed))
+            self._add(self.make.replacement(wanted, record, live, reason, changed))
 
     def _replace_reason(self, address: str, record: NodeRecord, live: Node,
                         wanted: DesiredNode) -> tuple[Reason | None, tuple[str, ...]]:
@@ -189,7 +185,7 @@ class _Planner:
         address = address or address_from_label(record.labels.get(LABEL_ADDRESS, "")) or "?"
         kind = ActionKind.DELETE if live is not None and live.status not in DEAD \
             else ActionKind.FORGET
-        self._add(self._existing(kind, Reason.DEPOSED, address, record, live,
+        self._add(self.make.existing(kind, Reason.DEPOSED, address, record, live,
                                  key=f"{address}#{record.id}"))
 
     # -- owned instances missing from state ------------------------------------------
@@ -208,10 +204,10 @@ class _Planner:
                     and node.provider == wanted.provider and node.status == NodeStatus.RUNNING):
                 self.filled.add(address)
                 self.actions.pop(address, None)  # e.g. a create for a deleted_outside record
-                self._add(self._adoption(address, wanted, node))
+                self._add(self.make.adoption(address, wanted, node))
             else:
                 reason = Reason.DESTROY if self.options.destroy else Reason.ORPHAN
-                self._add(self._orphan_delete(address, node, reason))
+                self._add(self.make.orphan_delete(address, node, reason))
 
     # -- references ------------------------------------------------------------------
     def _dependency_changes(self) -> None:
@@ -232,7 +228,7 @@ class _Planner:
                 if any(self._ref_changes(ref, record) for ref in node.refs):
                     live = self.owned[record.id]
                     self.unchanged -= 1
-                    self._add(self._replacement(node, record, live, Reason.DEPENDENCY_CHANGED,
+                    self._add(self.make.replacement(node, record, live, Reason.DEPENDENCY_CHANGED,
                                                 ("user_data",)))
 
     def _ref_changes(self, ref: Any, record: NodeRecord) -> bool:
@@ -250,67 +246,6 @@ class _Planner:
     # -- building actions --------------------------------------------------------------
     def _add(self, action: Action) -> None:
         self.actions[action.key] = action
-
-    def _price(self, provider: str, instance_type: str) -> float | None:
-        return self.inputs.prices.get((provider, instance_type))
-
-    def _create(self, node: DesiredNode, reason: Reason) -> Action:
-        return Action(
-            key=node.address, address=node.address, action=ActionKind.CREATE, reason=reason,
-            group=node.group, provider=node.provider, region=node.region, zone=node.zone,
-            instance_type=node.instance_type,
-            name=instance_name(self.inputs.workspace, node, self.suffix()),
-            after=_after(node), replace_mode=self._replace_mode(node.group),
-            cost_after=self._price(node.provider, node.instance_type),
-            detail="the recorded instance was deleted outside navarch"
-            if reason == Reason.DELETED_OUTSIDE else "",
-        )
-
-    def _replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
-                     changed: tuple[str, ...]) -> Action:
-        create = self._create(node, reason)
-        return Action(**{
-            **create.__dict__, "action": ActionKind.REPLACE, "node_id": record.id,
-            "before": _before(record, live), "changed": changed,
-            "cost_before": self._price(record.provider, record.instance_type),
-            "detail": f"status {live.status.value}" if reason in (Reason.GONE,
-                                                                   Reason.UNHEALTHY) else "",
-        })
-
-    def _existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
-                  live: Node | None, key: str | None = None) -> Action:
-        group = parse_address(address)[1] if not address.startswith("?") else ""
-        return Action(
-            key=key or address, address=address, action=kind, reason=reason, group=group,
-            provider=record.provider, region=record.region, zone=record.zone,
-            instance_type=record.instance_type, node_id=record.id, name=record.name,
-            before=_before(record, live),
-            cost_before=self._price(record.provider, record.instance_type)
-            if kind == ActionKind.DELETE else None,
-        )
-
-    def _adoption(self, address: str, wanted: DesiredNode, node: Node) -> Action:
-        return Action(
-            key=address, address=address, action=ActionKind.ADOPT,
-            reason=Reason.ORPHAN_MATCHES, group=wanted.group, provider=node.provider,
-            region=node.region, zone=node.zone, instance_type=node.instance_type,
-            node_id=node.id, name=node.name, before=_live_before(node), after=_after(wanted),
-            detail="an owned instance matching the desired spec, not yet in state",
-        )
-
-    def _orphan_delete(self, address: str, node: Node, reason: Reason) -> Action:
-        group = "" if address.startswith("?") else parse_address(address)[1]
-        return Action(
-            key=f"{address}#{node.id}", address=address, action=ActionKind.DELETE,
-            reason=reason, group=group, provider=node.provider, region=node.region,
-            zone=node.zone, instance_type=node.instance_type, node_id=node.id, name=node.name,
-            before=_live_before(node), cost_before=self._price(node.provider, node.instance_type),
-            detail="owned by this workspace but not in state, and nothing desires it",
-        )
-
-    def _replace_mode(self, group: str) -> str:
-        g = self.inputs.groups.get(group)
-        return g.replace_mode if g else "create_before_destroy"
 
     # -- finishing -----------------------------------------------------------------
     def _finish(self) -> Plan:
@@ -360,23 +295,6 @@ def _options_json(options: PlanOptions) -> dict[str, Any]:
     return {"destroy": options.destroy, "refresh_only": options.refresh_only,
             "replace": list(options.replace), "target": list(options.target),
             "exclude": list(options.exclude)}
-
-
-def _after(node: DesiredNode) -> dict[str, Any]:
-    return {**dict(node.spec), "spec_hash": node.spec_hash,
-            "refs": [r.text for r in node.refs]}
-
-
-def _before(record: NodeRecord, live: Node | None) -> dict[str, Any]:
-    return {**record.spec, "id": record.id, "name": record.name,
-            "status": live.status.value if live else "missing", "ip_address": record.ip_address,
-            "spec_hash": record.spec_hash}
-
-
-def _live_before(node: Node) -> dict[str, Any]:
-    return {"id": node.id, "name": node.name, "provider": node.provider, "region": node.region,
-            "zone": node.zone, "instance_type": node.instance_type, "status": node.status.value,
-            "ip_address": node.ip_address, "spec_hash": node.labels.get(LABEL_SPEC, "")}
 
 
 def _topological(groups: Mapping[str, Group]) -> list[str]:

@@ -129,7 +129,9 @@ class FakeProvider:
         raise failure
 
     def _injected_fault(self, op: str) -> TransientError | None:
-        if not self.fail_rate or op == "list":
+        # Faults hit the calls that change the cloud; reads stay reliable so that a plan
+        # can always see the damage.
+        if not self.fail_rate or op not in ("provision", "terminate"):
             return None
         with self._random_lock:
             hit = self._random.random() < self.fail_rate

@@ -1,0 +1,104 @@
+"""Building the planner's actions: what each kind of action carries. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.model import LABEL_SPEC, Node, parse_address
+from navarch_plan.plan import Action, ActionKind, Reason
+from navarch_plan.state.model import NodeRecord
+
+__all__ = ["ActionFactory", "instance_name"]
+
+
+def instance_name(workspace: str, node: DesiredNode, suffix: str) -> str:
+    """`<workspace>-<pool>-<index>-<rand>`; within the strictest cloud limit (63)."""
+    base = f"{workspace}-{node.group}" + (f"-{node.index}" if node.index is not None else "")
+    return f"{base[:58].rstrip('-')}-{suffix}"
+
+
+class ActionFactory:
+    def __init__(self, workspace: str, groups: Mapping[str, Group],
+                 prices: Mapping[tuple[str, str], float | None],
+                 suffix: Callable[[], str]) -> None:
+        self.workspace, self.groups, self.prices, self.suffix = workspace, groups, prices, suffix
+
+    def _price(self, provider: str, instance_type: str) -> float | None:
+        return self.prices.get((provider, instance_type))
+
+    def create(self, node: DesiredNode, reason: Reason) -> Action:
+        return Action(
+            key=node.address, address=node.address, action=ActionKind.CREATE, reason=reason,
+            group=node.group, provider=node.provider, region=node.region, zone=node.zone,
+            instance_type=node.instance_type,
+            name=instance_name(self.workspace, node, self.suffix()),
+            after=_after(node), replace_mode=self._replace_mode(node.group),
+            cost_after=self._price(node.provider, node.instance_type),
+            detail="the recorded instance was deleted outside navarch"
+            if reason == Reason.DELETED_OUTSIDE else "",
+        )
+
+    def replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
+                    changed: tuple[str, ...]) -> Action:
+        create = self.create(node, reason)
+        return Action(**{
+            **create.__dict__, "action": ActionKind.REPLACE, "node_id": record.id,
+            "before": _before(record, live), "changed": changed,
+            "cost_before": self._price(record.provider, record.instance_type),
+            "detail": f"status {live.status.value}" if reason in (Reason.GONE,
+                                                                   Reason.UNHEALTHY) else "",
+        })
+
+    def existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
+                 live: Node | None, key: str | None = None) -> Action:
+        group = parse_address(address)[1] if not address.startswith("?") else ""
+        return Action(
+            key=key or address, address=address, action=kind, reason=reason, group=group,
+            provider=record.provider, region=record.region, zone=record.zone,
+            instance_type=record.instance_type, node_id=record.id, name=record.name,
+            before=_before(record, live),
+            cost_before=self._price(record.provider, record.instance_type)
+            if kind == ActionKind.DELETE else None,
+        )
+
+    def adoption(self, address: str, wanted: DesiredNode, node: Node) -> Action:
+        return Action(
+            key=address, address=address, action=ActionKind.ADOPT,
+            reason=Reason.ORPHAN_MATCHES, group=wanted.group, provider=node.provider,
+            region=node.region, zone=node.zone, instance_type=node.instance_type,
+            node_id=node.id, name=node.name, before=_live_before(node), after=_after(wanted),
+            detail="an owned instance matching the desired spec, not yet in state",
+        )
+
+    def orphan_delete(self, address: str, node: Node, reason: Reason) -> Action:
+        group = "" if address.startswith("?") else parse_address(address)[1]
+        return Action(
+            key=f"{address}#{node.id}", address=address, action=ActionKind.DELETE,
+            reason=reason, group=group, provider=node.provider, region=node.region,
+            zone=node.zone, instance_type=node.instance_type, node_id=node.id, name=node.name,
+            before=_live_before(node), cost_before=self._price(node.provider, node.instance_type),
+            detail="owned by this workspace but not in state, and nothing desires it",
+        )
+
+    def _replace_mode(self, group: str) -> str:
+        g = self.groups.get(group)
+        return g.replace_mode if g else "create_before_destroy"
+
+
+def _after(node: DesiredNode) -> dict[str, Any]:
+    return {**dict(node.spec), "spec_hash": node.spec_hash,
+            "refs": [r.text for r in node.refs]}
+
+
+def _before(record: NodeRecord, live: Node | None) -> dict[str, Any]:
+    return {**record.spec, "id": record.id, "name": record.name,
+            "status": live.status.value if live else "missing", "ip_address": record.ip_address,
+            "spec_hash": record.spec_hash}
+
+
+def _live_before(node: Node) -> dict[str, Any]:
+    return {"id": node.id, "name": node.name, "provider": node.provider, "region": node.region,
+            "zone": node.zone, "instance_type": node.instance_type, "status": node.status.value,
+            "ip_address": node.ip_address, "spec_hash": node.labels.get(LABEL_SPEC, "")}
