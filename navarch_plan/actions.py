@@ -41,6 +41,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _put(address: str, record: NodeRecord) -> dict[str, object]:
+    return {"op": "put", "address": address, "record": record.to_json()}
+
+
 def ownership_labels(workspace: str, node: DesiredNode) -> dict[str, str]:
     return {**node.labels, LABEL_WORKSPACE: workspace,
             LABEL_ADDRESS: address_to_label(node.address), LABEL_SPEC: node.spec_hash}
@@ -71,8 +75,8 @@ class ActionRunner:
 
     # -- the five actions ----------------------------------------------------------
     def _create(self, action: Action) -> None:
-        record = self._provision(action)
-        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+        record, intent_done = self._provision(action)
+        self.store.record(_put(action.address, record), intent_done)
 
     def _replace(self, action: Action) -> None:
         if action.replace_mode == "destroy_before_create":
@@ -80,11 +84,11 @@ class ActionRunner:
             self.store.record({"op": "remove", "address": action.address})
             self._create(action)
             return
-        record = self._provision(action)
+        record, intent_done = self._provision(action)
         # Old node to `deposed` and new node in, before the old one is terminated: a crash
         # in between leaves a deposed record that the next plan deletes.
-        self.store.record({"op": "depose", "address": action.address})
-        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+        self.store.record({"op": "depose", "address": action.address},
+                          _put(action.address, record), intent_done)
         self._terminate(action)
         self.store.record({"op": "forget_deposed", "id": action.node_id})
 
@@ -107,10 +111,12 @@ class ActionRunner:
             raise NavarchError(f"{action.address}: instance {action.node_id} vanished before "
                                "it could be adopted")
         record = self._record(self.desired[action.address], node, self._ref_values(action))
-        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+        self.store.record(_put(action.address, record))
 
     # -- cloud calls -----------------------------------------------------------------
-    def _provision(self, action: Action) -> NodeRecord:
+    def _provision(self, action: Action) -> tuple[NodeRecord, dict[str, str]]:
+        """Provision and wait until running; returns the record and the intent_done
+        operation, for the caller to write together with what the node replaces."""
         node = self.desired[action.address]
         refs = self._ref_values(action)
         request = ProvisionRequest(
@@ -137,14 +143,13 @@ class ActionRunner:
                 self._keep(action, current, refs)
             self.store.record({"op": "intent_done", "id": intent["id"]})
             raise
-        self.store.record({"op": "intent_done", "id": intent["id"]})
-        return self._record(node, created, refs)
+        return self._record(node, created, refs), {"op": "intent_done", "id": intent["id"]}
 
     def _keep(self, action: Action, created: Node, refs: dict[str, str]) -> None:
         record = self._record(self.desired[action.address], created, refs)
         if action.action == ActionKind.REPLACE and action.replace_mode != "destroy_before_create":
             self.store.record({"op": "depose", "address": action.address})
-        self.store.record({"op": "put", "address": action.address, "record": record.to_json()})
+        self.store.record(_put(action.address, record))
 
     def _wait_running(self, action: Action, node: Node) -> Node:
         deadline = time.monotonic() + self.boot_timeout

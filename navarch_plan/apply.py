@@ -12,6 +12,7 @@ Invariants:
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from navarch_plan.actions import ActionRunner
 from navarch_plan.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action, ActionKind, Plan
+from navarch_plan.plan_graph import phase_of
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.store import LocalStateStore
 
@@ -45,60 +47,69 @@ class Executor:
                  groups: Mapping[str, Group], providers: Mapping[str, Provider],
                  store: LocalStateStore, hooks: Hooks | None = None, parallelism: int = 10,
                  boot_timeout: float = 900.0) -> None:
-        self.plan = plan
         self.groups = groups
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
         self.runner = ActionRunner(plan.workspace, desired, providers, store, self.hooks,
                                    boot_timeout)
-        self.store = store
         self.stop = threading.Event()
         self._actions = {a.key: a for a in plan.actions}
-        self._waits_for: dict[str, set[str]] = {k: set() for k in self._actions}
-        self._unblocks: dict[str, list[str]] = {k: [] for k in self._actions}
+        self._phase = {a.key: phase_of(a) for a in plan.actions}
+        self._members: dict[str, set[str]] = {}  # phase -> its actions not yet succeeded
+        for key, phase in self._phase.items():
+            if phase:
+                self._members.setdefault(phase, set()).add(key)
+        self._needs: dict[str, set[str]] = {p: set() for p in self._members}
+        self._unblocks: dict[str, list[str]] = {p: [] for p in self._members}
         for first, then in plan.edges:
-            if first in self._actions and then in self._actions:
-                self._waits_for[then].add(first)
+            if first in self._members and then in self._members:
+                self._needs[then].add(first)
                 self._unblocks[first].append(then)
 
     def run(self) -> ApplyResult:
         result = ApplyResult()
         self.runner.drop_intents()
         pending = set(self._actions)
-        ready = [k for k in self._actions if not self._waits_for[k]]
+        ready = deque(k for k in self._actions if self._is_ready(k))
         running: dict[Future[None], str] = {}
         disrupting: dict[str, int] = {}
         with ThreadPoolExecutor(max_workers=self.parallelism,
                                 thread_name_prefix="navarch-apply") as pool:
-            while (ready or running) and not (self.stop.is_set() and not running):
-                ready = self._start_ready(pool, ready, running, disrupting, pending)
+            while ready or running:
+                if not self.stop.is_set():
+                    self._start_ready(pool, ready, running, disrupting, pending)
                 if not running:
                     break
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in finished:
                     key = running.pop(future)
                     self._release(self._actions[key], disrupting)
-                    ready += self._settle(key, future, result, pending)
+                    ready.extend(self._settle(key, future, result, pending))
         result.not_started = sorted(pending)
         return result
 
-    def _start_ready(self, pool: ThreadPoolExecutor, ready: list[str],
+    def _is_ready(self, key: str) -> bool:
+        phase = self._phase[key]
+        return not phase or not self._needs[phase]
+
+    def _start_ready(self, pool: ThreadPoolExecutor, ready: deque[str],
                      running: dict[Future[None], str], disrupting: dict[str, int],
-                     pending: set[str]) -> list[str]:
-        """Start what may start now; returns the ready keys that must wait longer."""
-        waiting = []
-        for key in ready:
+                     pending: set[str]) -> None:
+        """Start ready actions up to the parallelism; over-budget ones wait their turn.
+        Stops scanning once the pool is full, so a long queue costs nothing per step."""
+        held = []
+        while ready and len(running) < self.parallelism:
+            key = ready.popleft()
             action = self._actions[key]
-            if self.stop.is_set() or len(running) >= self.parallelism or \
-                    not self._within_budget(action, disrupting):
-                waiting.append(key)
+            if not self._within_budget(action, disrupting):
+                held.append(key)
                 continue
             if action.action in _DISRUPTIVE:
                 disrupting[action.group] = disrupting.get(action.group, 0) + 1
             pending.discard(key)
             self.hooks.action_start(action)
             running[pool.submit(self.runner.run, action)] = key
-        return waiting
+        ready.extendleft(reversed(held))
 
     def _within_budget(self, action: Action, disrupting: Mapping[str, int]) -> bool:
         group = self.groups.get(action.group)
@@ -115,27 +126,38 @@ class Executor:
         """Record the outcome; returns keys that became ready."""
         action = self._actions[key]
         error = future.exception()
-        if error is None:
-            result.done.append(key)
-            self.hooks.action_done(action)
-            newly = []
-            for then in self._unblocks[key]:
-                self._waits_for[then].discard(key)
-                if not self._waits_for[then] and then in pending:
-                    newly.append(then)
-            return newly
-        result.failed[key] = str(error) or type(error).__name__
-        self.hooks.action_failed(action, error)
-        self._skip_dependents(key, result, pending)
-        return []
+        phase = self._phase[key]
+        if error is not None:
+            result.failed[key] = str(error) or type(error).__name__
+            self.hooks.action_failed(action, error)
+            if phase:
+                self._skip_dependents(phase, key, result, pending)
+            return []
+        result.done.append(key)
+        self.hooks.action_done(action)
+        if not phase:
+            return []
+        self._members[phase].discard(key)
+        if self._members[phase]:
+            return []
+        newly = []
+        for then in self._unblocks[phase]:
+            self._needs[then].discard(phase)
+            if not self._needs[then]:
+                newly += [k for k in self._members[then] if k in pending]
+        return newly
 
-    def _skip_dependents(self, key: str, result: ApplyResult, pending: set[str]) -> None:
-        todo = list(self._unblocks[key])
+    def _skip_dependents(self, phase: str, key: str, result: ApplyResult,
+                         pending: set[str]) -> None:
+        todo, seen = list(self._unblocks[phase]), set()
         while todo:
             then = todo.pop()
-            if then in pending:
-                pending.discard(then)
+            if then in seen:
+                continue
+            seen.add(then)
+            for skipped in sorted(self._members[then] & pending):
+                pending.discard(skipped)
                 why = f"{key} failed"
-                result.skipped[then] = why
-                self.hooks.action_skipped(self._actions[then], why)
-                todo.extend(self._unblocks[then])
+                result.skipped[skipped] = why
+                self.hooks.action_skipped(self._actions[skipped], why)
+            todo.extend(self._unblocks[then])

@@ -1,8 +1,10 @@
 """The plan's dependency graph and scoping (--target / --exclude). Pure.
 
-Edges say (first, then): `then` starts only after `first` succeeded.
-- creations and replacements wait for those of the groups they depend on;
-- deletions run in reverse: a group's nodes go only after its dependents' nodes went.
+Edges join phases: `build:<group>` (its creates, replaces and adoptions) and
+`delete:<group>` (its deletes). An edge (first, then) means every action of `then`
+starts only after every action of `first` succeeded:
+- a group's builds wait for the builds of the groups it depends on;
+- deletions run in reverse: a group's deletes wait for its dependents' deletes.
 Create-before-destroy inside one replacement, and per-pool disruption budgets, are
 the executor's business: they are not edges between actions.
 """
@@ -19,30 +21,34 @@ from navarch_plan.plan import Action, ActionKind
 if TYPE_CHECKING:
     from navarch_plan.planner import PlanOptions
 
-__all__ = ["build_edges", "scope_actions", "dependents_of", "dependencies_of"]
+__all__ = ["build_edges", "phase_of", "scope_actions", "dependents_of", "dependencies_of"]
 
 _BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
 # An adoption fills an address that references may read: dependents wait for it too.
 _FILLS = (*_BUILDS, ActionKind.ADOPT)
 
 
+def phase_of(action: Action) -> str | None:
+    """The phase an action belongs to: edges join phases, not single actions, so a pool
+    of thousands depending on another costs one edge, not millions."""
+    if action.action in _FILLS:
+        return f"build:{action.group}"
+    if action.action == ActionKind.DELETE:
+        return f"delete:{action.group}"
+    return None
+
+
 def build_edges(actions: Sequence[Action], groups: Mapping[str, Group]
                 ) -> tuple[tuple[str, str], ...]:
-    builds: dict[str, list[str]] = {}
-    deletes: dict[str, list[str]] = {}
-    for action in actions:
-        if action.action in _FILLS:
-            builds.setdefault(action.group, []).append(action.key)
-        elif action.action == ActionKind.DELETE:
-            deletes.setdefault(action.group, []).append(action.key)
+    phases = {phase_of(a) for a in actions}
     edges: list[tuple[str, str]] = []
     for name, group in groups.items():
         for dep in group.depends_on:
             # Build dependencies first; delete dependents first.
-            edges += [(first, then) for first in builds.get(dep, [])
-                      for then in builds.get(name, [])]
-            edges += [(first, then) for first in deletes.get(name, [])
-                      for then in deletes.get(dep, [])]
+            for first, then in ((f"build:{dep}", f"build:{name}"),
+                                (f"delete:{name}", f"delete:{dep}")):
+                if first in phases and then in phases:
+                    edges.append((first, then))
     return tuple(edges)
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from navarch_plan.errors import StateError
 
-__all__ = ["FORMAT_VERSION", "NodeRecord", "Intent", "StateDoc", "upgrade"]
+__all__ = ["FORMAT_VERSION", "NodeRecord", "Intent", "StateDoc", "upgrade",
+           "REQUIRED_RECORD_FIELDS"]
 
 FORMAT_VERSION = 1
 
@@ -34,7 +35,11 @@ class NodeRecord:
     ref_values: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copies cost seconds at fleet scale.
+        data = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        for name in ("spec", "labels", "ref_values"):
+            data[name] = dict(data[name])
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> NodeRecord:
@@ -42,6 +47,10 @@ class NodeRecord:
 
     def field_value(self, name: str) -> str:
         return str(getattr(self, name))
+
+
+_RECORD_FIELDS = tuple(NodeRecord.__dataclass_fields__)
+REQUIRED_RECORD_FIELDS = frozenset(_RECORD_FIELDS) - {"ref_values"}
 
 
 @dataclass(frozen=True)
@@ -77,8 +86,8 @@ class StateDoc:
         return {
             "lineage": self.lineage,
             "workspace": self.workspace,
-            "nodes": {a: r.to_json() for a, r in sorted(self.nodes.items())},
-            "deposed": {i: r.to_json() for i, r in sorted(self.deposed.items())},
+            "nodes": {a: r.to_json() for a, r in self.nodes.items()},
+            "deposed": {i: r.to_json() for i, r in self.deposed.items()},
             "intents": [i.to_json() for i in self.intents.values()],
         }
 
