@@ -231,3 +231,21 @@ def test_validate_checks_catalog_and_regions(work: Workdir) -> None:
     assert bad.code == 1 and "gpu_9x_nope" in bad.err and "navarch.yaml" in bad.err
     work.config(pools={"workers": {"nodes": 1, "region": "mars-1"}})
     assert "mars-1" in work.run("validate").err
+
+
+def test_the_quickstart_example_plans_applies_and_settles(work: Workdir) -> None:
+    from tests.conftest import ROOT
+
+    (work.path / "examples").mkdir()
+    quickstart = (ROOT / "examples" / "quickstart.yaml").read_text()
+    (work.path / "examples" / "quickstart.yaml").write_text(quickstart)
+    args = ("-c", "examples/quickstart.yaml")
+    plan = work.run("plan", *args)
+    assert plan.code == 0, plan.err
+    assert "Plan: 5 to add, 0 to replace, 0 to destroy." in plan.out
+    applied = work.run("apply", *args, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert (work.path / "state" / "quickstart.json").exists()
+    assert (work.path / "state" / "fake-cloud.db").exists()
+    assert work.run("plan", *args, "--detailed-exitcode").code == 0
+    assert work.run("destroy", *args, "--auto-approve").code == 0

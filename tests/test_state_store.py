@@ -23,12 +23,20 @@ def put(store: LocalStateStore, address: str, node_id: str) -> None:
     store.record({"op": "put", "address": address, "record": record(node_id)})
 
 
-def test_every_record_is_on_disk_before_compaction(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.json")
+def store_with(path: str, *node_ids: str, compact: bool = False) -> LocalStateStore:
+    """A loaded store holding pool.a[i] -> node_ids[i], compacted or still in the journal."""
     store = LocalStateStore(path, "ws")
     store.load()
-    put(store, "pool.a[0]", "i-1")
-    put(store, "pool.a[1]", "i-2")
+    for i, node_id in enumerate(node_ids):
+        put(store, f"pool.a[{i}]", node_id)
+    if compact:
+        store.compact()
+    return store
+
+
+def test_every_record_is_on_disk_before_compaction(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.json")
+    store = store_with(path, "i-1", "i-2")
     # A second reader (a crash here would leave exactly this) sees both records.
     seen = LocalStateStore(path, "ws").load()
     assert sorted(seen.nodes) == ["pool.a[0]", "pool.a[1]"]
@@ -53,9 +61,7 @@ def test_journal_lineage_survives_a_crash_before_the_first_snapshot(tmp_path: Pa
 
 def test_torn_last_line_is_ignored_but_a_bad_middle_line_is_an_error(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
-    store = LocalStateStore(path, "ws")
-    store.load()
-    put(store, "pool.a[0]", "i-1")
+    store = store_with(path, "i-1")
     store.close_journal()
     with open(path + ".journal", "ab") as f:
         f.write(b'{"op": "put", "address": "pool.a[1]", "rec')  # killed mid-write
@@ -68,10 +74,7 @@ def test_torn_last_line_is_ignored_but_a_bad_middle_line_is_an_error(tmp_path: P
 
 def test_compaction_keeps_a_backup_and_serial_only_grows_on_change(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
-    store = LocalStateStore(path, "ws")
-    store.load()
-    put(store, "pool.a[0]", "i-1")
-    store.compact()
+    store_with(path, "i-1", compact=True)
     first = Path(path).read_text()
     store = LocalStateStore(path, "ws")
     store.load()
@@ -85,9 +88,7 @@ def test_compaction_keeps_a_backup_and_serial_only_grows_on_change(tmp_path: Pat
 
 def test_a_journal_from_before_the_last_snapshot_is_discarded(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
-    store = LocalStateStore(path, "ws")
-    store.load()
-    put(store, "pool.a[0]", "i-1")
+    store = store_with(path, "i-1")
     store.close_journal()
     stale = Path(path + ".journal").read_bytes()
     store.compact()
@@ -99,10 +100,7 @@ def test_a_journal_from_before_the_last_snapshot_is_discarded(tmp_path: Path) ->
 
 def test_a_journal_of_another_lineage_is_refused(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
-    store = LocalStateStore(path, "ws")
-    store.load()
-    put(store, "pool.a[0]", "i-1")
-    store.compact()
+    store_with(path, "i-1", compact=True)
     Path(path + ".journal").write_text(json.dumps({"op": "begin", "lineage": "x",
                                                    "serial": 1}) + "\n")
     with pytest.raises(StateError, match="different lineage"):
@@ -111,9 +109,7 @@ def test_a_journal_of_another_lineage_is_refused(tmp_path: Path) -> None:
 
 def test_deposed_and_intents_round_trip(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
-    store = LocalStateStore(path, "ws")
-    store.load()
-    put(store, "pool.a[0]", "i-1")
+    store = store_with(path, "i-1")
     store.record({"op": "depose", "address": "pool.a[0]"})
     store.record({"op": "intent", "intent": {"id": "t1", "address": "pool.a[0]",
                                              "provider": "sim", "region": "r", "name": "n",
