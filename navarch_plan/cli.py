@@ -8,6 +8,7 @@ stderr; --debug adds the traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -120,9 +121,18 @@ def _ask(question: str) -> bool:
     return answer.strip() == "yes"
 
 
+class Terminated(BaseException):
+    """SIGTERM outside an apply: unwinds like Ctrl-C so locks are released."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     from navarch_plan import commands
 
     io = commands.IO(out=_out, err=_err, ask=_ask)
@@ -136,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("Interrupted.")
         return 130
+    except Terminated:
+        _err("Terminated.")
+        return 143
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             traceback.print_exc()

@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from navarch_plan.engine import Engine, load_config
@@ -121,8 +124,39 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
         if not plan.has_changes:
             io.out("No changes to apply.")
             return 0
-        result = engine.apply(plan, args.parallelism)
-    return _report(plan, result, io, args.json)
+        with _graceful_stop() as stop:
+            result = engine.apply(plan, args.parallelism, stop.event)
+    code = _report(plan, result, io, args.json)
+    if stop.signum:
+        name = signal.Signals(stop.signum).name
+        io.err(f"Interrupted by {name}: in-flight actions finished and were recorded; "
+               f"{len(result.not_started)} action(s) were not started: "
+               + (", ".join(result.not_started) or "none") + ". Run apply again to finish.")
+        return 128 + stop.signum
+    return code
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+
+    def __call__(self, signum: int, frame: object) -> None:
+        self.signum = signum
+        self.event.set()
+
+
+@contextmanager
+def _graceful_stop() -> Iterator[_Stop]:
+    """While applying, SIGINT and SIGTERM stop new actions instead of killing the
+    process mid-call: state stays exact and the lock is released."""
+    stop = _Stop()
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _report(plan: Plan, result: object, io: IO, as_json: bool) -> int:

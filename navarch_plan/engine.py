@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -124,9 +125,12 @@ class Engine:
             raise StalePlanError(f"Saved plan is stale: the instances in the cloud changed "
                                  f"since {source} was made; make a new plan")
 
-    def apply(self, plan: Plan, parallelism: int = 10) -> ApplyResult:
+    def apply(self, plan: Plan, parallelism: int = 10,
+              stop: threading.Event | None = None) -> ApplyResult:
+        """Run the plan. Setting `stop` starts no new action; running ones finish."""
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,
                             parallelism=parallelism)
-        self.executor = executor
+        if stop is not None:
+            executor.stop = stop
         return executor.run()

@@ -200,3 +200,56 @@ def test_corrupt_or_newer_state_is_refused_and_left_alone(work: Workdir) -> None
     path.write_text(json.dumps(foreign))
     result = work.run("plan")
     assert result.code == 1 and "belongs to workspace 'someone-else'" in result.err
+
+
+def test_one_list_per_provider_per_run_and_providers_listed_concurrently(
+        work: Workdir) -> None:
+    work.write("""
+        version: 1
+        workspace: test
+        providers:
+          east: {type: fake, path: state/east.db, latency: 0.4}
+          west: {type: fake, path: state/west.db, latency: 0.4}
+        defaults: {ssh_keys: [ops]}
+        pools:
+          a: {provider: east, instance_type: gpu_1x_a10, region: us-east-1, nodes: 2}
+          b: {provider: west, instance_type: gpu_1x_a10, region: us-west-1, nodes: 2}
+        """)
+    from navarch_plan.providers.fake import FakeProvider
+
+    east = FakeProvider("east", path=str(work.path / "state" / "east.db"))
+    west = FakeProvider("west", path=str(work.path / "state" / "west.db"))
+    assert work.run("plan").code == 0
+    assert work.run("apply", "--auto-approve").code == 0
+    assert work.run("plan").code == 0
+    for cloud in (east, west):
+        assert len(cloud.calls("list")) == 3, "one list() per run: plan, apply, plan"
+    east_calls, west_calls = east.calls("list"), west.calls("list")
+    for mine, theirs in zip(east_calls, west_calls, strict=True):
+        assert mine["started"] < theirs["ended"] and theirs["started"] < mine["ended"], \
+            "the two providers' listings overlapped in time"
+
+
+def test_sigterm_during_apply_finishes_in_flight_work_and_exits_143(work: Workdir) -> None:
+    import signal
+
+    work.config(sim={"latency": 0.3}, pools={"workers": {"nodes": 12}})
+    proc = subprocess.Popen([*navarch_argv(), "apply", "--auto-approve", "--parallelism", "2"],
+                            cwd=work.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    cloud = work.cloud()
+    deadline = time.monotonic() + 30
+    while len(cloud.calls("provision")) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, (out, err)
+    assert "Interrupted by SIGTERM" in err and "not started" in err
+    created = owned(cloud)
+    state = work.state()
+    assert 2 <= len(created) < 12
+    assert {r["id"] for r in state["nodes"].values()} == {n.id for n in created}
+    assert state["intents"] == []
+    assert not (work.path / "state" / "test.json.lock").exists()
+    assert work.run("apply", "--auto-approve").code == 0
+    assert len(owned(cloud)) == 12
