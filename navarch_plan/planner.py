@@ -63,11 +63,12 @@ def owned_nodes(live: Mapping[str, Sequence[Node]], workspace: str) -> dict[str,
 
 def live_fingerprint(owned: Mapping[str, Node]) -> str:
     """Changes when owned instances appear, vanish, die or are relabelled; not when a
-    node merely finishes booting (provisioning -> running)."""
+    node merely finishes booting (provisioning -> running), nor when a dead instance
+    that a cloud still lists (Lambda's terminated, EC2's shutting-down) drops out."""
     rows = sorted(
-        f"{n.provider}|{n.id}|{n.status not in DEAD and n.status != NodeStatus.UNHEALTHY}|"
+        f"{n.provider}|{n.id}|{n.status != NodeStatus.UNHEALTHY}|"
         f"{n.labels.get(LABEL_ADDRESS, '')}|{n.labels.get(LABEL_SPEC, '')}"
-        for n in owned.values()
+        for n in owned.values() if n.status not in DEAD
     )
     return "sha256:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()
 

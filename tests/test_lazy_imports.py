@@ -1,0 +1,73 @@
+"""Cloud SDKs are imported only when a config uses their provider (DESIGN section 8).
+
+Each check runs in a fresh interpreter, since the test process itself has long since
+imported boto3, google and httpx through other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("boto3", "botocore", "google", "httpx")
+
+# Runs navarch's own entry point with the given argv, then reports what got imported.
+PROBE = f"""
+import json, sys
+from navarch_plan.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:  # argparse's --version exits
+    code = exc.code
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in {HEAVY!r})
+print("\\n" + json.dumps({{"code": code, "heavy": heavy}}))
+"""
+
+
+def probe(cwd: Path, *argv: str) -> tuple[int, list[str], str]:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *argv], cwd=cwd, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    *out, last = proc.stdout.rstrip("\n").split("\n")
+    report = json.loads(last)
+    return report["code"], report["heavy"], "\n".join(out)
+
+
+def write_config(folder: Path, providers: dict, pool: dict) -> Path:
+    (folder / "state").mkdir(exist_ok=True)
+    doc = {"version": 1, "workspace": "lazy", "providers": providers,
+           "defaults": {"ssh_keys": ["ops"]}, "pools": {"workers": {"nodes": 1, **pool}}}
+    path = folder / "navarch.yaml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    return path
+
+
+def test_fake_only_plan_imports_no_cloud_sdk(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path, {"sim": {"type": "fake", "path": "state/cloud.db"}},
+        {"provider": "sim", "instance_type": "gpu_1x_a10", "region": "us-west-1"})
+    code, heavy, out = probe(tmp_path, "plan", "-c", str(config))
+    assert code == 0, out
+    assert "Plan: 1 to add" in out, "the plan really ran"
+    assert heavy == []
+
+
+def test_version_imports_no_cloud_sdk(tmp_path: Path) -> None:
+    code, heavy, out = probe(tmp_path, "--version")
+    assert code == 0 and out.startswith("navarch "), out
+    assert heavy == []
+
+
+def test_the_probe_sees_an_sdk_when_a_config_uses_one(tmp_path: Path) -> None:
+    """Control: an aws config does load boto3, so an empty list above means something.
+    `validate` builds the provider and reads its static catalog; no network call."""
+    config = write_config(
+        tmp_path, {"ec2": {"type": "aws", "region": "us-east-1",
+                           "image_id": "ami-0123456789abcdef0"}},
+        {"provider": "ec2", "instance_type": "g5.xlarge"})
+    code, heavy, out = probe(tmp_path, "validate", "-c", str(config))
+    assert code == 0, out
+    assert "boto3" in heavy and "botocore" in heavy
+    assert not any(m.split(".")[0] in ("google", "httpx") for m in heavy), heavy
