@@ -59,9 +59,18 @@ class Engine:
 
     @cached_property
     def providers(self) -> dict[str, Provider]:
-        return {name: build_provider(pc, self.env, self.config.base_dir,
-                                     self.config.regions_of(name))
-                for name, pc in self.config.providers.items()}
+        built = {}
+        for name, pc in self.config.providers.items():
+            try:
+                built[name] = build_provider(pc, self.env, self.config.base_dir,
+                                             self.config.regions_of(name))
+            except ConfigError as exc:
+                if exc.file:
+                    raise
+                # A provider's own option check knows its options, not the file.
+                raise ConfigError(exc.message, self.config.file,
+                                  path=exc.path or f"providers.{name}") from None
+        return built
 
     @contextmanager
     def locked(self, operation: str) -> Iterator[StateDoc]:

@@ -1,35 +1,18 @@
-"""A conformance suite for Provider implementations, run with pytest.
+"""A conformance suite for Provider implementations, run with pytest (docs/providers.md).
 
-Subclass `ProviderConformance` in a test module (the class name must start with `Test`) and
-give it two fixtures, plus a third when the cloud under test can run out of capacity:
+Subclass `ProviderConformance` in a test module (as `TestSomething`) and give it fixtures:
+`provider` (the Provider under test), `request_factory` (a `RequestFactory`: a request this
+provider can fulfil, with exactly the name and labels given) and `capacity_exhausted` (a
+`CapacityHook`: given a request, a context manager inside which provisioning it raises
+CapacityError, and after which it works again).
 
-    class TestMyCloud(ProviderConformance):
-        @pytest.fixture
-        def provider(self) -> MyProvider:
-            return MyProvider("mine", endpoint=...)
+Nothing is ever skipped. A provider that cannot simulate a stock-out declares it with
+`capacity_unsupported_reason = "why"`: the test then passes with a `ConformanceGap` warning
+in pytest's summary, and fails when neither (or both) is given. Likewise `supports_get`
+and `supports_instance_types` (default True) must match what the provider implements.
 
-        @pytest.fixture
-        def request_factory(self) -> RequestFactory:
-            return lambda name, labels: ProvisionRequest(
-                name=name, instance_type="gpu-1", region="north-1", labels=labels)
-
-        @pytest.fixture
-        def capacity_exhausted(self, provider: MyProvider) -> CapacityHook:
-            @contextmanager
-            def exhausted(req: ProvisionRequest) -> Iterator[None]:
-                ...  # inside: provision(req) raises CapacityError; after: it works again
-            return exhausted
-
-A provider that cannot simulate a stock-out says so instead, with a reason:
-`capacity_unsupported_reason = "..."`. Nothing here is ever skipped: a missing hook without
-that declaration fails, and a declared gap passes with a `ConformanceGap` warning, visible
-in pytest's summary (`-W error::navarch_plan.testing.ConformanceGap` turns it into a
-failure). Optional capabilities work the same way: `supports_get` and
-`supports_instance_types` (default True) must match what the provider implements.
-
-Every test terminates what it created, so the suite can run against a real cloud account
-too (set `settle_seconds` for clouds whose listings lag behind). This module imports pytest
-only inside the tests, so importing it costs nothing at run time.
+Every test terminates what it created, so the suite can run against a real account too
+(set `settle_seconds` when listings lag). pytest is imported only inside the tests.
 """
 
 from __future__ import annotations
@@ -69,7 +52,7 @@ _ALIVE = (NodeStatus.PROVISIONING, NodeStatus.RUNNING)
 
 #: What provisioning an instance type that does not exist may raise. InvalidRequestError
 #: and NotFoundError say what happened. CapacityError is accepted because some clouds
-#: cannot tell "no such type" from "not offered here" (EC2's `Unsupported`): the planner
+#: cannot tell "no such type" from "not offered here" (EC2's `Unsupported`): navarch
 #: then fails over to the next candidate, which refuses the type too, so the plan still
 #: fails, with every attempt reported. Retryable kinds (TransientError, RateLimitError)
 #: and AuthError/QuotaError are not accepted: they would send the executor the wrong way.
