@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("address")
         sp.add_argument("--json", action="store_true") if name == "list" else None
 
+    p = sub.add_parser("instance-types", help="the offers of every configured provider")
+    _common(p, lock=False)
+    p.add_argument("--provider", action="append", default=[], metavar="NAME",
+                   help="only this provider (repeatable)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("force-unlock", help="release a stuck state lock")
     _common(p, lock=False)
     p.add_argument("lock_id")

@@ -16,7 +16,9 @@ from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.plan import Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
+from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.render.offers import offer_rows, render_offers_text
 from navarch_plan.reporting import JsonHooks, LineHooks
 from navarch_plan.state import force_unlock
 from navarch_plan.validate import validate_against_catalogs
@@ -35,7 +37,7 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
     handlers: dict[str, Callable[[argparse.Namespace, IO], int]] = {
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply,
         "destroy": cmd_destroy, "show": cmd_show, "state": cmd_state,
-        "force-unlock": cmd_force_unlock,
+        "force-unlock": cmd_force_unlock, "instance-types": cmd_instance_types,
     }
     return handlers[args.command](args, io)
 
@@ -220,6 +222,19 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
         engine.store.record({"op": "remove", "address": args.address})
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
+    return 0
+
+
+def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
+    engine = _engine(args)
+    unknown = sorted(set(args.provider) - set(engine.config.providers))
+    if unknown:
+        raise NavarchError(f"--provider {unknown[0]}: no such provider in {args.config}")
+    wanted = set(args.provider) or set(engine.config.providers)
+    offers = {name: p.list_instance_types() for name, p in engine.providers.items()
+              if name in wanted and isinstance(p, InstanceTypeLister)}
+    rows = offer_rows(offers)
+    io.out(json.dumps(rows, indent=2) if args.json else render_offers_text(rows))
     return 0
 
 

@@ -124,6 +124,9 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any], provider: ProviderConf
     zone = spec.get("zone") or (entry.get("zones") or [""])[0]
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
+    keys_at = ((*path, "ssh_keys") if "ssh_keys" in spec
+               else ("defaults", "ssh_keys") if "ssh_keys" in defaults else path)
+    _check_cloud_rules(provider, ssh_keys, zone, keys_at, ctx, path)
     user_data = spec.get("user_data", "")
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
@@ -136,6 +139,19 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any], provider: ProviderConf
         )
         for i, address in enumerate(addresses)
     ]
+
+
+def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone: str,
+                       keys_at: tuple, ctx: _Ctx, path: tuple) -> None:
+    """What a cloud would refuse at launch, refused at load: no launch slot is wasted."""
+    if provider.type == "lambda":
+        if len(ssh_keys) != 1:
+            raise ctx.error(keys_at, f"Lambda Cloud launches take exactly one SSH key name; "
+                            f"{len(ssh_keys)} given")
+        if zone:
+            raise ctx.error(path, "Lambda Cloud has no zones: leave zone out")
+    if provider.type == "gcp" and not zone:
+        raise ctx.error(path, "Compute Engine needs a zone (zone: us-central1-a)")
 
 
 def _check_cycles(groups: Mapping[str, Group], ctx: _Ctx) -> None:

@@ -126,3 +126,28 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
     assert work.run("apply", "--auto-approve", env=env).code == 0
     node_id = work.state()["nodes"]["pool.w[0]"]["id"]
     assert work.cloud().user_data(node_id) == "echo ${HOME} hi"
+
+
+@pytest.mark.parametrize(("providers", "pool", "place", "message"), [
+    ("l: {type: lambda, api_key_env: LAMBDA_KEY}",
+     "{provider: l, instance_type: gpu_1x_a10, region: us-east-1, nodes: 1, ssh_keys: [a, b]}",
+     "6:76", "exactly one SSH key name; 2 given"),
+    ("l: {type: lambda, api_key_env: LAMBDA_KEY}",
+     "{provider: l, instance_type: gpu_1x_a10, region: us-east-1, nodes: 1}",
+     "6:3", "exactly one SSH key name; 0 given"),
+    ("l: {type: lambda, api_key_env: LAMBDA_KEY}",
+     "{provider: l, instance_type: gpu_1x_a10, region: us-east-1, zone: us-east-1a, "
+     "nodes: 1, ssh_keys: [a]}", "6:3", "Lambda Cloud has no zones"),
+    ("g: {type: gcp, project: p}",
+     "{provider: g, instance_type: g2-standard-4, region: us-central1, nodes: 1}",
+     "6:3", "Compute Engine needs a zone"),
+    ("a: {type: aws, region: us-east-1, image_id: not-an-ami}",
+     "{provider: a, instance_type: g5.xlarge, nodes: 1}", "4:37", "does not match"),
+])
+def test_cloud_rules_are_refused_before_any_call(work: Workdir, providers: str, pool: str,
+                                                 place: str, message: str) -> None:
+    work.write(f"version: 1\nworkspace: test\nproviders:\n  {providers}\npools:\n  w: {pool}\n")
+    result = work.run("validate")
+    assert result.code == 1 and message in result.err, result.err
+    assert f"navarch.yaml:{place}:" in result.err, result.err
+    assert "Traceback" not in result.err

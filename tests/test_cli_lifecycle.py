@@ -249,3 +249,18 @@ def test_the_quickstart_example_plans_applies_and_settles(work: Workdir) -> None
     assert (work.path / "state" / "fake-cloud.db").exists()
     assert work.run("plan", *args, "--detailed-exitcode").code == 0
     assert work.run("destroy", *args, "--auto-approve").code == 0
+
+
+def test_instance_types_lists_offers_cheapest_first(work: Workdir) -> None:
+    work.config(pools={"workers": {"nodes": 1}})
+    result = work.run("instance-types")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["PROVIDER", "TYPE", "GPUS", "VCPUS", "MEMORY", "PRICE/H",
+                                "REGIONS"]
+    assert any("gpu_8x_h100" in line and "8x H100" in line for line in lines)
+    rows = work.run("instance-types", "--json").json()
+    prices = [r["price_per_hr"] for r in rows]
+    assert prices == sorted(prices) and {r["provider"] for r in rows} == {"sim"}
+    bad = work.run("instance-types", "--provider", "nope")
+    assert bad.code == 1 and "no such provider" in bad.err

@@ -1,0 +1,37 @@
+"""The offers table (`navarch instance-types`), from plain rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from navarch_plan.render.text import money
+
+__all__ = ["offer_rows", "render_offers_text"]
+
+
+def offer_rows(offers: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Offers of every provider, cheapest first; unknown prices last, then by name."""
+    rows = [
+        {"provider": provider, "instance_type": o.name, "gpu_count": o.gpu_count,
+         "gpu_type": o.gpu_type, "vcpus": o.vcpus, "memory_gb": o.memory_gb,
+         "price_per_hr": o.price_per_hr, "regions": list(o.regions), "available": o.available}
+        for provider, items in offers.items() for o in items
+    ]
+    rows.sort(key=lambda r: (r["price_per_hr"] is None, r["price_per_hr"] or 0,
+                             r["provider"], r["instance_type"]))
+    return rows
+
+
+def render_offers_text(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "No offers: no configured provider lists instance types.\n"
+    table = [("PROVIDER", "TYPE", "GPUS", "VCPUS", "MEMORY", "PRICE/H", "REGIONS")]
+    for r in rows:
+        gpus = f"{r['gpu_count']}x {r['gpu_type']}" if r["gpu_count"] else "-"
+        regions = ", ".join(r["regions"]) if r["available"] else "(no capacity now)"
+        table.append((r["provider"], r["instance_type"], gpus, str(r["vcpus"]),
+                      f"{r['memory_gb']:g} GB", money(r["price_per_hr"]), regions))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in table]
+    return "\n".join(lines) + "\n"
