@@ -87,7 +87,8 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
 
 def _write_plan(path: str, document: dict) -> None:
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
         f.write(render_json(document))
     os.replace(tmp, path)
 

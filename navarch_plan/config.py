@@ -39,8 +39,12 @@ class ProviderConfig:
 
 @dataclass(frozen=True)
 class StateConfig:
-    backend: str
+    backend: str  # "local" | "s3"
     path: str  # local backend: absolute or relative to the working directory
+    bucket: str = ""
+    key: str = ""
+    region: str = ""
+    endpoint_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,12 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
 def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateConfig:
     state = data.get("state", {})
     path = state.get("path", f"state/{workspace}.json")
-    return StateConfig("local", posixpath.normpath(posixpath.join(base_dir, path)))
+    return StateConfig(
+        backend=state.get("backend", "local"),
+        path=posixpath.normpath(posixpath.join(base_dir, path)),
+        bucket=state.get("bucket", ""), key=state.get("key", f"{workspace}.json"),
+        region=state.get("region", ""), endpoint_url=state.get("endpoint_url", ""),
+    )
 
 
 _UNEXPECTED = re.compile(r"\('(?P<key>[^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")

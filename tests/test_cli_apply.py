@@ -253,3 +253,9 @@ def test_sigterm_during_apply_finishes_in_flight_work_and_exits_143(work: Workdi
     assert not (work.path / "state" / "test.json.lock").exists()
     assert work.run("apply", "--auto-approve").code == 0
     assert len(owned(cloud)) == 12
+
+
+def test_saved_plan_files_are_private(work: Workdir) -> None:
+    work.config(pools={"workers": {"nodes": 1}})
+    assert work.run("plan", "--out", "p.plan").code == 0
+    assert (work.path / "p.plan").stat().st_mode & 0o777 == 0o600
