@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show what apply would change")
     _common(p)
     p.add_argument("--out", metavar="FILE", help="save the plan for `navarch apply FILE`")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 no changes, 1 error, 2 changes present")
     p.add_argument("--refresh-only", action="store_true", help="report drift; propose nothing")
@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--parallelism", type=int, default=10, metavar="N",
                        help="cloud calls in flight at once (default 10)")
         p.add_argument("--json", action="store_true", help="one JSON event per line")
+
+    p = sub.add_parser("drift", help="the cron job: report drift; exit 0 clean, 2 drift, 1 error")
+    _common(p)
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--update-state", action="store_true",
+                   help="record what was found in state (never provisions or terminates)")
 
     p = sub.add_parser("show", help="render a saved plan, or the current state")
     _common(p, lock=False)

@@ -18,7 +18,14 @@ from navarch_plan.plan import Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.render.drift import (
+    drift_document,
+    render_drift_markdown_report,
+    render_drift_text,
+)
+from navarch_plan.render.markdown import render_plan_markdown
 from navarch_plan.render.offers import offer_rows, render_offers_text
+from navarch_plan.render.state import state_list_document
 from navarch_plan.reporting import JsonHooks, LineHooks
 from navarch_plan.state import force_unlock
 from navarch_plan.validate import validate_against_catalogs
@@ -38,6 +45,7 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
         "validate": cmd_validate, "plan": cmd_plan, "apply": cmd_apply,
         "destroy": cmd_destroy, "show": cmd_show, "state": cmd_state,
         "force-unlock": cmd_force_unlock, "instance-types": cmd_instance_types,
+        "drift": cmd_drift,
     }
     return handlers[args.command](args, io)
 
@@ -74,6 +82,8 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
         _write_plan(args.out, document)
     if args.format == "json":
         io.out(render_json(document))
+    elif args.format == "markdown":
+        io.out(render_plan_markdown(document))
     else:
         io.out(render_plan_text(document))
         if args.out:
@@ -209,8 +219,8 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     if args.state_command in ("list", "show"):
         doc = engine.store.load()
         if args.state_command == "list":
-            addresses = sorted(doc.nodes)
-            io.out(json.dumps(addresses) if args.json else "\n".join(addresses))
+            io.out(render_json(state_list_document(doc.to_json())) if args.json
+                   else "\n".join(sorted(doc.nodes)))
             return 0
         record = doc.nodes.get(args.address)
         if record is None:
@@ -224,6 +234,20 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
     return 0
+
+
+def cmd_drift(args: argparse.Namespace, io: IO) -> int:
+    engine = _engine(args)
+    updated = None
+    with engine.locked("drift", read_only=not args.update_state):
+        plan = engine.plan(PlanOptions(refresh_only=True))
+        if args.update_state:
+            updated = engine.record_drift(plan)
+    report = drift_document(plan.to_json(), updated)
+    renderers = {"json": render_json, "markdown": render_drift_markdown_report,
+                 "text": render_drift_text}
+    io.out(renderers[args.format](report))
+    return 0 if report["clean"] else 2
 
 
 def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:

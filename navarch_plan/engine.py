@@ -73,20 +73,44 @@ class Engine:
         return built
 
     @contextmanager
-    def locked(self, operation: str) -> Iterator[StateDoc]:
+    def locked(self, operation: str, read_only: bool = False) -> Iterator[StateDoc]:
         """Hold the state lock; load state; fold any journal into a snapshot on the way
-        in (a crashed run's leftovers) and on the way out (this run's)."""
+        in (a crashed run's leftovers) and on the way out (this run's). `read_only`
+        writes nothing at all (drift checks promise that)."""
         self.store.lock(operation, self.lock_timeout)
         try:
             doc = self.store.load()
-            if os.path.exists(self.store.journal_path):
+            if not read_only and os.path.exists(self.store.journal_path):
                 self.store.compact()
             try:
                 yield doc
             finally:
-                self.store.compact()
+                if not read_only:
+                    self.store.compact()
         finally:
             self.store.unlock()
+
+    def record_drift(self, plan: Plan) -> int:
+        """`drift --update-state`: make state say what the cloud says, for the nodes it
+        knows. Never provisions or terminates; unmanaged instances are left to plan."""
+        doc = self.store.doc
+        assert doc is not None
+        owned = owned_nodes(self.live, self.config.workspace)
+        ops: list[dict[str, object]] = []
+        for address, record in doc.nodes.items():
+            live = owned.get(record.id)
+            if live is None:
+                ops.append({"op": "remove", "address": address})
+                continue
+            seen = {"status": live.status.value, "labels": dict(live.labels),
+                    "instance_type": live.instance_type, "region": live.region,
+                    "zone": live.zone, "ip_address": live.ip_address or record.ip_address}
+            updated = {**record.to_json(), **seen}
+            if updated != record.to_json():
+                ops.append({"op": "put", "address": address, "record": updated})
+        if ops:
+            self.store.record(*ops)
+        return len(ops)
 
     def refresh(self) -> dict[str, list[Node]]:
         """One list() per provider, all providers at once; prices from those that list them."""

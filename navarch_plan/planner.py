@@ -7,6 +7,7 @@ considered; everything else is invisible here, whatever it looks like.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -226,11 +227,15 @@ class _Planner:
                 record = self.state.nodes.get(address)
                 if record is None:
                     continue
-                if any(self._ref_changes(ref, record) for ref in node.refs):
+                changed = [ref for ref in node.refs if self._ref_changes(ref, record)]
+                if changed:
                     live = self.owned[record.id]
                     self.unchanged -= 1
-                    self._add(self.make.replacement(node, record, live, Reason.DEPENDENCY_CHANGED,
-                                                ("user_data",)))
+                    action = self.make.replacement(node, record, live,
+                                                   Reason.DEPENDENCY_CHANGED, ())
+                    detail = "user_data references " + ", ".join(
+                        sorted({r.text for r in changed})) + ", whose value changes"
+                    self._add(dataclasses.replace(action, detail=detail))
 
     def _ref_changes(self, ref: Any, record: NodeRecord) -> bool:
         target_action = self.actions.get(ref.address)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render_state_text"]
+__all__ = ["render_state_text", "state_list_document"]
 
 
 def render_state_text(state: dict[str, Any]) -> str:
@@ -27,3 +27,14 @@ def render_state_text(state: dict[str, Any]) -> str:
     if state.get("intents"):
         extra.append(f"{len(state['intents'])} interrupted provision(s) to resolve")
     return "\n".join([head, *lines, *extra]) + "\n"
+
+
+def state_list_document(state: dict[str, Any]) -> dict[str, Any]:
+    """`navarch state list --json` (schemas/state-list.schema.json)."""
+    fields = ("id", "provider", "region", "zone", "instance_type", "status", "ip_address")
+    return {
+        "format_version": "1.0", "workspace": state["workspace"], "serial": state["serial"],
+        "lineage": state["lineage"],
+        "nodes": [{"address": address, **{f: record[f] for f in fields}}
+                  for address, record in sorted(state["nodes"].items())],
+    }

@@ -11,7 +11,7 @@ from typing import Any
 
 from navarch_plan.desired import find_refs
 
-__all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money"]
+__all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive"]
 
 SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": "."}
 
@@ -40,13 +40,18 @@ def _fields(action: dict[str, Any], building: set[str]) -> list[str]:
         key = "user_data_sha256" if name == "user_data" else name
         was, now = before.get(key), after.get(key)
         if name == "user_data":
-            lines.append("user_data: (changed)")
+            lines.append(f"user_data: {sensitive(was)} -> {sensitive(now)}")
         else:
             lines.append(f"{name}: {_value(was)} -> {_value(now)}")
     for text in after.get("refs", []):
         if any(ref.address in building for ref in find_refs(text)):
             lines.append(f"user_data: {text} = (known after apply)")
     return lines
+
+
+def sensitive(digest: Any) -> str:
+    """user_data is never shown, only a prefix of its hash: it may hold secrets."""
+    return f"(sensitive, sha256:{str(digest)[:12]})" if digest else "(none)"
 
 
 def _value(value: Any) -> str:
