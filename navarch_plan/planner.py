@@ -179,7 +179,7 @@ class _Planner:
         for attr in ("instance_type", "region", "zone"):
             was, now = getattr(record, attr), getattr(live, attr)
             if was != now:
-                report(f"{attr}_changed", f"{attr} {was} -> {now}")
+                report(f"{attr}_changed", f"{attr} {was or '(none)'} -> {now or '(none)'}")
 
     def _deposed(self, record: NodeRecord) -> None:
         live = self.owned.get(record.id)
