@@ -1,47 +1,169 @@
-"""Abstract instance types and the fake cloud's priced catalog. Pure data.
+"""Abstract instance types and every cloud's GPU facts, read from `data/catalog.json`.
 
-Abstract names (`h100-8x`) map to each cloud's native type; a name that is not
-abstract is taken as native. Mappings were checked against the clouds' GPU facts:
-Lambda `gpu_8x_h100_sxm5` (8x H100 SXM5), GCP `a3-highgpu-8g` (8x H100 80GB),
-AWS `p5.48xlarge` (8x H100), `p4d.24xlarge` (8x A100 40GB), `g5.xlarge` (1x A10G),
-`g6.xlarge` (1x L4), GCP `g2-standard-4` (1x L4), `a2-highgpu-8g` (8x A100 40GB).
+That JSON file, shipped as package data, is the one source of truth: the abstract names
+(`h100-8x`) with the GPUs they promise and their native type on each cloud, and per cloud
+a table of types (GPU model and count, GPU memory, vCPUs, memory, an on-demand hourly
+price) with the source and date of its prices. This module reads it once, on first use,
+and hands out immutable views; the AWS and GCP catalog modules and the fake cloud take
+their tables from here. No cloud SDK is imported.
+
+Prices for Lambda, GCP and AWS are approximate reference prices (see each cloud's
+`price_source`): for ranking offers and estimating a plan's hourly cost, never billing.
+Lambda's live `/instance-types` API stays authoritative for Lambda at run time.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
+from typing import Any
+
 from navarch_plan.model import InstanceType
 
-__all__ = ["ABSTRACT_TYPES", "FAKE_CATALOG", "FAKE_REGIONS", "native_type"]
+__all__ = [
+    "ABSTRACT_TYPES",
+    "CLOUDS",
+    "FAKE_CATALOG",
+    "FAKE_REGIONS",
+    "AbstractType",
+    "CloudTable",
+    "TypeFacts",
+    "abstract_types",
+    "cloud_offers",
+    "cloud_table",
+    "native_type",
+    "offer",
+]
 
+CLOUDS = ("fake", "lambda", "gcp", "aws")
+
+
+@dataclass(frozen=True)
+class TypeFacts:
+    """One native instance type as the catalog records it."""
+
+    name: str
+    gpu_type: str
+    gpu_count: int
+    gpu_memory_gb: int  # per GPU
+    vcpus: int
+    memory_gb: float
+    price_per_hr: float | None
+    regions: tuple[str, ...]
+
+    def offer(self, regions: Sequence[str] | None = None) -> InstanceType:
+        """As an InstanceType; `regions` overrides the catalog's (AWS offers every type in
+        the regions it is configured with). A static table cannot know stock, so every
+        offer says available; a stock-out surfaces as a CapacityError when provisioning."""
+        return InstanceType(name=self.name, gpu_count=self.gpu_count, gpu_type=self.gpu_type,
+                            memory_gb=self.memory_gb, vcpus=self.vcpus,
+                            price_per_hr=self.price_per_hr,
+                            regions=tuple(self.regions if regions is None else regions))
+
+
+@dataclass(frozen=True)
+class CloudTable:
+    """A cloud's types, with where its prices come from and when they were taken."""
+
+    cloud: str
+    price_source: str
+    price_date: str  # YYYY-MM
+    currency: str
+    note: str
+    types: Mapping[str, TypeFacts]
+
+
+@dataclass(frozen=True)
+class AbstractType:
+    """A cloud-neutral name and the GPUs it promises, with its native type per cloud."""
+
+    name: str
+    description: str
+    gpu_type: str
+    gpu_count: int
+    gpu_memory_gb: int | None
+    gpu_type_aliases: tuple[str, ...]  # other names of the same GPU (AWS's A10G is an A10)
+    native: Mapping[str, str]
+
+    def accepts(self, facts: TypeFacts) -> bool:
+        """Whether a native type really carries the GPUs this name promises."""
+        return (facts.gpu_type in (self.gpu_type, *self.gpu_type_aliases)
+                and facts.gpu_count == self.gpu_count
+                and (self.gpu_memory_gb is None or facts.gpu_memory_gb == self.gpu_memory_gb))
+
+
+@cache
+def _document() -> Mapping[str, Any]:
+    # importlib.resources finds the file in a source checkout, an installed wheel or a zip
+    # alike. Cached: the only file read the catalog ever does.
+    source = resources.files("navarch_plan").joinpath("data").joinpath("catalog.json")
+    return json.loads(source.read_text(encoding="utf-8"))
+
+
+def _price(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _facts(name: str, raw: Mapping[str, Any]) -> TypeFacts:
+    return TypeFacts(name=name, gpu_type=str(raw["gpu_type"]), gpu_count=int(raw["gpu_count"]),
+                     gpu_memory_gb=int(raw["gpu_memory_gb"]), vcpus=int(raw["vcpus"]),
+                     memory_gb=float(raw["memory_gb"]), price_per_hr=_price(raw["price_per_hr"]),
+                     regions=tuple(raw["regions"]))
+
+
+@cache
+def cloud_table(cloud: str) -> CloudTable:
+    """The catalog's table for one of CLOUDS; KeyError for any other name."""
+    raw = _document()["clouds"][cloud]
+    types = {name: _facts(name, entry) for name, entry in raw["types"].items()}
+    return CloudTable(cloud=cloud, price_source=raw["price_source"],
+                      price_date=raw["price_date"], currency=raw["currency"], note=raw["note"],
+                      types=MappingProxyType(types))
+
+
+def cloud_offers(cloud: str) -> list[InstanceType]:
+    """Every type of a cloud's table as offers, in the file's order."""
+    return [facts.offer() for facts in cloud_table(cloud).types.values()]
+
+
+def offer(cloud: str, name: str) -> InstanceType | None:
+    """One native type of a cloud as an offer; None when the catalog does not know it."""
+    facts = cloud_table(cloud).types.get(name)
+    return None if facts is None else facts.offer()
+
+
+@cache
+def abstract_types() -> Mapping[str, AbstractType]:
+    out = {}
+    for name, raw in _document()["abstract"].items():
+        memory = raw.get("gpu_memory_gb")
+        out[name] = AbstractType(
+            name=name, description=raw["description"], gpu_type=raw["gpu_type"],
+            gpu_count=int(raw["gpu_count"]), gpu_memory_gb=None if memory is None else int(memory),
+            gpu_type_aliases=tuple(raw.get("gpu_type_aliases", ())),
+            native=MappingProxyType(dict(raw["native"])))
+    return MappingProxyType(out)
+
+
+# abstract name -> {provider type: native type}, the shape config building has always used.
 ABSTRACT_TYPES: dict[str, dict[str, str]] = {
-    "h100-8x": {"lambda": "gpu_8x_h100_sxm5", "gcp": "a3-highgpu-8g", "aws": "p5.48xlarge",
-                "fake": "gpu_8x_h100"},
-    "h100-1x": {"lambda": "gpu_1x_h100_pcie", "gcp": "a3-highgpu-1g", "fake": "gpu_1x_h100"},
-    "a100-8x": {"lambda": "gpu_8x_a100", "gcp": "a2-highgpu-8g", "aws": "p4d.24xlarge",
-                "fake": "gpu_8x_a100"},
-    "a100-1x": {"lambda": "gpu_1x_a100", "gcp": "a2-highgpu-1g", "fake": "gpu_1x_a100"},
-    "a10-1x": {"lambda": "gpu_1x_a10", "aws": "g5.xlarge", "fake": "gpu_1x_a10"},
-    "l4-1x": {"gcp": "g2-standard-4", "aws": "g6.xlarge", "fake": "gpu_1x_l4"},
-}
+    name: dict(a.native) for name, a in abstract_types().items()}
 
 
 def native_type(provider_type: str, name: str) -> str | None:
-    """The provider's own name for `name`; None when an abstract name has no mapping."""
+    """The provider's own name for `name`; None when an abstract name has no mapping.
+    A name that is not abstract is taken as native."""
     mapping = ABSTRACT_TYPES.get(name)
     if mapping is None:
         return name
     return mapping.get(provider_type)
 
 
-FAKE_REGIONS = ("us-west-1", "us-east-1", "eu-central-1")
-
-# Prices echo the public list prices of comparable offers, so plans look realistic.
-FAKE_CATALOG: tuple[InstanceType, ...] = (
-    InstanceType("gpu_1x_a10", 1, "A10", 200, 30, 0.75, FAKE_REGIONS),
-    InstanceType("gpu_1x_l4", 1, "L4", 64, 16, 0.70, FAKE_REGIONS),
-    InstanceType("gpu_1x_a100", 1, "A100", 200, 30, 1.29, FAKE_REGIONS),
-    InstanceType("gpu_8x_a100", 8, "A100", 1800, 124, 14.32, FAKE_REGIONS),
-    InstanceType("gpu_1x_h100", 1, "H100", 200, 26, 2.49, FAKE_REGIONS),
-    InstanceType("gpu_8x_h100", 8, "H100", 1800, 208, 23.92, FAKE_REGIONS),
-    InstanceType("cpu_4x", 0, "", 16, 4, 0.20, FAKE_REGIONS),
-)
+FAKE_CATALOG: tuple[InstanceType, ...] = tuple(cloud_offers("fake"))
+# Every region any fake type is offered in, in the file's order (the fake checks requests
+# against these, and `validate` lists them in its message).
+FAKE_REGIONS: tuple[str, ...] = tuple(dict.fromkeys(r for t in FAKE_CATALOG for r in t.regions))

@@ -1,15 +1,16 @@
-"""Static Compute Engine GPU facts: machine types, accelerator names, prices, regions.
+"""Static Compute Engine facts: GPU machine types, accelerator names, statuses, label rules.
 
 Kept apart from gcp.py so the tables can be read and corrected without touching client
 code, and because they are pure data (no google.cloud import: `navarch instance-types`
-and the planner may use them without the SDK installed).
+and the planner may use them without the SDK installed). The machine types, prices and
+regions come from the package catalog (`navarch_plan/data/catalog.json`, whose `gcp`
+table says where its prices come from and when they were taken).
 
-Prices are approximate on-demand list prices in us-central1, USD per hour, as known when
-this was written; other regions cost more or less. They feed cost estimates and the
-`cost` strategy, never billing. `None` means "not known well enough to state".
-Region lists are approximate too: a region is listed when at least one of its zones
-offered the type; zone-level availability is only known by trying (a stock-out is a
-CapacityError, and the pool moves on).
+Prices are approximate on-demand list prices in us-central1, USD per hour; other regions
+cost more or less. They feed cost estimates and the `cost` strategy, never billing. `None`
+means "not known well enough to state". Region lists are approximate too: a region is
+listed when at least one of its zones offered the type; zone-level availability is only
+known by trying (a stock-out is a CapacityError, and the pool moves on).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from navarch_plan.catalog import cloud_offers, cloud_table
 from navarch_plan.model import InstanceType, NodeStatus
 
 __all__ = [
@@ -52,56 +54,12 @@ class GpuMachineType:
 # rejects guest_accelerators for them.
 BUILTIN_GPU_FAMILIES = ("a2", "a3", "a4", "a4x", "g2", "g4")
 
-_A2_HIGH_REGIONS = ("us-central1", "us-east1", "us-west1", "us-west3", "us-west4",
-                    "europe-west4", "asia-northeast1", "asia-northeast3", "asia-southeast1")
-_A2_ULTRA_REGIONS = ("us-central1", "us-east4", "us-east5", "europe-west4", "asia-southeast1")
-_A3_HIGH_REGIONS = ("us-central1", "us-east4", "us-east5", "us-west1", "us-west4",
-                    "europe-west1", "europe-west4", "asia-northeast1", "asia-southeast1")
-_A3_MEGA_REGIONS = ("us-central1", "us-east4", "us-east5", "us-west1", "europe-west1",
-                    "europe-west4", "asia-northeast1", "asia-southeast1")
-_A3_ULTRA_REGIONS = ("us-central1", "us-east4", "europe-west1", "asia-south1")
-_A4_REGIONS = ("us-central1", "europe-west4")
-_G2_REGIONS = ("us-central1", "us-east1", "us-east4", "us-west1", "us-west4", "europe-west1",
-               "europe-west4", "asia-east1", "asia-northeast1", "asia-southeast1")
-_N1_T4_REGIONS = ("us-central1", "us-east1", "us-east4", "us-west1", "europe-west4",
-                  "asia-east1", "asia-southeast1")
-_N1_V100_REGIONS = ("us-central1", "us-west1", "europe-west4", "asia-east1")
-
-_M = GpuMachineType
-_TABLE: tuple[GpuMachineType, ...] = (
-    # A2 Standard: A100 40GB.
-    _M("a2-highgpu-1g", 1, "A100", 12, 85, 3.67, _A2_HIGH_REGIONS),
-    _M("a2-highgpu-2g", 2, "A100", 24, 170, 7.35, _A2_HIGH_REGIONS),
-    _M("a2-highgpu-4g", 4, "A100", 48, 340, 14.69, _A2_HIGH_REGIONS),
-    _M("a2-highgpu-8g", 8, "A100", 96, 680, 29.39, _A2_HIGH_REGIONS),
-    _M("a2-megagpu-16g", 16, "A100", 96, 1360, 55.74, _A2_HIGH_REGIONS),
-    # A2 Ultra: A100 80GB. Named "A100" like the 40GB part (as the AWS catalog does for
-    # p4d/p4de), so an `A100:8` request finds both; the type name tells them apart.
-    _M("a2-ultragpu-1g", 1, "A100", 12, 170, 5.07, _A2_ULTRA_REGIONS),
-    _M("a2-ultragpu-2g", 2, "A100", 24, 340, 10.14, _A2_ULTRA_REGIONS),
-    _M("a2-ultragpu-4g", 4, "A100", 48, 680, 20.27, _A2_ULTRA_REGIONS),
-    _M("a2-ultragpu-8g", 8, "A100", 96, 1360, 40.55, _A2_ULTRA_REGIONS),
-    # A3 High / Mega: H100 80GB. Sub-8 A3 High prices are pro rata (less certain).
-    _M("a3-highgpu-1g", 1, "H100", 26, 234, 11.06, _A3_HIGH_REGIONS),
-    _M("a3-highgpu-2g", 2, "H100", 52, 468, 22.12, _A3_HIGH_REGIONS),
-    _M("a3-highgpu-4g", 4, "H100", 104, 936, 44.25, _A3_HIGH_REGIONS),
-    _M("a3-highgpu-8g", 8, "H100", 208, 1872, 88.25, _A3_HIGH_REGIONS),
-    _M("a3-megagpu-8g", 8, "H100", 208, 1872, 92.0, _A3_MEGA_REGIONS),
-    # A3 Ultra: H200 141GB. A4: B200 (price not known well enough to state).
-    _M("a3-ultragpu-8g", 8, "H200", 224, 2952, 84.81, _A3_ULTRA_REGIONS),
-    _M("a4-highgpu-8g", 8, "B200", 224, 3968, None, _A4_REGIONS),
-    # G2: L4 24GB.
-    _M("g2-standard-4", 1, "L4", 4, 16, 0.71, _G2_REGIONS),
-    _M("g2-standard-8", 1, "L4", 8, 32, 0.85, _G2_REGIONS),
-    _M("g2-standard-12", 1, "L4", 12, 48, 1.00, _G2_REGIONS),
-    _M("g2-standard-16", 1, "L4", 16, 64, 1.15, _G2_REGIONS),
-    _M("g2-standard-24", 2, "L4", 24, 96, 2.00, _G2_REGIONS),
-    _M("g2-standard-32", 1, "L4", 32, 128, 1.73, _G2_REGIONS),
-    _M("g2-standard-48", 4, "L4", 48, 192, 4.00, _G2_REGIONS),
-    _M("g2-standard-96", 8, "L4", 96, 384, 8.00, _G2_REGIONS),
-    # N1 with attached GPUs, in the `machine+accelerator:count` syntax provision accepts.
-    _M("n1-standard-8+nvidia-tesla-t4:1", 1, "T4", 8, 30, 0.73, _N1_T4_REGIONS),
-    _M("n1-standard-8+nvidia-tesla-v100:1", 1, "V100", 8, 30, 2.86, _N1_V100_REGIONS),
+# The GPU table lives in the package's catalog (navarch_plan/data/catalog.json, the one
+# source of truth); this view keeps the shape gcp.py and gpu_info() have always read.
+_TABLE: tuple[GpuMachineType, ...] = tuple(
+    GpuMachineType(name, f.gpu_count, f.gpu_type, f.vcpus, f.memory_gb, f.price_per_hr,
+                   f.regions)
+    for name, f in cloud_table("gcp").types.items()
 )
 MACHINE_TYPES: dict[str, GpuMachineType] = {m.name: m for m in _TABLE}
 
@@ -164,12 +122,7 @@ def boot_disk_type(machine_type: str) -> str:
 
 
 def instance_types() -> list[InstanceType]:
-    return [
-        InstanceType(name=m.name, gpu_count=m.gpu_count, gpu_type=m.gpu_type,
-                     memory_gb=m.memory_gb, vcpus=m.vcpus, price_per_hr=m.price_per_hr,
-                     regions=m.regions, available=True)
-        for m in _TABLE
-    ]
+    return cloud_offers("gcp")
 
 
 _STATUS = {
