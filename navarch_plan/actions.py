@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from navarch_plan.desired import DesiredNode, render_refs
+from navarch_plan.desired import DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -27,9 +27,10 @@ from navarch_plan.model import (
     address_to_label,
 )
 from navarch_plan.plan import Action, ActionKind
+from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
 from navarch_plan.providers.base import NodeGetter, Provider
+from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
-from navarch_plan.state.store import LocalStateStore
 
 __all__ = ["ActionRunner", "ownership_labels"]
 
@@ -45,17 +46,34 @@ def _put(address: str, record: NodeRecord) -> dict[str, object]:
     return {"op": "put", "address": address, "record": record.to_json()}
 
 
-def ownership_labels(workspace: str, node: DesiredNode) -> dict[str, str]:
+def ownership_labels(workspace: str, node: DesiredNode,
+                     placement: Placement | None = None) -> dict[str, str]:
+    spec = node.hash_for(placement) if placement else node.spec_hash
     return {**node.labels, LABEL_WORKSPACE: workspace,
-            LABEL_ADDRESS: address_to_label(node.address), LABEL_SPEC: node.spec_hash}
+            LABEL_ADDRESS: address_to_label(node.address), LABEL_SPEC: spec}
+
+
+def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
+    """The action's candidates, in the order the plan chose, as the node's placements."""
+    by_key = {p.key: p for p in node.candidates}
+    wanted = action.candidates or ({"provider": action.provider, "region": action.region,
+                                    "zone": action.zone,
+                                    "instance_type": action.instance_type},)
+    found = [by_key.get((c["provider"], c["region"], c["zone"], c["instance_type"]))
+             for c in wanted]
+    if any(p is None for p in found):
+        raise NavarchError(f"{action.address}: the plan names a placement the config no "
+                           "longer offers; make a new plan")
+    return [p for p in found if p is not None]
 
 
 class ActionRunner:
     def __init__(self, workspace: str, desired: Mapping[str, DesiredNode],
-                 providers: Mapping[str, Provider], store: LocalStateStore, hooks: Hooks,
+                 providers: Mapping[str, Provider], store: StateStore, hooks: Hooks,
                  boot_timeout: float) -> None:
         self.workspace, self.desired, self.providers = workspace, desired, providers
         self.store, self.hooks, self.boot_timeout = store, hooks, boot_timeout
+        self.ruled_out = RuledOut()  # shared by every action of this run, never persisted
 
     def drop_intents(self) -> None:
         """The plan was made from the live listing, which settled every old intent."""
@@ -110,43 +128,63 @@ class ActionRunner:
         if node is None:
             raise NavarchError(f"{action.address}: instance {action.node_id} vanished before "
                                "it could be adopted")
-        record = self._record(self.desired[action.address], node, self._ref_values(action))
+        wanted = self.desired[action.address]
+        placement = wanted.accepted_hashes()[node.labels[LABEL_SPEC]]
+        record = self._record(wanted, node, self._ref_values(action), placement)
         self.store.record(_put(action.address, record))
 
     # -- cloud calls -----------------------------------------------------------------
     def _provision(self, action: Action) -> tuple[NodeRecord, dict[str, str]]:
-        """Provision and wait until running; returns the record and the intent_done
-        operation, for the caller to write together with what the node replaces."""
+        """Provision (failing over across the action's candidates) and wait until
+        running; returns the record and the intent_done operation, for the caller to
+        write together with what the node replaces."""
         node = self.desired[action.address]
         refs = self._ref_values(action)
-        request = ProvisionRequest(
-            name=action.name, instance_type=node.instance_type, region=node.region,
-            zone=node.zone, ssh_key_names=node.ssh_keys,
-            labels=ownership_labels(self.workspace, node),
-            user_data=render_refs(node.user_data, refs),
-        )
-        intent = {"id": uuid.uuid4().hex, "address": action.address, "provider": node.provider,
-                  "region": node.region, "name": action.name, "started_at": _now()}
-        self.store.record({"op": "intent", "intent": intent})
+        intents: list[str] = []
+
+        def make(p: Placement) -> ProvisionRequest:
+            intents.append(uuid.uuid4().hex)
+            return ProvisionRequest(
+                name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
+                ssh_key_names=node.ssh_keys, labels=ownership_labels(self.workspace, node, p),
+                user_data=render_refs(node.user_data, refs), idempotency_key=intents[-1])
+
+        def before_call(p: Placement, request: ProvisionRequest) -> None:
+            self.store.record({"op": "intent", "intent": {
+                "id": intents[-1], "address": action.address, "provider": p.provider,
+                "region": p.region, "name": action.name, "started_at": _now()}})
+
+        def failed_over(attempt: Attempt) -> None:
+            # Capacity and quota errors prove nothing was created: the intent can go.
+            self.store.record({"op": "intent_done", "id": intents[-1]})
+            self.hooks.failover_attempt(action, attempt)
+
         try:
-            created = self.providers[node.provider].provision(request)
+            created, placement, attempts = provision_with_failover(
+                placements_for(action, node), self.providers, make, self.ruled_out,
+                failed_over, before_call)
         except _DEFINITE:
-            self.store.record({"op": "intent_done", "id": intent["id"]})
+            if intents:
+                self.store.record({"op": "intent_done", "id": intents[-1]})
             raise
+        if len(attempts) > 1:
+            self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
+        done = {"op": "intent_done", "id": intents[-1]}
         try:
             created = self._wait_running(action, created)
         except NavarchError:
             # If it exists but is not healthy, record it so state holds what exists; the
             # next plan replaces it.
-            current = self._get(node.provider, created.id)
+            current = self._get(created.provider, created.id)
             if current is not None:
-                self._keep(action, current, refs)
-            self.store.record({"op": "intent_done", "id": intent["id"]})
+                self._keep(action, current, refs, placement)
+            self.store.record(done)
             raise
-        return self._record(node, created, refs), {"op": "intent_done", "id": intent["id"]}
+        return self._record(node, created, refs, placement), done
 
-    def _keep(self, action: Action, created: Node, refs: dict[str, str]) -> None:
-        record = self._record(self.desired[action.address], created, refs)
+    def _keep(self, action: Action, created: Node, refs: dict[str, str],
+              placement: Placement) -> None:
+        record = self._record(self.desired[action.address], created, refs, placement)
         if action.action == ActionKind.REPLACE and action.replace_mode != "destroy_before_create":
             self.store.record({"op": "depose", "address": action.address})
         self.store.record(_put(action.address, record))
@@ -193,11 +231,12 @@ class ActionRunner:
             values[ref.text] = target.field_value(ref.field)
         return values
 
-    def _record(self, node: DesiredNode, created: Node, refs: dict[str, str]) -> NodeRecord:
+    def _record(self, node: DesiredNode, created: Node, refs: dict[str, str],
+                placement: Placement) -> NodeRecord:
         return NodeRecord(
             id=created.id, provider=created.provider, region=created.region,
             zone=created.zone, instance_type=created.instance_type, name=created.name,
-            spec=dict(node.spec), spec_hash=node.spec_hash, status=created.status.value,
-            ip_address=created.ip_address, labels=dict(created.labels), created_at=_now(),
-            ref_values=refs,
+            spec=node.spec_for(placement), spec_hash=node.hash_for(placement),
+            status=created.status.value, ip_address=created.ip_address,
+            labels=dict(created.labels), created_at=_now(), ref_values=refs,
         )

@@ -23,11 +23,6 @@ __all__ = ["Config", "ProviderConfig", "StateConfig", "parse_config", "BUILTIN_T
 
 BUILTIN_TYPES = frozenset({"fake", "lambda", "gcp", "aws"})
 
-NOT_SUPPORTED_YET = {
-    "strategy": "pool strategies",
-    "gpu": "GPU specs (gpu: H100:8)",
-    "max_hourly_cost": "cost limits (max_hourly_cost)",
-}
 
 
 @dataclass(frozen=True)
@@ -57,6 +52,7 @@ class Config:
     groups: Mapping[str, Group]
     desired: Mapping[str, DesiredNode]  # by address, in config order
     config_hash: str
+    max_hourly_cost: float | None = None
 
     def regions_of(self, provider: str) -> list[str]:
         return sorted({d.region for d in self.desired.values() if d.provider == provider})
@@ -103,6 +99,7 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         groups=MappingProxyType(groups),
         desired=MappingProxyType(desired),
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+        max_hourly_cost=data.get("max_hourly_cost"),
     )
 
 
@@ -158,16 +155,25 @@ def _name_rule(err: Any) -> str:
 
 def _refuse_unsupported(data: dict[str, Any], ctx: _Ctx) -> None:
     """The schema accepts these already; until they have behaviour, say so loudly."""
-    if "max_hourly_cost" in data:
-        raise ctx.error(("max_hourly_cost",), "cost limits are not supported yet")
-    backend = data.get("state", {}).get("backend", "local")
-    if backend != "local":
-        raise ctx.error(("state", "backend"), f"state backend {backend!r} is not supported yet")
-    for kind in ("pools", "nodes"):
-        for name, spec in data.get(kind, {}).items():
-            for key, what in NOT_SUPPORTED_YET.items():
-                if key in spec:
-                    raise ctx.error((kind, name, key), f"{what} are not supported yet")
-            if len(spec.get("providers", [])) > 1:
-                raise ctx.error((kind, name, "providers"),
-                                "pools over several providers are not supported yet")
+    _check_state(data.get("state", {}), ctx)
+
+
+_S3_ONLY = ("bucket", "key", "region", "endpoint_url")
+
+
+def _check_state(state: dict[str, Any], ctx: _Ctx) -> None:
+    """Each backend's own keys, and only those: a `bucket` beside a local state (or a
+    `path` beside S3) would be silently ignored otherwise."""
+    if state.get("backend", "local") == "s3":
+        if "path" in state:
+            raise ctx.error(("state", "path"), "path is for backend: local; S3 state is "
+                            "at bucket and key")
+        if "bucket" not in state:
+            raise ctx.error(("state",), "backend s3 needs a bucket (and usually key, region)")
+        url = state.get("endpoint_url", "")
+        if url and not url.startswith(("http://", "https://")):
+            raise ctx.error(("state", "endpoint_url"), "must be an http:// or https:// URL")
+        return
+    for key in _S3_ONLY:
+        if key in state:
+            raise ctx.error(("state", key), f"{key} is for backend: s3")

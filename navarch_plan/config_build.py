@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.catalog import native_type
+from navarch_plan.config_placements import placements_of
 from navarch_plan.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.model import named_address, pool_address
 
@@ -38,7 +38,7 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
         provider = _provider_of(spec, providers, ctx, path)
         ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
         groups[name] = _group(kind, name, spec, provider.name, ref_deps, counts, ctx, path)
-        for node in _nodes_of(kind, name, spec, provider, defaults, ctx, path):
+        for node in _nodes_of(kind, name, spec, providers, defaults, ctx, path):
             desired[node.address] = node
     _check_cycles(groups, ctx)
     return groups, desired
@@ -56,17 +56,22 @@ def _group_specs(data: dict[str, Any], ctx: _Ctx) -> list[tuple[str, str, dict[s
 
 def _provider_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
                  path: tuple) -> ProviderConfig:
+    """Checks every provider the pool names; returns the first."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
         raise ctx.error((*path, "providers"), "give either provider or providers, not both")
-    name = spec.get("provider") or (entries[0]["name"] if entries else None)
-    where = (*path, "provider") if "provider" in spec else (*path, "providers", 0, "name")
-    if name is None:
+    if "provider" not in spec and not entries:
         raise ctx.error(path, "no provider: set provider (or providers)")
-    if name not in providers:
-        known = ", ".join(sorted(providers)) or "none are configured"
-        raise ctx.error(where, f"unknown provider {name!r} (known: {known})")
-    return providers[name]
+    named = ([((*path, "provider"), spec["provider"])] if "provider" in spec else
+             [((*path, "providers", i, "name"), e["name"]) for i, e in enumerate(entries)])
+    for where, name in named:
+        if name not in providers:
+            known = ", ".join(sorted(providers)) or "none are configured"
+            raise ctx.error(where, f"unknown provider {name!r} (known: {known})")
+    if len({name for _, name in named}) < len(named):
+        raise ctx.error((*path, "providers"), "a provider is listed twice; give it several "
+                        "regions instead")
+    return providers[named[0][1]]
 
 
 def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> set[str]:
@@ -104,38 +109,30 @@ def _group(kind: str, name: str, spec: dict[str, Any], provider: str, ref_deps: 
         prevent_destroy=lifecycle.get("prevent_destroy", False),
         replace_mode=lifecycle.get("replace", "create_before_destroy"),
         max_parallel_terminations=spec.get("max_parallel_terminations"),
+        max_hourly_cost=spec.get("max_hourly_cost"),
     )
 
 
-def _nodes_of(kind: str, name: str, spec: dict[str, Any], provider: ProviderConfig,
-              defaults: dict[str, Any], ctx: _Ctx, path: tuple) -> list[DesiredNode]:
-    entry = (spec.get("providers") or [{}])[0]
-    wanted = entry.get("instance_type") or spec.get("instance_type")
-    if not wanted:
-        raise ctx.error(path, "instance_type is required")
-    native = native_type(provider.type, wanted)
-    if native is None:
-        raise ctx.error((*path, "instance_type"), f"{wanted!r} has no {provider.type} "
-                        "equivalent; name a native instance type instead")
-    region = (spec.get("region") or (entry.get("regions") or [None])[0]
-              or defaults.get("region") or provider.options.get("region"))
-    if not region:
-        raise ctx.error(path, "region is required (here, in defaults, or on the provider)")
-    zone = spec.get("zone") or (entry.get("zones") or [""])[0]
+def _nodes_of(kind: str, name: str, spec: dict[str, Any],
+              providers: Mapping[str, ProviderConfig], defaults: dict[str, Any], ctx: _Ctx,
+              path: tuple) -> list[DesiredNode]:
+    placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
     keys_at = ((*path, "ssh_keys") if "ssh_keys" in spec
                else ("defaults", "ssh_keys") if "ssh_keys" in defaults else path)
-    _check_cloud_rules(provider, ssh_keys, zone, keys_at, ctx, path)
+    for placement in placements:
+        _check_cloud_rules(providers[placement.provider], ssh_keys, placement.zone, keys_at,
+                           ctx, path)
     user_data = spec.get("user_data", "")
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
     return [
         DesiredNode(
             address=address, group=name, index=i if kind == "pool" else None,
-            provider=provider.name, provider_type=provider.type, instance_type=native,
-            region=region, zone=zone, ssh_keys=ssh_keys, labels=labels, user_data=user_data,
-            refs=tuple(find_refs(user_data)),
+            ssh_keys=ssh_keys, labels=labels, user_data=user_data,
+            candidates=tuple(placements), refs=tuple(find_refs(user_data)),
+            strategy=spec.get("strategy", "priority"),
         )
         for i, address in enumerate(addresses)
     ]

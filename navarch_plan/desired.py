@@ -15,7 +15,8 @@ from typing import Any
 
 from navarch_plan.model import named_address, pool_address
 
-__all__ = ["DesiredNode", "Group", "Ref", "REF_FIELDS", "find_refs", "spec_hash", "render_refs"]
+__all__ = ["DesiredNode", "Group", "Placement", "Ref", "REF_FIELDS", "find_refs", "spec_hash",
+           "render_refs"]
 
 REF_FIELDS = ("ip_address", "id", "region", "zone", "name")
 REF_PATTERN = re.compile(
@@ -62,38 +63,89 @@ class Group:
     prevent_destroy: bool = False
     replace_mode: str = "create_before_destroy"
     max_parallel_terminations: int | None = None
+    max_hourly_cost: float | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One place a node may run: a candidate of its pool. `priority`, `weight` and
+    `entry` (position in the pool's providers list) feed the strategies."""
+
+    provider: str
+    provider_type: str
+    region: str
+    zone: str
+    instance_type: str
+    priority: int = 0
+    weight: int = 1
+    entry: int = 0
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.provider, self.region, self.zone, self.instance_type)
 
 
 @dataclass(frozen=True)
 class DesiredNode:
+    """A node the config asks for. Its spec is per placement: a node of a fungible pool is
+    in spec when it runs on any of its candidates with the same keys, labels and
+    user_data. `provider`, `region`, `zone`, `instance_type` name the first candidate."""
+
     address: str
     group: str
     index: int | None
-    provider: str
-    provider_type: str
-    instance_type: str
-    region: str
-    zone: str
     ssh_keys: tuple[str, ...]
     labels: Mapping[str, str]
     user_data: str
+    candidates: tuple[Placement, ...]
     refs: tuple[Ref, ...] = ()
+    strategy: str = "priority"
     spec: Mapping[str, Any] = field(default_factory=dict)
     spec_hash: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
-        spec = {
-            "provider": self.provider,
-            "instance_type": self.instance_type,
-            "region": self.region,
-            "zone": self.zone,
+        spec = self.spec_for(self.candidates[0])
+        object.__setattr__(self, "spec", MappingProxyType(spec))
+        object.__setattr__(self, "spec_hash", spec_hash(spec))
+
+    @property
+    def provider(self) -> str:
+        return self.candidates[0].provider
+
+    @property
+    def provider_type(self) -> str:
+        return self.candidates[0].provider_type
+
+    @property
+    def instance_type(self) -> str:
+        return self.candidates[0].instance_type
+
+    @property
+    def region(self) -> str:
+        return self.candidates[0].region
+
+    @property
+    def zone(self) -> str:
+        return self.candidates[0].zone
+
+    def spec_for(self, placement: Placement) -> dict[str, Any]:
+        return {
+            "provider": placement.provider,
+            "instance_type": placement.instance_type,
+            "region": placement.region,
+            "zone": placement.zone,
             "ssh_keys": list(self.ssh_keys),
             "labels": dict(sorted(self.labels.items())),
             "user_data_sha256": sha256_text(self.user_data) if self.user_data else "",
         }
-        object.__setattr__(self, "spec", MappingProxyType(spec))
-        object.__setattr__(self, "spec_hash", spec_hash(spec))
+
+    def hash_for(self, placement: Placement) -> str:
+        return spec_hash(self.spec_for(placement))
+
+    def accepted_hashes(self) -> dict[str, Placement]:
+        """Spec hash -> placement, for every candidate: what counts as in spec."""
+        return {self.hash_for(p): p for p in self.candidates}
 
 
 def sha256_text(text: str) -> str:

@@ -5,7 +5,12 @@ Hooks may be called from worker threads; implementations must be thread-safe.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from navarch_plan.plan import Action
+
+if TYPE_CHECKING:
+    from navarch_plan.pool import Attempt
 
 __all__ = ["Hooks"]
 
@@ -16,6 +21,9 @@ class Hooks:
 
     def action_progress(self, action: Action, message: str) -> None:
         """Something worth telling happened inside an action (e.g. waiting to boot)."""
+
+    def failover_attempt(self, action: Action, attempt: Attempt) -> None:
+        """A candidate failed with a capacity or quota error; the next one is tried."""
 
     def action_done(self, action: Action) -> None:
         """The action completed and its result is durable in state."""

@@ -76,6 +76,10 @@ class ProvisionRequest:
     ssh_key_names: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     user_data: str = ""
+    # One per attempt (navarch passes its intent id): clouds with idempotency tokens
+    # derive them from it, so a retry of this call is deduplicated and a later attempt
+    # is not mistaken for it.
+    idempotency_key: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))

@@ -17,7 +17,7 @@ from navarch_plan.errors import PlanError
 __all__ = ["ActionKind", "Reason", "Action", "Drift", "Plan", "PLAN_FORMAT_VERSION",
            "plan_from_json", "checksum_of"]
 
-PLAN_FORMAT_VERSION = "1.0"
+PLAN_FORMAT_VERSION = "1.1"  # 1.1 added candidates and per-pool cost
 
 
 class ActionKind(StrEnum):
@@ -64,6 +64,8 @@ class Action:
     replace_mode: str = "create_before_destroy"
     cost_before: float | None = None
     cost_after: float | None = None
+    # Where a create may land, in the order apply tries them (empty: only the above).
+    candidates: tuple[dict[str, Any], ...] = ()
 
     @property
     def calls_cloud(self) -> bool:
@@ -128,6 +130,7 @@ def _action_json(action: Action) -> dict[str, Any]:
     data["action"] = action.action.value
     data["reason"] = action.reason.value
     data["changed"] = list(action.changed)
+    data["candidates"] = [dict(c) for c in action.candidates]
     return data
 
 
@@ -153,7 +156,8 @@ def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
         actions = tuple(
             Action(**{**{k: v for k, v in a.items() if k in known},
                       "action": ActionKind(a["action"]), "reason": Reason(a["reason"]),
-                      "changed": tuple(a.get("changed", ()))})
+                      "changed": tuple(a.get("changed", ())),
+                      "candidates": tuple(a.get("candidates", ()))})
             for a in data["actions"]
         )
         return Plan(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.desired import DesiredNode, Group, Placement
 from navarch_plan.errors import PlanError
 from navarch_plan.model import (
     LABEL_ADDRESS,
@@ -27,7 +27,12 @@ from navarch_plan.model import (
 from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason
 from navarch_plan.plan_graph import build_edges, scope_actions
 from navarch_plan.planner_actions import ActionFactory, instance_name
-from navarch_plan.planner_checks import check_prevent_destroy, no_changes_reason, plan_cost
+from navarch_plan.planner_checks import (
+    check_budget,
+    check_prevent_destroy,
+    no_changes_reason,
+    plan_cost,
+)
 from navarch_plan.state.model import NodeRecord, StateDoc
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "owned_nodes",
@@ -53,6 +58,9 @@ class PlanInputs:
     state: StateDoc
     live: Mapping[str, Sequence[Node]]  # every node each provider listed, by provider name
     prices: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
+    # (provider, type) -> regions where the provider's catalog reports it available
+    availability: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    max_hourly_cost: float | None = None
     config_hash: str = ""
     created_at: str = ""
 
@@ -74,14 +82,18 @@ def live_fingerprint(owned: Mapping[str, Node]) -> str:
     return "sha256:" + hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
-def make_plan(inputs: PlanInputs, options: PlanOptions, suffix: Callable[[], str]) -> Plan:
-    planner = _Planner(inputs, options, suffix)
+def make_plan(inputs: PlanInputs, options: PlanOptions,
+              suffix: Callable[[str], str] | None = None) -> Plan:
+    """`suffix(seed)` gives the 4 characters that make a new instance's name unique; by
+    default a hash of the state's lineage and serial and the address, so the same inputs
+    give the same plan, byte for byte."""
+    planner = _Planner(inputs, options, suffix or _hashed_suffix(inputs.state))
     return planner.run()
 
 
 class _Planner:
     def __init__(self, inputs: PlanInputs, options: PlanOptions,
-                 suffix: Callable[[], str]) -> None:
+                 suffix: Callable[[str], str]) -> None:
         self.inputs, self.options, self.suffix = inputs, options, suffix
         self.state = inputs.state
         self.owned = owned_nodes(inputs.live, inputs.workspace)
@@ -90,7 +102,8 @@ class _Planner:
         self.drift: list[Drift] = []
         self.filled: set[str] = set()  # desired addresses that keep or get a live node
         self.unchanged = 0
-        self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices, suffix)
+        self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
+                                  inputs.availability, suffix)
 
     def run(self) -> Plan:
         self._check_inputs()
@@ -149,10 +162,15 @@ class _Planner:
             return Reason.GONE, ()
         if live.status == NodeStatus.UNHEALTHY:
             return Reason.UNHEALTHY, ()
-        if record.spec_hash != wanted.spec_hash:
-            keys = sorted(set(record.spec) | set(wanted.spec))
+        if record.spec_hash not in wanted.accepted_hashes():
+            # Compare with the candidate most like where the node runs, so the listed
+            # fields are the ones that really changed.
+            near = next((p for p in wanted.candidates if p.provider == record.provider),
+                        wanted.candidates[0])
+            spec = wanted.spec_for(near)
+            keys = sorted(set(record.spec) | set(spec))
             return Reason.SPEC_CHANGED, tuple(
-                k.removesuffix("_sha256") for k in keys if record.spec.get(k) != wanted.spec.get(k))
+                k.removesuffix("_sha256") for k in keys if record.spec.get(k) != spec.get(k))
         return None, ()
 
     def _delete_reason(self, address: str) -> Reason:
@@ -202,8 +220,8 @@ class _Planner:
                                     node.provider, node.id))
             wanted = self.desired.get(address)
             if (wanted is not None and address not in self.filled
-                    and node.labels.get(LABEL_SPEC) == wanted.spec_hash
-                    and node.provider == wanted.provider and node.status == NodeStatus.RUNNING):
+                    and _placement_of(wanted, node) is not None
+                    and node.status == NodeStatus.RUNNING):
                 self.filled.add(address)
                 self.actions.pop(address, None)  # e.g. a create for a deleted_outside record
                 self._add(self.make.adoption(address, wanted, node))
@@ -258,6 +276,8 @@ class _Planner:
         actions = [] if self.options.refresh_only else list(self.actions.values())
         actions, warnings = scope_actions(actions, self.inputs.groups, self.options)
         check_prevent_destroy(actions, self.inputs.groups)
+        cost = plan_cost(self.inputs, self.state, self.owned, actions)
+        warnings += check_budget(cost, self.inputs.groups, self.inputs.max_hourly_cost)
         position = {name: i for i, name in enumerate(self.inputs.groups)}
         actions.sort(key=lambda a: (position.get(a.group, len(position)), *_action_order(a)))
         inputs, owned = self.inputs, self.owned
@@ -272,7 +292,7 @@ class _Planner:
             drift=tuple(sorted(self.drift, key=lambda d: (d.address, d.kind))),
             intents=tuple(self._intent_outcomes()), warnings=tuple(warnings),
             unchanged=max(self.unchanged, 0),
-            cost=plan_cost(inputs, self.state, owned, self.desired),
+            cost=cost,
         )
         return Plan(**{**plan.__dict__, "no_changes_reason": no_changes_reason(plan, self)})
 
@@ -301,6 +321,20 @@ def _options_json(options: PlanOptions) -> dict[str, Any]:
     return {"destroy": options.destroy, "refresh_only": options.refresh_only,
             "replace": list(options.replace), "target": list(options.target),
             "exclude": list(options.exclude)}
+
+
+def _hashed_suffix(state: StateDoc) -> Callable[[str], str]:
+    def suffix(seed: str) -> str:
+        text = f"{state.lineage}/{state.serial}/{seed}"
+        return hashlib.sha256(text.encode()).hexdigest()[:4]
+
+    return suffix
+
+
+def _placement_of(wanted: DesiredNode, node: Node) -> Placement | None:
+    """The candidate an owned instance was created for, judged by its spec label."""
+    placement = wanted.accepted_hashes().get(node.labels.get(LABEL_SPEC, ""))
+    return placement if placement is not None and placement.provider == node.provider else None
 
 
 def _topological(groups: Mapping[str, Group]) -> list[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.desired import DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.strategies import order_placements
 
 __all__ = ["ActionFactory", "instance_name"]
 
@@ -22,20 +23,35 @@ def instance_name(workspace: str, node: DesiredNode, suffix: str) -> str:
 class ActionFactory:
     def __init__(self, workspace: str, groups: Mapping[str, Group],
                  prices: Mapping[tuple[str, str], float | None],
-                 suffix: Callable[[], str]) -> None:
+                 availability: Mapping[tuple[str, str], tuple[str, ...]],
+                 suffix: Callable[[str], str]) -> None:
         self.workspace, self.groups, self.prices, self.suffix = workspace, groups, prices, suffix
+        self.availability = availability
+
+    def candidates(self, node: DesiredNode) -> list[Placement]:
+        return order_placements(node.candidates, node.strategy, node.index, self.prices,
+                                self.availability)
+
+    def _candidate_json(self, p: Placement) -> dict[str, Any]:
+        return {"provider": p.provider, "region": p.region, "zone": p.zone,
+                "instance_type": p.instance_type,
+                "price_per_hr": self._price(p.provider, p.instance_type)}
 
     def _price(self, provider: str, instance_type: str) -> float | None:
         return self.prices.get((provider, instance_type))
 
     def create(self, node: DesiredNode, reason: Reason) -> Action:
+        ordered = self.candidates(node)
+        first = ordered[0]
         return Action(
             key=node.address, address=node.address, action=ActionKind.CREATE, reason=reason,
-            group=node.group, provider=node.provider, region=node.region, zone=node.zone,
-            instance_type=node.instance_type,
-            name=instance_name(self.workspace, node, self.suffix()),
-            after=_after(node), replace_mode=self._replace_mode(node.group),
-            cost_after=self._price(node.provider, node.instance_type),
+            group=node.group, provider=first.provider, region=first.region, zone=first.zone,
+            instance_type=first.instance_type,
+            name=instance_name(self.workspace, node, self.suffix(node.address)),
+            after=_after(node, first), replace_mode=self._replace_mode(node.group),
+            cost_after=self._price(first.provider, first.instance_type),
+            candidates=tuple(self._candidate_json(p) for p in ordered) if len(ordered) > 1
+            else (),
             detail="the recorded instance was deleted outside navarch"
             if reason == Reason.DELETED_OUTSIDE else "",
         )
@@ -43,6 +59,9 @@ class ActionFactory:
     def replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
                     changed: tuple[str, ...]) -> Action:
         create = self.create(node, reason)
+        if create.name == record.name:  # a new instance never takes its predecessor's name
+            name = instance_name(self.workspace, node, self.suffix(f"{node.address}#{record.id}"))
+            create = Action(**{**create.__dict__, "name": name})
         return Action(**{
             **create.__dict__, "action": ActionKind.REPLACE, "node_id": record.id,
             "before": _before(record, live), "changed": changed,
@@ -68,7 +87,8 @@ class ActionFactory:
             key=address, address=address, action=ActionKind.ADOPT,
             reason=Reason.ORPHAN_MATCHES, group=wanted.group, provider=node.provider,
             region=node.region, zone=node.zone, instance_type=node.instance_type,
-            node_id=node.id, name=node.name, before=_live_before(node), after=_after(wanted),
+            node_id=node.id, name=node.name, before=_live_before(node),
+            after=_after(wanted, wanted.accepted_hashes()[node.labels[LABEL_SPEC]]),
             detail="an owned instance matching the desired spec, not yet in state",
         )
 
@@ -87,8 +107,8 @@ class ActionFactory:
         return g.replace_mode if g else "create_before_destroy"
 
 
-def _after(node: DesiredNode) -> dict[str, Any]:
-    return {**dict(node.spec), "spec_hash": node.spec_hash,
+def _after(node: DesiredNode, placement: Placement) -> dict[str, Any]:
+    return {**node.spec_for(placement), "spec_hash": node.hash_for(placement),
             "refs": [r.text for r in node.refs]}
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.desired import Group
 from navarch_plan.errors import PlanError
-from navarch_plan.model import Node, NodeStatus
+from navarch_plan.model import Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
     from navarch_plan.planner import PlanInputs
 
-__all__ = ["check_prevent_destroy", "plan_cost", "no_changes_reason"]
+__all__ = ["check_budget", "check_prevent_destroy", "plan_cost", "no_changes_reason"]
 
 
 def check_prevent_destroy(actions: Sequence[Action], groups: Mapping[str, Group]) -> None:
@@ -34,21 +34,64 @@ def _sum(prices: list[float | None]) -> tuple[float, bool]:
 
 
 def plan_cost(inputs: PlanInputs, state: StateDoc, owned: Mapping[str, Node],
-              desired: Mapping[str, DesiredNode]) -> dict[str, Any]:
-    """Hourly cost of what runs now (recorded, alive) and of what the config asks for.
-    An unknown price makes a total a lower bound ("complete": false), never a zero."""
+              actions: Sequence[Action]) -> dict[str, Any]:
+    """Hourly cost, per pool and in all, of what runs now (recorded and alive) and of
+    what runs after this plan. An unknown price makes a total a lower bound
+    ("complete": false), never a silent zero."""
     def price(provider: str, itype: str) -> float | None:
         return inputs.prices.get((provider, itype))
 
-    now_prices = [price(r.provider, r.instance_type) for r in state.nodes.values()
-                  if r.id in owned and owned[r.id].status in (NodeStatus.RUNNING,
-                                                              NodeStatus.PROVISIONING)]
-    after_prices = [price(d.provider, d.instance_type) for d in desired.values()]
-    before, before_complete = _sum(now_prices)
-    after, after_complete = _sum(after_prices)
-    return {"currency": "USD", "hourly_before": before, "hourly_after": after,
-            "hourly_delta": round(after - before, 4),
-            "complete": before_complete and after_complete}
+    before: dict[str, list[float | None]] = {}
+    after: dict[str, list[float | None]] = {}
+    acting = {a.address: a for a in actions if a.key == a.address}
+    for address, record in state.nodes.items():
+        live = owned.get(record.id)
+        if live is None or live.status not in (NodeStatus.RUNNING, NodeStatus.PROVISIONING):
+            continue
+        group = parse_address(address)[1]
+        before.setdefault(group, []).append(price(record.provider, record.instance_type))
+        if address not in acting:
+            after.setdefault(group, []).append(price(record.provider, record.instance_type))
+    for action in acting.values():
+        if action.action in (ActionKind.CREATE, ActionKind.REPLACE):
+            after.setdefault(action.group, []).append(action.cost_after)
+        elif action.action == ActionKind.ADOPT:
+            after.setdefault(action.group, []).append(price(action.provider,
+                                                            action.instance_type))
+    pools = {g: _totals(before.get(g, []), after.get(g, []))
+             for g in sorted(set(before) | set(after))}
+    every = _totals([p for v in before.values() for p in v], [p for v in after.values() for p in v])
+    return {"currency": "USD", **every, "pools": pools}
+
+
+def _totals(before: list[float | None], after: list[float | None]) -> dict[str, Any]:
+    b, b_complete = _sum(before)
+    a, a_complete = _sum(after)
+    return {"hourly_before": b, "hourly_after": a, "hourly_delta": round(a - b, 4),
+            "complete": b_complete and a_complete}
+
+
+def check_budget(cost: dict[str, Any], groups: Mapping[str, Group],
+                 limit: float | None) -> list[str]:
+    """Refuse a plan over max_hourly_cost (top level or per pool), saying by how much.
+    Returns warnings where an unknown price leaves a limit not fully checkable."""
+    checks = [("the workspace", "max_hourly_cost", limit, cost)]
+    checks += [(f"pool {name}", f"pools.{name}.max_hourly_cost", g.max_hourly_cost,
+                cost["pools"].get(name, {"hourly_after": 0.0, "complete": True}))
+               for name, g in groups.items() if g.max_hourly_cost is not None]
+    warnings = []
+    for what, key, cap, totals in checks:
+        if cap is None:
+            continue
+        spend = totals["hourly_after"]
+        bound = "at least " if not totals["complete"] else ""
+        if spend > cap:
+            raise PlanError(f"{what} would cost {bound}${spend:,.2f}/h after this plan, over "
+                            f"{key} (${cap:,.2f}/h) by {bound}${spend - cap:,.2f}/h")
+        if not totals["complete"]:
+            warnings.append(f"{what}: some prices are unknown, so {key} (${cap:,.2f}/h) "
+                            f"could only be checked against a lower bound (${spend:,.2f}/h)")
+    return warnings
 
 
 def no_changes_reason(plan: Plan, planner: Any) -> str:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action
+from navarch_plan.pool import Attempt
 
 __all__ = ["LineHooks", "JsonHooks"]
 
@@ -43,6 +44,9 @@ class LineHooks(Hooks):
 
     def action_progress(self, action: Action, message: str) -> None:
         self._line(f"{action.key}: {message}")
+
+    def failover_attempt(self, action: Action, attempt: Attempt) -> None:
+        self._line(f"{action.key}: {attempt.describe()}, trying the next candidate")
 
     def action_done(self, action: Action) -> None:
         took = time.monotonic() - self._started.get(action.key, time.monotonic())
@@ -79,6 +83,12 @@ class JsonHooks(Hooks):
 
     def action_progress(self, action: Action, message: str) -> None:
         self.event("apply_progress", action, message=message)
+
+    def failover_attempt(self, action: Action, attempt: Attempt) -> None:
+        p = attempt.placement
+        self.event("failover_attempt", action, outcome=attempt.outcome, error=attempt.error,
+                   candidate={"provider": p.provider, "region": p.region, "zone": p.zone,
+                              "instance_type": p.instance_type})
 
     def action_done(self, action: Action) -> None:
         self.event("apply_complete", action)

@@ -71,10 +71,18 @@ CASES = [
      "instance_type is required"),
     ("abstract type unmapped", GOOD_HEAD + POOL.replace("gpu_1x_a10", "l4-1x").replace(
         "type: fake", "type: fake"), None, None),
-    ("not supported yet: strategy", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, "
-     "strategy: cost"), "6:78", "not supported yet"),
-    ("not supported yet: s3", GOOD_HEAD + "state: {backend: s3, bucket: b, key: k}\n",
-     "5:9", "not supported yet"),
+    ("bad gpu spec", GOOD_HEAD + POOL.replace("instance_type: gpu_1x_a10", "gpu: 'H100 x8'"),
+     "6:22", "bad GPU spec"),
+    ("gpu and type", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, gpu: H100:8"), "6:78",
+     "either instance_type or gpu"),
+    ("no such gpus", GOOD_HEAD + POOL.replace("instance_type: gpu_1x_a10", "gpu: B200:8"),
+     "6:22", "offers the requested GPUs"),
+    ("unknown strategy", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, strategy: cheap"),
+     "6:78", "is not one of"),
+    ("s3 state without bucket", GOOD_HEAD + "state: {backend: s3, key: k}\n",
+     "5:1", "backend s3 needs a bucket"),
+    ("bucket on local state", GOOD_HEAD + "state: {path: s.json, bucket: b}\n",
+     "5:23", "bucket is for backend: s3"),
     ("alias bomb", "version: 1\na: &a [x, x, x, x, x, x, x, x, x, x]\n"
      + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, "
                f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "

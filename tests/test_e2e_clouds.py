@@ -415,3 +415,32 @@ def test_saved_plan_applies_while_terminated_instances_linger(work: Workdir) -> 
         assert _actions(plan) == [(f"pool.{POOL}[0]", "replace", "spec_changed")]
         s.run("apply", "plan.json")
         _check_ownership(s, cloud.type_b, 1)
+
+
+def test_failover_from_lambda_stockout_to_ec2(work: Workdir, moto_endpoint: str) -> None:
+    """The same failover through the real clients: Lambda says insufficient capacity (its
+    HTTP 400 error code), EC2 in moto takes the node."""
+    with ExitStack() as stack:
+        lam = LambdaCloud(stack)
+        lam.fake.capacity[("gpu_1x_a10", "us-east-1")] = 0
+        aws = AwsCloud(moto_endpoint, work.path)
+        doc = {"version": 1, "workspace": WORKSPACE,
+               "providers": {"lambda": lam.provider, "aws": aws.provider},
+               "defaults": {"ssh_keys": ["ops-team"]},
+               "pools": {"workers": {
+                   "providers": [
+                       {"name": "lambda", "priority": 1, "regions": ["us-east-1"],
+                        "instance_type": "gpu_1x_a10"},
+                       {"name": "aws", "priority": 2, "regions": ["us-east-1"],
+                        "instance_type": "g5.xlarge"}],
+                   "nodes": 1}}}
+        (work.path / "navarch.yaml").write_text(json.dumps(doc))
+        result = work.run("apply", "--auto-approve", env={**lam.env, **aws.env})
+        assert result.code == 0, result.out + result.err
+        assert "lambda/us-east-1 no capacity -> aws/us-east-1 created" in result.out
+        assert lam.launches() == 1 and [i for i in lam.instances() if i.alive] == []
+        created = [i for i in aws.instances() if i.alive]
+        assert len(created) == 1 and created[0].labels["navarch-address"] == "p_workers_0"
+        assert work.state(WORKSPACE)["nodes"]["pool.workers[0]"]["provider"] == "aws"
+        again = work.run("plan", "--detailed-exitcode", env={**lam.env, **aws.env})
+        assert again.code == 0, again.out + again.err

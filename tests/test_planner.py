@@ -72,7 +72,7 @@ class World:
                             state=self.state, live={"sim": self.live},
                             prices={("sim", "gpu_1x_a10"): 0.75, ("sim", "gpu_1x_a100"): 1.29},
                             config_hash=cfg.config_hash, created_at="now")
-        plan = make_plan(inputs, PlanOptions(**options), lambda: "abcd")
+        plan = make_plan(inputs, PlanOptions(**options), lambda seed: "abcd")
         return plan.to_json()
 
 
@@ -88,8 +88,13 @@ def test_nothing_exists_everything_is_created() -> None:
         (f"pool.workers[{i}]", "create", "missing") for i in range(3)]
     assert plan["actions"][0]["name"] == "ws-head-0-abcd"
     assert plan["edges"] == [["build:head", "build:workers"]]
-    assert plan["cost"] == {"currency": "USD", "hourly_before": 0, "hourly_after": 4.62,
-                            "hourly_delta": 4.62, "complete": True}
+    assert plan["cost"] == {
+        "currency": "USD", "hourly_before": 0, "hourly_after": 4.62, "hourly_delta": 4.62,
+        "complete": True, "pools": {
+            "head": {"hourly_before": 0, "hourly_after": 0.75, "hourly_delta": 0.75,
+                     "complete": True},
+            "workers": {"hourly_before": 0, "hourly_after": 3.87, "hourly_delta": 3.87,
+                        "complete": True}}}
 
 
 def test_in_sync_means_no_changes_with_a_reason() -> None:

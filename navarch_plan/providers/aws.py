@@ -88,7 +88,7 @@ def client_token(req: ProvisionRequest, region: str) -> str:
     of making a second. Zone, type and region are part of it so that a failover attempt under
     the same name is a new request, not an IdempotentParameterMismatch.
     """
-    basis = "\0".join((req.name, region, req.zone, req.instance_type))
+    basis = "\0".join((req.name, region, req.zone, req.instance_type, req.idempotency_key))
     return "navarch-" + hashlib.sha256(basis.encode()).hexdigest()[:48]
 
 

@@ -9,11 +9,10 @@ Waiting: inserts and deletes return a zone operation, which we wait for through 
 ``ExtendedOperation.result()`` polls through a client it builds itself, which ignores a
 custom ``api_endpoint`` (so tests against a local server would poll the real API).
 
-Idempotency: every insert carries ``requestId = uuid5(project/zone/name)``, so a retried
-insert of the same name in the same zone returns the original operation, and a name that
-already exists (HTTP 409) returns the existing instance. A consequence worth knowing: GCE
-remembers a requestId for a while, so re-inserting the same name in the same zone soon
-after a stock-out returns the old failed operation; callers retry capacity elsewhere.
+Idempotency: every insert carries ``requestId = uuid5(project/zone/name/idempotency_key)``
+(navarch's key is the intent id of the attempt), so a retried insert of the same attempt
+returns the original operation, while a later attempt (a new run after a stock-out) is a
+new request; a name that already exists (HTTP 409) returns the existing instance.
 """
 
 from __future__ import annotations
@@ -270,7 +269,8 @@ class GcpProvider:
         zone = self._zone_for(req)
         request = compute_v1.InsertInstanceRequest(
             project=self.project, zone=zone, instance_resource=self._instance_resource(req, zone),
-            request_id=str(uuid.uuid5(_REQUEST_NS, f"{self.project}/{zone}/{req.name}")))
+            request_id=str(uuid.uuid5(_REQUEST_NS, f"{self.project}/{zone}/{req.name}"
+                                                   f"/{req.idempotency_key}")))
         ic, _ = self._clients()
         with self._errors(zone):
             try:

@@ -1,0 +1,189 @@
+"""Provisioning with failover: try a node's candidates in order, moving on after a
+capacity or quota error, never after an auth or invalid-request error.
+
+`provision_with_failover` is the one loop; the executor uses it for every create, and
+`Pool` wraps it as the library API (a pool of provider objects and a strategy, no YAML).
+`RuledOut` remembers, for one run, what is known not to work: a capacity error rules out
+that (provider, region, zone, type); a provider-wide quota error the whole provider; a
+regional quota error that (provider, region). Nothing is remembered across runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from navarch_plan.desired import Placement
+from navarch_plan.errors import CapacityError, ProviderError, QuotaError
+from navarch_plan.model import Node, ProvisionRequest
+from navarch_plan.providers.base import InstanceTypeLister, Provider
+from navarch_plan.strategies import order_placements
+
+__all__ = ["Attempt", "FailoverExhausted", "Pool", "PoolEntry", "RuledOut",
+           "provision_with_failover"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    placement: Placement
+    outcome: str  # "created", "no capacity", "over quota", "ruled out earlier", ...
+    error: str = ""
+
+    def describe(self) -> str:
+        p = self.placement
+        where = "/".join(x for x in (p.provider, p.zone or p.region) if x)
+        return f"{where} {self.outcome}"
+
+
+class FailoverExhausted(ProviderError):
+    """Every candidate failed with a capacity or quota error; lists every attempt."""
+
+    def __init__(self, attempts: Sequence[Attempt]) -> None:
+        self.attempts = list(attempts)
+        trail = " -> ".join(a.describe() for a in attempts)
+        last = next((a.error for a in reversed(attempts) if a.error), "")
+        detail = f" (last error: {last})" if last else ""
+        super().__init__(f"no candidate could provision: {trail}{detail}",
+                         code="navarch/exhausted")
+
+
+@dataclass
+class RuledOut:
+    """Also serialises the first attempt on each placement: while one node probes a
+    placement, the others wait for the answer instead of all hitting the same stock-out.
+    Once a placement has worked, attempts on it run in parallel."""
+
+    _keys: set[tuple[str, ...]] = field(default_factory=set)
+    _proven: set[tuple[str, str, str, str]] = field(default_factory=set)
+    _probing: dict[tuple[str, str, str, str], threading.Event] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def probe(self, placement: Placement) -> bool:
+        """Wait until this placement may be tried; False if it got ruled out meanwhile.
+        A True answer must be followed by `settle`."""
+        while True:
+            with self._lock:
+                if self._excluded(placement):
+                    return False
+                if placement.key in self._proven:
+                    return True
+                event = self._probing.get(placement.key)
+                if event is None:
+                    self._probing[placement.key] = threading.Event()
+                    return True
+            event.wait()
+
+    def settle(self, placement: Placement, worked: bool) -> None:
+        with self._lock:
+            if worked:
+                self._proven.add(placement.key)
+            event = self._probing.pop(placement.key, None)
+        if event is not None:
+            event.set()
+
+    def rule_out(self, placement: Placement, error: ProviderError) -> None:
+        if isinstance(error, QuotaError) and error.provider_wide:
+            key: tuple[str, ...] = (placement.provider,)
+        elif isinstance(error, QuotaError):
+            key = (placement.provider, placement.region)
+        else:
+            key = placement.key
+        with self._lock:
+            self._keys.add(key)
+
+    def excludes(self, placement: Placement) -> bool:
+        with self._lock:
+            return self._excluded(placement)
+
+    def _excluded(self, p: Placement) -> bool:
+        return bool({(p.provider,), (p.provider, p.region), p.key} & self._keys)
+
+
+def _outcome(error: ProviderError) -> str:
+    if isinstance(error, QuotaError):
+        return "over quota (whole provider)" if error.provider_wide else "over quota"
+    return "no capacity"
+
+
+def provision_with_failover(
+        candidates: Sequence[Placement], providers: Mapping[str, Provider],
+        make_request: Callable[[Placement], ProvisionRequest], ruled_out: RuledOut,
+        on_attempt: Callable[[Attempt], None] = lambda a: None,
+        before_call: Callable[[Placement, ProvisionRequest], None] = lambda p, r: None,
+) -> tuple[Node, Placement, list[Attempt]]:
+    """The first candidate that provisions. CapacityError and QuotaError move on to the
+    next candidate; any other error ends the loop at once (it says nothing about the
+    other candidates, or the call's outcome is unknown)."""
+    attempts: list[Attempt] = []
+    for placement in candidates:
+        if not ruled_out.probe(placement):
+            attempts.append(Attempt(placement, "ruled out earlier in this run"))
+            continue
+        worked = False
+        try:
+            request = make_request(placement)
+            before_call(placement, request)
+            node = providers[placement.provider].provision(request)
+            worked = True
+        except (CapacityError, QuotaError) as exc:
+            ruled_out.rule_out(placement, exc)
+            if len(candidates) == 1:
+                raise  # nothing to fail over to: the cloud's own words say it best
+            attempt = Attempt(placement, _outcome(exc), str(exc))
+            attempts.append(attempt)
+            on_attempt(attempt)
+            continue
+        finally:
+            ruled_out.settle(placement, worked)
+        attempts.append(Attempt(placement, "created"))
+        return node, placement, attempts
+    raise FailoverExhausted(attempts)
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    name: str
+    provider: Provider
+    priority: int = 0
+    weight: int = 1
+    regions: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    instance_type: str = ""
+
+
+class Pool:
+    """Library API: `Pool([PoolEntry("lambda", LambdaProvider(...), priority=1,
+    regions=("us-east-1",), instance_type="gpu_8x_h100_sxm5"), ...], strategy="cost")`,
+    then `pool.provision(name="job-0", index=0)` provisions with failover."""
+
+    def __init__(self, entries: Sequence[PoolEntry], strategy: str = "priority") -> None:
+        self.entries, self.strategy = list(entries), strategy
+        self.providers = {e.name: e.provider for e in entries}
+        self.ruled_out = RuledOut()
+
+    def placements(self) -> list[Placement]:
+        return [Placement(e.name, type(e.provider).__name__, region, zone, e.instance_type,
+                          e.priority, e.weight, i)
+                for i, e in enumerate(self.entries) for region in e.regions
+                for zone in ([z for z in e.zones if z.startswith(region)] or [""])]
+
+    def candidates(self, index: int = 0) -> list[Placement]:
+        prices: dict[tuple[str, str], float | None] = {}
+        available: dict[tuple[str, str], tuple[str, ...]] = {}
+        for e in self.entries:
+            if isinstance(e.provider, InstanceTypeLister) and self.strategy in (
+                    "cost", "availability"):
+                for offer in e.provider.list_instance_types():
+                    prices[(e.name, offer.name)] = offer.price_per_hr
+                    available[(e.name, offer.name)] = offer.regions if offer.available else ()
+        return order_placements(self.placements(), self.strategy, index, prices, available)
+
+    def provision(self, name: str, index: int = 0, **request: object) -> Node:
+        def make(p: Placement) -> ProvisionRequest:
+            return ProvisionRequest(name=name, instance_type=p.instance_type, region=p.region,
+                                    zone=p.zone, **request)  # type: ignore[arg-type]
+
+        node, _, _ = provision_with_failover(self.candidates(index), self.providers, make,
+                                             self.ruled_out)
+        return node

@@ -1,0 +1,60 @@
+"""Ordering a node's candidate placements by its pool's strategy. Pure and deterministic:
+ties always fall back to the order of the config (providers list, then regions, zones
+and types as written), never to chance.
+
+- priority:     lowest priority number first.
+- cost:         cheapest known hourly price first; unknown prices last.
+- availability: placements the provider's catalog reports available in that region
+                first, then the rest; each group by priority.
+- round-robin:  the pool's nodes are spread over its providers by weight, by node index
+                (node i starts at slot i of the weighted sequence), so adding a node never
+                moves an existing one; the other providers follow as fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from navarch_plan.desired import Placement
+
+__all__ = ["STRATEGIES", "order_placements"]
+
+STRATEGIES = ("priority", "cost", "availability", "round-robin")
+
+Prices = Mapping[tuple[str, str], float | None]
+Availability = Mapping[tuple[str, str], Sequence[str]]  # (provider, type) -> regions
+
+
+def _base(p: Placement, position: int) -> tuple[Any, ...]:
+    return (p.priority, p.entry, position)
+
+
+def order_placements(placements: Sequence[Placement], strategy: str, index: int | None,
+                     prices: Prices, availability: Availability) -> list[Placement]:
+    indexed = list(enumerate(placements))
+    if strategy == "cost":
+        def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
+            price = prices.get((item[1].provider, item[1].instance_type))
+            return (price is None, price or 0.0, *_base(item[1], item[0]))
+    elif strategy == "availability":
+        def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
+            regions = availability.get((item[1].provider, item[1].instance_type), ())
+            return (item[1].region not in regions, *_base(item[1], item[0]))
+    elif strategy == "round-robin":
+        first = _round_robin_entry(placements, index or 0)
+
+        def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
+            return (item[1].entry != first, *_base(item[1], item[0]))
+    else:
+        def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
+            return _base(item[1], item[0])
+    return [p for _, p in sorted(indexed, key=key)]
+
+
+def _round_robin_entry(placements: Sequence[Placement], index: int) -> int:
+    weights: dict[int, int] = {}
+    for p in placements:
+        weights.setdefault(p.entry, p.weight)
+    slots = [entry for entry in sorted(weights) for _ in range(weights[entry])]
+    return slots[index % len(slots)]
