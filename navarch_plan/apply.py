@@ -23,7 +23,7 @@ from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.plan_graph import phase_of
 from navarch_plan.providers.base import Provider
-from navarch_plan.state.store import LocalStateStore
+from navarch_plan.state.backends import StateStore
 
 __all__ = ["ApplyResult", "Executor"]
 
@@ -45,7 +45,7 @@ class ApplyResult:
 class Executor:
     def __init__(self, plan: Plan, *, desired: Mapping[str, DesiredNode],
                  groups: Mapping[str, Group], providers: Mapping[str, Provider],
-                 store: LocalStateStore, hooks: Hooks | None = None, parallelism: int = 10,
+                 store: StateStore, hooks: Hooks | None = None, parallelism: int = 10,
                  boot_timeout: float = 900.0) -> None:
         self.groups = groups
         self.hooks = hooks or Hooks()

@@ -39,10 +39,13 @@ def _scoping(p: argparse.ArgumentParser) -> None:
                    help="replace this node even if it is unchanged (repeatable)")
 
 
-def _common(p: argparse.ArgumentParser, lock: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, lock: bool = True, state: bool = True) -> None:
     p.add_argument("-c", "--config", default="navarch.yaml", help="config file "
                    "(default: navarch.yaml)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    if state:
+        p.add_argument("--state", metavar="URL", help="use this state instead of the "
+                       "config's: s3://BUCKET/KEY or a local file path")
     if lock:
         p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DUR",
                        help="wait this long for the state lock (e.g. 30s; default: fail at once)")
@@ -90,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("planfile", nargs="?")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("state", help="state surgery: list, show, rm")
+    p = sub.add_parser("state", help="state surgery: list, show, rm, migrate")
     state_sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
     for name, text in (("list", "addresses in state"), ("show", "one node's record"),
                        ("rm", "forget a node (the instance is not touched)")):
@@ -99,9 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "list":
             sp.add_argument("address")
         sp.add_argument("--json", action="store_true") if name == "list" else None
+    sp = state_sub.add_parser("migrate", help="copy the state, lineage and serial kept, to "
+                              "another backend (refuses to overwrite another lineage)")
+    _common(sp)
+    sp.add_argument("--to", required=True, metavar="URL",
+                    help="s3://BUCKET/KEY or a local file path")
 
     p = sub.add_parser("instance-types", help="the offers of every configured provider")
-    _common(p, lock=False)
+    _common(p, lock=False, state=False)
     p.add_argument("--provider", action="append", default=[], metavar="NAME",
                    help="only this provider (repeatable)")
     p.add_argument("--json", action="store_true")

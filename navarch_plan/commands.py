@@ -10,8 +10,9 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.plan import Plan, plan_from_json
@@ -27,7 +28,12 @@ from navarch_plan.render.markdown import render_plan_markdown
 from navarch_plan.render.offers import offer_rows, render_offers_text
 from navarch_plan.render.state import state_list_document
 from navarch_plan.reporting import JsonHooks, LineHooks
-from navarch_plan.state import force_unlock
+from navarch_plan.state.backends import (
+    migrate_state,
+    open_store,
+    state_from_url,
+    state_location,
+)
 from navarch_plan.validate import validate_against_catalogs
 
 __all__ = ["IO", "dispatch"]
@@ -51,8 +57,15 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
 
 
 def _engine(args: argparse.Namespace, hooks: object = None) -> Engine:
-    config = load_config(args.config)
+    config = _config(args)
     return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """The config, with `--state URL` (when given) in place of its state section."""
+    config = load_config(args.config)
+    url = getattr(args, "state", None)
+    return replace(config, state=state_from_url(url, config.state)) if url else config
 
 
 def _options(args: argparse.Namespace, destroy: bool = False) -> PlanOptions:
@@ -69,7 +82,7 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
     config = engine.config
     io.out(f"The configuration is valid: {len(config.desired)} node(s) in "
            f"{len(config.groups)} pool(s)/named node(s) on {len(config.providers)} "
-           f"provider(s); state at {config.state.path}.")
+           f"provider(s); state at {state_location(config.state)}.")
     return 0
 
 
@@ -215,6 +228,8 @@ def cmd_show(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_state(args: argparse.Namespace, io: IO) -> int:
+    if args.state_command == "migrate":
+        return cmd_state_migrate(args, io)
     engine = _engine(args)
     if args.state_command in ("list", "show"):
         doc = engine.store.load()
@@ -263,8 +278,28 @@ def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
     return 0
 
 
-def cmd_force_unlock(args: argparse.Namespace, io: IO) -> int:
+def cmd_state_migrate(args: argparse.Namespace, io: IO) -> int:
     config = load_config(args.config)
-    holder = force_unlock(config.state.path, args.lock_id)
-    io.out(f"Released the lock on {config.state.path} ({holder.describe()}).")
+    # --to takes the config's S3 region and endpoint, even when --state overrides it.
+    to = state_from_url(args.to, config.state)
+    if args.state:
+        config = replace(config, state=state_from_url(args.state, config.state))
+    source = open_store(config.state, config.workspace)
+    target = open_store(to, config.workspace)
+    doc, written = migrate_state(source, target, args.lock_timeout)
+    what = f"lineage {doc.lineage}, serial {doc.serial}"
+    if not written:
+        io.out(f"{target.path} already holds this state ({what}); nothing to copy.")
+        return 0
+    io.out(f"Copied the state ({what}, {len(doc.nodes)} node(s)) from {source.path} to "
+           f"{target.path}; {source.path} was left as it was. To use the copy, point "
+           f"`state:` in {config.file} at it, or pass --state {args.to}.")
+    return 0
+
+
+def cmd_force_unlock(args: argparse.Namespace, io: IO) -> int:
+    config = _config(args)
+    store = open_store(config.state, config.workspace)
+    holder = store.force_unlock(args.lock_id)
+    io.out(f"Released the lock on {store.path} ({holder.describe()}).")
     return 0

@@ -4,8 +4,6 @@ pure planner to the effectful executor. It never prints; the CLI does."""
 from __future__ import annotations
 
 import os
-import secrets
-import string
 import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,16 +20,17 @@ from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
 from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
+from navarch_plan.state.backends import open_store
 from navarch_plan.state.model import StateDoc
-from navarch_plan.state.store import LocalStateStore
 
-__all__ = ["Engine", "load_config", "random_suffix"]
+__all__ = ["Engine", "load_config", "plan_timestamp"]
 
-_ALPHABET = string.ascii_lowercase + string.digits
-
-
-def random_suffix() -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(4))
+def plan_timestamp() -> str:
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible plans, as reproducible builds do)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    when = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() \
+        else datetime.now(UTC)
+    return when.isoformat(timespec="seconds")
 
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
@@ -53,9 +52,10 @@ class Engine:
         self.env = os.environ if env is None else env
         self.hooks = hooks or Hooks()
         self.lock_timeout = lock_timeout
-        self.store = LocalStateStore(config.state.path, config.workspace)
+        self.store = open_store(config.state, config.workspace)
         self.live: dict[str, list[Node]] = {}
         self.prices: dict[tuple[str, str], float | None] = {}
+        self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
 
     @cached_property
     def providers(self) -> dict[str, Provider]:
@@ -80,7 +80,7 @@ class Engine:
         self.store.lock(operation, self.lock_timeout)
         try:
             doc = self.store.load()
-            if not read_only and os.path.exists(self.store.journal_path):
+            if not read_only and self.store.has_journal():
                 self.store.compact()
             try:
                 yield doc
@@ -120,8 +120,11 @@ class Engine:
             offers = {name: pool.submit(p.list_instance_types) for name, p in providers.items()
                       if isinstance(p, InstanceTypeLister)}
             self.live = {name: future.result() for name, future in lists.items()}
-            self.prices = {(name, offer.name): offer.price_per_hr
-                           for name, future in offers.items() for offer in future.result()}
+            listed = [(name, offer) for name, future in offers.items()
+                      for offer in future.result()]
+        self.prices = {(name, o.name): o.price_per_hr for name, o in listed}
+        self.availability = {(name, o.name): tuple(o.regions) if o.available else ()
+                             for name, o in listed}
         return self.live
 
     def plan(self, options: PlanOptions) -> Plan:
@@ -130,10 +133,11 @@ class Engine:
         inputs = PlanInputs(
             workspace=self.config.workspace, desired=self.config.desired,
             groups=self.config.groups, state=self.store.doc, live=self.live,
-            prices=self.prices, config_hash=self.config.config_hash,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            prices=self.prices, availability=self.availability,
+            max_hourly_cost=self.config.max_hourly_cost, config_hash=self.config.config_hash,
+            created_at=plan_timestamp(),
         )
-        return make_plan(inputs, options, random_suffix)
+        return make_plan(inputs, options)
 
     def check_fresh(self, plan: Plan, source: str) -> None:
         """A saved plan runs only against exactly what it was planned against."""

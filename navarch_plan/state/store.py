@@ -20,7 +20,7 @@ from typing import Any
 
 from navarch_plan.errors import StateError
 from navarch_plan.schemas import validator
-from navarch_plan.state.lock import FileLock, LockInfo
+from navarch_plan.state.lock import FileLock, LockInfo, force_unlock
 from navarch_plan.state.model import REQUIRED_RECORD_FIELDS, StateDoc
 
 __all__ = ["LocalStateStore"]
@@ -76,6 +76,9 @@ class LocalStateStore:
         self.close_journal()
         self._lock.release()
 
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        return force_unlock(self.path, lock_id)
+
     # -- reading -----------------------------------------------------------------
     def load(self) -> StateDoc:
         """Snapshot with the journal replayed over it; a new empty doc if none exists."""
@@ -91,6 +94,10 @@ class LocalStateStore:
 
     def exists(self) -> bool:
         return os.path.exists(self.path) or os.path.exists(self.journal_path)
+
+    def has_journal(self) -> bool:
+        """A journal to fold into the snapshot (a crashed run's, or this run's)."""
+        return os.path.exists(self.journal_path)
 
     def _read_snapshot(self) -> StateDoc | None:
         try:
@@ -215,3 +222,14 @@ class LocalStateStore:
     def replace_doc(self, doc: StateDoc) -> None:
         """For state surgery: the next compact() writes `doc` as the new snapshot."""
         self.doc = doc
+
+    def import_doc(self, doc: StateDoc) -> None:
+        """For migration: write `doc` as the snapshot with its own lineage and serial
+        (backup of the previous one first, as always); the journal goes."""
+        self.close_journal()
+        self._write_snapshot(doc.to_json())
+        if os.path.exists(self.journal_path):
+            os.unlink(self.journal_path)
+        self.doc = doc
+        self._snapshot_content = doc.content()
+        self._recorded = False

@@ -1,0 +1,104 @@
+"""The S3 state lock: an object `<key>.lock` created with `If-None-Match: *`.
+
+Invariants:
+- S3 creates an object under If-None-Match: * for exactly one of any number of
+  concurrent writers, so at most one process holds the lock;
+- the holder knows its lock object by ETag (the body holds a fresh UUID, so two locks
+  never share one); every later check and the release compare that ETag, and the
+  release is a conditional delete, so a lock that was force-unlocked and taken by
+  someone else is never mistaken for ours nor removed by us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict
+
+from navarch_plan.errors import LockError, StateError
+from navarch_plan.state.lock import LockInfo, lock_held_error, new_lock_info
+from navarch_plan.state.s3_bucket import Bucket, S3Conflict
+
+__all__ = ["LockLost", "S3Lock"]
+
+
+class LockLost(StateError):
+    """This process held the lock, and now someone else does (or nobody)."""
+
+
+class S3Lock:
+    def __init__(self, bucket: Bucket, state_key: str) -> None:
+        self.bucket = bucket
+        self.key = state_key + ".lock"
+        self.where = bucket.url(state_key)
+        self.info: LockInfo | None = None
+        self.etag: str | None = None
+
+    def acquire(self, operation: str, timeout: float = 0.0) -> LockInfo:
+        info = new_lock_info(operation, self.where)
+        body = json.dumps(asdict(info)).encode()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.etag = self.bucket.put(self.key, body, create_only=True)
+            except S3Conflict:
+                if time.monotonic() >= deadline:
+                    found = self.read()
+                    raise lock_held_error(found[0] if found else None, self.where) from None
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                continue
+            self.info = info
+            return info
+
+    def read(self) -> tuple[LockInfo, str] | None:
+        """The lock held now and its ETag; None when nobody holds it."""
+        found = self.bucket.get(self.key)
+        if found is None:
+            return None
+        raw, etag = found
+        try:
+            return LockInfo(**json.loads(raw)), etag
+        except (ValueError, TypeError):
+            return LockInfo("unreadable", "unknown", "unknown", 0, "", "", self.where), etag
+
+    def check_held(self) -> None:
+        """Raise LockLost unless our lock object is still the one in the bucket.
+        One HEAD: cheap enough to run before every state write."""
+        if self.etag is None:
+            return  # never locked (tests and read-only use): nothing to lose
+        current = self.bucket.head(self.key)
+        if current != self.etag:
+            raise LockLost(self._lost_message())
+
+    def _lost_message(self) -> str:
+        found = self.read()
+        now = (f"it is now held by {found[0].describe()}" if found
+               else "nobody holds it now")
+        ours = self.info.id if self.info else "?"
+        return (f"the state lock {ours} on {self.where} is no longer ours (force-unlocked?); "
+                f"{now}")
+
+    def release(self) -> None:
+        """Remove our lock object, and only ours (conditional delete on its ETag)."""
+        etag, self.etag, self.info = self.etag, None, None
+        if etag is None:
+            return
+        # Force-unlocked (and maybe re-taken) meanwhile: then it is not ours to remove.
+        with contextlib.suppress(S3Conflict):
+            self.bucket.delete(self.key, if_match=etag)
+
+    def force(self, lock_id: str) -> LockInfo:
+        found = self.read()
+        if found is None:
+            raise LockError(f"{self.where} is not locked")
+        holder, etag = found
+        if holder.id != lock_id:
+            raise LockError(f"lock ID {lock_id} does not match the lock held: "
+                            f"{holder.describe()}")
+        try:
+            self.bucket.delete(self.key, if_match=etag)
+        except S3Conflict:
+            raise LockError(f"the lock on {self.where} changed while releasing it; "
+                            "look again") from None
+        return holder
