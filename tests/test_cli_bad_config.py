@@ -159,3 +159,22 @@ def test_cloud_rules_are_refused_before_any_call(work: Workdir, providers: str, 
     assert result.code == 1 and message in result.err, result.err
     assert f"navarch.yaml:{place}:" in result.err, result.err
     assert "Traceback" not in result.err
+
+
+def test_validate_checks_every_candidate_region_against_the_catalog(work: Workdir) -> None:
+    work.write("""\
+version: 1
+workspace: test
+providers:
+  g: {type: gcp, project: p, credentials: anonymous, endpoint: "http://127.0.0.1:9"}
+pools:
+  w:
+    providers:
+      - {name: g, regions: [us-central1, antarctica1],
+         zones: [us-central1-a, antarctica1-a]}
+    instance_type: a3-highgpu-8g
+    nodes: 1
+""")
+    result = work.run("validate")
+    assert result.code == 1
+    assert "region 'antarctica1' does not offer a3-highgpu-8g" in result.err
