@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +27,8 @@ from navarch_plan.errors import (
     TransientError,
 )
 from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest
+from navarch_plan.providers.fake_db import check_cloud_file
+from navarch_plan.providers.fake_faults import Fault, FaultQueue
 
 __all__ = ["FakeProvider"]
 
@@ -53,7 +55,8 @@ class FakeProvider:
     def __init__(self, name: str = "fake", *, path: str | None = None, latency: float = 0.0,
                  capacity: Mapping[str, int] | None = None, fail_rate: float = 0.0,
                  seed: int | None = None, boot_time: float = 0.0,
-                 gpu_count: int | None = None) -> None:
+                 gpu_count: int | None = None,
+                 faults: Iterable[Fault | Mapping[str, Any]] = ()) -> None:
         self.name = name
         self.path = path
         self.latency = latency
@@ -61,19 +64,23 @@ class FakeProvider:
         self.fail_rate = fail_rate
         self.boot_time = boot_time
         self.gpu_count = gpu_count
+        self.faults = FaultQueue(faults)  # see fake_faults: consumed in order, per object
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self._local = threading.local()
         self._shared_lock = threading.Lock()  # in-memory mode: one connection for all threads
         self._memory = (None if path else
                         sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
-        (self._memory or self._conn()).executescript(_SCHEMA)
+        try:
+            (self._memory or self._conn()).executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
 
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any], env: Mapping[str, str]
                     ) -> FakeProvider:
         options = {k: cfg[k] for k in ("path", "latency", "capacity", "fail_rate", "seed",
-                                       "boot_time") if k in cfg}
+                                       "boot_time", "faults") if k in cfg}
         return cls(name, **options)
 
     # -- storage -----------------------------------------------------------------
@@ -82,6 +89,7 @@ class FakeProvider:
         if conn is None:
             assert self.path is not None
             conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            check_cloud_file(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
@@ -89,12 +97,21 @@ class FakeProvider:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        if self._memory is not None:
-            with self._shared_lock, self._transaction(self._memory) as db:
-                yield db
-        else:
-            with self._transaction(self._conn()) as db:
-                yield db
+        try:
+            if self._memory is not None:
+                with self._shared_lock, self._transaction(self._memory) as db:
+                    yield db
+            else:
+                with self._transaction(self._conn()) as db:
+                    yield db
+        except sqlite3.Error as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: sqlite3.Error) -> ProviderError:
+        """A damaged, foreign or unreachable cloud file: one clear error, file untouched."""
+        return ProviderError(f"the fake cloud's file {self.path} cannot be used ({exc}); "
+                             "restore it, or point the provider's path at another file",
+                             provider=self.name, code="fake/unusable-file")
 
     @staticmethod
     @contextmanager
@@ -108,27 +125,39 @@ class FakeProvider:
         conn.execute("COMMIT")
 
     # -- the call wrapper ----------------------------------------------------------
-    def _call(self, op: str, target: str, address: str, effect: Any) -> Any:
-        """Latency, fault injection, the effect and the call log, as one transaction."""
+    def _call(self, op: str, target: str, address: str, effect: Any, region: str = "") -> Any:
+        """Latency, fault injection, the effect and the call log, as one transaction; an
+        injected `delay` comes after the commit, so other processes see the effect."""
         started = time.time()
         if self.latency:
             time.sleep(self.latency)
-        error = self._injected_fault(op)
+        fault = self.faults.take(op, address)
+        error = fault.exception(self.name, region) if fault else self._random_fault(op)
+        failure: ProviderError | None = None
         with self._tx() as db:
             try:
-                if error:
+                if error and not (fault and fault.effect):
                     raise error
                 result = effect(db)
+                if error:
+                    raise error  # the call took effect, then failed
             except ProviderError as exc:
                 # Logged and committed; raised once the transaction is closed.
                 self._log(db, op, target, address, started, exc)
                 failure = exc
             else:
                 self._log(db, op, target, address, started, None)
-                return result
-        raise failure
+        if fault and fault.delay:
+            time.sleep(fault.delay)
+        if failure is not None:
+            raise failure
+        return result
 
-    def _injected_fault(self, op: str) -> TransientError | None:
+    def inject(self, *faults: Fault | Mapping[str, Any]) -> None:
+        """Queue faults for this object's next matching calls (see fake_faults)."""
+        self.faults.add(*faults)
+
+    def _random_fault(self, op: str) -> TransientError | None:
         # Faults hit the calls that change the cloud; reads stay reliable so that a plan
         # can always see the damage.
         if not self.fail_rate or op not in ("provision", "terminate"):
@@ -150,7 +179,8 @@ class FakeProvider:
     # -- Provider ------------------------------------------------------------------
     def provision(self, req: ProvisionRequest) -> Node:
         address = req.labels.get("navarch-address", "")
-        return self._call("provision", req.name, address, lambda db: self._insert(db, req))
+        return self._call("provision", req.name, address, lambda db: self._insert(db, req),
+                          req.region)
 
     def _insert(self, db: sqlite3.Connection, req: ProvisionRequest) -> Node:
         offer = _TYPES.get(req.instance_type)
@@ -161,14 +191,9 @@ class FakeProvider:
         if req.region not in FAKE_REGIONS:
             raise InvalidRequestError(f"unknown region {req.region!r}", provider=self.name,
                                       region=req.region, code="fake/unknown-region")
-        limit = self.capacity.get(req.instance_type)
-        if limit is not None:
-            (used,) = db.execute("SELECT COUNT(*) FROM instances WHERE deleted = 0 AND "
-                                 "instance_type = ? AND status != 'terminated'",
-                                 (req.instance_type,)).fetchone()
-            if used >= limit:
-                raise CapacityError(f"no capacity for {req.instance_type}", provider=self.name,
-                                    region=req.region, code="fake/insufficient-capacity")
+        for scope, column, value in (("", "", ""), (f"@{req.region}", "region", req.region),
+                                     (f"@{req.zone}", "zone", req.zone)):
+            self._check_capacity(db, req, req.instance_type + scope, column, value)
         now = time.time()
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
@@ -183,6 +208,21 @@ class FakeProvider:
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
         db.execute("UPDATE instances SET ip = ? WHERE seq = ?", (ip, seq))
         return self._fetch(db, node_id)  # type: ignore[return-value]
+
+    def _check_capacity(self, db: sqlite3.Connection, req: ProvisionRequest, key: str,
+                        column: str, value: str) -> None:
+        """`capacity` limits live instances of a type: `TYPE` everywhere, `TYPE@REGION`
+        in a region, `TYPE@ZONE` in a zone."""
+        limit = self.capacity.get(key)
+        if limit is None or (column and not value):
+            return
+        where = f" AND {column} = ?" if column else ""
+        (used,) = db.execute("SELECT COUNT(*) FROM instances WHERE deleted = 0 AND "
+                             "instance_type = ? AND status != 'terminated'" + where,
+                             (req.instance_type, *((value,) if column else ()))).fetchone()
+        if used >= limit:
+            raise CapacityError(f"no capacity for {key}", provider=self.name,
+                                region=req.region, code="fake/insufficient-capacity")
 
     def terminate(self, node_id: str) -> None:
         def effect(db: sqlite3.Connection) -> None:
