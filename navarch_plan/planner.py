@@ -109,6 +109,7 @@ class _Planner:
         self._check_inputs()
         for address, record in self.state.nodes.items():
             self._recorded(address, record)
+        self._address_of_id = {r.id: a for a, r in self.state.nodes.items()}
         for record in self.state.deposed.values():
             self._deposed(record)
         self._orphans()
@@ -201,7 +202,7 @@ class _Planner:
 
     def _deposed(self, record: NodeRecord) -> None:
         live = self.owned.get(record.id)
-        address = next((a for a, r in self.state.nodes.items() if r.id == record.id), "")
+        address = self._address_of_id.get(record.id, "")
         address = address or address_from_label(record.labels.get(LABEL_ADDRESS, "")) or "?"
         kind = ActionKind.DELETE if live is not None and live.status not in DEAD \
             else ActionKind.FORGET

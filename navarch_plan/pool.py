@@ -116,8 +116,11 @@ def provision_with_failover(
     next candidate; any other error ends the loop at once (it says nothing about the
     other candidates, or the call's outcome is unknown)."""
     attempts: list[Attempt] = []
+    # Probing (one attempt per untried placement at a time) only pays when there is
+    # somewhere else to go; a single-candidate node just tries.
+    probing = len(candidates) > 1
     for placement in candidates:
-        if not ruled_out.probe(placement):
+        if ruled_out.excludes(placement) or (probing and not ruled_out.probe(placement)):
             attempts.append(Attempt(placement, "ruled out earlier in this run"))
             continue
         worked = False
@@ -135,7 +138,8 @@ def provision_with_failover(
             on_attempt(attempt)
             continue
         finally:
-            ruled_out.settle(placement, worked)
+            if probing:
+                ruled_out.settle(placement, worked)
         attempts.append(Attempt(placement, "created"))
         return node, placement, attempts
     raise FailoverExhausted(attempts)
