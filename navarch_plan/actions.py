@@ -14,6 +14,7 @@ from navarch_plan.errors import (
     CapacityError,
     InvalidRequestError,
     NavarchError,
+    ProviderError,
     QuotaError,
 )
 from navarch_plan.hooks import Hooks
@@ -26,7 +27,7 @@ from navarch_plan.model import (
     ProvisionRequest,
     address_to_label,
 )
-from navarch_plan.plan import Action, ActionKind
+from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
 from navarch_plan.providers.base import NodeGetter, Provider
 from navarch_plan.state.backends import StateStore
@@ -93,6 +94,10 @@ class ActionRunner:
 
     # -- the five actions ----------------------------------------------------------
     def _create(self, action: Action) -> None:
+        if action.reason == Reason.DELETED_OUTSIDE:
+            # The plan saw the recorded instance gone: drop its record first, so that a
+            # failed create leaves no record of an instance that no longer exists.
+            self.store.record({"op": "remove", "address": action.address})
         record, intent_done = self._provision(action)
         self.store.record(_put(action.address, record), intent_done)
 
@@ -210,7 +215,20 @@ class ActionRunner:
 
     def _terminate(self, action: Action) -> None:
         self.hooks.action_progress(action, f"terminating {action.node_id}")
-        self.providers[action.provider].terminate(action.node_id)
+        try:
+            self.providers[action.provider].terminate(action.node_id)
+        except ProviderError:
+            # A failed call may have happened all the same (a timeout after the cloud
+            # acted): look before failing, so state keeps no record of a gone instance.
+            if not self._gone(action.provider, action.node_id):
+                raise
+
+    def _gone(self, provider_name: str, node_id: str) -> bool:
+        try:
+            node = self._get(provider_name, node_id)
+        except ProviderError:
+            return False
+        return node is None or node.status in (NodeStatus.TERMINATED, NodeStatus.TERMINATING)
 
     def _get(self, provider_name: str, node_id: str) -> Node | None:
         provider = self.providers[provider_name]

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", metavar="FILE", help="save the plan for `navarch apply FILE`")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
+    p.add_argument("--show-sensitive", action="store_true",
+                   help="print user_data in the plan (it may hold secrets)")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 no changes, 1 error, 2 changes present")
     p.add_argument("--refresh-only", action="store_true", help="report drift; propose nothing")
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("planfile", nargs="?", help="a plan saved with plan --out")
             _scoping(p)
         p.add_argument("--auto-approve", action="store_true", help="do not ask")
+        p.add_argument("--show-sensitive", action="store_true",
+                       help="print user_data in the plan (it may hold secrets)")
         p.add_argument("--parallelism", type=int, default=10, metavar="N",
                        help="cloud calls in flight at once (default 10)")
         p.add_argument("--json", action="store_true", help="one JSON event per line")
@@ -112,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, lock=False, state=False)
     p.add_argument("--provider", action="append", default=[], metavar="NAME",
                    help="only this provider (repeatable)")
+    p.add_argument("--gpu", metavar="SPEC", help="only offers with these GPUs, e.g. H100:8")
+    p.add_argument("--pool", metavar="NAME", help="mark what this pool would try first")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("force-unlock", help="release a stuck state lock")

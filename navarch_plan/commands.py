@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
+from navarch_plan.offers import select_offers
 from navarch_plan.plan import Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
@@ -25,7 +26,7 @@ from navarch_plan.render.drift import (
     render_drift_text,
 )
 from navarch_plan.render.markdown import render_plan_markdown
-from navarch_plan.render.offers import offer_rows, render_offers_text
+from navarch_plan.render.offers import render_offers_text
 from navarch_plan.render.state import state_list_document
 from navarch_plan.reporting import JsonHooks, LineHooks
 from navarch_plan.state.backends import (
@@ -56,9 +57,10 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
     return handlers[args.command](args, io)
 
 
-def _engine(args: argparse.Namespace, hooks: object = None) -> Engine:
+def _engine(args: argparse.Namespace, hooks: object = None, io: IO | None = None) -> Engine:
     config = _config(args)
-    return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0))
+    return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0),
+                  notice=io.err if io else None)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -87,7 +89,7 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, io: IO) -> int:
-    engine = _engine(args)
+    engine = _engine(args, io=io)
     with engine.locked("plan"):
         plan = engine.plan(_options(args))
     document = plan.to_json()
@@ -98,7 +100,7 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     elif args.format == "markdown":
         io.out(render_plan_markdown(document))
     else:
-        io.out(render_plan_text(document))
+        io.out(render_plan_text(document, _shown(args, engine)))
         if args.out:
             io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
                    f"navarch apply {args.out}")
@@ -123,6 +125,8 @@ def _read_plan(path: str) -> Plan:
         data = json.loads(raw)
     except FileNotFoundError:
         raise PlanError(f"{path}: no such plan file") from None
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read the plan file: {exc.strerror}") from None
     except (ValueError, UnicodeDecodeError):
         raise PlanError(f"{path} is not a plan file (not valid JSON)") from None
     return plan_from_json(data, path)
@@ -130,7 +134,7 @@ def _read_plan(path: str) -> Plan:
 
 def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
     hooks = JsonHooks(io.out) if args.json else LineHooks(io.out)
-    engine = _engine(args, hooks)
+    engine = _engine(args, hooks, io)
     planfile = getattr(args, "planfile", None)
     with engine.locked("destroy" if destroy else "apply"):
         if planfile:
@@ -139,8 +143,12 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
         else:
             plan = engine.plan(_options(args, destroy))
             if not args.json:
-                io.out(render_plan_text(plan.to_json()))
+                io.out(render_plan_text(plan.to_json(), _shown(args, engine)))
             if not plan.has_changes:
+                if plan.intents:
+                    # Nothing to do, but a dead run's intents were settled by this plan's
+                    # listing (reported above): clear them, as any apply does first.
+                    engine.apply(plan, args.parallelism)
                 return 0
             if not args.auto_approve and not io.ask(
                     "Do you want to perform these actions?\n"
@@ -212,6 +220,13 @@ def _report(plan: Plan, result: object, io: IO, as_json: bool) -> int:
     return 0 if result.ok else 1
 
 
+def _shown(args: argparse.Namespace, engine: Engine) -> dict[str, str] | None:
+    """user_data by address, from the config, when --show-sensitive asks for it."""
+    if not getattr(args, "show_sensitive", False):
+        return None
+    return {a: n.user_data for a, n in engine.config.desired.items() if n.user_data}
+
+
 def cmd_destroy(args: argparse.Namespace, io: IO) -> int:
     return cmd_apply(args, io, destroy=True)
 
@@ -230,7 +245,7 @@ def cmd_show(args: argparse.Namespace, io: IO) -> int:
 def cmd_state(args: argparse.Namespace, io: IO) -> int:
     if args.state_command == "migrate":
         return cmd_state_migrate(args, io)
-    engine = _engine(args)
+    engine = _engine(args, io=io)
     if args.state_command in ("list", "show"):
         doc = engine.store.load()
         if args.state_command == "list":
@@ -252,7 +267,7 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_drift(args: argparse.Namespace, io: IO) -> int:
-    engine = _engine(args)
+    engine = _engine(args, io=io)
     updated = None
     with engine.locked("drift", read_only=not args.update_state):
         plan = engine.plan(PlanOptions(refresh_only=True))
@@ -273,7 +288,7 @@ def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
     wanted = set(args.provider) or set(engine.config.providers)
     offers = {name: p.list_instance_types() for name, p in engine.providers.items()
               if name in wanted and isinstance(p, InstanceTypeLister)}
-    rows = offer_rows(offers)
+    rows = select_offers(engine.config, offers, args.gpu, args.pool)
     io.out(json.dumps(rows, indent=2) if args.json else render_offers_text(rows))
     return 0
 

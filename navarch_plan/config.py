@@ -124,8 +124,11 @@ def _check_schema(data: dict[str, Any], ctx: _Ctx) -> None:
             path = tuple(leaf.absolute_path)
             message = leaf.message
             if m := _UNEXPECTED.search(message):
-                path = (*path, m.group("key"))
-                message = f"unknown key {m.group('key')!r}"
+                # The message shows the key's repr: map it back to the key itself.
+                key = next((k for k in leaf.instance if isinstance(k, str)
+                            and repr(k)[1:-1] == m.group("key")), m.group("key"))
+                path = (*path, key)
+                message = f"unknown key {key!r}"
             elif "propertyNames" in leaf.schema_path or "propertyNames" in err.schema_path:
                 path = (*path, str(leaf.instance))
                 message = f"invalid name {leaf.instance!r}: {_name_rule(leaf)}"

@@ -3,6 +3,7 @@ schema cannot express: unknown providers, references, depends_on cycles."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +125,8 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
     for placement in placements:
         _check_cloud_rules(providers[placement.provider], ssh_keys, placement.zone, keys_at,
                            ctx, path)
+        if providers[placement.provider].type == "lambda":
+            _check_lambda_tags(labels, spec, ctx, path)
     user_data = spec.get("user_data", "")
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
@@ -149,6 +152,22 @@ def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone
             raise ctx.error(path, "Lambda Cloud has no zones: leave zone out")
     if provider.type == "gcp" and not zone:
         raise ctx.error(path, "Compute Engine needs a zone (zone: us-central1-a)")
+
+
+# Lambda Cloud's tag rules (its launch spec): keys ^[a-z][a-z0-9-:]+$, at most 55
+# characters; values at most 128.
+_LAMBDA_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]{1,54}$")
+
+
+def _check_lambda_tags(labels: Mapping[str, str], spec: dict[str, Any], ctx: _Ctx,
+                       path: tuple) -> None:
+    for key, value in labels.items():
+        if not _LAMBDA_TAG_KEY.match(key) or len(str(value)) > 128:
+            where = ((*path, "labels", key) if key in spec.get("labels", {})
+                     else ("defaults", "labels", key))
+            raise ctx.error(where, f"label {key}={value!r} breaks Lambda Cloud's tag rules "
+                            "(keys: a lowercase letter, then lowercase letters, digits, '-' "
+                            "or ':', at most 55 characters; values at most 128)")
 
 
 def _check_cycles(groups: Mapping[str, Group], ctx: _Ctx) -> None:

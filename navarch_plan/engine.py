@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,10 +13,10 @@ from functools import cached_property
 
 from navarch_plan.apply import ApplyResult, Executor
 from navarch_plan.config import Config, parse_config
-from navarch_plan.errors import ConfigError, StalePlanError
+from navarch_plan.errors import ConfigError, PlanError, StalePlanError
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import Node
-from navarch_plan.plan import Plan
+from navarch_plan.plan import ActionKind, Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
 from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
@@ -47,8 +47,10 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
 
 class Engine:
     def __init__(self, config: Config, env: Mapping[str, str] | None = None,
-                 hooks: Hooks | None = None, lock_timeout: float = 0.0) -> None:
+                 hooks: Hooks | None = None, lock_timeout: float = 0.0,
+                 notice: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self.notice = notice or (lambda message: None)
         self.env = os.environ if env is None else env
         self.hooks = hooks or Hooks()
         self.lock_timeout = lock_timeout
@@ -78,6 +80,10 @@ class Engine:
         in (a crashed run's leftovers) and on the way out (this run's). `read_only`
         writes nothing at all (drift checks promise that)."""
         self.store.lock(operation, self.lock_timeout)
+        dead = getattr(self.store, "took_over", None)
+        if dead is not None:
+            self.notice(f"Note: took over the state lock left by {dead.describe()}: that "
+                        "process no longer exists on this machine.")
         try:
             doc = self.store.load()
             if not read_only and self.store.has_journal():
@@ -161,6 +167,18 @@ class Engine:
         if live_fingerprint(owned) != against["live_fingerprint"]:
             raise StalePlanError(f"Saved plan is stale: the instances in the cloud changed "
                                  f"since {source} was made; make a new plan")
+        # The checksum catches accidents, not edits: whatever the file says, only this
+        # workspace's instances are ever touched, and only desired addresses are built.
+        for action in plan.actions:
+            if action.action in (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT) \
+                    and action.node_id not in owned:
+                raise PlanError(f"{source}: {action.key} acts on instance {action.node_id}, "
+                                f"which is not owned by workspace {self.config.workspace}; "
+                                "refusing the plan (was it edited?)")
+            if action.action in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT) \
+                    and action.address not in self.config.desired:
+                raise PlanError(f"{source}: {action.key} builds {action.address}, which "
+                                f"{self.config.file} does not define; refusing the plan")
 
     def apply(self, plan: Plan, parallelism: int = 10,
               stop: threading.Event | None = None) -> ApplyResult:

@@ -142,7 +142,8 @@ def checksum_of(body: dict[str, Any]) -> str:
 
 def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
     """Read a saved plan; refuses other major versions and edited files."""
-    if not isinstance(data, dict) or "format_version" not in data:
+    if not isinstance(data, dict) or not {"format_version", "planned_against", "actions",
+                                          "checksum"} <= data.keys():
         raise PlanError(f"{source} is not a navarch plan file")
     major = str(data["format_version"]).split(".")[0]
     if major != PLAN_FORMAT_VERSION.split(".")[0]:

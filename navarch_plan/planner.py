@@ -242,6 +242,7 @@ class _Planner:
             for node in by_group.get(group, []):
                 address = node.address
                 if address in self.actions:
+                    self._unadopt_if_stale(node)
                     continue
                 record = self.state.nodes.get(address)
                 if record is None:
@@ -255,6 +256,21 @@ class _Planner:
                     detail = "user_data references " + ", ".join(
                         sorted({r.text for r in changed})) + ", whose value changes"
                     self._add(dataclasses.replace(action, detail=detail))
+
+    def _unadopt_if_stale(self, node: DesiredNode) -> None:
+        """An orphan was booted with the values its references had then; if a node it
+        refers to is rebuilt now, adopting it would record values it never saw. It is
+        deleted and the address created afresh instead."""
+        action = self.actions[node.address]
+        if action.action != ActionKind.ADOPT or not any(
+                (target := self.actions.get(ref.address)) is not None
+                and target.action in (ActionKind.CREATE, ActionKind.REPLACE)
+                for ref in node.refs):
+            return
+        del self.actions[node.address]
+        self._add(self.make.orphan_delete(node.address, self.owned[action.node_id],
+                                          Reason.ORPHAN))
+        self._add(self.make.create(node, Reason.DEPENDENCY_CHANGED))
 
     def _ref_changes(self, ref: Any, record: NodeRecord) -> bool:
         target_action = self.actions.get(ref.address)

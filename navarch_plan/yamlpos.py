@@ -83,13 +83,19 @@ class _Builder:
 
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if not isinstance(node.value, str) or "${" not in node.value:
-            return self.scalars.construct_object(node, deep=True)
+            return self._construct(node, path)
         expanded = self._expand(node, path)
         if node.style is None and node.tag == "tag:yaml.org,2002:str":
             # A plain scalar like `nodes: ${COUNT}` takes the type of what it expands to.
             tag = yaml.resolver.Resolver().resolve(ScalarNode, expanded, (True, False))
-            return self.scalars.construct_object(ScalarNode(tag, expanded), deep=True)
+            return self._construct(ScalarNode(tag, expanded, node.start_mark), path)
         return expanded
+
+    def _construct(self, node: ScalarNode, path: Path) -> Any:
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError:  # an unknown or unsafe tag (!!python/...), a bad !!binary
+            raise self.fail(node, path, f"cannot read this value (tag {node.tag})") from None
 
     def _expand(self, node: ScalarNode, path: Path) -> str:
         text = node.value.replace("$${", _ESCAPED)
@@ -118,6 +124,8 @@ def load_yaml(text: str | bytes, file: str, env: Mapping[str, str]) -> tuple[Any
         raise ConfigError("file contains NUL bytes: not a YAML text file", file)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"nesting deeper than {MAX_DEPTH} levels", file) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)

@@ -133,3 +133,24 @@ def test_gpu_spec_pools_through_the_cli(work: Workdir) -> None:
           "    nodes: 1\n")
     plan = work.plan_json()
     assert plan["actions"][0]["instance_type"] == "gpu_8x_h100"
+
+
+def test_instance_types_filters_by_gpu_and_marks_the_pool_pick(work: Workdir) -> None:
+    write(work, """\
+    providers:
+      - {name: one, regions: [us-west-1]}
+      - {name: two, regions: [us-east-1]}
+    gpu: [H100:8, A100:8]
+    strategy: cost
+    nodes: 1
+""")
+    rows = work.run("instance-types", "--gpu", "H100:8", "--json").json()
+    assert {(r["provider"], r["instance_type"]) for r in rows} == {
+        ("one", "gpu_8x_h100"), ("two", "gpu_8x_h100")}
+    marked = work.run("instance-types", "--gpu", "A100:8", "--pool", "w")
+    assert marked.code == 0
+    picked = [line for line in marked.out.splitlines() if "picked" in line]
+    assert len(picked) == 1 and picked[0].startswith("one") and "gpu_8x_a100" in picked[0]
+    assert "us-west-1 for pool.w[0]" in picked[0]
+    bad = work.run("instance-types", "--gpu", "H100x8")
+    assert bad.code == 1 and "--gpu: bad GPU spec" in bad.err

@@ -146,3 +146,15 @@ def test_the_lock_records_what_takeover_relies_on(tmp_path: Path) -> None:
     assert os.stat(lock.path).st_mode & 0o777 == 0o600
     lock.release()
     assert not Path(lock.path).exists()
+
+
+def test_a_takeover_is_reported(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    holder = _holder(work.path / "state" / "test.json", hold=60)
+    dead_id = _wait_ready(holder)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    result = work.run("plan")
+    assert result.code == 0
+    assert "took over the state lock" in result.err and dead_id in result.err
+    assert f"pid {holder.pid}" in result.err

@@ -343,8 +343,10 @@ class LambdaProvider:
         err = err if isinstance(err, dict) else {}
         status = resp.status_code
         code = str(err.get("code") or "")
-        cloud = str(err.get("message") or f"HTTP {status} {resp.reason_phrase}".strip())
-        message = f"{cloud} {err['suggestion']}" if err.get("suggestion") else cloud
+        cloud = self._scrub(str(err.get("message")
+                                or f"HTTP {status} {resp.reason_phrase}".strip()))
+        message = f"{cloud} {self._scrub(str(err['suggestion']))}" if err.get("suggestion") \
+            else cloud
         kw = {"provider": self.name, "region": region, "code": code, "cloud_message": cloud}
         if status == 429:
             wait = _retry_after(resp.headers.get("retry-after"))
@@ -364,6 +366,11 @@ class LambdaProvider:
         if cls is QuotaError:  # Lambda quotas are account-wide, not per region
             return QuotaError(message, provider_wide=True, **kw)
         return cls(message, **kw)
+
+    def _scrub(self, text: str) -> str:
+        """Some errors echo the request back: the key never leaves the client's headers."""
+        key = self._client.headers["Authorization"].removeprefix("Bearer ")
+        return text.replace(key, "[redacted]") if key else text
 
     # -- wire -> model --------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from navarch_plan.render.text import money, sensitive, summary_line, symbol
+from navarch_plan.render.text import cost_change, money, sensitive, summary_line, symbol
 
 __all__ = ["render_plan_markdown", "render_drift_markdown", "FOLD_AFTER"]
 
@@ -17,13 +17,7 @@ def _cell(value: Any) -> str:
 
 
 def _cost_delta(cost: dict[str, Any]) -> str:
-    if not cost:
-        return "unknown"
-    prefix = "" if cost.get("complete", True) else "at least "
-    delta = cost["hourly_delta"]
-    sign = "+" if delta >= 0 else "-"
-    return (f"{prefix}{money(cost['hourly_before'])}/h → {prefix}"
-            f"{money(cost['hourly_after'])}/h ({sign}{money(abs(delta))}/h)")
+    return cost_change(cost, "→", "/h") if cost else "unknown"
 
 
 def _headline(plan: dict[str, Any]) -> list[str]:

@@ -24,13 +24,14 @@ def offer_rows(offers: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def render_offers_text(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return "No offers: no configured provider lists instance types.\n"
-    table = [("PROVIDER", "TYPE", "GPUS", "VCPUS", "MEMORY", "PRICE/H", "REGIONS")]
+        return "No matching offers from the configured providers.\n"
+    table = [("PROVIDER", "TYPE", "GPUS", "VCPUS", "MEMORY", "PRICE/H", "REGIONS", "")]
     for r in rows:
         gpus = f"{r['gpu_count']}x {r['gpu_type']}" if r["gpu_count"] else "-"
         regions = ", ".join(r["regions"]) if r["available"] else "(no capacity now)"
         table.append((r["provider"], r["instance_type"], gpus, str(r["vcpus"]),
-                      f"{r['memory_gb']:g} GB", money(r["price_per_hr"]), regions))
+                      f"{r['memory_gb']:g} GB", money(r["price_per_hr"]), regions,
+                      f"<- picked: {r['picked']}" if r.get("picked") else ""))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
              for row in table]

@@ -7,6 +7,7 @@ first, `-/+` replace destroying first; and `<=` adopt (record an existing instan
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from navarch_plan.desired import find_refs
@@ -33,7 +34,8 @@ def summary_line(summary: dict[str, int]) -> str:
     return line + (", " + ", ".join(extras) if extras else "") + "."
 
 
-def _fields(action: dict[str, Any], building: set[str]) -> list[str]:
+def _fields(action: dict[str, Any], building: set[str],
+            shown: Mapping[str, str] | None = None) -> list[str]:
     before, after = action.get("before") or {}, action.get("after") or {}
     lines = []
     for name in action.get("changed", []):
@@ -43,6 +45,13 @@ def _fields(action: dict[str, Any], building: set[str]) -> list[str]:
             lines.append(f"user_data: {sensitive(was)} -> {sensitive(now)}")
         else:
             lines.append(f"{name}: {_value(was)} -> {_value(now)}")
+    digest = after.get("user_data_sha256")
+    if digest and action["action"] in ("create", "replace") \
+            and "user_data" not in action.get("changed", []):
+        lines.append(f"user_data: {sensitive(digest)}")
+    if digest and shown is not None and action["address"] in shown:
+        lines.append("user_data (--show-sensitive):")
+        lines += [f"  | {line}" for line in shown[action["address"]].splitlines()]
     for text in after.get("refs", []):
         if any(ref.address in building for ref in find_refs(text)):
             lines.append(f"user_data: {text} = (known after apply)")
@@ -62,7 +71,8 @@ def _value(value: Any) -> str:
     return str(value)
 
 
-def _action_lines(action: dict[str, Any], building: set[str]) -> list[str]:
+def _action_lines(action: dict[str, Any], building: set[str],
+                  shown: Mapping[str, str] | None = None) -> list[str]:
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
@@ -72,11 +82,13 @@ def _action_lines(action: dict[str, Any], building: set[str]) -> list[str]:
     lines = [head]
     if action.get("detail"):
         lines.append(f"        {action['detail']}")
-    lines += [f"        {line}" for line in _fields(action, building)]
+    lines += [f"        {line}" for line in _fields(action, building, shown)]
     return lines
 
 
-def render_plan_text(plan: dict[str, Any]) -> str:
+def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:
+    """`shown`: user_data by address, printed only when the user asked (--show-sensitive);
+    plans never hold it, only its hash."""
     out: list[str] = []
     for warning in plan["warnings"]:
         out.append(f"Warning: {warning}")
@@ -100,7 +112,7 @@ def render_plan_text(plan: dict[str, Any]) -> str:
         if action["group"] != group:
             group = action["group"]
             out.append(f"\n  # {_group_title(action)}")
-        out += _action_lines(action, building)
+        out += _action_lines(action, building, shown)
     out.append("")
     out.append(summary_line(plan["summary"]))
     out.append(_cost_line(plan["cost"]))
@@ -116,11 +128,14 @@ def _group_title(action: dict[str, Any]) -> str:
     return "instances with no address"
 
 
-def _cost_line(cost: dict[str, Any]) -> str:
-    if not cost:
-        return ""
+def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
+    """`$1.00 -> $2.00 (+$1.00/h)`, with "at least" when a price is unknown."""
     prefix = "" if cost.get("complete", True) else "at least "
     delta = cost["hourly_delta"]
     sign = "+" if delta >= 0 else "-"
-    return (f"Hourly cost: {prefix}{money(cost['hourly_before'])} -> "
-            f"{prefix}{money(cost['hourly_after'])} ({sign}{money(abs(delta))}/h)")
+    return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
+            f"{prefix}{money(cost['hourly_after'])}{unit} ({sign}{money(abs(delta))}/h)")
+
+
+def _cost_line(cost: dict[str, Any]) -> str:
+    return f"Hourly cost: {cost_change(cost)}" if cost else ""

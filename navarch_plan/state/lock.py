@@ -159,9 +159,11 @@ class FileLock:
         if fcntl is None:
             return "held"
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = os.open(self.path, os.O_RDONLY)  # flock needs no write access
         except FileNotFoundError:
             return "retry"  # released meanwhile
+        except OSError:
+            return "held"  # not ours to look at (another user's 0600 lock)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -169,7 +171,7 @@ class FileLock:
                 return "held"  # its holder is alive
             if not _is_at(fd, self.path):
                 return "retry"  # replaced or released meanwhile
-            holder = _parse(os.pread(fd, 1 << 16, 0), self.state_path)
+            holder = _parse(os.pread(fd, 1 << 16, 0))
             if holder is None or not holder.flock or not holder.same_machine():
                 return "held"  # nothing proves its holder dead: report it instead
             # The holder is dead, and we hold its flock: nobody else can take it now.
@@ -204,7 +206,9 @@ class FileLock:
                 raw = f.read(1 << 16)
         except FileNotFoundError:
             return None
-        return _parse(raw, self.state_path) or LockInfo(
+        except OSError:
+            raw = b""  # another user's lock file: it exists, its content is not ours
+        return _parse(raw) or LockInfo(
             "unreadable", "unknown", "unknown", 0, "", "", self.state_path)
 
     def _held_error(self) -> LockError:
@@ -216,7 +220,7 @@ def _write_info(fd: int, info: LockInfo) -> None:
     os.fsync(fd)
 
 
-def _parse(raw: bytes, state_path: str) -> LockInfo | None:
+def _parse(raw: bytes) -> LockInfo | None:
     try:
         return LockInfo(**json.loads(raw))
     except (ValueError, TypeError):

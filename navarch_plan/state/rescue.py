@@ -7,10 +7,10 @@ given it, so `navarch state migrate --state FILE --to URL` can restore it later.
 
 from __future__ import annotations
 
-import json
 import os
 
 from navarch_plan.state.model import StateDoc
+from navarch_plan.state.store import write_json_atomically
 
 __all__ = ["write_rescue"]
 
@@ -21,12 +21,5 @@ def write_rescue(doc: StateDoc, directory: str = ".") -> str:
     data = {**doc.to_json(), "serial": doc.serial + 1}
     name = f"navarch-state-rescue-{doc.lineage}-{data['serial']}.json"
     path = os.path.abspath(os.path.join(directory, name))
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_json_atomically(path, data)
     return path

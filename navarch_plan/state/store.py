@@ -12,6 +12,8 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -47,6 +49,20 @@ def _check_shape(data: object) -> None:
                 raise ValueError(f"{where}.{key}.id is not a non-empty string")
 
 
+def write_json_atomically(path: str, data: dict[str, Any]) -> None:
+    """Temp file (0600), fsync, rename, fsync the folder: the old file or the new one,
+    never a torn one."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path)
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
@@ -70,7 +86,18 @@ class LocalStateStore:
 
     # -- locking -----------------------------------------------------------------
     def lock(self, operation: str, timeout: float = 0.0) -> LockInfo:
-        return self._lock.acquire(operation, timeout)
+        info = self._lock.acquire(operation, timeout)
+        # A snapshot write cut short by a crash leaves its temporary file, never renamed
+        # into place. Only the lock holder writes snapshots: any found now is dead.
+        for leftover in glob.glob(glob.escape(self.path) + ".tmp.*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+        return info
+
+    @property
+    def took_over(self) -> LockInfo | None:
+        """The dead holder whose lock the last lock() took over, if it did."""
+        return self._lock.took_over
 
     def unlock(self) -> None:
         self.close_journal()
@@ -86,8 +113,13 @@ class LocalStateStore:
         # A first run killed before its first snapshot leaves only a journal: its
         # lineage is the state's.
         doc = doc or StateDoc.new(self.workspace, self._journal_lineage())
-        for op in self._read_journal(doc):
-            doc.apply_op(op)
+        for number, op in enumerate(self._read_journal(doc), 2):
+            try:
+                doc.apply_op(op)
+            except (StateError, KeyError, TypeError, AttributeError) as exc:
+                raise StateError(f"{self.journal_path} line {number} cannot be applied "
+                                 f"({exc}); {self.path} itself is intact. Nothing was "
+                                 "changed") from None
             self._recorded = True
         self.doc = doc
         return doc
@@ -105,6 +137,9 @@ class LocalStateStore:
                 raw = f.read()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") \
+                from None
         try:
             data = json.loads(raw)
             _check_shape(data)
@@ -209,15 +244,7 @@ class LocalStateStore:
         if os.path.exists(self.path):
             shutil.copyfile(self.path, self.backup_path)
             os.chmod(self.backup_path, 0o600)
-        tmp = f"{self.path}.tmp.{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(self.path)
+        write_json_atomically(self.path, data)
 
     def replace_doc(self, doc: StateDoc) -> None:
         """For state surgery: the next compact() writes `doc` as the new snapshot."""

@@ -1,0 +1,61 @@
+"""`navarch instance-types`: merge the providers' offers, filter by GPU spec, and mark
+what a pool would pick. Pure: the caller lists the offers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from navarch_plan.catalog import CLOUDS, cloud_table
+from navarch_plan.config import Config
+from navarch_plan.errors import ConfigError, NavarchError
+from navarch_plan.gpu_spec import GpuSpecError, parse_gpu_specs
+from navarch_plan.model import InstanceType
+from navarch_plan.render.offers import offer_rows
+from navarch_plan.strategies import order_placements
+
+__all__ = ["select_offers"]
+
+
+def _gpu_memory(provider_type: str, name: str) -> float | None:
+    if provider_type not in CLOUDS:
+        return None
+    facts = cloud_table(provider_type).types.get(name)
+    return facts.gpu_memory_gb if facts else None
+
+
+def _matching(config: Config, offers: Mapping[str, Sequence[InstanceType]], gpu: str
+              ) -> dict[str, list[InstanceType]]:
+    try:
+        specs = parse_gpu_specs(gpu)
+    except GpuSpecError as exc:
+        raise NavarchError(f"--gpu: {exc}") from None
+    kept: dict[str, list[InstanceType]] = {}
+    for provider, items in offers.items():
+        ptype = config.providers[provider].type
+        kept[provider] = [o for o in items if any(
+            s.matches(o.gpu_type, o.gpu_count, _gpu_memory(ptype, o.name)) for s in specs)]
+    return kept
+
+
+def select_offers(config: Config, offers: Mapping[str, Sequence[InstanceType]],
+                  gpu: str | None = None, pool: str | None = None) -> list[dict[str, Any]]:
+    """Rows cheapest first; with `pool`, the row its first node would try first carries
+    `"picked": "REGION[/ZONE] for pool.NAME"`."""
+    chosen = _matching(config, offers, gpu) if gpu else dict(offers)
+    rows = offer_rows(chosen)
+    for row in rows:
+        row["picked"] = ""
+    if pool:
+        node = next((n for n in config.desired.values() if n.group == pool), None)
+        if node is None:
+            raise ConfigError(f"--pool {pool}: no such pool or named node", config.file)
+        prices = {(p, o.name): o.price_per_hr for p, items in offers.items() for o in items}
+        available = {(p, o.name): tuple(o.regions) if o.available else ()
+                     for p, items in offers.items() for o in items}
+        first = order_placements(node.candidates, node.strategy, 0, prices, available)[0]
+        where = first.region + (f"/{first.zone}" if first.zone else "")
+        for row in rows:
+            if (row["provider"], row["instance_type"]) == (first.provider, first.instance_type):
+                row["picked"] = f"{where} for {node.address}"
+    return rows

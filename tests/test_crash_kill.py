@@ -1,0 +1,255 @@
+"""kill -9 at any moment: the real `navarch apply` is SIGKILLed at seeded moments and
+targeted windows; after each kill the plan is exactly right and apply converges with
+nothing leaked, duplicated or pointing at nothing. The harness is tests/crash_harness.py;
+benchmarks/crash_soak.py runs it for as long as you like."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.conftest import Workdir, actions_of, navarch_argv
+from tests.crash_harness import (
+    SCENARIOS,
+    STRATEGIES,
+    CloudView,
+    Stats,
+    expected_actions,
+    read_state,
+    run_scenario,
+)
+
+SEED = 6_2026
+# Kills per scenario: 55 in all, run three scenarios at a time (each in its own folder,
+# each with its own cloud); about a minute on two cores.
+KILLS = {"fleet": 8, "deps": 10, "replace-cbd": 10, "replace-dbc": 9, "scale-down": 8,
+         "mixed": 10}
+HEAD_REF = "HEAD=${pools.head.nodes[0].ip_address}"
+
+
+def test_kill_minus_9_at_seeded_moments_never_loses_or_doubles_a_node(
+        tmp_path: Path) -> None:
+    def one(index: int, name: str) -> Stats:
+        folder = tmp_path / name
+        folder.mkdir()
+        return run_scenario(Workdir(folder), SCENARIOS[name], SEED + index, KILLS[name])
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = [pool.submit(one, i, name) for i, name in enumerate(KILLS)]
+        total = Stats()
+        for future in results:
+            total.merge(future.result())
+    assert not total.problems, "\n".join(total.problems)
+    assert total.kills >= 50, total
+    assert total.leaked == 0 and total.duplicates == 0
+    assert set(total.by_strategy) == set(STRATEGIES), total.by_strategy
+    # The targeted windows were hit, not just aimed at.
+    for window in ("before any state write", "intent written, nothing provisioned",
+                   "provisioned, not recorded", "terminated, not recorded"):
+        assert total.landed[window] >= 1, total.landed
+
+
+# -- single windows, deterministic, with the exact outcome spelled out ------------------
+
+def _start(work: Workdir, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*navarch_argv(), "apply", "--auto-approve", *args],
+                            cwd=work.path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def _kill_when(proc: subprocess.Popen[str], ready: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():  # type: ignore[operator]
+        assert proc.poll() is None, "the apply finished before the window opened"
+        assert time.monotonic() < deadline, "the window never opened"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_killed_between_provision_and_state_write_the_instance_is_adopted(
+        work: Workdir) -> None:
+    slow = [{"op": "provision", "address": "p_w_1", "delay": 5}]
+    work.config(pools={"w": {"nodes": 3}}, sim={"latency": 0.05, "faults": slow})
+    view = CloudView(work.cloud_path)
+    proc = _start(work, "--parallelism", "1")
+    _kill_when(proc, lambda: any(n.labels.get("navarch-address") == "p_w_1"
+                                 for n in view.owned().values()))
+    orphan = next(n for n in view.owned().values() if n.labels["navarch-address"] == "p_w_1")
+    lock = work.path / "state" / "test.json.lock"
+    assert lock.exists(), "the dead apply's lock is left behind"
+
+    work.config(pools={"w": {"nodes": 3}}, sim={"latency": 0.05})
+    plan = work.plan_json()
+    assert not lock.exists(), "plan took the dead process's lock over and released it"
+    assert [(a["address"], a["action"], a["node_id"]) for a in plan["actions"]] == [
+        ("pool.w[1]", "adopt", orphan.id), ("pool.w[2]", "create", "")]
+    assert plan["intents"] == [{"address": "pool.w[1]", "name": orphan.name,
+                                "outcome": f"instance {orphan.id} exists: handled as an "
+                                           "owned instance"}]
+    assert work.run("apply", "--auto-approve").code == 0
+    assert work.state()["nodes"]["pool.w[1]"]["id"] == orphan.id
+    assert len(work.cloud().calls("provision")) == 3, "w[1] was not created twice"
+    assert work.state()["intents"] == []
+
+
+def test_killed_after_the_intent_before_the_cloud_call_the_intent_is_dropped(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}}, sim={"latency": 1.0})
+    journal = work.path / "state" / "test.json.journal"
+    proc = _start(work, "--parallelism", "1")
+    _kill_when(proc, lambda: journal.exists() and b'"op":"intent"' in journal.read_bytes())
+    state = read_state(work)
+    assert len(state["intents"]) == 1 and state["nodes"] == {}
+    assert CloudView(work.cloud_path).owned() == {}
+    work.config(pools={"w": {"nodes": 2}})
+    plan = work.plan_json()
+    assert plan["intents"][0]["outcome"] == "no instance was created: the intent is dropped"
+    assert sorted((a["address"], a["action"]) for a in plan["actions"]) == [
+        ("pool.w[0]", "create"), ("pool.w[1]", "create")]
+    assert work.run("apply", "--auto-approve").code == 0
+    assert work.state()["intents"] == [] and len(work.state()["nodes"]) == 2
+
+
+def test_killed_after_a_terminate_took_effect_the_record_is_forgotten(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 3}})
+    assert work.run("apply", "--auto-approve").code == 0
+    ids = {a: r["id"] for a, r in work.state()["nodes"].items()}
+    work.config(pools={"w": {"nodes": 1}},
+                sim={"faults": [{"op": "terminate", "delay": 5}]})
+    view = CloudView(work.cloud_path)
+    proc = _start(work, "--parallelism", "1")
+    _kill_when(proc, lambda: len(view.owned()) < 3)
+    gone = set(ids.values()) - set(view.owned())
+    assert len(gone) == 1
+    work.config(pools={"w": {"nodes": 1}})
+    plan = work.plan_json()
+    forgotten = actions_of(plan, "forget")
+    assert [a["node_id"] for a in forgotten] == list(gone)
+    assert forgotten[0]["reason"] == "deleted_outside"
+    assert len(actions_of(plan, "delete")) == 1 and len(plan["actions"]) == 2
+    assert work.run("apply", "--auto-approve").code == 0
+    assert list(work.state()["nodes"]) == ["pool.w[0]"]
+    assert set(view.owned()) == {ids["pool.w[0]"]}
+
+
+def test_killed_mid_replacement_the_deposed_node_is_deleted_next(work: Workdir) -> None:
+    pools = {"w": {"nodes": 1}}
+    work.config(pools=pools)
+    assert work.run("apply", "--auto-approve").code == 0
+    old = work.state()["nodes"]["pool.w[0]"]["id"]
+    pools = {"w": {"nodes": 1, "instance_type": "gpu_1x_a100"}}
+    work.config(pools=pools, sim={"latency": 1.0})
+    journal = work.path / "state" / "test.json.journal"
+    proc = _start(work)
+    # The new node is recorded and the old one deposed: the terminate is in flight.
+    _kill_when(proc, lambda: journal.exists() and b'"op":"depose"' in journal.read_bytes())
+    work.config(pools=pools)
+    plan = work.plan_json()
+    assert [(a["action"], a["reason"], a["node_id"]) for a in plan["actions"]] == [
+        ("delete", "deposed", old)]
+    assert work.run("apply", "--auto-approve").code == 0
+    live = CloudView(work.cloud_path).owned()
+    assert old not in live and len(live) == 1
+    assert work.state()["deposed"] == {}
+
+
+def test_a_torn_journal_tail_is_ignored(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}}, sim={"latency": 1.0})
+    journal = work.path / "state" / "test.json.journal"
+    proc = _start(work, "--parallelism", "1")
+    _kill_when(proc, lambda: journal.exists() and b'"op":"intent"' in journal.read_bytes())
+    with open(journal, "ab") as f:  # a write cut short by a power loss
+        f.write(b'{"op":"put","address":"pool.w[0]","record":{"id":"fake-')
+    work.config(pools={"w": {"nodes": 2}})
+    result = work.run("plan", "--format", "json")
+    assert result.code == 0, result.err
+    assert len(result.json()["actions"]) == 2
+    assert work.run("apply", "--auto-approve").code == 0
+    assert len(work.state()["nodes"]) == 2
+
+
+def test_the_independent_model_of_the_plan_agrees_on_a_known_case(work: Workdir) -> None:
+    """The harness's model is itself checked: orphans, deposed, scale-down, references."""
+    work.config(pools={"head": {"nodes": 1}, "w": {"nodes": 3, "user_data": HEAD_REF}})
+    assert work.run("apply", "--auto-approve").code == 0
+    work.config(pools={"head": {"nodes": 1, "instance_type": "gpu_1x_a100"},
+                       "w": {"nodes": 2, "user_data": HEAD_REF}})
+    want = expected_actions(work, read_state(work), CloudView(work.cloud_path).owned())
+    assert sorted((a, k, r) for a, k, r, _ in want.values()) == [
+        ("pool.head[0]", "replace", "spec_changed"),
+        ("pool.w[0]", "replace", "dependency_changed"),
+        ("pool.w[1]", "replace", "dependency_changed"),
+        ("pool.w[2]", "delete", "scaled_down")]
+    plan = work.plan_json()
+    assert {a["key"]: (a["address"], a["action"], a["reason"], a["node_id"])
+            for a in plan["actions"]} == want
+
+
+def test_an_orphan_booted_with_an_old_reference_is_not_adopted_as_current(
+        work: Workdir) -> None:
+    """A kill leaves trainers[0] created (booted with HEAD=<old head ip>) but unrecorded;
+    the config then changes the head's type. Adopting trainers[0] while the head is
+    replaced records the new head's ip as its reference value, though the instance was
+    booted with the old one: it points at a terminated head, and no later plan sees it."""
+    pools = {"head": {"nodes": 1}, "trainers": {"nodes": 1, "user_data": HEAD_REF}}
+    work.config(pools=pools, sim={"latency": 0.05, "faults": [
+        {"op": "provision", "address": "p_trainers_0", "delay": 5}]})
+    view = CloudView(work.cloud_path)
+    proc = _start(work)
+    _kill_when(proc, lambda: any(n.labels.get("navarch-address") == "p_trainers_0"
+                                 for n in view.owned().values()))
+    work.config(pools={**pools, "head": {"nodes": 1, "instance_type": "gpu_1x_a100"}})
+    assert work.run("apply", "--auto-approve").code == 0
+    state = work.state()["nodes"]
+    trainer = view.owned()[state["pool.trainers[0]"]["id"]]
+    assert trainer.user_data == f"HEAD={state['pool.head[0]']['ip_address']}"
+
+
+def test_the_kill_suite_counts_what_it_claims(tmp_path: Path) -> None:
+    """Stats merge and the per-window bookkeeping the suite's assertions rely on."""
+    a, b = Stats(kills=2, leaked=0), Stats(kills=3, duplicates=1)
+    a.by_strategy["random"] += 2
+    b.by_strategy["random"] += 1
+    a.merge(b)
+    assert (a.kills, a.duplicates, a.by_strategy["random"]) == (5, 1, 3)
+    work = Workdir(tmp_path)
+    (work.path / "state" / "test.json.journal").write_text(
+        json.dumps({"op": "begin", "lineage": "l", "serial": 0}) + "\n"
+        + json.dumps({"op": "intent", "intent": {"id": "i", "address": "pool.w[0]",
+                                                 "name": "n"}}) + "\n" + '{"op":"pu')
+    assert [i["id"] for i in read_state(work)["intents"]] == ["i"]
+
+
+def test_a_snapshot_temp_file_left_by_a_kill_is_cleaned_by_the_next_holder(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.run("apply", "--auto-approve").code == 0
+    # What a kill between the temporary file's creation and its rename leaves: a whole
+    # or partial copy of the state under the dead process's pid (seen by the kill suite).
+    leftover = work.path / "state" / "test.json.tmp.4194000"
+    leftover.write_text((work.path / "state" / "test.json").read_text()[:100])
+    work.config(pools={"w": {"nodes": 2}})
+    assert work.run("apply", "--auto-approve").code == 0
+    assert not leftover.exists()
+
+
+def test_an_apply_with_nothing_to_do_still_clears_a_dead_runs_intent(work: Workdir) -> None:
+    """Found by the soak with config changes: a run is killed after writing its intent,
+    the config is reverted, and `apply` says "No changes" but leaves the intent in state,
+    so every later plan reports the same interrupted provision."""
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.run("apply", "--auto-approve").code == 0
+    work.config(pools={"w": {"nodes": 2}}, sim={"latency": 1.0})
+    journal = work.path / "state" / "test.json.journal"
+    proc = _start(work)
+    _kill_when(proc, lambda: journal.exists() and b'"op":"intent"' in journal.read_bytes())
+    work.config(pools={"w": {"nodes": 1}})  # reverted
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 0 and "No changes" in result.out
+    assert read_state(work)["intents"] == []
+    assert work.plan_json()["intents"] == []
