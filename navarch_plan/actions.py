@@ -224,11 +224,18 @@ class ActionRunner:
                 raise
 
     def _gone(self, provider_name: str, node_id: str) -> bool:
-        try:
-            node = self._get(provider_name, node_id)
-        except ProviderError:
-            return False
-        return node is None or node.status in (NodeStatus.TERMINATED, NodeStatus.TERMINATING)
+        """Whether the instance is gone. A read is idempotent, so a failing one is tried
+        again a few times; if the cloud still cannot say, the record stays (the next
+        plan's listing settles it)."""
+        for attempt in range(3):
+            try:
+                node = self._get(provider_name, node_id)
+            except ProviderError:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            return node is None or node.status in (NodeStatus.TERMINATED,
+                                                   NodeStatus.TERMINATING)
+        return False
 
     def _get(self, provider_name: str, node_id: str) -> Node | None:
         provider = self.providers[provider_name]
