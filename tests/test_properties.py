@@ -93,7 +93,9 @@ def check_consistent(engine: Engine, converged: bool) -> None:
         assert doc.intents == {} and doc.deposed == {}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Seeded (derandomized) so CI is repeatable; widen max_examples for a soak on demand.
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(pools=fleets(), orphans=st.lists(st.integers(0, 50), max_size=3), resize=fleets())
 def test_apply_converges_and_then_plans_nothing(pools: dict[str, Any], orphans: list[int],
                                                 resize: dict[str, Any]) -> None:
@@ -111,7 +113,8 @@ def test_apply_converges_and_then_plans_nothing(pools: dict[str, Any], orphans: 
         assert plan_is_empty(engine_for(folder, resize))
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(pools=fleets(), fail_rate=st.floats(0.05, 0.6), seed=st.integers(0, 10_000),
        then=fleets())
 def test_random_failures_never_corrupt_state(pools: dict[str, Any], fail_rate: float,
