@@ -14,7 +14,6 @@ port (with 127.0.0.1 exempt), no AWS config or credential files, and no metadata
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import subprocess
@@ -215,20 +214,10 @@ Cloud = FakeCloud | LambdaCloud | GcpCloud | AwsCloud
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from tests.fakes.moto_server import serve_moto
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with pytest.MonkeyPatch.context() as env:
-        # Loading moto's ~1300 default AMIs costs seconds after every reset; the image id
-        # is not validated anyway. Read by the in-process server, so set here.
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
+    with serve_moto() as url:
+        yield url
 
 
 @pytest.fixture(params=["fake", "lambda", "gcp", "aws"])

@@ -7,7 +7,6 @@ botocore's event system (`before-send`), so botocore's real parsing and retry lo
 from __future__ import annotations
 
 import base64
-import logging
 import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
-from moto.server import ThreadedMotoServer
 
 from navarch_plan.errors import (
     AuthError,
@@ -32,6 +30,7 @@ from navarch_plan.errors import (
 from navarch_plan.model import LABEL_WORKSPACE, NodeStatus, ProvisionRequest
 from navarch_plan.providers.aws import AwsProvider
 from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
+from tests.fakes.moto_server import serve_moto
 
 AMI = "ami-0123456789abcdef0"  # moto does not validate image ids by default
 EAST, WEST = "us-east-1", "us-west-2"
@@ -40,15 +39,8 @@ OWNED = {LABEL_WORKSPACE: "research", "team": "ml"}
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with pytest.MonkeyPatch.context() as env:
-        # moto's ~1300 default AMIs cost time on every reset; image ids are not validated.
-        env.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-        server.stop()
+    with serve_moto() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)
