@@ -55,7 +55,10 @@ class Config:
     max_hourly_cost: float | None = None
 
     def regions_of(self, provider: str) -> list[str]:
-        return sorted({d.region for d in self.desired.values() if d.provider == provider})
+        """Every region any candidate may use on this provider (not only first choices:
+        a failover lands in the others, and the provider must list them too)."""
+        return sorted({p.region for d in self.desired.values() for p in d.candidates
+                       if p.provider == provider})
 
 
 class _Ctx:

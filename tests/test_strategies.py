@@ -121,3 +121,22 @@ def test_pool_exhausted_lists_every_attempt_and_auth_does_not_fail_over() -> Non
     with pytest.raises(AuthError):
         pool.provision("y")
     assert second.calls("provision") == []
+
+
+def test_a_provider_lists_every_region_its_candidates_may_use() -> None:
+    text = """
+version: 1
+providers:
+  lam: {type: lambda, api_key_env: K}
+  ec2: {type: aws, region: us-east-1, image_id: ami-0abc}
+defaults: {ssh_keys: [k]}
+pools:
+  w:
+    providers:
+      - {name: lam, regions: [us-east-1], instance_type: gpu_1x_a10}
+      - {name: ec2, regions: [us-east-1, us-west-2], instance_type: g5.xlarge}
+    nodes: 1
+"""
+    config = parse_config(text, "n.yaml", {})
+    assert config.regions_of("ec2") == ["us-east-1", "us-west-2"]
+    assert config.regions_of("lam") == ["us-east-1"]
