@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -107,7 +108,7 @@ class DesiredNode:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         spec = self.spec_for(self.candidates[0])
         object.__setattr__(self, "spec", MappingProxyType(spec))
-        object.__setattr__(self, "spec_hash", spec_hash(spec))
+        object.__setattr__(self, "spec_hash", self.hash_for(self.candidates[0]))
 
     @property
     def provider(self) -> str:
@@ -137,15 +138,30 @@ class DesiredNode:
             "zone": placement.zone,
             "ssh_keys": list(self.ssh_keys),
             "labels": dict(sorted(self.labels.items())),
-            "user_data_sha256": sha256_text(self.user_data) if self.user_data else "",
+            "user_data_sha256": self._user_data_sha256,
         }
 
+    @cached_property
+    def _user_data_sha256(self) -> str:
+        return sha256_text(self.user_data) if self.user_data else ""
+
+    @cached_property
+    def _hashes(self) -> dict[Placement, str]:
+        # Computed once per node: the planner and apply ask for these per record,
+        # per orphan and per adoption.
+        return {p: spec_hash(self.spec_for(p)) for p in self.candidates}
+
     def hash_for(self, placement: Placement) -> str:
-        return spec_hash(self.spec_for(placement))
+        known = self._hashes.get(placement)
+        return known if known is not None else spec_hash(self.spec_for(placement))
 
     def accepted_hashes(self) -> dict[str, Placement]:
         """Spec hash -> placement, for every candidate: what counts as in spec."""
-        return {self.hash_for(p): p for p in self.candidates}
+        return self._accepted
+
+    @cached_property
+    def _accepted(self) -> dict[str, Placement]:
+        return {h: p for p, h in self._hashes.items()}
 
 
 def sha256_text(text: str) -> str:
