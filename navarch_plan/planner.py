@@ -101,7 +101,6 @@ class _Planner:
         self.actions: dict[str, Action] = {}
         self.drift: list[Drift] = []
         self.filled: set[str] = set()  # desired addresses that keep or get a live node
-        self.unchanged = 0
         self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
                                   inputs.availability, suffix)
 
@@ -150,9 +149,7 @@ class _Planner:
             return
         self.filled.add(address)
         reason, changed = self._replace_reason(address, record, live, wanted)
-        if reason is None:
-            self.unchanged += 1
-        else:
+        if reason is not None:
             self._add(self.make.replacement(wanted, record, live, reason, changed))
 
     def _replace_reason(self, address: str, record: NodeRecord, live: Node,
@@ -250,7 +247,6 @@ class _Planner:
                 changed = [ref for ref in node.refs if self._ref_changes(ref, record)]
                 if changed:
                     live = self.owned[record.id]
-                    self.unchanged -= 1
                     action = self.make.replacement(node, record, live,
                                                    Reason.DEPENDENCY_CHANGED, ())
                     detail = "user_data references " + ", ".join(
@@ -308,7 +304,8 @@ class _Planner:
             actions=tuple(actions), edges=build_edges(actions, inputs.groups),
             drift=tuple(sorted(self.drift, key=lambda d: (d.address, d.kind))),
             intents=tuple(self._intent_outcomes()), warnings=tuple(warnings),
-            unchanged=max(self.unchanged, 0),
+            # Every address that keeps or gets a live node without an action of its own.
+            unchanged=len(self.filled - self.actions.keys()),
             cost=cost,
         )
         return Plan(**{**plan.__dict__, "no_changes_reason": no_changes_reason(plan, self)})
