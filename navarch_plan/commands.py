@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from navarch_plan.state.backends import (
     state_from_url,
     state_location,
 )
+from navarch_plan.state.store import write_json_atomically
 from navarch_plan.validate import validate_against_catalogs
 
 __all__ = ["IO", "dispatch"]
@@ -94,7 +94,7 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
         plan = engine.plan(_options(args))
     document = plan.to_json()
     if args.out:
-        _write_plan(args.out, document)
+        write_json_atomically(args.out, document)  # 0600: plans are private
     if args.format == "json":
         io.out(render_json(document))
     elif args.format == "markdown":
@@ -108,14 +108,6 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
             io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
                    "these actions if you run `navarch apply` now.")
     return 2 if args.detailed_exitcode and plan.has_changes else 0
-
-
-def _write_plan(path: str, document: dict) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(render_json(document))
-    os.replace(tmp, path)
 
 
 def _read_plan(path: str) -> Plan:

@@ -20,7 +20,7 @@ from navarch_plan.plan import ActionKind, Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
 from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
-from navarch_plan.state.backends import open_store
+from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
@@ -54,10 +54,15 @@ class Engine:
         self.env = os.environ if env is None else env
         self.hooks = hooks or Hooks()
         self.lock_timeout = lock_timeout
-        self.store = open_store(config.state, config.workspace)
         self.live: dict[str, list[Node]] = {}
         self.prices: dict[tuple[str, str], float | None] = {}
         self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    @cached_property
+    def store(self) -> StateStore:
+        """Opened on first use: commands that never touch state (instance-types,
+        validate) must not import an S3 SDK for it."""
+        return open_store(self.config.state, self.config.workspace)
 
     @cached_property
     def providers(self) -> dict[str, Provider]:

@@ -165,7 +165,9 @@ def test_lock_timeout_waits_and_force_unlock_releases(work: Workdir) -> None:
     lock.write_text(json.dumps({"id": "abc-123", "operation": "apply", "who": "ci@elsewhere",
                                 "pid": 1, "version": "0", "created": "2026-01-01T00:00:00",
                                 "path": "state/test.json"}))
+    started = time.monotonic()
     waited = work.run("plan", "--lock-timeout", "1s")
+    assert time.monotonic() - started >= 1.0, "--lock-timeout waited before giving up"
     assert waited.code == 1 and "ci@elsewhere" in waited.err
     wrong = work.run("force-unlock", "nope")
     assert wrong.code == 1 and "does not match" in wrong.err
@@ -227,7 +229,7 @@ def test_one_list_per_provider_per_run_and_providers_listed_concurrently(
     east_calls, west_calls = east.calls("list"), west.calls("list")
     for mine, theirs in zip(east_calls, west_calls, strict=True):
         assert mine["started"] < theirs["ended"] and theirs["started"] < mine["ended"], \
-            "the two providers' listings overlapped in time"
+            "the two providers' listings did not overlap in time"
 
 
 def test_sigterm_during_apply_finishes_in_flight_work_and_exits_143(work: Workdir) -> None:

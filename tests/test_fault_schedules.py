@@ -48,13 +48,6 @@ FAULTS = [
     {"op": "get", "error": "transient"},
     {"op": "list", "error": "transient"},  # the refresh itself fails
 ]
-# A terminate that happened but reported failure leaves its record naming a missing
-# instance (test_a_terminate_that_failed_but_happened_is_not_left_in_state), and a failed
-# re-create keeps such a record (test_a_failed_create_drops_the_record_of_the_vanished_
-# instance). While these bugs stand, the first property is not checked once such a fault
-# has fired in an example. Set to False when both fixes are in.
-KNOWN_BUG_TERMINATE_EFFECT = False
-HAPPENED = {"op": "terminate", "error": "transient", "effect": True}
 
 
 @st.composite
@@ -102,7 +95,8 @@ def _apply_in_process(work: Workdir) -> tuple[bool, bool, list[dict[str, Any]]]:
             refreshed = True
             ok = engine.apply(plan, parallelism=3).ok
     except NavarchError:
-        pass  # a failed refresh: nothing was done
+        if refreshed:
+            raise  # only a failed refresh is an expected outcome; apply reports, not raises
     left = [f.to_json() for f in sim.faults.pending()]
     fired = list(queued)
     for fault in left:
@@ -110,10 +104,9 @@ def _apply_in_process(work: Workdir) -> tuple[bool, bool, list[dict[str, Any]]]:
     return refreshed, ok, fired
 
 
-def _check_after_faults(work: Workdir, refreshed: bool, fired: list[dict[str, Any]],
-                        exempt: bool = False) -> None:
+def _check_after_faults(work: Workdir, refreshed: bool, fired: list[dict[str, Any]]) -> None:
     state, live = read_state(work), CloudView(work.cloud_path).owned()
-    if refreshed and not exempt:
+    if refreshed:
         missing = {a: r["id"] for a, r in state["nodes"].items() if r["id"] not in live}
         assert not missing, f"state names missing instances after faults {fired}: {missing}"
     # Whatever is left, the next plan (no faults now) says exactly what must happen.
@@ -154,14 +147,13 @@ def test_fault_schedules_in_process(before: dict[str, Any], after: dict[str, Any
         foreign = _seed_foreign(work)
         work.config(pools=before)
         assert _apply_in_process(work)[1]
-        target, exempt = before, False
+        target = before
         for i, faults in enumerate(runs):
             target = after if i % 2 == 0 else before  # back and forth under faults
             work.config(pools=target, sim={"faults": faults})
             refreshed, _, fired = _apply_in_process(work)
-            exempt = exempt or (KNOWN_BUG_TERMINATE_EFFECT and HAPPENED in fired)
             work.config(pools=target)
-            _check_after_faults(work, refreshed, fired, exempt)
+            _check_after_faults(work, refreshed, fired)
         # The faults stop: one apply converges, and then there is nothing to do.
         refreshed, ok, _ = _apply_in_process(work)
         assert refreshed and ok, "one apply without faults converges"

@@ -172,8 +172,10 @@ def test_plans_show_user_data_as_sensitive_with_its_hash(session: Session) -> No
     digest = hashlib.sha256(s.user_data.encode()).hexdigest()
     text = s.run("plan").stdout.decode()
     assert f"user_data: (sensitive, sha256:{digest[:12]})" in text
-    shown = s.run("plan", "--show-sensitive").stdout.decode()
+    shown = s.run("plan", "--show-sensitive", "--out", "p.plan").stdout.decode()
     assert "export DB_PASSWORD=ud-canary-" in shown
+    saved = (s.work.path / "p.plan").read_text()
+    assert digest in saved and "ud-canary-" not in saved, "a saved plan never holds user_data"
 
 
 def test_state_and_plan_files_are_private(session: Session) -> None:

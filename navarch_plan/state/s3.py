@@ -203,11 +203,6 @@ class S3StateStore:
             self._drop_journal()
         return changed
 
-    def replace_doc(self, doc: StateDoc) -> None:
-        """For state surgery: the next compact() writes `doc` as the new snapshot."""
-        self.doc = doc
-        self._recorded = True
-
     def import_doc(self, doc: StateDoc) -> None:
         """For migration: write `doc` as the snapshot with its own lineage and serial,
         over the version load() saw; the journal goes."""

@@ -246,10 +246,6 @@ class LocalStateStore:
             os.chmod(self.backup_path, 0o600)
         write_json_atomically(self.path, data)
 
-    def replace_doc(self, doc: StateDoc) -> None:
-        """For state surgery: the next compact() writes `doc` as the new snapshot."""
-        self.doc = doc
-
     def import_doc(self, doc: StateDoc) -> None:
         """For migration: write `doc` as the snapshot with its own lineage and serial
         (backup of the previous one first, as always); the journal goes."""
