@@ -71,3 +71,17 @@ def test_the_probe_sees_an_sdk_when_a_config_uses_one(tmp_path: Path) -> None:
     assert code == 0, out
     assert "boto3" in heavy and "botocore" in heavy
     assert not any(m.split(".")[0] in ("google", "httpx") for m in heavy), heavy
+
+
+def test_instance_types_with_s3_state_does_not_open_the_state(tmp_path: Path) -> None:
+    """instance-types never touches state, so an S3 state config must not load boto3."""
+    config = write_config(
+        tmp_path, {"sim": {"type": "fake"}},
+        {"provider": "sim", "instance_type": "gpu_1x_a10", "region": "us-west-1"})
+    doc = json.loads(config.read_text())
+    doc["state"] = {"backend": "s3", "bucket": "b", "key": "lazy.json", "region": "us-east-1",
+                    "endpoint_url": "http://127.0.0.1:9"}
+    config.write_text(json.dumps(doc))
+    code, heavy, out = probe(tmp_path, "instance-types", "-c", str(config))
+    assert code == 0 and "gpu_1x_a10" in out, out
+    assert heavy == []
