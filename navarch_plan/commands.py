@@ -11,11 +11,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from navarch_plan.apply import ApplyResult
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.offers import select_offers
-from navarch_plan.plan import Plan, plan_from_json
+from navarch_plan.plan import ActionKind, Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
@@ -185,13 +186,10 @@ def _graceful_stop() -> Iterator[_Stop]:
             signal.signal(sig, handler)
 
 
-def _report(plan: Plan, result: object, io: IO, as_json: bool) -> int:
-    from navarch_plan.apply import ApplyResult
-
-    assert isinstance(result, ApplyResult)
+def _report(plan: Plan, result: ApplyResult, io: IO, as_json: bool) -> int:
     kinds = {a.key: a.action.value for a in plan.actions}
     done = [kinds[k] for k in result.done]
-    counts = {k: done.count(k) for k in ("create", "replace", "delete", "adopt", "forget")}
+    counts = {k.value: done.count(k.value) for k in ActionKind}
     if as_json:
         io.out(json.dumps({"type": "summary", "ok": result.ok, "done": counts,
                            "failed": result.failed, "skipped": result.skipped,
@@ -281,7 +279,7 @@ def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
     offers = {name: p.list_instance_types() for name, p in engine.providers.items()
               if name in wanted and isinstance(p, InstanceTypeLister)}
     rows = select_offers(engine.config, offers, args.gpu, args.pool)
-    io.out(json.dumps(rows, indent=2) if args.json else render_offers_text(rows))
+    io.out(render_json(rows) if args.json else render_offers_text(rows))
     return 0
 
 

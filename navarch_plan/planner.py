@@ -308,7 +308,7 @@ class _Planner:
             unchanged=len(self.filled - self.actions.keys()),
             cost=cost,
         )
-        return Plan(**{**plan.__dict__, "no_changes_reason": no_changes_reason(plan, self)})
+        return dataclasses.replace(plan, no_changes_reason=no_changes_reason(plan, self))
 
     def _intent_outcomes(self) -> list[dict[str, str]]:
         names = {n.name: n for n in self.owned.values()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,14 +62,13 @@ class ActionFactory:
         create = self.create(node, reason)
         if create.name == record.name:  # a new instance never takes its predecessor's name
             name = instance_name(self.workspace, node, self.suffix(f"{node.address}#{record.id}"))
-            create = Action(**{**create.__dict__, "name": name})
-        return Action(**{
-            **create.__dict__, "action": ActionKind.REPLACE, "node_id": record.id,
-            "before": _before(record, live), "changed": changed,
-            "cost_before": self._price(record.provider, record.instance_type),
-            "detail": f"status {live.status.value}" if reason in (Reason.GONE,
-                                                                   Reason.UNHEALTHY) else "",
-        })
+            create = dataclasses.replace(create, name=name)
+        sick = reason in (Reason.GONE, Reason.UNHEALTHY)
+        return dataclasses.replace(
+            create, action=ActionKind.REPLACE, node_id=record.id,
+            before=_before(record, live), changed=changed,
+            cost_before=self._price(record.provider, record.instance_type),
+            detail=f"status {live.status.value}" if sick else "")
 
     def existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
                  live: Node | None, key: str | None = None) -> Action:

@@ -24,7 +24,6 @@ BUILTIN_TYPES = {
     "gcp": "navarch_plan.providers.gcp:GcpProvider",
     "aws": "navarch_plan.providers.aws:AwsProvider",
 }
-EXTRA = {"lambda": "lambda", "gcp": "gcp", "aws": "aws"}
 
 
 def known_types() -> frozenset[str]:
@@ -44,9 +43,8 @@ def provider_class(type_name: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        extra = EXTRA.get(type_name, type_name)
         raise ConfigError(f"provider type {type_name!r} needs an extra package ({exc.name}); "
-                          f"install it with: pip install 'navarch-plan[{extra}]'") from None
+                          f"install it with: pip install 'navarch-plan[{type_name}]'") from None
     return getattr(module, class_name)
 
 
