@@ -21,7 +21,7 @@ from navarch_plan.actions import ActionRunner
 from navarch_plan.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action, ActionKind, Plan
-from navarch_plan.plan_graph import phase_of
+from navarch_plan.plan_graph import closure, phase_of
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
 
@@ -149,15 +149,9 @@ class Executor:
 
     def _skip_dependents(self, phase: str, key: str, result: ApplyResult,
                          pending: set[str]) -> None:
-        todo, seen = list(self._unblocks[phase]), set()
-        while todo:
-            then = todo.pop()
-            if then in seen:
-                continue
-            seen.add(then)
+        why = f"{key} failed"
+        for then in sorted(closure(self._unblocks[phase], self._unblocks)):
             for skipped in sorted(self._members[then] & pending):
                 pending.discard(skipped)
-                why = f"{key} failed"
                 result.skipped[skipped] = why
                 self.hooks.action_skipped(self._actions[skipped], why)
-            todo.extend(self._unblocks[then])

@@ -21,7 +21,8 @@ from navarch_plan.plan import Action, ActionKind
 if TYPE_CHECKING:
     from navarch_plan.planner import PlanOptions
 
-__all__ = ["build_edges", "phase_of", "scope_actions", "dependents_of", "dependencies_of"]
+__all__ = ["build_edges", "closure", "phase_of", "scope_actions", "dependents_of",
+           "dependencies_of"]
 
 _BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
 # An adoption fills an address that references may read: dependents wait for it too.
@@ -52,7 +53,7 @@ def build_edges(actions: Sequence[Action], groups: Mapping[str, Group]
     return tuple(edges)
 
 
-def _closure(start: Iterable[str], step: Mapping[str, Iterable[str]]) -> set[str]:
+def closure(start: Iterable[str], step: Mapping[str, Iterable[str]]) -> set[str]:
     seen: set[str] = set()
     todo = list(start)
     while todo:
@@ -64,7 +65,7 @@ def _closure(start: Iterable[str], step: Mapping[str, Iterable[str]]) -> set[str
 
 
 def dependencies_of(names: Iterable[str], groups: Mapping[str, Group]) -> set[str]:
-    return _closure(names, {n: g.depends_on for n, g in groups.items()})
+    return closure(names, {n: g.depends_on for n, g in groups.items()})
 
 
 def dependents_of(names: Iterable[str], groups: Mapping[str, Group]) -> set[str]:
@@ -72,7 +73,7 @@ def dependents_of(names: Iterable[str], groups: Mapping[str, Group]) -> set[str]
     for name, group in groups.items():
         for dep in group.depends_on:
             reverse.setdefault(dep, []).append(name)
-    return _closure(names, reverse)
+    return closure(names, reverse)
 
 
 def _matches(action: Action, selector: str) -> bool:
