@@ -8,13 +8,22 @@ stderr; --debug adds the traceback.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from navarch_plan import __version__
 from navarch_plan.errors import NavarchError, PlanError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from navarch_plan.hooks import Hooks
+    from navarch_plan.plan import Action
 
 __all__ = ["main", "build_parser"]
 
@@ -37,6 +46,12 @@ def _scoping(p: argparse.ArgumentParser) -> None:
                    help="leave out this node or pool, and what depends on it (repeatable)")
     p.add_argument("--replace", action="append", default=[], metavar="ADDR",
                    help="replace this node even if it is unchanged (repeatable)")
+
+
+def _color(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-color", action="store_true",
+                   help="plain output even on a terminal: no colour, no live view "
+                   "(also: NO_COLOR=1, TERM=dumb)")
 
 
 def _common(p: argparse.ArgumentParser, lock: bool = True, state: bool = True) -> None:
@@ -71,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-only", action="store_true", help="report drift; propose nothing")
     p.add_argument("--destroy", action="store_true", help="plan removing everything owned")
     _scoping(p)
+    _color(p)
 
     for name, text in (("apply", "plan, confirm, and apply (or apply a saved plan)"),
                        ("destroy", "terminate every instance this workspace owns")):
@@ -85,17 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--parallelism", type=int, default=10, metavar="N",
                        help="cloud calls in flight at once (default 10)")
         p.add_argument("--json", action="store_true", help="one JSON event per line")
+        _color(p)
 
     p = sub.add_parser("drift", help="the cron job: report drift; exit 0 clean, 2 drift, 1 error")
     _common(p)
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text")
     p.add_argument("--update-state", action="store_true",
                    help="record what was found in state (never provisions or terminates)")
+    _color(p)
 
     p = sub.add_parser("show", help="render a saved plan, or the current state")
     _common(p, lock=False)
     p.add_argument("planfile", nargs="?")
     p.add_argument("--json", action="store_true")
+    _color(p)
 
     p = sub.add_parser("state", help="state surgery: list, show, rm, migrate")
     state_sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
@@ -147,6 +166,43 @@ def _ask(question: str) -> bool:
     return answer.strip() == "yes"
 
 
+def _styled(args: argparse.Namespace) -> bool:
+    """Colour and the live apply view, or plain text: the one place that decides.
+    Only a terminal on stdout gets them, unless the user opted out (--no-color, or any
+    non-empty NO_COLOR as no-color.org asks) or the terminal cannot redraw (TERM=dumb)."""
+    if getattr(args, "no_color", False) or os.environ.get("NO_COLOR"):
+        return False
+    return os.environ.get("TERM") != "dumb" and sys.stdout.isatty()
+
+
+@functools.cache
+def _console() -> Console:
+    # Imported here, not at the top: plain and JSON runs, and --version, never load rich.
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _show_styled(text: str) -> None:
+    from navarch_plan.render.color import colorize
+
+    _console().print(colorize(text), soft_wrap=True, end="" if text.endswith("\n") else "\n")
+
+
+def _progress(as_json: bool, actions: Sequence[Action], styled: bool) -> Hooks:
+    """How apply reports progress: JSON events (--json), the live view on a terminal
+    that allows colour, else plain timestamped lines."""
+    from navarch_plan.reporting import JsonHooks, LineHooks
+
+    if as_json:
+        return JsonHooks(_out)
+    if styled:
+        from navarch_plan.live import LiveHooks
+
+        return LiveHooks(actions, _console())
+    return LineHooks(_out)
+
+
 class Terminated(BaseException):
     """SIGTERM outside an apply: unwinds like Ctrl-C so locks are released."""
 
@@ -161,7 +217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     from navarch_plan import commands
 
-    io = commands.IO(out=_out, err=_err, ask=_ask)
+    styled = _styled(args)
+    io = commands.IO(out=_out, err=_err, ask=_ask, show=_show_styled if styled else _out,
+                     progress=functools.partial(_progress, styled=styled))
     try:
         return commands.dispatch(args, io)
     except NavarchError as exc:

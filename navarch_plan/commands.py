@@ -7,16 +7,17 @@ import argparse
 import json
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 from navarch_plan.apply import ApplyResult
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
+from navarch_plan.hooks import Hooks
 from navarch_plan.offers import select_offers
-from navarch_plan.plan import ActionKind, Plan, plan_from_json
+from navarch_plan.plan import Action, ActionKind, Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
@@ -28,7 +29,6 @@ from navarch_plan.render.drift import (
 from navarch_plan.render.markdown import render_plan_markdown
 from navarch_plan.render.offers import render_offers_text
 from navarch_plan.render.state import state_list_document
-from navarch_plan.reporting import JsonHooks, LineHooks
 from navarch_plan.state.backends import (
     migrate_state,
     open_store,
@@ -46,6 +46,10 @@ class IO:
     out: Callable[[str], None]
     err: Callable[[str], None]
     ask: Callable[[str], bool]
+    # A rendered plan or drift report: coloured on a terminal, else exactly as given.
+    show: Callable[[str], None]
+    # The hooks reporting an apply of these actions (as JSON events when the flag is set).
+    progress: Callable[[bool, Sequence[Action]], Hooks]
 
 
 def dispatch(args: argparse.Namespace, io: IO) -> int:
@@ -101,7 +105,7 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     elif args.format == "markdown":
         io.out(render_plan_markdown(document))
     else:
-        io.out(render_plan_text(document, _shown(args, engine)))
+        io.show(render_plan_text(document, _shown(args, engine)))
         if args.out:
             io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
                    f"navarch apply {args.out}")
@@ -126,8 +130,7 @@ def _read_plan(path: str) -> Plan:
 
 
 def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
-    hooks = JsonHooks(io.out) if args.json else LineHooks(io.out)
-    engine = _engine(args, hooks, io)
+    engine = _engine(args, io=io)
     planfile = getattr(args, "planfile", None)
     with engine.locked("destroy" if destroy else "apply"):
         if planfile:
@@ -136,7 +139,7 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
         else:
             plan = engine.plan(_options(args, destroy))
             if not args.json:
-                io.out(render_plan_text(plan.to_json(), _shown(args, engine)))
+                io.show(render_plan_text(plan.to_json(), _shown(args, engine)))
             if not plan.has_changes:
                 if plan.intents:
                     # Nothing to do, but a dead run's intents were settled by this plan's
@@ -151,7 +154,10 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
         if not plan.has_changes:
             io.out("No changes to apply.")
             return 0
-        with _graceful_stop() as stop:
+        # Chosen only now: the live view is told the plan's actions up front.
+        engine.hooks = hooks = io.progress(args.json, plan.actions)
+        showing = hooks if isinstance(hooks, AbstractContextManager) else nullcontext()
+        with _graceful_stop() as stop, showing:
             result = engine.apply(plan, args.parallelism, stop.event)
     code = _report(plan, result, io, args.json)
     if stop.signum:
@@ -224,7 +230,10 @@ def cmd_destroy(args: argparse.Namespace, io: IO) -> int:
 def cmd_show(args: argparse.Namespace, io: IO) -> int:
     if args.planfile:
         document = _read_plan(args.planfile).to_json()
-        io.out(render_json(document) if args.json else render_plan_text(document))
+        if args.json:
+            io.out(render_json(document))
+        else:
+            io.show(render_plan_text(document))
         return 0
     engine = _engine(args)
     document = engine.store.load().to_json()
@@ -266,7 +275,7 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
     report = drift_document(plan.to_json(), updated)
     renderers = {"json": render_json, "markdown": render_drift_markdown_report,
                  "text": render_drift_text}
-    io.out(renderers[args.format](report))
+    (io.show if args.format == "text" else io.out)(renderers[args.format](report))
     return 0 if report["clean"] else 2
 
 

@@ -22,6 +22,10 @@ class Hooks:
     def action_progress(self, action: Action, message: str) -> None:
         """Something worth telling happened inside an action (e.g. waiting to boot)."""
 
+    def action_waiting(self, action: Action, message: str) -> None:
+        """The action went back to the queue (its provider asked to slow down) and will
+        start again, with action_start, when its provider has a slot."""
+
     def failover_attempt(self, action: Action, attempt: Attempt) -> None:
         """A candidate failed with a capacity or quota error; the next one is tried."""
 

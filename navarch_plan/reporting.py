@@ -1,7 +1,12 @@
 """Hooks that turn apply progress into lines of text or JSON events.
 
 They write through an `emit` callable the CLI gives them, so the engine and these
-classes never print themselves.
+classes never print themselves. The phrases (`started`, `finished`, ...) are shared with
+the live terminal view in `navarch_plan.live`, so both say the same thing.
+
+Plain lines start with the UTC time to the second, ISO 8601 with a `Z`
+(`2026-11-26T13:20:01Z pool.workers[0]: created [0.5s]`): logs from CI and cron jobs
+sort and compare across machines and time zones.
 """
 
 from __future__ import annotations
@@ -16,52 +21,80 @@ from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action
 from navarch_plan.pool import Attempt
 
-__all__ = ["LineHooks", "JsonHooks"]
+__all__ = ["LineHooks", "JsonHooks", "VERBS", "started", "finished", "failed_over",
+           "failed", "skipped", "timestamp"]
 
 Emit = Callable[[str], None]
 
-_VERBS = {"create": ("creating", "created"), "replace": ("replacing", "replaced"),
-          "delete": ("destroying", "destroyed"), "adopt": ("adopting", "adopted"),
-          "forget": ("forgetting", "forgot")}
+VERBS = {"create": ("creating", "created"), "replace": ("replacing", "replaced"),
+         "delete": ("destroying", "destroyed"), "adopt": ("adopting", "adopted"),
+         "forget": ("forgetting", "forgot")}
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def started(action: Action) -> str:
+    return f"{action.key}: {VERBS[action.action.value][0]} on {action.provider}/{action.region}..."
+
+
+def finished(action: Action, took: float) -> str:
+    return f"{action.key}: {VERBS[action.action.value][1]} [{took:.1f}s]"
+
+
+def failed_over(action: Action, attempt: Attempt) -> str:
+    return f"{action.key}: {attempt.describe()}, trying the next candidate"
+
+
+def failed(action: Action, error: BaseException) -> str:
+    return f"{action.key}: FAILED: {error}"
+
+
+def skipped(action: Action, because: str) -> str:
+    return f"{action.key}: skipped ({because})"
 
 
 class LineHooks(Hooks):
-    """Plain progress lines, one per event."""
+    """Plain progress lines, one per event, each after a timestamp (see the module doc)."""
 
-    def __init__(self, emit: Emit) -> None:
+    def __init__(self, emit: Emit, clock: Callable[[], str] = timestamp) -> None:
         self.emit = emit
+        self.clock = clock
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def _line(self, text: str) -> None:
         with self._lock:
-            self.emit(text)
+            self.emit(f"{self.clock()} {text}")
 
     def action_start(self, action: Action) -> None:
         self._started[action.key] = time.monotonic()
-        where = f"{action.provider}/{action.region}"
-        self._line(f"{action.key}: {_VERBS[action.action.value][0]} on {where}...")
+        self._line(started(action))
 
     def action_progress(self, action: Action, message: str) -> None:
         self._line(f"{action.key}: {message}")
 
+    def action_waiting(self, action: Action, message: str) -> None:
+        self._line(f"{action.key}: {message}")
+
     def failover_attempt(self, action: Action, attempt: Attempt) -> None:
-        self._line(f"{action.key}: {attempt.describe()}, trying the next candidate")
+        self._line(failed_over(action, attempt))
 
     def action_done(self, action: Action) -> None:
         took = time.monotonic() - self._started.get(action.key, time.monotonic())
-        self._line(f"{action.key}: {_VERBS[action.action.value][1]} [{took:.1f}s]")
+        self._line(finished(action, took))
 
     def action_failed(self, action: Action, error: BaseException) -> None:
-        self._line(f"{action.key}: FAILED: {error}")
+        self._line(failed(action, error))
 
     def action_skipped(self, action: Action, because: str) -> None:
-        self._line(f"{action.key}: skipped ({because})")
+        self._line(skipped(action, because))
 
 
 class JsonHooks(Hooks):
-    """One JSON object per line: apply_start, apply_progress, apply_complete,
-    apply_errored, apply_skipped."""
+    """One JSON object per line: apply_start, apply_progress, apply_waiting,
+    failover_attempt, apply_complete, apply_errored, apply_skipped."""
 
     def __init__(self, emit: Emit) -> None:
         self.emit = emit
@@ -83,6 +116,9 @@ class JsonHooks(Hooks):
 
     def action_progress(self, action: Action, message: str) -> None:
         self.event("apply_progress", action, message=message)
+
+    def action_waiting(self, action: Action, message: str) -> None:
+        self.event("apply_waiting", action, message=message)
 
     def failover_attempt(self, action: Action, attempt: Attempt) -> None:
         p = attempt.placement
