@@ -167,7 +167,9 @@ def main() -> None:
     print(f"fast pool beside the slow one: {spread([r['fast_s'] for r in mixed])} s -> "
           f"{to_bound:.3f} x its bound [{verdict(to_bound <= TARGET)}], {to_alone:.3f} x "
           f"alone [{verdict(to_alone <= TARGET)}]")
-    slow_bound = slow * SLOW_INTERVAL if not emulate else SLOW_INTERVAL * math.ceil(slow / par)
+    # Paced: the last launch starts (slow - 1) intervals after the first, then takes L.
+    slow_bound = ((slow - 1) * SLOW_INTERVAL + lat) if not emulate \
+        else SLOW_INTERVAL * math.ceil(slow / par)
     print(f"slow pool: {slow_s:.3f} s (its own bound {slow_bound:.2f} s); closest slow "
           f"launches {gap:.3f} s apart" + ("" if emulate else f" (must be >= ~{SLOW_INTERVAL})"))
     rows = [

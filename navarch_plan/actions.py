@@ -16,6 +16,7 @@ from navarch_plan.errors import (
     NavarchError,
     ProviderError,
     QuotaError,
+    RateLimitError,
 )
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import (
@@ -33,10 +34,20 @@ from navarch_plan.providers.base import NodeGetter, Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
 
-__all__ = ["ActionRunner", "ownership_labels"]
+__all__ = ["ActionRunner", "LaunchDeferred", "ownership_labels"]
 
 # These errors prove nothing was created, so the intent can go at once.
-_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError)
+_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimitError)
+
+
+class LaunchDeferred(NavarchError):
+    """The cloud refused a launch for now (RateLimitError): nothing was created, and
+    what the action did before (a terminate, a record removed) is safe to do again, so
+    the executor may run the whole action again later."""
+
+    def __init__(self, cause: RateLimitError) -> None:
+        self.cause = cause
+        super().__init__(str(cause))
 
 
 def _now() -> str:
@@ -168,9 +179,11 @@ class ActionRunner:
             created, placement, attempts = provision_with_failover(
                 placements_for(action, node), self.providers, make, self.ruled_out,
                 failed_over, before_call)
-        except _DEFINITE:
+        except _DEFINITE as exc:
             if intents:
                 self.store.record({"op": "intent_done", "id": intents[-1]})
+            if isinstance(exc, RateLimitError):
+                raise LaunchDeferred(exc) from exc
             raise
         if len(attempts) > 1:
             self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))

@@ -6,24 +6,31 @@ Invariants:
 - a replacement's old node is terminated only after the new one is running
   (unless the pool asks for destroy_before_create);
 - a failed action skips everything that depends on it; independent work goes on;
-- once `stop` is set, no new action starts; running ones finish.
+- once `stop` is set, no new action starts; running ones finish;
+- no worker waits for a provider's rate limit at the start of an action: the action
+  stays queued until its provider's gate admits it (see throttle.py).
 """
 
 from __future__ import annotations
 
+import math
+import random
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from navarch_plan.actions import ActionRunner
+from navarch_plan.actions import ActionRunner, LaunchDeferred
 from navarch_plan.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
+from navarch_plan.model import RateLimit
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.plan_graph import closure, phase_of
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
+from navarch_plan.throttle import CallKind, Gate, GatedProvider, RetryPolicy
 
 __all__ = ["ApplyResult", "Executor"]
 
@@ -42,17 +49,33 @@ class ApplyResult:
         return not self.failed and not self.skipped and not self.not_started
 
 
+def _first_call(action: Action) -> CallKind | None:
+    """The kind of cloud call an action starts with, which its provider must pace."""
+    if action.action in (ActionKind.CREATE, ActionKind.REPLACE):
+        return "launch"
+    return None if action.action == ActionKind.FORGET else "call"
+
+
 class Executor:
     def __init__(self, plan: Plan, *, desired: Mapping[str, DesiredNode],
                  groups: Mapping[str, Group], providers: Mapping[str, Provider],
                  store: StateStore, hooks: Hooks | None = None, parallelism: int = 10,
-                 boot_timeout: float = 900.0) -> None:
+                 boot_timeout: float = 900.0, gates: Mapping[str, Gate] | None = None,
+                 ) -> None:
         self.groups = groups
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
-        self.runner = ActionRunner(plan.workspace, desired, providers, store, self.hooks,
+        self.gates = dict(gates or {})
+        self._open_gate = Gate("", RateLimit(), RetryPolicy())
+        self._current = threading.local()  # the action each worker runs, for retry notes
+        gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
+                                     self._note_retry) for name, p in providers.items()}
+        self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
                                    boot_timeout)
         self.stop = threading.Event()
+        self._lanes: dict[str, deque[str]] = {}  # ready actions, by provider, plan order
+        self._deferrals: dict[str, int] = {}
+        self._rng = random.Random()
         self._actions = {a.key: a for a in plan.actions}
         self._phase = {a.key: phase_of(a) for a in plan.actions}
         self._members: dict[str, set[str]] = {}  # phase -> its actions not yet succeeded
@@ -66,25 +89,38 @@ class Executor:
                 self._needs[then].add(first)
                 self._unblocks[first].append(then)
 
+    def _note_retry(self, message: str) -> None:
+        action = getattr(self._current, "action", None)
+        if action is not None:
+            self.hooks.action_progress(action, message)
+
     def run(self) -> ApplyResult:
         result = ApplyResult()
         self.runner.drop_intents()
         pending = set(self._actions)
-        ready = deque(k for k in self._actions if self._is_ready(k))
+        for key in self._actions:
+            if self._is_ready(key):
+                self._queue(key)
         running: dict[Future[None], str] = {}
         disrupting: dict[str, int] = {}
         with ThreadPoolExecutor(max_workers=self.parallelism,
                                 thread_name_prefix="navarch-apply") as pool:
-            while ready or running:
+            while any(self._lanes.values()) or running:
+                wake = math.inf
                 if not self.stop.is_set():
-                    self._start_ready(pool, ready, running, disrupting, pending)
+                    wake = self._start_ready(pool, running, disrupting, pending)
                 if not running:
-                    break
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    if self.stop.is_set() or wake == math.inf:
+                        break
+                    self.stop.wait(wake)  # only paced work is left: sleep until its slot
+                    continue
+                finished, _ = wait(list(running), timeout=None if wake == math.inf else wake,
+                                   return_when=FIRST_COMPLETED)
                 for future in finished:
                     key = running.pop(future)
                     self._release(self._actions[key], disrupting)
-                    ready.extend(self._settle(key, future, result, pending))
+                    for ready in self._settle(key, future, result, pending):
+                        self._queue(ready)
         result.not_started = sorted(pending)
         return result
 
@@ -92,24 +128,60 @@ class Executor:
         phase = self._phase[key]
         return not phase or not self._needs[phase]
 
-    def _start_ready(self, pool: ThreadPoolExecutor, ready: deque[str],
-                     running: dict[Future[None], str], disrupting: dict[str, int],
-                     pending: set[str]) -> None:
-        """Start ready actions up to the parallelism; over-budget ones wait their turn.
-        Stops scanning once the pool is full, so a long queue costs nothing per step."""
-        held = []
-        while ready and len(running) < self.parallelism:
-            key = ready.popleft()
+    def _queue(self, key: str, front: bool = False) -> None:
+        lane = self._lanes.setdefault(self._actions[key].provider, deque())
+        lane.appendleft(key) if front else lane.append(key)
+
+    def _start_ready(self, pool: ThreadPoolExecutor, running: dict[Future[None], str],
+                     disrupting: dict[str, int], pending: set[str]) -> float:
+        """Start ready actions up to the parallelism, taking one from each provider's
+        lane in turn, so a provider that must wait never holds back another. An action
+        its provider cannot take yet (paced, or at its concurrency) stays queued, as
+        does one over its pool's termination budget. Returns the seconds until a
+        paced provider's next slot (inf if none is waiting on time)."""
+        wake = math.inf
+        lanes = [lane for lane in self._lanes.values() if lane]
+        while lanes and len(running) < self.parallelism:
+            for lane in list(lanes):
+                key, wait_s = self._take(lane, disrupting)
+                if key is None:
+                    lanes.remove(lane)
+                    wake = min(wake, wait_s)
+                    continue
+                pending.discard(key)
+                action = self._actions[key]
+                self.hooks.action_start(action)
+                running[pool.submit(self._work, action)] = key
+                if len(running) >= self.parallelism:
+                    break
+        return wake
+
+    def _take(self, lane: deque[str], disrupting: dict[str, int]) -> tuple[str | None, float]:
+        """The first action in this lane that may start now (admitted and counted), or
+        None and the seconds until the lane's provider has a slot."""
+        paced: dict[CallKind | None, float] = {}  # kinds this provider has no slot for now
+        for i, key in enumerate(lane):
             action = self._actions[key]
-            if not self._within_budget(action, disrupting):
-                held.append(key)
+            kind = _first_call(action)
+            if kind in paced or not self._within_budget(action, disrupting):
                 continue
+            wait_s = self._gate(action).admit(kind, time.monotonic())
+            if wait_s:
+                paced[kind] = wait_s
+                continue
+            del lane[i]
             if action.action in _DISRUPTIVE:
                 disrupting[action.group] = disrupting.get(action.group, 0) + 1
-            pending.discard(key)
-            self.hooks.action_start(action)
-            running[pool.submit(self.runner.run, action)] = key
-        ready.extendleft(reversed(held))
+            return key, 0.0
+        return None, min(paced.values(), default=math.inf)
+
+    def _work(self, action: Action) -> None:
+        self._current.action = action
+        with self._gate(action).booked(_first_call(action)):
+            self.runner.run(action)
+
+    def _gate(self, action: Action) -> Gate:
+        return self.gates.get(action.provider) or self._open_gate
 
     def _within_budget(self, action: Action, disrupting: Mapping[str, int]) -> bool:
         group = self.groups.get(action.group)
@@ -118,6 +190,7 @@ class Executor:
                 or disrupting.get(action.group, 0) < budget)
 
     def _release(self, action: Action, disrupting: dict[str, int]) -> None:
+        self._gate(action).release()
         if action.action in _DISRUPTIVE:
             disrupting[action.group] -= 1
 
@@ -127,6 +200,10 @@ class Executor:
         action = self._actions[key]
         error = future.exception()
         phase = self._phase[key]
+        if isinstance(error, LaunchDeferred) and self._defer(action, error):
+            pending.add(key)
+            self._queue(key, front=True)
+            return []
         if error is not None:
             result.failed[key] = str(error) or type(error).__name__
             self.hooks.action_failed(action, error)
@@ -146,6 +223,21 @@ class Executor:
             if not self._needs[then]:
                 newly += [k for k in self._members[then] if k in pending]
         return newly
+
+    def _defer(self, action: Action, deferred: LaunchDeferred) -> bool:
+        """A launch the cloud refused for now (rate limited: nothing was created). Push
+        the provider's launch slot back by the backoff, and say whether the action goes
+        back in the queue (False: out of tries, it fails)."""
+        gate = self._gate(action)
+        self._deferrals[action.key] = tries = self._deferrals.get(action.key, 0) + 1
+        delay = gate.retry.delay(tries, deferred.cause, self._rng)
+        if delay is None:
+            return False
+        gate.pacers["launch"].push_back(delay)
+        self.hooks.action_waiting(action, f"{deferred.cause.message}; queued to try again "
+                                  f"in {delay:.1f}s (try {tries + 1} of "
+                                  f"{gate.retry.max_attempts})")
+        return True
 
     def _skip_dependents(self, phase: str, key: str, result: ApplyResult,
                          pending: set[str]) -> None:

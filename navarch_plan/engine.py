@@ -22,6 +22,7 @@ from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
+from navarch_plan.throttle import gate_for
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
@@ -188,9 +189,11 @@ class Engine:
     def apply(self, plan: Plan, parallelism: int = 10,
               stop: threading.Event | None = None) -> ApplyResult:
         """Run the plan. Setting `stop` starts no new action; running ones finish."""
+        gates = {name: gate_for(name, provider, self.config.providers[name].options)
+                 for name, provider in self.providers.items()}
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,
-                            parallelism=parallelism)
+                            parallelism=parallelism, gates=gates)
         if stop is not None:
             executor.stop = stop
         return executor.run()

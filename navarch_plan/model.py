@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -16,6 +16,7 @@ __all__ = [
     "Node",
     "NodeStatus",
     "ProvisionRequest",
+    "RateLimit",
     "LABEL_WORKSPACE",
     "LABEL_ADDRESS",
     "LABEL_SPEC",
@@ -101,6 +102,24 @@ class InstanceType:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """How hard a provider may be driven. None means no limit. Launches and other calls
+    are paced apart (at most one per 1/rate seconds); concurrency counts the actions
+    that start on the provider at once."""
+
+    launches_per_second: float | None = None
+    calls_per_second: float | None = None
+    concurrency: int | None = None
+
+    def overridden(self, options: Mapping[str, object]) -> RateLimit:
+        """This limit with the fields a config names replaced (an explicit null lifts
+        that limit)."""
+        fields = {k: options[k] for k in ("launches_per_second", "calls_per_second",
+                                           "concurrency") if k in options}
+        return replace(self, **fields)
 
 
 # Ownership labels. Their values must satisfy the strictest label rules of the

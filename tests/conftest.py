@@ -102,3 +102,13 @@ def actions_of(plan: dict[str, Any], kind: str | None = None) -> list[dict[str, 
 
 def owned(cloud: FakeProvider, workspace: str = "test") -> list[Any]:
     return [n for n in cloud.list() if n.labels.get("navarch-workspace") == workspace]
+
+
+def max_in_flight(calls: list[dict[str, Any]]) -> int:
+    """The most calls of a fake cloud's call log that overlapped in time."""
+    edges = sorted([(c["started"], 1) for c in calls] + [(c["ended"], -1) for c in calls])
+    peak = now = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak

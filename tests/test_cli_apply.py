@@ -7,16 +7,7 @@ import json
 import subprocess
 import time
 
-from tests.conftest import Workdir, navarch_argv, owned
-
-
-def _max_in_flight(calls: list[dict]) -> int:
-    edges = sorted([(c["started"], 1) for c in calls] + [(c["ended"], -1) for c in calls])
-    peak = now = 0
-    for _, step in edges:
-        now += step
-        peak = max(peak, now)
-    return peak
+from tests.conftest import Workdir, max_in_flight, navarch_argv, owned
 
 
 def test_depends_on_orders_creates_and_references_hold_real_values(work: Workdir) -> None:
@@ -78,7 +69,7 @@ def test_parallelism_bounds_calls_in_flight(work: Workdir) -> None:
     assert result.code == 0, result.err
     calls = work.cloud().calls("provision")
     assert len(calls) == 20
-    assert 8 <= _max_in_flight(calls) <= 10
+    assert 8 <= max_in_flight(calls) <= 10
 
 
 def test_a_failed_provision_skips_dependents_and_the_rest_completes(work: Workdir) -> None:

@@ -101,6 +101,18 @@ def test_failover_attempts_show_in_the_live_view(work: Workdir) -> None:
     assert {r["provider"] for r in work.state()["nodes"].values()} == {"two"}
 
 
+def test_a_launch_sent_back_to_the_queue_leaves_the_in_flight_lines(work: Workdir) -> None:
+    work.config(sim={"latency": 0.1, "retry": {"base_delay": 0.05},
+                     "faults": [{"op": "provision", "error": "rate_limit",
+                                 "retry_after": 0.3}]},
+                pools={"workers": {"nodes": 1}})
+    code, out = in_pty(work, "apply", "--auto-approve")
+    assert code == 0, out
+    assert re.search(r"\x1b\[33mpool\.workers\[0\]: injected: too many requests; queued to "
+                     r"try again in 0\.3s", out), "the wait, in yellow"
+    assert "1 done, 0 failed, 0 left" in plain(out)
+
+
 def test_failures_and_skips_are_counted_and_logged_in_the_live_view(work: Workdir) -> None:
     # No capacity for gpu_8x_h100: head fails and its dependents are skipped.
     work.config(sim={"latency": 0.1, "capacity": {"gpu_8x_h100": 0}},

@@ -41,7 +41,14 @@ from navarch_plan.errors import (
     ProviderError,
     TransientError,
 )
-from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, NodeStatus, ProvisionRequest
+from navarch_plan.model import (
+    LABEL_WORKSPACE,
+    InstanceType,
+    Node,
+    NodeStatus,
+    ProvisionRequest,
+    RateLimit,
+)
 from navarch_plan.providers.aws_catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
 
 __all__ = ["AwsProvider"]
@@ -296,6 +303,11 @@ class AwsProvider:
         return ([known] if known else []) + [r for r in self.regions if r != known]
 
     # -- InstanceTypeLister --------------------------------------------------------------
+
+    def rate_limit(self) -> RateLimit:
+        """EC2's token buckets: RunInstances refills two per second (after a burst we do
+        not rely on); describe calls twenty per second."""
+        return RateLimit(launches_per_second=2.0, calls_per_second=20.0)
 
     def list_instance_types(self) -> list[InstanceType]:
         """The built-in GPU table (approximate us-east-1 on-demand prices, see aws_catalog);

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from navarch_plan.model import InstanceType, Node, ProvisionRequest
+from navarch_plan.model import InstanceType, Node, ProvisionRequest, RateLimit
 
-__all__ = ["Provider", "InstanceTypeLister", "NodeGetter"]
+__all__ = ["Provider", "InstanceTypeLister", "NodeGetter", "RateLimited"]
 
 
 @runtime_checkable
@@ -36,3 +36,11 @@ class NodeGetter(Protocol):
     """Cheap lookup of one node, used to wait for a new node to be running."""
 
     def get(self, node_id: str) -> Node | None: ...
+
+
+@runtime_checkable
+class RateLimited(Protocol):
+    """The provider's own idea of how hard its cloud may be driven (its documented API
+    limits); a config's `rate_limit` overrides it field by field."""
+
+    def rate_limit(self) -> RateLimit: ...

@@ -43,7 +43,7 @@ from navarch_plan.errors import (
     RateLimitError,
     TransientError,
 )
-from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, ProvisionRequest
+from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, ProvisionRequest, RateLimit
 from navarch_plan.providers import gcp_catalog as catalog
 
 __all__ = ["GcpProvider"]
@@ -326,6 +326,11 @@ class GcpProvider:
                                                      timeout=_CALL_TIMEOUT):
                 nodes.extend(self._to_node(inst) for inst in scoped.instances)
         return nodes
+
+    def rate_limit(self) -> RateLimit:
+        """Below Compute Engine's default per-project API rate quotas, which a fleet
+        shares with everything else in the project."""
+        return RateLimit(launches_per_second=5.0, calls_per_second=20.0)
 
     def list_instance_types(self) -> list[InstanceType]:
         return catalog.instance_types()

@@ -32,7 +32,7 @@ from navarch_plan.errors import (
     RateLimitError,
     TransientError,
 )
-from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest
+from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest, RateLimit
 
 __all__ = ["LambdaProvider"]
 
@@ -217,6 +217,12 @@ class LambdaProvider:
         except NotFoundError:
             return None
         return self._node(data)
+
+    def rate_limit(self) -> RateLimit:
+        """Lambda's documented limits: one launch per 12 s (this provider's
+        launch_interval), about one request per second otherwise."""
+        return RateLimit(launches_per_second=1.0 / self.launch_interval
+                         if self.launch_interval > 0 else None, calls_per_second=1.0)
 
     def list_instance_types(self) -> list[InstanceType]:
         data = self._request("GET", "/instance-types")

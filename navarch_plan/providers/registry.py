@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from navarch_plan.errors import ConfigError
 from navarch_plan.providers.base import Provider
+from navarch_plan.throttle import SCHEDULER_OPTIONS
 
 if TYPE_CHECKING:
     from navarch_plan.config import ProviderConfig
@@ -50,9 +51,13 @@ def provider_class(type_name: str) -> Any:
 
 def build_provider(config: ProviderConfig, env: Mapping[str, str], base_dir: str,
                    regions: Sequence[str] = ()) -> Provider:
-    options = dict(config.options)
+    options = {k: v for k, v in config.options.items() if k not in SCHEDULER_OPTIONS}
     if config.type == "fake" and options.get("path"):
         options["path"] = os.path.join(base_dir, options["path"])
+    launches = (config.options.get("rate_limit") or {}).get("launches_per_second", False)
+    if config.type == "lambda" and launches is not False:
+        # The provider paces its own launches too (for library use): keep it in step.
+        options["launch_interval"] = 1.0 / launches if launches else 0.0
     if config.type == "aws":
         options["regions"] = sorted({*options.get("regions", []), *regions})
     return provider_class(config.type).from_config(config.name, options, env)

@@ -1,0 +1,199 @@
+"""Per-provider pacing and retries, for one apply.
+
+A `Gate` holds one provider's limits: how many actions may run on it at once, and how far
+apart its launches and its other calls must be. The executor asks the gate before it
+starts an action (`Gate.admit`), so an action that would only sit waiting for its
+provider's next slot stays in the queue, and the worker serves another provider
+meanwhile. Calls made inside an action go through `GatedProvider`, which paces them too:
+an admitted action's first call uses the slot booked for it at admission; any other call
+(a failover to this provider, a second call) books its own slot and waits for it.
+
+Retries: calls that are safe to repeat (list, get, terminate, which the Provider
+contract makes idempotent) are retried after `RateLimitError` and `TransientError`,
+with exponential backoff and jitter, honouring the cloud's Retry-After. A launch is
+never retried here: after a timeout or a 5xx its outcome is unknown. A launch refused
+with `RateLimitError` created nothing; the executor puts that action back in the queue
+behind the provider's pushed-back launch slot, so no worker waits for it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from navarch_plan.errors import ProviderError, RateLimitError, TransientError
+from navarch_plan.model import Node, ProvisionRequest, RateLimit
+from navarch_plan.providers.base import NodeGetter, Provider, RateLimited
+
+__all__ = ["Gate", "GatedProvider", "Pacer", "RetryPolicy", "CallKind", "SCHEDULER_OPTIONS",
+           "gate_for"]
+
+# Provider options that belong to the scheduler, not to the provider object.
+SCHEDULER_OPTIONS = ("rate_limit", "retry")
+
+CallKind = Literal["launch", "call"]
+T = TypeVar("T")
+_local = threading.local()  # the slots the current worker's action holds: {(gate id, kind)}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4  # tries of one call, the first included
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, error: ProviderError, rng: random.Random) -> float | None:
+        """Seconds to wait before try `attempt + 1` (attempt counts from 1), or None to
+        give up. The cloud's Retry-After wins; a longer one than max_delay gives up
+        rather than park a worker. Otherwise exponential, with equal jitter (half fixed,
+        half random) so parallel callers spread out instead of retrying together."""
+        if attempt >= self.max_attempts:
+            return None
+        hinted = getattr(error, "retry_after", None)
+        if hinted is not None:
+            return float(hinted) if hinted <= self.max_delay else None
+        ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class Pacer:
+    """Keeps the calls of one kind on one provider at least `interval` apart."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self._next = -math.inf  # earliest start of a call that has no slot yet
+        self._last = -math.inf  # start of the latest call
+        self._lock = threading.Lock()
+
+    def admit(self, now: float) -> float:
+        """0 (and the slot at `now` booked) if a call may start now; else the seconds
+        until one may."""
+        with self._lock:
+            if self._next > now:
+                return self._next - now
+            self._next = now + self.interval
+            return 0.0
+
+    def slot(self, booked: bool) -> float:
+        """When this call may start (monotonic), recorded as started then. A booked
+        call keeps its slot and only keeps its distance from the previous call."""
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._last + self.interval)
+            if not booked:
+                start = max(start, self._next)
+            self._last = start
+            self._next = max(self._next, start + self.interval)
+            return start
+
+    def push_back(self, seconds: float) -> None:
+        """The cloud said slow down: no new call for `seconds`."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+class Gate:
+    """One provider's limits for one apply. `admit` and `release` are the executor's
+    (called from its one scheduling thread); the pacers are shared with the workers."""
+
+    def __init__(self, name: str, limit: RateLimit, retry: RetryPolicy) -> None:
+        self.name, self.limit, self.retry = name, limit, retry
+        self.pacers = {"launch": Pacer(limit.launches_per_second),
+                       "call": Pacer(limit.calls_per_second)}
+        self.active = 0
+
+    def admit(self, kind: CallKind | None, now: float) -> float:
+        """0 when an action whose first call is `kind` may start now (its slot booked
+        and the action counted); else seconds to wait, inf until an action ends."""
+        if self.limit.concurrency is not None and self.active >= self.limit.concurrency:
+            return math.inf
+        if kind is not None:
+            wait = self.pacers[kind].admit(now)
+            if wait:
+                return wait
+        self.active += 1
+        return 0.0
+
+    def release(self) -> None:
+        self.active -= 1
+
+    @contextmanager
+    def booked(self, kind: CallKind | None) -> Iterator[None]:
+        """Run an admitted action in this worker: its first `kind` call uses the slot
+        booked at admission."""
+        _local.booked = {(id(self), kind)} if kind else set()
+        try:
+            yield
+        finally:
+            _local.booked = set()
+
+    def wait_turn(self, kind: CallKind) -> None:
+        held: set[tuple[int, str]] = getattr(_local, "booked", set())
+        booked = (id(self), kind) in held
+        held.discard((id(self), kind))
+        start = self.pacers[kind].slot(booked)
+        delay = start - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+
+def gate_for(name: str, provider: Provider, options: Mapping[str, object]) -> Gate:
+    """A provider's gate: its own documented limits (if it declares them), with the
+    config's `rate_limit` fields over them, and the config's `retry` policy."""
+    limit = provider.rate_limit() if isinstance(provider, RateLimited) else RateLimit()
+    limit = limit.overridden(options.get("rate_limit") or {})  # type: ignore[arg-type]
+    retry = RetryPolicy(**(options.get("retry") or {}))  # type: ignore[arg-type]
+    return Gate(name, limit, retry)
+
+
+class GatedProvider:
+    """A provider as one apply drives it: every call paced by its gate, the idempotent
+    ones retried. `notify` hears each retry, for the progress display."""
+
+    def __init__(self, inner: Provider, gate: Gate,
+                 notify: Callable[[str], None] = lambda message: None,
+                 rng: random.Random | None = None) -> None:
+        self.inner, self.gate, self.notify = inner, gate, notify
+        self.name = inner.name
+        self._rng = rng or random.Random()
+
+    def provision(self, req: ProvisionRequest) -> Node:
+        return self._paced("launch", lambda: self.inner.provision(req))
+
+    def terminate(self, node_id: str) -> None:
+        self._retried("terminate", lambda: self.inner.terminate(node_id))
+
+    def list(self) -> list[Node]:
+        return self._retried("list", self.inner.list)
+
+    def get(self, node_id: str) -> Node | None:
+        inner = self.inner
+        if isinstance(inner, NodeGetter):
+            return self._retried("get", lambda: inner.get(node_id))
+        return next((n for n in self.list() if n.id == node_id), None)
+
+    def _paced(self, kind: CallKind, call: Callable[[], T]) -> T:
+        self.gate.wait_turn(kind)
+        return call()
+
+    def _retried(self, what: str, call: Callable[[], T]) -> T:
+        attempt = 1
+        while True:
+            try:
+                return self._paced("call", call)
+            except (RateLimitError, TransientError) as exc:
+                delay = self.gate.retry.delay(attempt, exc, self._rng)
+                if delay is None:
+                    raise
+                if isinstance(exc, RateLimitError):
+                    self.gate.pacers["call"].push_back(delay)
+                self.notify(f"{self.name} {what}: {exc.message}; retrying in {delay:.1f}s "
+                            f"(try {attempt + 1} of {self.gate.retry.max_attempts})")
+                time.sleep(delay)
+                attempt += 1

@@ -1,0 +1,215 @@
+"""Rate-aware scheduling and retries, through the `navarch` command, checked from the fake
+clouds' own call logs (never timed: every assertion is about order and spacing that the
+scheduler guarantees, with no upper bound on how long anything took)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import pytest
+
+from navarch_plan.errors import RateLimitError, TransientError
+from navarch_plan.model import RateLimit
+from navarch_plan.providers.fake import FakeProvider
+from navarch_plan.throttle import Pacer, RetryPolicy
+from tests.conftest import Workdir, max_in_flight
+
+A10 = {"region": "us-west-1", "instance_type": "gpu_1x_a10"}
+FAST_RETRY = {"base_delay": 0.05, "max_delay": 1.0}
+
+
+def two_clouds(work: Workdir, slow: dict[str, Any], fast: dict[str, Any],
+               slow_nodes: int, fast_nodes: int) -> None:
+    doc = {"version": 1, "workspace": "test",
+           "providers": {"slow": {"type": "fake", "path": "state/slow.db", **slow},
+                         "fast": {"type": "fake", "path": "state/fast.db", **fast}},
+           "defaults": {"ssh_keys": ["ops"]},
+           "pools": {"slowpool": {"provider": "slow", "nodes": slow_nodes, **A10},
+                     "fastpool": {"provider": "fast", "nodes": fast_nodes, **A10}}}
+    work.write(json.dumps(doc, indent=2))
+
+
+def calls(work: Workdir, cloud: str, op: str = "provision") -> list[dict[str, Any]]:
+    return FakeProvider(cloud, path=str(work.path / "state" / f"{cloud}.db")).calls(op)
+
+
+def gaps(log: list[dict[str, Any]]) -> list[float]:
+    starts = sorted(c["started"] for c in log)
+    return [b - a for a, b in zip(starts, starts[1:], strict=False)]
+
+
+def test_a_paced_provider_launches_apart_while_the_other_runs_at_full_parallelism(
+        work: Workdir) -> None:
+    """The slow pool comes first in the config, so its actions are the first ready: a
+    scheduler that parked workers on its limit would starve the fast pool."""
+    two_clouds(work, slow={"rate_limit": {"launches_per_second": 4}},
+               fast={"latency": 0.3}, slow_nodes=4, fast_nodes=8)
+    result = work.run("apply", "--auto-approve", "--parallelism", "4")
+    assert result.code == 0, result.err
+    slow, fast = calls(work, "slow"), calls(work, "fast")
+    assert len(slow) == 4 and len(fast) == 8
+    assert min(gaps(slow)) >= 0.25 * 0.99, f"launches closer than 1/4 s: {gaps(slow)}"
+    # The four fast launches run side by side while the slow provider waits for its slots.
+    assert max_in_flight(fast) >= 3, "waiting on the slow provider held workers"
+    first_fast_done = min(c["ended"] for c in fast)
+    last_slow_start = max(c["started"] for c in slow)
+    assert any(c["started"] < last_slow_start for c in fast[4:]), \
+        "the fast pool's second wave waited for the slow pool's launches"
+    assert first_fast_done < last_slow_start
+
+
+def test_concurrency_caps_one_provider_and_not_the_other(work: Workdir) -> None:
+    two_clouds(work, slow={"latency": 0.2, "rate_limit": {"concurrency": 1}},
+               fast={"latency": 0.2}, slow_nodes=3, fast_nodes=3)
+    result = work.run("apply", "--auto-approve", "--parallelism", "6")
+    assert result.code == 0, result.err
+    assert max_in_flight(calls(work, "slow")) == 1
+    assert max_in_flight(calls(work, "fast")) == 3
+
+
+def test_a_launch_refused_for_rate_is_queued_and_tried_again(work: Workdir) -> None:
+    two_clouds(work, slow={"faults": [{"op": "provision", "error": "rate_limit",
+                                       "retry_after": 0.4}], "retry": FAST_RETRY},
+               fast={}, slow_nodes=1, fast_nodes=2)
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    log = calls(work, "slow")
+    assert [bool(c["ok"]) for c in log] == [False, True]
+    assert gaps(log)[0] >= 0.4 * 0.99, "the retry came before the cloud's Retry-After"
+    assert "queued to try again in 0.4s (try 2 of 4)" in result.out
+    assert len(work.state()["nodes"]) == 3
+    assert work.state()["intents"] == []
+
+
+def test_a_launch_that_timed_out_is_never_retried(work: Workdir) -> None:
+    """Its outcome is unknown: a second launch could make a second GPU instance."""
+    two_clouds(work, slow={"faults": [{"op": "provision", "error": "transient"}],
+                           "retry": FAST_RETRY}, fast={}, slow_nodes=1, fast_nodes=1)
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert len(calls(work, "slow")) == 1
+    assert "injected timeout" in result.out + result.err
+
+
+def test_idempotent_calls_are_retried_with_backoff(work: Workdir) -> None:
+    two_clouds(work, slow={}, fast={}, slow_nodes=1, fast_nodes=1)
+    assert work.run("apply", "--auto-approve").code == 0
+    two_clouds(work, slow={"retry": FAST_RETRY, "faults": [
+        {"op": "terminate", "error": "transient"},
+        {"op": "terminate", "error": "rate_limit", "retry_after": 0.2}]},
+        fast={}, slow_nodes=1, fast_nodes=1)
+    result = work.run("destroy", "--auto-approve")
+    assert result.code == 0, result.err
+    log = calls(work, "slow", "terminate")
+    assert [bool(c["ok"]) for c in log] == [False, False, True]
+    assert gaps(log)[1] >= 0.2 * 0.99
+    assert "slow terminate: injected timeout; retrying in" in result.out
+    assert work.state()["nodes"] == {}
+
+
+def test_retries_give_up_after_max_attempts(work: Workdir) -> None:
+    two_clouds(work, slow={}, fast={}, slow_nodes=1, fast_nodes=0)
+    assert work.run("apply", "--auto-approve").code == 0
+    two_clouds(work, slow={"retry": {**FAST_RETRY, "max_attempts": 2},
+                           "faults": [{"op": "terminate", "error": "transient"}] * 3},
+               fast={}, slow_nodes=1, fast_nodes=0)
+    result = work.run("destroy", "--auto-approve")
+    assert result.code == 1
+    assert len(calls(work, "slow", "terminate")) == 2
+    assert len(work.state()["nodes"]) == 1, "a node that could not be terminated stays"
+
+
+def test_the_json_stream_reports_the_wait(work: Workdir) -> None:
+    two_clouds(work, slow={"faults": [{"op": "provision", "error": "rate_limit",
+                                       "retry_after": 0.1}], "retry": FAST_RETRY},
+               fast={}, slow_nodes=1, fast_nodes=0)
+    result = work.run("apply", "--auto-approve", "--json")
+    events = [json.loads(line) for line in result.out.splitlines()]
+    kinds = [e["type"] for e in events if e.get("address") == "pool.slowpool[0]"]
+    assert kinds[:3] == ["apply_start", "apply_waiting", "apply_start"]
+    assert kinds[-1] == "apply_complete"
+
+
+@pytest.mark.parametrize("limit, message", [
+    ({"launches_per_second": 0}, "launches_per_second"),
+    ({"concurrency": 0}, "concurrency"),
+    ({"per_minute": 5}, "per_minute"),
+])
+def test_bad_rate_limits_are_one_line_errors_naming_the_place(
+        work: Workdir, limit: dict[str, Any], message: str) -> None:
+    work.config(sim={"rate_limit": limit}, pools={"p": {"nodes": 1}})
+    result = work.run("plan")
+    assert result.code == 1
+    line = result.err.strip()
+    assert "\n" not in line and "navarch.yaml:" in line and message in line
+    assert "rate_limit" in line
+
+
+def test_a_config_limit_overrides_the_providers_own_field_by_field() -> None:
+    lambda_like = RateLimit(launches_per_second=1 / 12, calls_per_second=1.0)
+    merged = lambda_like.overridden({"concurrency": 4, "calls_per_second": None})
+    assert merged == RateLimit(launches_per_second=1 / 12, calls_per_second=None,
+                               concurrency=4)
+
+
+def test_backoff_grows_is_jittered_and_honours_retry_after() -> None:
+    policy = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=8.0)
+    rng = random.Random(7)
+    error = TransientError("5xx")
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 8.0)):
+        delays = {policy.delay(attempt, error, rng) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays if d is not None)
+        assert len(delays) > 1, "no jitter"
+    assert policy.delay(6, error, rng) is None
+    assert policy.delay(1, RateLimitError("429", retry_after=5), rng) == 5
+    assert policy.delay(1, RateLimitError("429", retry_after=60), rng) is None
+
+
+def test_a_pacer_books_slots_apart() -> None:
+    pacer = Pacer(per_second=2)
+    assert pacer.admit(100.0) == 0
+    assert pacer.admit(100.1) == pytest.approx(0.4)
+    assert pacer.admit(100.5) == 0
+    unlimited = Pacer(per_second=None)
+    assert unlimited.admit(0.0) == 0 and unlimited.admit(0.0) == 0
+
+
+def test_lambda_launches_are_paced_by_the_config_and_sim_runs_meanwhile(
+        work: Workdir) -> None:
+    """The real Lambda client against a fake Lambda API on 127.0.0.1: the config's
+    launch rate reaches the provider (its own pacer would otherwise hold 12 s)."""
+    from tests.fakes.lambda_server import FakeLambda, serve
+
+    fake = FakeLambda(api_key="sk-rate-test", ssh_keys=("ops",))
+    with serve(fake) as base_url:
+        doc = {"version": 1, "workspace": "test",
+               "providers": {
+                   "lambda": {"type": "lambda", "api_key_env": "RATE_TEST_LAMBDA_KEY",
+                              "base_url": base_url,
+                              "rate_limit": {"launches_per_second": 4,
+                                             "calls_per_second": None}},
+                   "sim": {"type": "fake", "path": "state/sim.db", "latency": 0.2}},
+               "defaults": {"ssh_keys": ["ops"]},
+               "pools": {"gpu": {"provider": "lambda", "region": "us-east-1",
+                                 "instance_type": "gpu_1x_a10", "nodes": 3},
+                         "cpu": {"provider": "sim", "nodes": 3, **A10}}}
+        work.write(json.dumps(doc))
+        result = work.run("apply", "--auto-approve", "--parallelism", "3",
+                          env={"RATE_TEST_LAMBDA_KEY": "sk-rate-test"})
+        assert result.code == 0, result.err
+        launches = [r.time for r in fake.requests("POST", "/instance-operations/launch")]
+    assert len(launches) == 3
+    spacing = [b - a for a, b in zip(launches, launches[1:], strict=False)]
+    assert min(spacing) >= 0.25 * 0.99
+    # Far below Lambda's default 12 s: the config's rate reached the provider's own pacer.
+    assert max(spacing) < 6, spacing
+    assert len(calls(work, "sim")) == 3
+
+
+def test_lambda_declares_one_launch_per_12_seconds() -> None:
+    from navarch_plan.providers.lambda_ import LambdaProvider
+
+    with LambdaProvider("lambda", "sk-unused", base_url="http://127.0.0.1:9/api/v1") as p:
+        assert p.rate_limit() == RateLimit(launches_per_second=1 / 12, calls_per_second=1.0)
