@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import os
 import signal
 import sys
@@ -32,11 +33,13 @@ def _duration(text: str) -> float:
     """`30s`, `2m`, `1h` or plain seconds."""
     units = {"s": 1, "m": 60, "h": 3600}
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        unit = units[text[-1]] if text and text[-1] in units else 0
+        seconds = float(text[:-1]) * unit if unit else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 2m)") from None
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:  # also refuses NaN, which compares false with all
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 30s, 2m)")
+    return seconds
 
 
 def _scoping(p: argparse.ArgumentParser) -> None:

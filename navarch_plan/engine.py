@@ -23,6 +23,7 @@ from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
 from navarch_plan.throttle import gate_for
+from navarch_plan.yamlpos import MAX_BYTES
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
@@ -37,7 +38,7 @@ def plan_timestamp() -> str:
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     try:
         with open(path, "rb") as f:
-            text = f.read(8 * 1024 * 1024)
+            text = f.read(MAX_BYTES + 1)  # enough to know it is too large
     except FileNotFoundError:
         raise ConfigError("no such file (use -c FILE to pick another config)", path) from None
     except OSError as exc:

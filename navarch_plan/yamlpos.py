@@ -114,7 +114,9 @@ class _Builder:
 def load_yaml(text: str | bytes, file: str, env: Mapping[str, str]) -> tuple[Any, Positions]:
     """Parse one YAML document; returns (data, positions by key path)."""
     if len(text) > MAX_BYTES:
-        raise ConfigError(f"file is {len(text)} bytes; the limit is {MAX_BYTES}", file)
+        # The caller may have read only MAX_BYTES + 1: say "more than", not a size.
+        raise ConfigError(f"file is larger than the limit of {MAX_BYTES} bytes "
+                          f"({MAX_BYTES // (1024 * 1024)} MiB)", file)
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")

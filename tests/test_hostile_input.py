@@ -167,7 +167,7 @@ CASES = [
     Case("billion laughs", ("plan",), "too large", "navarch.yaml:", alias_bomb()),
     Case("merge-key bomb", ("plan",), "merge keys", "navarch.yaml:3:",
          "version: 1\nbase: &b {x: 1}\nworkspace: {<<: *b}\n"),
-    Case("50 MB file", ("plan",), "the limit is", "navarch.yaml",
+    Case("50 MB file", ("plan",), "larger than the limit of 5242880 bytes", "navarch.yaml",
          "version: 1\nworkspace: test\n# " + "x" * (50 * 1024 * 1024) + "\n"),
     Case("binary junk", ("validate",), "not UTF-8", "navarch.yaml",
          bytes(range(256)) * 64),
@@ -394,3 +394,12 @@ def test_a_huge_count_is_refused_before_any_cloud_call(tmp_path: Path) -> None:
 def test_the_table_is_big_enough() -> None:
     assert len(CASES) >= 40
     assert len({c.name for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("value", ["nan", "-5s", "inf m"])
+def test_a_lock_timeout_that_is_no_duration_is_refused(work: Workdir, value: str) -> None:
+    work.config(pools={"p": {"nodes": 1}})
+    result = work.run("plan", f"--lock-timeout={value}")
+    assert result.code == 2, "a usage error, like every bad argument"
+    assert f"not a duration: {value!r}" in result.err
+    assert not (work.path / "state" / "test.json").exists()
