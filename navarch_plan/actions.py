@@ -169,6 +169,8 @@ class ActionRunner:
             self.store.record({"op": "intent", "intent": {
                 "id": intents[-1], "address": action.address, "provider": p.provider,
                 "region": p.region, "name": action.name, "started_at": _now()}})
+            if len(intents) > 1:  # a failover: say where it went (the start said the first)
+                self.hooks.action_progress(action, f"launching on {p.where}")
 
         def failed_over(attempt: Attempt) -> None:
             # Capacity and quota errors prove nothing was created: the intent can go.

@@ -85,6 +85,11 @@ class Placement:
     def key(self) -> tuple[str, str, str, str]:
         return (self.provider, self.region, self.zone, self.instance_type)
 
+    @property
+    def where(self) -> str:
+        """`lambda/us-east-1`, or `gcp/us-central1-a` when a zone is set."""
+        return "/".join(x for x in (self.provider, self.zone or self.region) if x)
+
 
 @dataclass(frozen=True)
 class DesiredNode:

@@ -4,12 +4,14 @@ pure planner to the effectful executor. It never prints; the CLI does."""
 from __future__ import annotations
 
 import os
+import random
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TypeVar
 
 from navarch_plan.apply import ApplyResult, Executor
 from navarch_plan.config import Config, parse_config
@@ -22,10 +24,12 @@ from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
-from navarch_plan.throttle import gate_for
+from navarch_plan.throttle import gate_for, retry_policy, retrying
 from navarch_plan.yamlpos import MAX_BYTES
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
+
+T = TypeVar("T")
 
 def plan_timestamp() -> str:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible plans, as reproducible builds do)."""
@@ -126,12 +130,15 @@ class Engine:
         return len(ops)
 
     def refresh(self) -> dict[str, list[Node]]:
-        """One list() per provider, all providers at once; prices from those that list them."""
+        """One list() per provider, all providers at once; prices from those that list
+        them. Both are reads, so a rate limit or a transient failure is retried."""
         providers = self.providers
         with ThreadPoolExecutor(max_workers=max(1, 2 * len(providers))) as pool:
-            lists = {name: pool.submit(p.list) for name, p in providers.items()}
-            offers = {name: pool.submit(p.list_instance_types) for name, p in providers.items()
-                      if isinstance(p, InstanceTypeLister)}
+            lists = {name: pool.submit(self._read, name, "list", p.list)
+                     for name, p in providers.items()}
+            offers = {name: pool.submit(self._read, name, "instance types",
+                                        p.list_instance_types)
+                      for name, p in providers.items() if isinstance(p, InstanceTypeLister)}
             self.live = {name: future.result() for name, future in lists.items()}
             listed = [(name, offer) for name, future in offers.items()
                       for offer in future.result()]
@@ -139,6 +146,11 @@ class Engine:
         self.availability = {(name, o.name): tuple(o.regions) if o.available else ()
                              for name, o in listed}
         return self.live
+
+    def _read(self, provider: str, what: str, call: Callable[[], T]) -> T:
+        policy = retry_policy(self.config.providers[provider].options)
+        return retrying(call, policy, random.Random(), lambda m: self.notice(f"Note: {m}"),
+                        f"{provider} {what}")
 
     def plan(self, options: PlanOptions) -> Plan:
         assert self.store.doc is not None, "plan() inside locked()"

@@ -31,9 +31,7 @@ class Attempt:
     error: str = ""
 
     def describe(self) -> str:
-        p = self.placement
-        where = "/".join(x for x in (p.provider, p.zone or p.region) if x)
-        return f"{where} {self.outcome}"
+        return f"{self.placement.where} {self.outcome}"
 
 
 class FailoverExhausted(ProviderError):

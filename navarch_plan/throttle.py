@@ -32,7 +32,7 @@ from navarch_plan.model import Node, ProvisionRequest, RateLimit
 from navarch_plan.providers.base import NodeGetter, Provider, RateLimited
 
 __all__ = ["Gate", "GatedProvider", "Pacer", "RetryPolicy", "CallKind", "SCHEDULER_OPTIONS",
-           "gate_for"]
+           "gate_for", "retry_policy", "retrying"]
 
 # Provider options that belong to the scheduler, not to the provider object.
 SCHEDULER_OPTIONS = ("rate_limit", "retry")
@@ -143,13 +143,17 @@ class Gate:
             time.sleep(delay)
 
 
+def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
+    """A provider config's `retry` section (the schema checked its keys)."""
+    return RetryPolicy(**(options.get("retry") or {}))  # type: ignore[arg-type]
+
+
 def gate_for(name: str, provider: Provider, options: Mapping[str, object]) -> Gate:
     """A provider's gate: its own documented limits (if it declares them), with the
     config's `rate_limit` fields over them, and the config's `retry` policy."""
     limit = provider.rate_limit() if isinstance(provider, RateLimited) else RateLimit()
     limit = limit.overridden(options.get("rate_limit") or {})  # type: ignore[arg-type]
-    retry = RetryPolicy(**(options.get("retry") or {}))  # type: ignore[arg-type]
-    return Gate(name, limit, retry)
+    return Gate(name, limit, retry_policy(options))
 
 
 class GatedProvider:
@@ -183,17 +187,27 @@ class GatedProvider:
         return call()
 
     def _retried(self, what: str, call: Callable[[], T]) -> T:
-        attempt = 1
-        while True:
-            try:
-                return self._paced("call", call)
-            except (RateLimitError, TransientError) as exc:
-                delay = self.gate.retry.delay(attempt, exc, self._rng)
-                if delay is None:
-                    raise
-                if isinstance(exc, RateLimitError):
-                    self.gate.pacers["call"].push_back(delay)
-                self.notify(f"{self.name} {what}: {exc.message}; retrying in {delay:.1f}s "
-                            f"(try {attempt + 1} of {self.gate.retry.max_attempts})")
-                time.sleep(delay)
-                attempt += 1
+        return retrying(lambda: self._paced("call", call), self.gate.retry, self._rng,
+                        self.notify, f"{self.name} {what}",
+                        self.gate.pacers["call"].push_back)
+
+
+def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
+             notify: Callable[[str], None], what: str,
+             on_rate_limit: Callable[[float], None] = lambda seconds: None) -> T:
+    """Runs an idempotent call until it succeeds, fails otherwise, or the policy gives
+    up; a RateLimitError's wait is also passed to `on_rate_limit` (to slow the others)."""
+    attempt = 1
+    while True:
+        try:
+            return call()
+        except (RateLimitError, TransientError) as exc:
+            delay = policy.delay(attempt, exc, rng)
+            if delay is None:
+                raise
+            if isinstance(exc, RateLimitError):
+                on_rate_limit(delay)
+            notify(f"{what}: {exc.message}; retrying in {delay:.1f}s "
+                   f"(try {attempt + 1} of {policy.max_attempts})")
+            time.sleep(delay)
+            attempt += 1

@@ -26,6 +26,11 @@ def navarch_argv() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "navarch_plan"]
 
 
+# Retry waits for tests that inject faults: the same tries as in production, in
+# milliseconds instead of seconds (a cloud's Retry-After of up to 2 s is still honoured).
+FAST_RETRY = {"base_delay": 0.01, "max_delay": 2.0}
+
+
 @dataclass
 class Result:
     code: int

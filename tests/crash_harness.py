@@ -37,7 +37,7 @@ from typing import Any
 
 from navarch_plan.engine import load_config
 from navarch_plan.model import ProvisionRequest, address_from_label
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import FAST_RETRY, Workdir, navarch_argv
 
 WS = "test"
 LATENCY = 0.1
@@ -320,7 +320,7 @@ class CrashRun:
     def configure(self, pools: dict[str, Any], faults: list[dict[str, Any]] = ()) -> None:
         pools = dict(pools)
         nodes = pools.pop("nodes", None)
-        sim: dict[str, Any] = {"latency": LATENCY}
+        sim: dict[str, Any] = {"latency": LATENCY, "retry": FAST_RETRY}
         if faults:
             sim["faults"] = list(faults)
         self.work.config(pools=pools or None, nodes=nodes, workspace=WS, sim=sim)

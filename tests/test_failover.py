@@ -4,6 +4,7 @@ stops it, what is remembered within a run and forgotten after, cost and budgets.
 from __future__ import annotations
 
 import json
+import re
 
 from navarch_plan.providers.fake import FakeProvider
 from tests.conftest import Workdir, owned
@@ -45,6 +46,8 @@ def test_region_out_of_capacity_lands_in_the_next_region(work: Workdir) -> None:
     assert result.code == 0, result.out + result.err
     assert "one/us-west-1 no capacity" in result.out
     assert "one/us-west-1 no capacity -> one/us-east-1 created" in result.out
+    assert re.search(r"pool\.\w+\[\d\]: launching on one/us-east-1", result.out), \
+        "where the failover went, as it happens"
     nodes = owned(cloud(work, "one"))
     assert len(nodes) == 3 and {n.region for n in nodes} == {"us-east-1"}
     failed = [c for c in cloud(work, "one").calls("provision") if not c["ok"]]

@@ -30,7 +30,7 @@ from navarch_plan.errors import NavarchError
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
-from tests.conftest import Workdir
+from tests.conftest import FAST_RETRY, Workdir
 from tests.crash_harness import CloudView, expected_actions, read_state
 
 TYPES = ["gpu_1x_a10", "gpu_1x_a100"]
@@ -46,7 +46,7 @@ FAULTS = [
     {"op": "terminate", "error": "transient", "effect": True},  # happened, reported failure
     {"op": "terminate"},
     {"op": "get", "error": "transient"},
-    {"op": "list", "error": "transient"},  # the refresh itself fails
+    {"op": "list", "error": "transient"},  # the refresh retries; several in a row fail it
 ]
 
 
@@ -150,7 +150,7 @@ def test_fault_schedules_in_process(before: dict[str, Any], after: dict[str, Any
         target = before
         for i, faults in enumerate(runs):
             target = after if i % 2 == 0 else before  # back and forth under faults
-            work.config(pools=target, sim={"faults": faults})
+            work.config(pools=target, sim={"faults": faults, "retry": FAST_RETRY})
             refreshed, _, fired = _apply_in_process(work)
             work.config(pools=target)
             _check_after_faults(work, refreshed, fired)
@@ -173,7 +173,7 @@ def test_fault_schedules_through_the_cli(before: dict[str, Any], after: dict[str
         foreign = _seed_foreign(work)
         work.config(pools=before)
         assert work.run("apply", "--auto-approve").code == 0
-        work.config(pools=after, sim={"faults": faults})
+        work.config(pools=after, sim={"faults": faults, "retry": FAST_RETRY})
         faulty = work.run("apply", "--auto-approve", "--parallelism", "3")
         assert faulty.code in (0, 1) and "Traceback" not in faulty.err
         if faulty.code == 1:

@@ -19,6 +19,7 @@ from navarch_plan.engine import Engine
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
+from tests.conftest import FAST_RETRY
 
 TYPES = ["gpu_1x_a10", "gpu_1x_a100", "gpu_1x_l4"]
 
@@ -46,7 +47,8 @@ def fleets(draw: Any) -> dict[str, Any]:
 
 def engine_for(folder: Path, pools: dict[str, Any], **sim: Any) -> Engine:
     doc = {"version": 1, "workspace": "prop",
-           "providers": {"sim": {"type": "fake", "path": "cloud.db", **sim}},
+           "providers": {"sim": {"type": "fake", "path": "cloud.db", "retry": FAST_RETRY,
+                                 **sim}},
            "defaults": {"ssh_keys": ["k"]}, "pools": pools}
     config = parse_config(json.dumps(doc), str(folder / "navarch.yaml"), {}, str(folder))
     return Engine(config)

@@ -14,10 +14,9 @@ from navarch_plan.errors import RateLimitError, TransientError
 from navarch_plan.model import RateLimit
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.throttle import Pacer, RetryPolicy
-from tests.conftest import Workdir, max_in_flight
+from tests.conftest import FAST_RETRY, Workdir, max_in_flight
 
 A10 = {"region": "us-west-1", "instance_type": "gpu_1x_a10"}
-FAST_RETRY = {"base_delay": 0.05, "max_delay": 1.0}
 
 
 def two_clouds(work: Workdir, slow: dict[str, Any], fast: dict[str, Any],
@@ -213,3 +212,25 @@ def test_lambda_declares_one_launch_per_12_seconds() -> None:
 
     with LambdaProvider("lambda", "sk-unused", base_url="http://127.0.0.1:9/api/v1") as p:
         assert p.rate_limit() == RateLimit(launches_per_second=1 / 12, calls_per_second=1.0)
+
+
+def test_a_plan_retries_a_failed_listing(work: Workdir) -> None:
+    """A drift check from cron should not page anyone over one 503."""
+    work.config(sim={"retry": FAST_RETRY, "faults": [
+        {"op": "list", "error": "transient"}, {"op": "list", "error": "rate_limit"}]},
+        pools={"p": {"nodes": 1}})
+    result = work.run("plan", "--detailed-exitcode")
+    assert result.code == 2, result.err
+    assert "Note: sim list: injected timeout; retrying in" in result.err
+    assert "Note: sim list: injected: too many requests; retrying in" in result.err
+    assert len(work.cloud().calls("list")) == 3
+
+
+def test_a_plan_gives_up_on_a_listing_after_max_attempts(work: Workdir) -> None:
+    work.config(sim={"retry": {**FAST_RETRY, "max_attempts": 2},
+                     "faults": [{"op": "list", "error": "transient"}] * 2},
+                pools={"p": {"nodes": 1}})
+    result = work.run("drift")
+    assert result.code == 1
+    assert "injected timeout" in result.err.splitlines()[-1]
+    assert len(work.cloud().calls("list")) == 2
