@@ -73,7 +73,9 @@ class Executor:
         self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
                                    boot_timeout)
         self.stop = threading.Event()
-        self._lanes: dict[str, deque[str]] = {}  # ready actions, by provider, plan order
+        # Ready actions in plan order, one lane per provider and kind of first call: when
+        # a lane's head must wait for its provider, the whole lane must.
+        self._lanes: dict[tuple[str, CallKind | None], deque[str]] = {}
         self._deferrals: dict[str, int] = {}
         self._rng = random.Random()
         self._actions = {a.key: a for a in plan.actions}
@@ -129,7 +131,8 @@ class Executor:
         return not phase or not self._needs[phase]
 
     def _queue(self, key: str, front: bool = False) -> None:
-        lane = self._lanes.setdefault(self._actions[key].provider, deque())
+        action = self._actions[key]
+        lane = self._lanes.setdefault((action.provider, _first_call(action)), deque())
         lane.appendleft(key) if front else lane.append(key)
 
     def _start_ready(self, pool: ThreadPoolExecutor, running: dict[Future[None], str],
@@ -158,22 +161,19 @@ class Executor:
 
     def _take(self, lane: deque[str], disrupting: dict[str, int]) -> tuple[str | None, float]:
         """The first action in this lane that may start now (admitted and counted), or
-        None and the seconds until the lane's provider has a slot."""
-        paced: dict[CallKind | None, float] = {}  # kinds this provider has no slot for now
+        None and the seconds until the lane's provider has a slot for it."""
         for i, key in enumerate(lane):
             action = self._actions[key]
-            kind = _first_call(action)
-            if kind in paced or not self._within_budget(action, disrupting):
+            if not self._within_budget(action, disrupting):
                 continue
-            wait_s = self._gate(action).admit(kind, time.monotonic())
+            wait_s = self._gate(action).admit(_first_call(action), time.monotonic())
             if wait_s:
-                paced[kind] = wait_s
-                continue
+                return None, wait_s  # the whole lane waits: one provider, one kind of call
             del lane[i]
             if action.action in _DISRUPTIVE:
                 disrupting[action.group] = disrupting.get(action.group, 0) + 1
             return key, 0.0
-        return None, min(paced.values(), default=math.inf)
+        return None, math.inf
 
     def _work(self, action: Action) -> None:
         self._current.action = action
