@@ -18,6 +18,7 @@ Every test terminates what it created, so the suite can run against a real accou
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import uuid
 import warnings
@@ -39,10 +40,11 @@ from navarch_plan.model import (
     Node,
     NodeStatus,
     ProvisionRequest,
+    RateLimit,
     address_to_label,
     pool_address,
 )
-from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
+from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider, RateLimited
 
 __all__ = ["CapacityHook", "ConformanceGap", "INVALID_TYPE_ERRORS", "ProviderConformance",
            "RequestFactory"]
@@ -162,6 +164,18 @@ class ProviderConformance:
             "get() presence must match supports_get (set it False to declare it absent)"
         assert isinstance(provider, InstanceTypeLister) == self.supports_instance_types, \
             "list_instance_types() presence must match supports_instance_types"
+
+    def test_declared_rate_limits_are_usable(self, provider: Provider) -> None:
+        """Optional: a provider that declares its cloud's limits must give rates and a
+        concurrency the scheduler can use (positive, or None for no limit)."""
+        if not isinstance(provider, RateLimited):
+            return
+        limit = provider.rate_limit()
+        assert isinstance(limit, RateLimit), "rate_limit() returns navarch_plan.model.RateLimit"
+        for rate in (limit.launches_per_second, limit.calls_per_second):
+            assert rate is None or (isinstance(rate, int | float) and 0 < rate < math.inf)
+        assert limit.concurrency is None or (isinstance(limit.concurrency, int)
+                                             and limit.concurrency >= 1)
 
     def test_provision_returns_the_requested_node(self, provider: Provider,
                                                   request_factory: RequestFactory) -> None:

@@ -312,7 +312,7 @@ def test_the_suite_fails_broken_providers_and_never_skips(tmp_path: Path) -> Non
     }, proc.stdout + proc.stderr
     assert "SKIPPED" not in outcomes.values()
     tests = [n for n in dir(ProviderConformance) if n.startswith("test_")]
-    assert len(outcomes) == 6 * len(tests) == 60, proc.stdout
+    assert len(outcomes) == 6 * len(tests) == 66, proc.stdout
     assert "ConformanceGap: TestDeclaredGap: capacity errors not checked" in proc.stdout
 
 
