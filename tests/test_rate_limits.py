@@ -234,3 +234,19 @@ def test_a_plan_gives_up_on_a_listing_after_max_attempts(work: Workdir) -> None:
     assert result.code == 1
     assert "injected timeout" in result.err.splitlines()[-1]
     assert len(work.cloud().calls("list")) == 2
+
+
+def test_deletes_do_not_queue_behind_paced_launches_on_the_same_provider(
+        work: Workdir) -> None:
+    work.config(pools={"old": {"nodes": 3}})
+    assert work.run("apply", "--auto-approve").code == 0
+    work.config(sim={"latency": 0.05, "rate_limit": {"launches_per_second": 2}},
+                pools={"new": {"nodes": 3}})
+    result = work.run("apply", "--auto-approve", "--parallelism", "4")
+    assert result.code == 0, result.err
+    cloud = work.cloud()
+    launches = sorted(c["started"] for c in cloud.calls("provision"))[-3:]
+    terminates = [c["started"] for c in cloud.calls("terminate")]
+    assert len(terminates) == 3
+    assert min(gaps([{"started": t} for t in launches])) >= 0.5 * 0.99
+    assert max(terminates) < launches[1], "a delete waited for a launch slot"
