@@ -26,6 +26,16 @@ def navarch_argv() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "navarch_plan"]
 
 
+# For commands whose clients could reach the internet: a proxy-aware client (httpx,
+# requests, botocore, google-auth) fails fast instead, 127.0.0.1 stays reachable, and no
+# GCE metadata server is ever asked for credentials.
+OFFLINE_ENV = {
+    "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
+}
+
 # Retry waits for tests that inject faults: the same tries as in production, in
 # milliseconds instead of seconds (a cloud's Retry-After of up to 2 s is still honoured).
 FAST_RETRY = {"base_delay": 0.01, "max_delay": 2.0}

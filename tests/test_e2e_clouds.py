@@ -27,20 +27,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
 
 WORKSPACE = "e2e"
 POOL = "workers"
 USER_LABELS = {"team": "ml", "workload": "training"}
 AMI = "ami-0123456789abcdef0"  # moto accepts any image id unless told to validate them
 LAMBDA_KEY_ENV = "E2E_LAMBDA_API_KEY"
-OFFLINE_ENV = {
-    # Anything that tried to reach the internet through a proxy-aware client fails fast.
-    "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-    "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-    "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
-}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import pytest
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.plan import checksum_of
 from navarch_plan.providers.fake import FakeProvider
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
 
 GOOD = """\
 version: 1
@@ -42,9 +42,6 @@ HEAD = GOOD.split("pools:")[0]
 POOL = "  w: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 2%s}\n"
 MEMORY_LIMIT = 2 * 1024 ** 3  # address space of the navarch process
 TIME_LIMIT = 15.0
-OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 def pool(extra: str) -> str:
@@ -231,7 +228,7 @@ CASES = [
     Case("zero-width space in a key", ("plan",), "unknown key", "navarch.yaml:2:1",
          GOOD.replace("workspace: test", "work\u200bspace: test")),
     Case("lambda tag key Lambda refuses", ("validate",), "tag", "navarch.yaml:6:",
-         LAMBDA % ", labels: {team_name: ml}", env=OFFLINE),  # no key: refused before any call
+         LAMBDA % ", labels: {team_name: ml}", env=OFFLINE_ENV),  # no key: refused before any call
     # -- environment variables -------------------------------------------------------------
     Case("unset variable in the provider path", ("plan",),
          "environment variable NAVARCH_HOSTILE_UNSET is not set", "navarch.yaml:4:",

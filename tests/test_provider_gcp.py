@@ -29,6 +29,7 @@ from navarch_plan.errors import (
 from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.gcp import DEFAULT_IMAGE, GcpProvider
+from tests.conftest import OFFLINE_ENV
 from tests.fakes.gce_server import FakeGce, serve
 
 PROJECT = "test-project"
@@ -37,10 +38,8 @@ WS = {"navarch-workspace": "research"}
 
 @pytest.fixture(autouse=True)
 def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
-        monkeypatch.setenv(var, "http://127.0.0.1:9")
-    for var in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(var, "127.0.0.1,localhost")
+    for var, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(var, value)
 
 
 @pytest.fixture

@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
 from tests.fakes.lambda_server import FakeLambda, error_body, serve
 
 KEY_ENV = "NAVARCH_SECRET_CANARY_KEY"
-OFFLINE = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9",
-           "https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 USER_DATA = "#!/bin/bash\nexport DB_PASSWORD=ud-canary-{token}\n"
 
 
@@ -41,7 +38,7 @@ class Session:
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         proc = subprocess.run([*navarch_argv(), *args], cwd=self.work.path, input=b"",
                               capture_output=True, timeout=120,
-                              env={**os.environ, **OFFLINE, KEY_ENV: self.key, **(env or {})})
+                              env={**os.environ, **OFFLINE_ENV, KEY_ENV: self.key, **(env or {})})
         self.outputs.append((" ".join(args), proc.stdout + proc.stderr))
         assert proc.returncode in expect, (args, proc.returncode, proc.stdout, proc.stderr)
         return proc
