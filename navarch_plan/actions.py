@@ -42,8 +42,10 @@ _DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimi
 
 class LaunchDeferred(NavarchError):
     """The cloud refused a launch for now (RateLimitError): nothing was created, and
-    what the action did before (a terminate, a record removed) is safe to do again, so
-    the executor may run the whole action again later."""
+    what the action did before (a record removed) is safe to do again, so the executor
+    may run the whole action again later. Never raised once the action has terminated
+    something (destroy_before_create): that replacement fails instead, since queueing it
+    would hand back its pool's termination budget while its node is down."""
 
     def __init__(self, cause: RateLimitError) -> None:
         self.cause = cause
@@ -104,19 +106,19 @@ class ActionRunner:
         handler(action)
 
     # -- the five actions ----------------------------------------------------------
-    def _create(self, action: Action) -> None:
+    def _create(self, action: Action, deferrable: bool = True) -> None:
         if action.reason == Reason.DELETED_OUTSIDE:
             # The plan saw the recorded instance gone: drop its record first, so that a
             # failed create leaves no record of an instance that no longer exists.
             self.store.record({"op": "remove", "address": action.address})
-        record, intent_done = self._provision(action)
+        record, intent_done = self._provision(action, deferrable)
         self.store.record(_put(action.address, record), intent_done)
 
     def _replace(self, action: Action) -> None:
         if action.replace_mode == "destroy_before_create":
             self._terminate(action)
             self.store.record({"op": "remove", "address": action.address})
-            self._create(action)
+            self._create(action, deferrable=False)
             return
         record, intent_done = self._provision(action)
         # Old node to `deposed` and new node in, before the old one is terminated: a crash
@@ -150,7 +152,8 @@ class ActionRunner:
         self.store.record(_put(action.address, record))
 
     # -- cloud calls -----------------------------------------------------------------
-    def _provision(self, action: Action) -> tuple[NodeRecord, dict[str, str]]:
+    def _provision(self, action: Action,
+                   deferrable: bool = True) -> tuple[NodeRecord, dict[str, str]]:
         """Provision (failing over across the action's candidates) and wait until
         running; returns the record and the intent_done operation, for the caller to
         write together with what the node replaces."""
@@ -184,7 +187,7 @@ class ActionRunner:
         except _DEFINITE as exc:
             if intents:
                 self.store.record({"op": "intent_done", "id": intents[-1]})
-            if isinstance(exc, RateLimitError):
+            if isinstance(exc, RateLimitError) and deferrable:
                 raise LaunchDeferred(exc) from exc
             raise
         if len(attempts) > 1:

@@ -51,9 +51,12 @@ class ApplyResult:
 
 def _first_call(action: Action) -> CallKind | None:
     """The kind of cloud call an action starts with, which its provider must pace."""
-    if action.action in (ActionKind.CREATE, ActionKind.REPLACE):
+    if action.action == ActionKind.FORGET:
+        return None
+    if action.action == ActionKind.CREATE or (action.action == ActionKind.REPLACE and
+                                              action.replace_mode != "destroy_before_create"):
         return "launch"
-    return None if action.action == ActionKind.FORGET else "call"
+    return "call"
 
 
 class Executor:
@@ -181,6 +184,10 @@ class Executor:
             self.runner.run(action)
 
     def _gate(self, action: Action) -> Gate:
+        """The gate an action counts against: its provider's, unless it makes no cloud
+        call at all (forget)."""
+        if _first_call(action) is None:
+            return self._open_gate
         return self.gates.get(action.provider) or self._open_gate
 
     def _within_budget(self, action: Action, disrupting: Mapping[str, int]) -> bool:
@@ -225,16 +232,19 @@ class Executor:
         return newly
 
     def _defer(self, action: Action, deferred: LaunchDeferred) -> bool:
-        """A launch the cloud refused for now (rate limited: nothing was created). Push
-        the provider's launch slot back by the backoff, and say whether the action goes
-        back in the queue (False: out of tries, it fails)."""
-        gate = self._gate(action)
+        """A launch the cloud refused for now (rate limited: nothing was created). Hold
+        back the provider that refused (a failover may have gone elsewhere) and say
+        whether the action goes back in the queue (False: out of tries, it fails). A
+        queued action holds no worker, so it may wait out a long Retry-After."""
+        cause = deferred.cause
+        gate = self.gates.get(cause.provider) or self._gate(action)
         self._deferrals[action.key] = tries = self._deferrals.get(action.key, 0) + 1
-        delay = gate.retry.delay(tries, deferred.cause, self._rng)
+        delay = gate.retry.delay(tries, cause, self._rng, parks_a_worker=False)
+        gate.pacers["launch"].push_back(delay if delay is not None
+                                        else cause.retry_after or 0.0)
         if delay is None:
             return False
-        gate.pacers["launch"].push_back(delay)
-        self.hooks.action_waiting(action, f"{deferred.cause.message}; queued to try again "
+        self.hooks.action_waiting(action, f"{cause.message}; queued to try again "
                                   f"in {delay:.1f}s (try {tries + 1} of "
                                   f"{gate.retry.max_attempts})")
         return True

@@ -48,44 +48,50 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 30.0
 
-    def delay(self, attempt: int, error: ProviderError, rng: random.Random) -> float | None:
+    def delay(self, attempt: int, error: ProviderError, rng: random.Random,
+              parks_a_worker: bool = True) -> float | None:
         """Seconds to wait before try `attempt + 1` (attempt counts from 1), or None to
-        give up. The cloud's Retry-After wins; a longer one than max_delay gives up
-        rather than park a worker. Otherwise exponential, with equal jitter (half fixed,
-        half random) so parallel callers spread out instead of retrying together."""
+        give up. The cloud's Retry-After wins; when someone would sleep through it, one
+        longer than max_delay gives up rather than park a worker. Otherwise
+        exponential, with equal jitter (half fixed, half random) so parallel callers
+        spread out instead of retrying together."""
         if attempt >= self.max_attempts:
             return None
         hinted = getattr(error, "retry_after", None)
         if hinted is not None:
-            return float(hinted) if hinted <= self.max_delay else None
+            return float(hinted) if hinted <= self.max_delay or not parks_a_worker else None
         ceiling = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 class Pacer:
-    """Keeps the calls of one kind on one provider at least `interval` apart."""
+    """Keeps the calls of one kind on one provider at least `interval` apart, and none
+    at all while the cloud has asked to hold off."""
 
     def __init__(self, per_second: float | None) -> None:
         self.interval = 1.0 / per_second if per_second else 0.0
         self._next = -math.inf  # earliest start of a call that has no slot yet
         self._last = -math.inf  # start of the latest call
+        self._hold = -math.inf  # no call at all before this (the cloud's Retry-After)
         self._lock = threading.Lock()
 
     def admit(self, now: float) -> float:
         """0 (and the slot at `now` booked) if a call may start now; else the seconds
         until one may."""
         with self._lock:
-            if self._next > now:
-                return self._next - now
+            earliest = max(self._next, self._hold)
+            if earliest > now:
+                return earliest - now
             self._next = now + self.interval
             return 0.0
 
     def slot(self, booked: bool) -> float:
         """When this call may start (monotonic), recorded as started then. A booked
-        call keeps its slot and only keeps its distance from the previous call."""
+        call keeps its slot: it only keeps its distance from the previous call and
+        honours a hold the cloud asked for since it was booked."""
         with self._lock:
             now = time.monotonic()
-            start = max(now, self._last + self.interval)
+            start = max(now, self._last + self.interval, self._hold)
             if not booked:
                 start = max(start, self._next)
             self._last = start
@@ -93,9 +99,9 @@ class Pacer:
             return start
 
     def push_back(self, seconds: float) -> None:
-        """The cloud said slow down: no new call for `seconds`."""
+        """The cloud said slow down: no call, booked or not, for `seconds`."""
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            self._hold = max(self._hold, time.monotonic() + seconds)
 
 
 class Gate:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from typing import Any
 
 import pytest
@@ -250,3 +251,75 @@ def test_deletes_do_not_queue_behind_paced_launches_on_the_same_provider(
     assert len(terminates) == 3
     assert min(gaps([{"started": t} for t in launches])) >= 0.5 * 0.99
     assert max(terminates) < launches[1], "a delete waited for a launch slot"
+
+
+def test_a_rate_limit_after_a_failover_holds_back_the_provider_that_said_it(
+        work: Workdir) -> None:
+    """The pool's first choice is full; the second refuses one launch for 0.5 s: the
+    second provider is held back, and only it."""
+    doc = {"version": 1, "workspace": "test",
+           "providers": {
+               "one": {"type": "fake", "path": "state/one.db",
+                       "capacity": {"gpu_1x_a10": 0}},
+               "two": {"type": "fake", "path": "state/two.db", "latency": 0.05,
+                       "retry": FAST_RETRY, "rate_limit": {"launches_per_second": 20},
+                       "faults": [{"op": "provision", "error": "rate_limit",
+                                   "retry_after": 0.5}]}},
+           "defaults": {"ssh_keys": ["ops"]},
+           "pools": {"w": {"providers": [{"name": "one", "priority": 1,
+                                          "regions": ["us-west-1"]},
+                                         {"name": "two", "priority": 2,
+                                          "regions": ["us-west-1"]}],
+                           "instance_type": "gpu_1x_a10", "nodes": 3}}}
+    work.write(json.dumps(doc))
+    result = work.run("apply", "--auto-approve", "--parallelism", "3")
+    assert result.code == 0, result.out + result.err
+    log = calls(work, "two")
+    refused = next(c for c in log if not c["ok"])
+    later = [c["started"] for c in log if c["started"] > refused["started"]]
+    assert len(later) == 3, "three launches after the refusal, all on two"
+    assert min(later) >= refused["started"] + 0.5 * 0.99, "two was not held back"
+
+
+def test_a_destroy_first_replacement_is_not_requeued_after_a_refused_launch(
+        work: Workdir) -> None:
+    """Its old node is already gone: queueing it would give back its pool's termination
+    budget while the node is down. It fails, terminated once, and the next apply
+    creates the node."""
+    pools = {"p": {"nodes": 1, "lifecycle": {"replace": "destroy_before_create"}}}
+    work.config(pools=pools)
+    assert work.run("apply", "--auto-approve").code == 0
+    pools["p"]["instance_type"] = "gpu_1x_l4"
+    work.config(pools=pools, sim={"retry": FAST_RETRY, "faults": [
+        {"op": "provision", "error": "rate_limit", "retry_after": 0.1}]})
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 1
+    assert "failed:  pool.p[0]" in result.out and "too many requests" in result.out
+    cloud = work.cloud()
+    assert len(cloud.calls("terminate")) == 1
+    assert work.state()["nodes"] == {} and work.state()["intents"] == []
+    assert work.run("apply", "--auto-approve").code == 0
+    assert [n.instance_type for n in cloud.list() if n.status.value == "running"] == \
+        ["gpu_1x_l4"]
+
+
+def test_a_queued_launch_waits_out_a_retry_after_longer_than_max_delay(
+        work: Workdir) -> None:
+    """No worker sleeps through it, so the cloud's word is followed, not given up on."""
+    work.config(sim={"retry": {"base_delay": 0.01, "max_delay": 0.1}, "faults": [
+        {"op": "provision", "error": "rate_limit", "retry_after": 0.6}]},
+        pools={"p": {"nodes": 1}})
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 0, result.out
+    log = work.cloud().calls("provision")
+    assert [bool(c["ok"]) for c in log] == [False, True]
+    assert gaps(log)[0] >= 0.6 * 0.99
+
+
+def test_a_booked_call_still_honours_a_hold_the_cloud_asked_for() -> None:
+    pacer = Pacer(per_second=None)
+    assert pacer.admit(time.monotonic()) == 0  # booked
+    pacer.push_back(0.3)  # meanwhile, another call got a 429 with Retry-After 0.3
+    before = time.monotonic()
+    assert pacer.slot(booked=True) >= before + 0.3 * 0.99
+    assert pacer.admit(time.monotonic()) > 0

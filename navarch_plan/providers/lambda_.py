@@ -154,7 +154,10 @@ class LambdaProvider:
         if not key:
             raise AuthError(f"environment variable {var} is not set; it must hold the "
                             "Lambda Cloud API key", provider=name)
-        opts: dict[str, Any] = {"base_url": cfg.get("base_url", DEFAULT_BASE_URL)}
+        # Built from a config, apply's scheduler owns retries (the provider's `retry`
+        # option): retrying here too would multiply tries and park workers on a 429.
+        opts: dict[str, Any] = {"base_url": cfg.get("base_url", DEFAULT_BASE_URL),
+                                "max_retries": 0}
         for opt in ("launch_interval", "timeout"):
             if cfg.get(opt) is not None:
                 opts[opt] = float(cfg[opt])
