@@ -24,6 +24,7 @@ from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
+from navarch_plan.strategies import offer_tables
 from navarch_plan.throttle import gate_for, retry_policy, retrying
 from navarch_plan.yamlpos import MAX_BYTES
 
@@ -142,9 +143,7 @@ class Engine:
             self.live = {name: future.result() for name, future in lists.items()}
             listed = [(name, offer) for name, future in offers.items()
                       for offer in future.result()]
-        self.prices = {(name, o.name): o.price_per_hr for name, o in listed}
-        self.availability = {(name, o.name): tuple(o.regions) if o.available else ()
-                             for name, o in listed}
+        self.prices, self.availability = offer_tables(listed)
         return self.live
 
     def _read(self, provider: str, what: str, call: Callable[[], T]) -> T:

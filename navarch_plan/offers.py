@@ -12,7 +12,7 @@ from navarch_plan.errors import ConfigError, NavarchError
 from navarch_plan.gpu_spec import GpuSpecError, parse_gpu_specs
 from navarch_plan.model import InstanceType
 from navarch_plan.render.offers import offer_rows
-from navarch_plan.strategies import order_placements
+from navarch_plan.strategies import offer_tables, order_placements
 
 __all__ = ["select_offers"]
 
@@ -50,9 +50,7 @@ def select_offers(config: Config, offers: Mapping[str, Sequence[InstanceType]],
         node = next((n for n in config.desired.values() if n.group == pool), None)
         if node is None:
             raise ConfigError(f"--pool {pool}: no such pool or named node", config.file)
-        prices = {(p, o.name): o.price_per_hr for p, items in offers.items() for o in items}
-        available = {(p, o.name): tuple(o.regions) if o.available else ()
-                     for p, items in offers.items() for o in items}
+        prices, available = offer_tables((p, o) for p, items in offers.items() for o in items)
         first = order_placements(node.candidates, node.strategy, 0, prices, available)[0]
         where = first.region + (f"/{first.zone}" if first.zone else "")
         for row in rows:

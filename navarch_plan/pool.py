@@ -18,7 +18,7 @@ from navarch_plan.desired import Placement
 from navarch_plan.errors import CapacityError, ProviderError, QuotaError
 from navarch_plan.model import Node, ProvisionRequest
 from navarch_plan.providers.base import InstanceTypeLister, Provider
-from navarch_plan.strategies import order_placements
+from navarch_plan.strategies import offer_tables, order_placements
 
 __all__ = ["Attempt", "FailoverExhausted", "Pool", "PoolEntry", "RuledOut",
            "provision_with_failover"]
@@ -171,14 +171,11 @@ class Pool:
                 for zone in ([z for z in e.zones if z.startswith(region)] or [""])]
 
     def candidates(self, index: int = 0) -> list[Placement]:
-        prices: dict[tuple[str, str], float | None] = {}
-        available: dict[tuple[str, str], tuple[str, ...]] = {}
-        for e in self.entries:
-            if isinstance(e.provider, InstanceTypeLister) and self.strategy in (
-                    "cost", "availability"):
-                for offer in e.provider.list_instance_types():
-                    prices[(e.name, offer.name)] = offer.price_per_hr
-                    available[(e.name, offer.name)] = offer.regions if offer.available else ()
+        listed = [(e.name, offer) for e in self.entries
+                  if isinstance(e.provider, InstanceTypeLister)
+                  and self.strategy in ("cost", "availability")
+                  for offer in e.provider.list_instance_types()]
+        prices, available = offer_tables(listed)
         return order_placements(self.placements(), self.strategy, index, prices, available)
 
     def provision(self, name: str, index: int = 0, **request: object) -> Node:

@@ -13,17 +13,31 @@ and types as written), never to chance.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from navarch_plan.desired import Placement
+from navarch_plan.model import InstanceType
 
-__all__ = ["STRATEGIES", "order_placements"]
+__all__ = ["STRATEGIES", "order_placements", "offer_tables"]
 
 STRATEGIES = ("priority", "cost", "availability", "round-robin")
 
 Prices = Mapping[tuple[str, str], float | None]
 Availability = Mapping[tuple[str, str], Sequence[str]]  # (provider, type) -> regions
+
+
+def offer_tables(offers: Iterable[tuple[str, InstanceType]]
+                 ) -> tuple[dict[tuple[str, str], float | None],
+                            dict[tuple[str, str], tuple[str, ...]]]:
+    """What the cost and availability strategies read, from (provider, offer) pairs: the
+    price of each (provider, type), and the regions where it is available now."""
+    prices: dict[tuple[str, str], float | None] = {}
+    available: dict[tuple[str, str], tuple[str, ...]] = {}
+    for provider, offer in offers:
+        prices[(provider, offer.name)] = offer.price_per_hr
+        available[(provider, offer.name)] = tuple(offer.regions) if offer.available else ()
+    return prices, available
 
 
 def _base(p: Placement, position: int) -> tuple[Any, ...]:
