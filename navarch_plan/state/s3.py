@@ -39,7 +39,7 @@ from navarch_plan.state.rescue import write_rescue
 from navarch_plan.state.s3_bucket import Bucket, S3Conflict, S3Error
 from navarch_plan.state.s3_journal import fetch_entries, journal_key, journal_keys, seq_of
 from navarch_plan.state.s3_lock import LockLost, S3Lock
-from navarch_plan.state.store import _check_shape
+from navarch_plan.state.store import decode_snapshot
 
 __all__ = ["S3StateStore"]
 
@@ -131,18 +131,10 @@ class S3StateStore:
             self._etag = self._snapshot_raw = None
             return None
         raw, etag = found
-        try:
-            data = json.loads(raw)
-            _check_shape(data)
-            doc = StateDoc.from_json(data)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateError(self._corrupt(f"is not a valid state file ({exc})")) from None
-        if doc.workspace != self.workspace:
-            raise StateError(f"{self.path} belongs to workspace {doc.workspace!r}, not "
-                             f"{self.workspace!r}; point state.key at this workspace's state")
+        doc, self._snapshot_content = decode_snapshot(
+            raw, self.path, self.workspace, self._corrupt,
+            "state.key at this workspace's state")
         self._etag, self._snapshot_raw = etag, raw
-        self._snapshot_content = {k: v for k, v in data.items()
-                                  if k not in ("serial", "format_version")}
         return doc
 
     def _corrupt(self, what: str) -> str:

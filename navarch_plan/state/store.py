@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from navarch_plan.errors import StateError
@@ -25,7 +26,7 @@ from navarch_plan.schemas import validator
 from navarch_plan.state.lock import FileLock, LockInfo, force_unlock
 from navarch_plan.state.model import REQUIRED_RECORD_FIELDS, StateDoc
 
-__all__ = ["LocalStateStore"]
+__all__ = ["LocalStateStore", "decode_snapshot"]
 
 
 def _check_shape(data: object) -> None:
@@ -69,6 +70,24 @@ def _fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def decode_snapshot(raw: bytes, path: str, workspace: str, corrupt: Callable[[str], str],
+                    point_at: str) -> tuple[StateDoc, dict[str, Any]]:
+    """A snapshot's bytes as a StateDoc of `workspace`, and its content as it is stored
+    minus serial (what compact() compares against to tell whether anything changed).
+    `corrupt` words the error for this backend; `point_at` says what to fix on a
+    workspace mismatch."""
+    try:
+        data = json.loads(raw)
+        _check_shape(data)
+        doc = StateDoc.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StateError(corrupt(f"is not a valid state file ({exc})")) from None
+    if doc.workspace != workspace:
+        raise StateError(f"{path} belongs to workspace {doc.workspace!r}, not "
+                         f"{workspace!r}; point {point_at}")
+    return doc, {k: v for k, v in data.items() if k not in ("serial", "format_version")}
 
 
 class LocalStateStore:
@@ -140,18 +159,8 @@ class LocalStateStore:
         except OSError as exc:
             raise StateError(f"{self.path}: cannot read the state file: {exc.strerror}") \
                 from None
-        try:
-            data = json.loads(raw)
-            _check_shape(data)
-            doc = StateDoc.from_json(data)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateError(self._corrupt(f"is not a valid state file ({exc})")) from None
-        # What is on disk, minus serial: compact() compares against it.
-        self._snapshot_content = {k: v for k, v in data.items()
-                                  if k not in ("serial", "format_version")}
-        if doc.workspace != self.workspace:
-            raise StateError(f"{self.path} belongs to workspace {doc.workspace!r}, not "
-                             f"{self.workspace!r}; point state.path at this workspace's file")
+        doc, self._snapshot_content = decode_snapshot(
+            raw, self.path, self.workspace, self._corrupt, "state.path at this workspace's file")
         return doc
 
     def _corrupt(self, what: str) -> str:
