@@ -164,6 +164,8 @@ def test_lock_timeout_waits_and_force_unlock_releases(work: Workdir) -> None:
     assert wrong.code == 1 and "does not match" in wrong.err
     released = work.run("force-unlock", "abc-123")
     assert released.code == 0 and not lock.exists()
+    again = work.run("force-unlock", "abc-123")
+    assert again.code == 1 and "is not locked" in again.err
     assert work.run("plan").code == 0
 
 

@@ -32,7 +32,8 @@ try:
 except ImportError:  # not a POSIX system: no flock, so no takeover either
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LockInfo", "FileLock", "force_unlock", "lock_held_error", "new_lock_info"]
+__all__ = ["LockInfo", "FileLock", "force_unlock", "holder_to_force", "lock_held_error",
+           "new_lock_info"]
 
 
 @dataclass(frozen=True)
@@ -237,12 +238,18 @@ def _is_at(fd: int, path: str) -> bool:
     return (mine.st_dev, mine.st_ino) == (at.st_dev, at.st_ino)
 
 
-def force_unlock(state_path: str, lock_id: str) -> LockInfo:
-    lock = FileLock(state_path)
-    holder = lock.read()
+def holder_to_force(holder: LockInfo | None, lock_id: str, where: str) -> LockInfo:
+    """The lock force-unlock may remove: one is held, and it carries exactly this ID
+    (so a lock taken since the user looked is never removed by mistake)."""
     if holder is None:
-        raise LockError(f"{state_path} is not locked")
+        raise LockError(f"{where} is not locked")
     if holder.id != lock_id:
         raise LockError(f"lock ID {lock_id} does not match the lock held: {holder.describe()}")
+    return holder
+
+
+def force_unlock(state_path: str, lock_id: str) -> LockInfo:
+    lock = FileLock(state_path)
+    holder = holder_to_force(lock.read(), lock_id, state_path)
     os.unlink(lock.path)
     return holder

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 
 from navarch_plan.errors import LockError, StateError
-from navarch_plan.state.lock import LockInfo, lock_held_error, new_lock_info
+from navarch_plan.state.lock import LockInfo, holder_to_force, lock_held_error, new_lock_info
 from navarch_plan.state.s3_bucket import Bucket, S3Conflict
 
 __all__ = ["LockLost", "S3Lock"]
@@ -89,13 +89,8 @@ class S3Lock:
             self.bucket.delete(self.key, if_match=etag)
 
     def force(self, lock_id: str) -> LockInfo:
-        found = self.read()
-        if found is None:
-            raise LockError(f"{self.where} is not locked")
-        holder, etag = found
-        if holder.id != lock_id:
-            raise LockError(f"lock ID {lock_id} does not match the lock held: "
-                            f"{holder.describe()}")
+        holder, etag = self.read() or (None, "")
+        holder = holder_to_force(holder, lock_id, self.where)
         try:
             self.bucket.delete(self.key, if_match=etag)
         except S3Conflict:
