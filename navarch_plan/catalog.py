@@ -37,6 +37,7 @@ __all__ = [
     "cloud_table",
     "native_type",
     "offer",
+    "type_facts",
 ]
 
 CLOUDS = ("fake", "lambda", "gcp", "aws")
@@ -130,9 +131,15 @@ def cloud_offers(cloud: str) -> list[InstanceType]:
     return [facts.offer() for facts in cloud_table(cloud).types.values()]
 
 
+def type_facts(cloud: str, name: str) -> TypeFacts | None:
+    """What the catalog knows of one native type; None for a type it does not know or
+    a cloud it has no table for (a plugin's)."""
+    return cloud_table(cloud).types.get(name) if cloud in CLOUDS else None
+
+
 def offer(cloud: str, name: str) -> InstanceType | None:
     """One native type of a cloud as an offer; None when the catalog does not know it."""
-    facts = cloud_table(cloud).types.get(name)
+    facts = type_facts(cloud, name)
     return None if facts is None else facts.offer()
 
 

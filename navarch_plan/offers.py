@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from navarch_plan.catalog import CLOUDS, cloud_table
+from navarch_plan.catalog import type_facts
 from navarch_plan.config import Config
 from navarch_plan.errors import ConfigError, NavarchError
 from navarch_plan.gpu_spec import GpuSpecError, parse_gpu_specs
@@ -18,9 +18,7 @@ __all__ = ["select_offers"]
 
 
 def _gpu_memory(provider_type: str, name: str) -> float | None:
-    if provider_type not in CLOUDS:
-        return None
-    facts = cloud_table(provider_type).types.get(name)
+    facts = type_facts(provider_type, name)
     return facts.gpu_memory_gb if facts else None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from navarch_plan.catalog import CLOUDS, cloud_table
+from navarch_plan.catalog import type_facts
 from navarch_plan.config import Config
 from navarch_plan.desired import Placement
 from navarch_plan.errors import ConfigError
@@ -34,9 +34,7 @@ def _check(p: Placement, offered: set[str] | None, file: str, where: str) -> Non
         raise ConfigError(f"instance type {p.instance_type!r} is not offered by "
                           f"{p.provider} (offered: {', '.join(sorted(offered))})", file,
                           path=where)
-    if p.provider_type not in CLOUDS:
-        return
-    facts = cloud_table(p.provider_type).types.get(p.instance_type)
+    facts = type_facts(p.provider_type, p.instance_type)
     regions = facts.regions if facts else ()
     if regions and p.region not in regions:
         raise ConfigError(f"region {p.region!r} does not offer {p.instance_type} on "
