@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from navarch_plan.catalog import CLOUDS
 from navarch_plan.desired import DesiredNode, Group
 from navarch_plan.errors import ConfigError
 from navarch_plan.schemas import validator
@@ -21,7 +22,8 @@ from navarch_plan.yamlpos import Path, Positions, load_yaml, path_str
 
 __all__ = ["Config", "ProviderConfig", "StateConfig", "parse_config", "BUILTIN_TYPES"]
 
-BUILTIN_TYPES = frozenset({"fake", "lambda", "gcp", "aws"})
+# The built-in provider types are the clouds the shipped catalog has a table for.
+BUILTIN_TYPES = frozenset(CLOUDS)
 
 
 
