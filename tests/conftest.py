@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,44 @@ class Workdir:
 @pytest.fixture
 def work(tmp_path: Path) -> Workdir:
     return Workdir(tmp_path)
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OFFLINE_ENV for clients created in the test process itself."""
+    for var, value in OFFLINE_ENV.items():
+        monkeypatch.setenv(var, value)
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy AWS credentials for this process and the `navarch` processes it starts: no
+    profile, config file, endpoint override or instance metadata can reach a real AWS."""
+    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+
+
+def reset_moto(endpoint: str) -> None:
+    """moto forgets everything: each test starts from an empty cloud."""
+    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(reset, timeout=10).close()
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's EC2 and S3 server on 127.0.0.1, one per test module."""
+    from tests.fakes.moto_server import serve_moto
+
+    with serve_moto() as url:
+        yield url
 
 
 def actions_of(plan: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:

@@ -28,9 +28,7 @@ from tests.fakes.gce_server import FakeGce, HttpError
 from tests.fakes.gce_server import serve as serve_gce
 from tests.fakes.lambda_server import FakeLambda
 from tests.fakes.lambda_server import serve as serve_lambda
-from tests.test_provider_aws import AMI, Recorder, error_response
-from tests.test_provider_aws import endpoint as endpoint  # fixture: moto on 127.0.0.1
-from tests.test_provider_gcp import _no_internet  # noqa: F401 (autouse: proxies to nowhere)
+from tests.fakes.moto_server import AMI, Recorder, error_response
 
 # -- fake --------------------------------------------------------------------------------
 
@@ -158,24 +156,16 @@ class TestGcpConformance(ProviderConformance):
 
 class TestAwsConformance(ProviderConformance):
     @pytest.fixture(autouse=True)
-    def _aws_env(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE",
-                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                    "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
-            monkeypatch.delenv(var, raising=False)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    def _aws_env(self, monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> None:
         # moto's own switch (MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION, read at its import):
         # refuse unknown instance types like EC2 does, instead of launching anything.
         monkeypatch.setattr(moto.settings, "EC2_ENABLE_INSTANCE_TYPE_VALIDATION", True)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
     @pytest.fixture
-    def provider(self, endpoint: str) -> AwsProvider:
-        p = AwsProvider("aws", "us-east-1", image_id=AMI, key_name="ops", endpoint_url=endpoint)
+    def provider(self, moto_endpoint: str) -> AwsProvider:
+        p = AwsProvider("aws", "us-east-1", image_id=AMI, key_name="ops",
+                        endpoint_url=moto_endpoint)
         p.launch_lookup_delay = 0.0
         return p
 

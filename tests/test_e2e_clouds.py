@@ -205,14 +205,6 @@ class AwsCloud:
 Cloud = FakeCloud | LambdaCloud | GcpCloud | AwsCloud
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from tests.fakes.moto_server import serve_moto
-
-    with serve_moto() as url:
-        yield url
-
-
 @pytest.fixture(params=["fake", "lambda", "gcp", "aws"])
 def cloud(request: pytest.FixtureRequest, work: Workdir) -> Iterator[Cloud]:
     with ExitStack() as stack:

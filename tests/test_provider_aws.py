@@ -7,8 +7,7 @@ botocore's event system (`before-send`), so botocore's real parsing and retry lo
 from __future__ import annotations
 
 import base64
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -30,32 +29,21 @@ from navarch_plan.errors import (
 from navarch_plan.model import LABEL_WORKSPACE, NodeStatus, ProvisionRequest
 from navarch_plan.providers.aws import AwsProvider
 from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
-from tests.fakes.moto_server import serve_moto
+from tests.conftest import reset_moto
+from tests.fakes.moto_server import AMI, RawBody, Recorder, ec2_error, error_response
 
-AMI = "ami-0123456789abcdef0"  # moto does not validate image ids by default
 EAST, WEST = "us-east-1", "us-west-2"
 OWNED = {LABEL_WORKSPACE: "research", "team": "ml"}
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
-    with serve_moto() as url:
-        yield url
+def endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 @pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch, endpoint: str) -> None:
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", EAST)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask 169.254.169.254
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
-    reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
+def aws_env(aws_credentials: None, endpoint: str) -> None:
+    reset_moto(endpoint)
 
 
 @pytest.fixture
@@ -76,42 +64,6 @@ def request(name: str, region: str = EAST, **kw: Any) -> ProvisionRequest:
     kw.setdefault("labels", OWNED)
     return ProvisionRequest(name=name, instance_type=kw.pop("instance_type", "g5.xlarge"),
                             region=region, **kw)
-
-
-def ec2_error(code: str, message: str = "injected") -> bytes:
-    return (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error>"
-            f"</Errors><RequestID>x</RequestID></Response>").encode()
-
-
-class Recorder:
-    """A before-send handler: counts requests, answers the first `fail` with `response`
-    (an AWSResponse, or an exception to raise), and lets the rest reach moto."""
-
-    def __init__(self, response: Any = None, fail: int = 1 << 30) -> None:
-        self.response, self.fail, self.calls = response, fail, 0
-
-    def __call__(self, request: Any, **_: Any) -> AWSResponse | None:
-        self.calls += 1
-        if self.response is None or self.calls > self.fail:
-            return None
-        if isinstance(self.response, BaseException):
-            raise self.response
-        return self.response(request) if callable(self.response) else self.response
-
-
-def error_response(status: int, code: str, message: str = "injected") -> Callable:
-    return lambda req: AWSResponse(req.url, status, {"Content-Type": "text/xml"},
-                                   _Raw(ec2_error(code, message)))
-
-
-class _Raw:
-    """The minimal raw body AWSResponse reads from."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.body
 
 
 def hook(client: Any, operation: str, recorder: Recorder) -> Recorder:
@@ -265,7 +217,7 @@ def test_read_timeout_after_launch_finds_the_instance(provider: AwsProvider,
 
 @pytest.mark.parametrize("failure", [
     ConnectTimeoutError(endpoint_url="http://127.0.0.1:9"),
-    lambda req: AWSResponse(req.url, 500, {}, _Raw(ec2_error("InternalError"))),
+    lambda req: AWSResponse(req.url, 500, {}, RawBody(ec2_error("InternalError"))),
 ])
 def test_unknown_launch_outcome_without_instance_is_transient(
         provider: AwsProvider, raw: Callable, failure: Any) -> None:
@@ -376,7 +328,7 @@ def test_status_and_node_mapping(provider: AwsProvider, code: int, state: str,
                                  status: NodeStatus) -> None:
     body = DESCRIBE_XML.format(code=code, state=state).encode()
     hook(provider.client(EAST), "DescribeInstances",
-         Recorder(lambda req: AWSResponse(req.url, 200, {}, _Raw(body))))
+         Recorder(lambda req: AWSResponse(req.url, 200, {}, RawBody(body))))
     node = provider.get("i-0aaaaaaaaaaaaaaaa")
     assert node is not None and node.status is status
     assert node.ip_address == "10.0.0.5"  # no public address: the private one

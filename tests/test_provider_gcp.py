@@ -29,17 +29,13 @@ from navarch_plan.errors import (
 from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.gcp import DEFAULT_IMAGE, GcpProvider
-from tests.conftest import OFFLINE_ENV
 from tests.fakes.gce_server import FakeGce, serve
 
 PROJECT = "test-project"
 WS = {"navarch-workspace": "research"}
 
 
-@pytest.fixture(autouse=True)
-def _no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var, value in OFFLINE_ENV.items():
-        monkeypatch.setenv(var, value)
+pytestmark = pytest.mark.usefixtures("offline")
 
 
 @pytest.fixture

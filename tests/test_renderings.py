@@ -18,7 +18,7 @@ from navarch_plan.render import render_json, render_plan_text
 from navarch_plan.render.markdown import FOLD_AFTER, render_plan_markdown
 from navarch_plan.schemas import validator
 from navarch_plan.state.model import NodeRecord
-from tests.test_planner import World, config
+from tests.planner_world import World, config
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 

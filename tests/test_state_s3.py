@@ -16,7 +16,6 @@ import re
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from moto.server import ThreadedMotoServer
 from navarch_plan.errors import LockError, StateError
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.s3 import S3StateStore
-from tests.conftest import Workdir, navarch_argv, owned
+from tests.conftest import Workdir, navarch_argv, owned, reset_moto
 
 BUCKET = "navarch-state"
 KEY = "team/test.json"
@@ -67,23 +66,11 @@ def moto() -> Iterator[MotoS3]:
 
 
 @pytest.fixture(autouse=True)
-def s3(monkeypatch: pytest.MonkeyPatch, moto: MotoS3) -> Any:
-    """Dummy credentials for this process and the `navarch` processes it starts, no
-    AWS config files, no instance metadata; a fresh moto with one empty bucket."""
-    for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-                "AWS_WEB_IDENTITY_TOKEN_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+def s3(aws_credentials: None, moto: MotoS3) -> Any:
+    """Dummy AWS credentials (conftest) and a fresh moto with one empty bucket."""
     if moto.server is None:  # an outage test failed before bringing it back
         moto.start()
-    reset = urllib.request.Request(f"{moto.endpoint}/moto-api/reset", method="POST")
-    urllib.request.urlopen(reset, timeout=10).close()
+    reset_moto(moto.endpoint)
     client = boto3.client("s3", region_name="us-east-1", endpoint_url=moto.endpoint)
     client.create_bucket(Bucket=BUCKET)
     return client
