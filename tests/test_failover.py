@@ -106,6 +106,29 @@ def test_cost_strategy_and_hand_computed_costs(work: Workdir) -> None:
     assert "Hourly cost: $0.00 -> $1.40 (+$1.40/h)" in text
 
 
+def test_round_robin_spreads_a_pool_by_weight_and_growth_moves_nobody(
+        work: Workdir) -> None:
+    pool = """\
+    providers:
+      - {name: one, regions: [us-west-1], weight: 2}
+      - {name: two, regions: [us-west-1], weight: 1}
+    strategy: round-robin
+    instance_type: gpu_1x_a10
+    nodes: %d
+"""
+    write(work, pool % 6)
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    placed = {a: r["provider"] for a, r in work.state()["nodes"].items()}
+    assert [placed[f"pool.w[{i}]"] for i in range(6)] == ["one", "one", "two"] * 2
+    assert len(owned(cloud(work, "one"))) == 4 and len(owned(cloud(work, "two"))) == 2
+    write(work, pool % 9)
+    plan = work.plan_json()
+    assert [(a["address"], a["action"], a["provider"]) for a in plan["actions"]] == [
+        ("pool.w[6]", "create", "one"), ("pool.w[7]", "create", "one"),
+        ("pool.w[8]", "create", "two")]
+
+
 def test_budget_refusal_names_the_overrun(work: Workdir) -> None:
     write(work, "    provider: one\n    instance_type: gpu_8x_h100\n    region: us-west-1\n"
           "    nodes: 3\n", extra="max_hourly_cost: 50\n")
@@ -157,3 +180,38 @@ def test_instance_types_filters_by_gpu_and_marks_the_pool_pick(work: Workdir) ->
     assert "us-west-1 for pool.w[0]" in picked[0]
     bad = work.run("instance-types", "--gpu", "H100x8")
     assert bad.code == 1 and "--gpu: bad GPU spec" in bad.err
+
+
+def test_availability_strategy_tries_first_where_the_cloud_reports_capacity(
+        work: Workdir) -> None:
+    """The real Lambda client against a local Lambda API: us-west-1 is listed first but
+    reported without capacity, so the plan and the apply go to us-east-1."""
+    from tests.fakes.lambda_server import FakeLambda, serve
+
+    fake = FakeLambda(api_key="sk-availability", ssh_keys=("ops",),
+                      capacity={("gpu_1x_a10", "us-west-1"): 0})
+    with serve(fake) as base_url:
+        work.write(f"""\
+version: 1
+workspace: test
+providers:
+  lambda: {{type: lambda, api_key_env: AVAIL_LAMBDA_KEY, base_url: '{base_url}',
+            rate_limit: {{launches_per_second: null, calls_per_second: null}}}}
+defaults: {{ssh_keys: [ops]}}
+pools:
+  w:
+    providers:
+      - {{name: lambda, regions: [us-west-1, us-east-1]}}
+    strategy: availability
+    instance_type: gpu_1x_a10
+    nodes: 2
+""")
+        env = {"AVAIL_LAMBDA_KEY": "sk-availability"}
+        plan = work.run("plan", "--format", "json", env=env)
+        assert plan.code == 0, plan.err
+        firsts = [a["candidates"][0]["region"] for a in plan.json()["actions"]]
+        assert firsts == ["us-east-1", "us-east-1"]
+        assert work.run("apply", "--auto-approve", env=env).code == 0
+        launches = fake.requests("POST", "/instance-operations/launch")
+    assert [r.body["region_name"] for r in launches] == ["us-east-1", "us-east-1"], \
+        "no launch was wasted on the region without capacity"
