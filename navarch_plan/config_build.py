@@ -36,9 +36,9 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
     defaults = data.get("defaults", {})
     for kind, name, spec in specs:
         path = ("pools" if kind == "pool" else "nodes", name)
-        provider = _provider_of(spec, providers, ctx, path)
+        _check_providers(spec, providers, ctx, path)
         ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
-        groups[name] = _group(kind, name, spec, provider.name, ref_deps, counts, ctx, path)
+        groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
         for node in _nodes_of(kind, name, spec, providers, defaults, ctx, path):
             desired[node.address] = node
     _check_cycles(groups, ctx)
@@ -55,9 +55,9 @@ def _group_specs(data: dict[str, Any], ctx: _Ctx) -> list[tuple[str, str, dict[s
     return specs
 
 
-def _provider_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
-                 path: tuple) -> ProviderConfig:
-    """Checks every provider the pool names; returns the first."""
+def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
+                     ctx: _Ctx, path: tuple) -> None:
+    """Every provider the pool names exists, and is named once."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
         raise ctx.error((*path, "providers"), "give either provider or providers, not both")
@@ -72,7 +72,6 @@ def _provider_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig], 
     if len({name for _, name in named}) < len(named):
         raise ctx.error((*path, "providers"), "a provider is listed twice; give it several "
                         "regions instead")
-    return providers[named[0][1]]
 
 
 def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> set[str]:
@@ -92,7 +91,7 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tupl
     return deps
 
 
-def _group(kind: str, name: str, spec: dict[str, Any], provider: str, ref_deps: set[str],
+def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
            counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> Group:
     depends_on = list(spec.get("depends_on", []))
     for i, dep in enumerate(depends_on):
@@ -105,7 +104,7 @@ def _group(kind: str, name: str, spec: dict[str, Any], provider: str, ref_deps: 
         raise ctx.error((*path, "depends_on"), f"{name} cannot depend on itself")
     lifecycle = spec.get("lifecycle", {})
     return Group(
-        name=name, kind=kind, provider=provider, count=counts[name],
+        name=name, kind=kind, count=counts[name],
         depends_on=tuple(sorted(set(depends_on) | ref_deps)),
         prevent_destroy=lifecycle.get("prevent_destroy", False),
         replace_mode=lifecycle.get("replace", "create_before_destroy"),

@@ -58,7 +58,6 @@ class Group:
 
     name: str
     kind: str  # "pool" | "node"
-    provider: str
     count: int
     depends_on: tuple[str, ...]
     prevent_destroy: bool = False
