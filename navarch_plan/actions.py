@@ -159,6 +159,24 @@ class ActionRunner:
         write together with what the node replaces."""
         node = self.desired[action.address]
         refs = self._ref_values(action)
+        created, placement, intent_id = self._launch(action, node, refs, deferrable)
+        done = {"op": "intent_done", "id": intent_id}
+        try:
+            created = self._wait_running(action, created)
+        except NavarchError:
+            # If it exists but is not healthy, record it so state holds what exists; the
+            # next plan replaces it.
+            current = self._get(created.provider, created.id)
+            if current is not None:
+                self._keep(action, current, refs, placement)
+            self.store.record(done)
+            raise
+        return self._record(node, created, refs, placement), done
+
+    def _launch(self, action: Action, node: DesiredNode, refs: dict[str, str],
+                deferrable: bool) -> tuple[Node, Placement, str]:
+        """The Provision calls, each after its durable intent; returns the new node, its
+        placement and the id of the intent it was made under (still open)."""
         intents: list[str] = []
 
         def make(p: Placement) -> ProvisionRequest:
@@ -192,18 +210,7 @@ class ActionRunner:
             raise
         if len(attempts) > 1:
             self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
-        done = {"op": "intent_done", "id": intents[-1]}
-        try:
-            created = self._wait_running(action, created)
-        except NavarchError:
-            # If it exists but is not healthy, record it so state holds what exists; the
-            # next plan replaces it.
-            current = self._get(created.provider, created.id)
-            if current is not None:
-                self._keep(action, current, refs, placement)
-            self.store.record(done)
-            raise
-        return self._record(node, created, refs, placement), done
+        return created, placement, intents[-1]
 
     def _keep(self, action: Action, created: Node, refs: dict[str, str],
               placement: Placement) -> None:
