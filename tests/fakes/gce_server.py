@@ -5,13 +5,34 @@ get/wait, all under /compute/v1/projects/{project}/... . The shapes follow the r
 closely enough for the client's strict parser (numeric ids as digit strings, proto field
 types) and its error mapping (`{"error": {"code", "message", "errors": [{reason}]}}`).
 
-Deterministic, clock-free: an operation starts RUNNING and is DONE on its N-th poll
-(`polls_until_done`); a new instance is PROVISIONING until its insert operation is done.
+Deterministic, clock-free (but for `hide_new_for`): an operation starts RUNNING and is
+DONE on its N-th poll (`polls_until_done`); a new instance is PROVISIONING until its insert
+operation is done.
 
 Faults: `stockout_zones` (the insert operation fails with ZONE_RESOURCE_POOL_EXHAUSTED, as
 GCE reports stock-outs), `fail_next_operation(...)` (any operation error, e.g.
 QUOTA_EXCEEDED), and `fail_next(...)` (a synchronous HTTP error such as 403 quotaExceeded,
 401, 500). Every request is logged in `requests` as (method, path, query, body).
+
+Manners of the real service, each off by default (shared/reference/cloud-apis.md section 5):
+
+- `unreachable_zones`: aggregatedList leaves those zones' instances out, and says so the
+  way compute v1 does (`InstanceAggregatedList.unreachables` = ["zones/Z", ...], and the
+  scope "zones/Z" holds only a `warning` with code UNREACHABLE and data scope=zones/Z): a
+  partial listing, not an empty one. Zonal calls there keep working, unless
+  `unreachable_zone_gets` is set: then zonal GETs there (instance, operation) answer 503
+  backendError, a zone's outage seen from both sides (the library's default retry keeps
+  retrying that for 10 minutes: call with retry=None or a short Retry).
+- `hide_new_for` (seconds, time.monotonic): an instance inserted less than that long ago is
+  missing from aggregatedList (a list that lags its inserts, as peers report of every
+  cloud's listings); a zonal get finds it at once. Seeded instances count as old.
+- `boot_for` (seconds): an insert operation is DONE, and its instance RUNNING, that long
+  after the insert, polled or not (a GPU VM boots whether or not its client waits).
+- `hide(zone, name, seconds)`: leave one instance out of aggregatedList for a while.
+- `set_status(zone, name, status)`: any raw status string (RUNNING, SUSPENDED, REPAIRING,
+  TERMINATED = a stopped VM, STOPPING, STAGING, ... or an unknown word), kept: the insert
+  operation finishing no longer makes it RUNNING. Only "PROVISIONING" leaves that automatic
+  move on; a DELETE still stops and removes the instance.
 
     fake = FakeGce(project="p")
     with serve(fake) as endpoint:      # "http://127.0.0.1:PORT"
@@ -20,10 +41,13 @@ QUOTA_EXCEEDED), and `fail_next(...)` (a synchronous HTTP error such as 403 quot
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,9 +80,12 @@ class _Op:
     polls_left: int
     on_done: Any = None          # callable run once when the op becomes DONE
     error: dict[str, Any] | None = None
+    done_at: float = 0.0         # with boot_for: time.monotonic() when it is DONE anyway
 
 
 class HttpError(Exception):
+    after_effect = False  # fail_next(after_effect=True): raised after the request's effect
+
     def __init__(self, status: int, message: str, reason: str = "", domain: str = "global",
                  headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -81,6 +108,11 @@ class FakeGce:
     requests: list[LoggedRequest] = field(default_factory=list)
     instances: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, _Op] = field(default_factory=dict)
+    unreachable_zones: set[str] = field(default_factory=set)
+    unreachable_zone_gets: bool = False  # True: zonal GETs in unreachable zones answer 503
+    hide_new_for: float = 0.0            # seconds an inserted instance stays unlisted
+    boot_for: float = 0.0                # >0: an insert is DONE (and RUNNING) after this
+                                         # many seconds, polled or not, instead of on polls
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -89,14 +121,19 @@ class FakeGce:
         self._by_request_id: dict[str, str] = {}
         self._faults: list[tuple[str | None, str | None, HttpError]] = []
         self._op_faults: list[dict[str, Any]] = []
+        self._inserted_at: dict[tuple[str, str], float] = {}  # time.monotonic() of insert
+        self._hidden_until: dict[tuple[str, str], float] = {}  # hide(): unlisted until
+        self._pinned: set[tuple[str, str]] = set()  # statuses from set_status
 
     # -- fault injection ------------------------------------------------------------
 
     def fail_next(self, status: int, message: str, reason: str = "", *,
                   method: str | None = None, path_contains: str | None = None,
-                  headers: dict[str, str] | None = None) -> None:
-        """The next matching request gets this synchronous HTTP error (once)."""
+                  headers: dict[str, str] | None = None, after_effect: bool = False) -> None:
+        """The next matching request gets this synchronous HTTP error (once); with
+        `after_effect`, only after it was carried out (a reply lost on the way back)."""
         err = HttpError(status, message, reason, headers=headers)
+        err.after_effect = after_effect
         with self._lock:
             self._faults.append((method, path_contains, err))
 
@@ -122,6 +159,21 @@ class FakeGce:
             inst["status"] = status
             return inst
 
+    def hide(self, zone: str, name: str, seconds: float) -> None:
+        """Leave an instance out of aggregatedList for `seconds` (zonal GETs, which are
+        consistent in GCE, still find it)."""
+        with self._lock:
+            self._hidden_until[(zone, name)] = time.monotonic() + seconds
+
+    def set_status(self, zone: str, name: str, status: str) -> None:
+        """Give an existing instance any raw status; it stays (see the module docstring)."""
+        with self._lock:
+            self.instances[(zone, name)]["status"] = status
+            if status == "PROVISIONING":
+                self._pinned.discard((zone, name))
+            else:
+                self._pinned.add((zone, name))
+
     def calls(self, method: str | None = None, contains: str = "") -> list[LoggedRequest]:
         with self._lock:
             return [r for r in self.requests
@@ -134,16 +186,22 @@ class FakeGce:
         with self._lock:
             self.requests.append(LoggedRequest(method, path, query, body))
             try:
-                self._maybe_fault(method, path)
-                return 200, self._route(method, path, query, body), {}
+                fault = self._take_fault(method, path)
+                if fault is not None and not fault.after_effect:
+                    raise fault
+                reply = self._route(method, path, query, body)
+                if fault is not None:
+                    raise fault
+                return 200, reply, {}
             except HttpError as e:
                 return e.status, e.body(), e.headers
 
-    def _maybe_fault(self, method: str, path: str) -> None:
+    def _take_fault(self, method: str, path: str) -> HttpError | None:
         for i, (m, part, err) in enumerate(self._faults):
             if (m is None or m == method) and (part is None or part in path):
                 del self._faults[i]
-                raise err
+                return err
+        return None
 
     def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> dict:
         prefix = f"/compute/v1/projects/{self.project}/"
@@ -158,6 +216,9 @@ class FakeGce:
         if zone not in self.zones:
             raise HttpError(404, f"The resource 'projects/{self.project}/zones/{zone}' "
                             "was not found", "notFound")
+        if method == "GET" and self.unreachable_zone_gets and zone in self.unreachable_zones:
+            raise HttpError(503, f"The zone 'projects/{self.project}/zones/{zone}' is "
+                            "currently unavailable.", "backendError")
         if rest == ["instances"] and method == "POST":
             return self._insert(zone, query, body)
         if len(rest) == 2 and rest[0] == "instances":
@@ -165,6 +226,9 @@ class FakeGce:
                 return self._get(zone, rest[1])
             if method == "DELETE":
                 return self._delete(zone, rest[1])
+        if len(rest) == 3 and rest[0] == "instances" and rest[2] == "setLabels" \
+                and method == "POST":
+            return self._set_labels(zone, rest[1], body or {})
         is_poll = (method, rest[2:]) in (("GET", []), ("POST", ["wait"]))
         if rest[0] == "operations" and len(rest) in (2, 3) and is_poll:
             return self._poll(rest[1])
@@ -209,6 +273,8 @@ class FakeGce:
         op = self._new_op(zone, "insert", name, fault)
         if fault is None:
             self._new_instance(zone, body)
+            self._inserted_at[(zone, name)] = time.monotonic()
+            self._pinned.discard((zone, name))
             op.on_done = lambda: self._set_status(zone, name, "RUNNING")
         if request_id:
             self._by_request_id[request_id] = op.body["name"]
@@ -246,10 +312,31 @@ class FakeGce:
         return inst
 
     def _set_status(self, zone: str, name: str, status: str) -> None:
-        if (zone, name) in self.instances:
+        """An automatic move: set_status's pinned statuses win over it."""
+        if (zone, name) in self.instances and (zone, name) not in self._pinned:
             self.instances[(zone, name)]["status"] = status
 
+    def _set_labels(self, zone: str, name: str, body: dict[str, Any]) -> dict:
+        """instances.setLabels: the whole label set, guarded by the fingerprint of the
+        labels it replaces (a stale fingerprint is 412 conditionNotMet, as in GCE)."""
+        inst = self._get(zone, name)
+        if body.get("labelFingerprint") != inst["labelFingerprint"]:
+            raise HttpError(412, "Labels fingerprint either invalid or resource labels have "
+                            "changed", "conditionNotMet")
+        labels = dict(body.get("labels") or {})
+        for k, v in labels.items():
+            if not _LABEL_KEY.match(k) or not _LABEL_VALUE.match(v):
+                raise HttpError(400, f"Invalid value for field 'labels': '{k}'.", "invalid")
+        inst["labels"] = labels
+        inst["labelFingerprint"] = base64.b64encode(
+            hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).digest()[:8]).decode()
+        op = self._new_op(zone, "setLabels", name, None)
+        op.polls_left = 0
+        op.body.update(status="DONE", progress=100)
+        return op.body
+
     def _get(self, zone: str, name: str) -> dict:
+        self._booted()
         if (zone, name) not in self.instances:
             raise HttpError(404, f"The resource 'projects/{self.project}/zones/{zone}/"
                             f"instances/{name}' was not found", "notFound")
@@ -258,14 +345,33 @@ class FakeGce:
     def _delete(self, zone: str, name: str) -> dict:
         inst = self._get(zone, name)
         inst["status"] = "STOPPING"
+        self._pinned.discard((zone, name))  # a delete is the client's move, not automatic
         op = self._new_op(zone, "delete", name, None)
-        op.on_done = lambda: self.instances.pop((zone, name), None)
+        op.on_done = lambda: self._forget(zone, name)
         return op.body
 
+    def _forget(self, zone: str, name: str) -> None:
+        self.instances.pop((zone, name), None)
+        self._inserted_at.pop((zone, name), None)
+        self._pinned.discard((zone, name))
+
+    def _listed(self, zone: str, name: str) -> bool:
+        """Shown by aggregatedList: zone reachable, and not inserted too recently."""
+        if zone in self.unreachable_zones:
+            return False
+        now = time.monotonic()
+        if now < self._hidden_until.get((zone, name), 0.0):
+            return False
+        inserted = self._inserted_at.get((zone, name))
+        return (self.hide_new_for <= 0 or inserted is None
+                or now - inserted >= self.hide_new_for)
+
     def _aggregated_list(self, query: dict[str, str]) -> dict:
+        self._booted()
         terms = _parse_filter(query.get("filter", ""))
         matching = sorted(
-            (inst for inst in self.instances.values() if _matches(inst, terms)),
+            (inst for (zone, name), inst in self.instances.items()
+             if self._listed(zone, name) and _matches(inst, terms)),
             key=lambda i: (i["zone"], i["name"]))
         size = int(query.get("maxResults") or self.page_size)
         start = int(query.get("pageToken") or 0)
@@ -273,6 +379,9 @@ class FakeGce:
         items: dict[str, Any] = {f"zones/{z}": {"warning": {
             "code": "NO_RESULTS_ON_PAGE", "message": "There are no results for scope "
             f"'zones/{z}' on this page."}} for z in self.zones}
+        unreachable = sorted(f"zones/{z}" for z in self.unreachable_zones)
+        for scope in unreachable:
+            items[scope] = {"warning": _unreachable(scope)}
         for inst in page:
             scope = items.setdefault("zones/" + inst["zone"].rsplit("/", 1)[-1], {})
             scope.pop("warning", None)
@@ -282,6 +391,8 @@ class FakeGce:
                "selfLink": f"{API}/projects/{self.project}/aggregated/instances"}
         if start + size < len(matching):
             out["nextPageToken"] = str(start + size)
+        if unreachable:
+            out["unreachables"] = unreachable
         return out
 
     # -- operations -----------------------------------------------------------------
@@ -293,9 +404,21 @@ class FakeGce:
                 "operationType": kind, "status": "RUNNING", "progress": 0, "zone": z,
                 "targetLink": f"{z}/instances/{target}",
                 "selfLink": f"{z}/operations/operation-{op_id}"}
-        op = _Op(body=body, polls_left=self.polls_until_done, error=fault)
+        op = _Op(body=body, polls_left=self.polls_until_done, error=fault,
+                 done_at=time.monotonic() + self.boot_for)
         self.operations[body["name"]] = op
         return op
+
+    def _booted(self) -> None:
+        """With `boot_for`, operations finish with time, whether anyone polls or not (a
+        client killed mid-wait leaves a VM that still boots)."""
+        if self.boot_for <= 0:
+            return
+        now = time.monotonic()
+        for name, op in list(self.operations.items()):
+            if op.body["status"] != "DONE" and now >= op.done_at:
+                op.polls_left = 1
+                self._poll(name)
 
     def _poll(self, name: str) -> dict:
         op = self.operations.get(name)
@@ -303,6 +426,8 @@ class FakeGce:
             raise HttpError(404, f"The resource 'operation {name}' was not found", "notFound")
         if op.body["status"] != "DONE":
             op.polls_left -= 1
+            if self.boot_for > 0:
+                op.polls_left = 0 if time.monotonic() >= op.done_at else 1
             if op.polls_left <= 0:
                 op.body.update(status="DONE", progress=100, **(op.error or {}))
                 if op.on_done is not None:
@@ -318,6 +443,13 @@ def _stockout(project: str, zone: str) -> dict[str, Any]:
                "available to fulfill the request.  Try a different zone, or try again later.")
     return {"httpErrorStatusCode": 503, "httpErrorMessage": "SERVICE UNAVAILABLE",
             "error": {"errors": [{"code": "ZONE_RESOURCE_POOL_EXHAUSTED", "message": message}]}}
+
+
+def _unreachable(scope: str) -> dict[str, Any]:
+    """The per-scope warning of a zone that aggregatedList could not reach (compute v1
+    Warning code UNREACHABLE; the message text is the fake's own)."""
+    return {"code": "UNREACHABLE", "message": f"Scope '{scope}' is unreachable; its "
+            "resources are missing from this list.", "data": [{"key": "scope", "value": scope}]}
 
 
 def _parse_filter(text: str) -> list[tuple[str, str | None]]:

@@ -8,6 +8,24 @@ API where that catches client bugs (unknown launch fields are refused).
 State moves only when it is observed, never with the clock: a new instance stays `booting`
 for `boot_polls` GETs that return it, a terminated one is shown once more by the next list
 and then disappears. Faults queued with `inject` answer the next matching requests.
+
+Manners of the real cloud, each off by default (shared/reference/cloud-apis.md sections 1
+and 5: "a list page can fail or come back empty for a moment", "a lost launch reply is
+resolved by name", no idempotency key on launch):
+
+- `hide_new_for` (seconds, the one use of the clock): an instance launched through the API
+  less than that long ago (time.monotonic) is missing from `GET /instances`, and
+  `GET /instances/{id}` and terminate answer 404 `global/object-does-not-exist` for it, as
+  for an unknown id (terminate then ends nothing). Seeded instances count as old.
+- `short_listings(n, keep=0)`: the next n `GET /instances` answer 200 with only the first
+  `keep` instances; the ones left out are not observed (nothing moves for them).
+- `Fault(drop=True)` / `drop_after_creating()`: the connection closes with no reply at all
+  (a client sees "server disconnected"), after the launch was carried out if passthrough;
+  `timeout_after_creating()` is the lost reply seen as a read timeout.
+- `set_status(id, status)`: any raw status, kept until the next `set_status` or terminate
+  (the spec's enum is booting, active, unhealthy, terminating, terminated, preempted, and
+  grows: e.g. restarting). Only "booting" moves on to active by itself, as after a launch.
+- `instance_ids()`: every instance held, hidden ones included, without observing any.
 """
 
 from __future__ import annotations
@@ -26,7 +44,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-__all__ = ["DEFAULT_CATALOG", "Fault", "FakeLambda", "LoggedRequest", "error_body", "serve"]
+__all__ = ["DEFAULT_CATALOG", "DroppedReply", "Fault", "FakeLambda", "LoggedRequest",
+           "error_body", "serve"]
 
 PREFIX = "/api/v1"
 LAUNCH = "/instance-operations/launch"
@@ -76,6 +95,10 @@ class Fault:
     status None: answer normally. passthrough: run the real handler first (so a launch
     creates its instance), then wait `delay` and answer with the fault; otherwise wait
     `delay` first. A delay longer than the client's timeout is a timeout.
+
+    drop: after that, close the connection without any reply (status is then unused); a
+    real client sees a connection error. On the socket server only: in-process through
+    httpx.WSGITransport the `DroppedReply` (a ConnectionAbortedError) reaches the caller.
     """
 
     method: str | None = None
@@ -86,10 +109,16 @@ class Fault:
     delay: float = 0.0
     passthrough: bool = False
     times: int = 1
+    drop: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         return ((self.method is None or self.method == method)
                 and (self.path is None or fnmatch.fnmatchcase(path, self.path)))
+
+
+class DroppedReply(ConnectionAbortedError):
+    """Raised by the app for a `drop` fault; wsgiref's server then closes the connection
+    without writing anything (it swallows ConnectionAbortedError from the app)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +143,9 @@ class _Instance:
     ip: str = ""
     polls_left: int = 0
     shown_terminated: bool = False
+    launched: float | None = None  # time.monotonic() of an API launch; None: seeded
+    pinned: bool = False  # a status from set_status: no automatic transition
+    hidden_until: float = 0.0  # time.monotonic(): hidden by hide() until then
 
 
 Reply = tuple[int, Any, dict[str, str]]
@@ -126,7 +158,8 @@ class FakeLambda:
                  catalog: Mapping[str, dict[str, Any]] | None = None,
                  capacity: Mapping[tuple[str, str], int] | None = None,
                  ssh_keys: Iterable[str] = ("ops-team",), boot_polls: int = 0,
-                 terminate_polls: int = 0, quota: int | None = None) -> None:
+                 terminate_polls: int = 0, quota: int | None = None,
+                 hide_new_for: float = 0.0) -> None:
         self.api_key = api_key
         self.catalog = dict(catalog or DEFAULT_CATALOG)
         self.capacity = dict(capacity or {})  # (type, region) -> max live instances
@@ -135,6 +168,8 @@ class FakeLambda:
         self.instances: dict[str, _Instance] = {}
         self.log: list[LoggedRequest] = []
         self.faults: list[Fault] = []
+        self.hide_new_for = hide_new_for  # seconds a launched instance stays unlisted
+        self._short_left, self._short_keep = 0, 0  # short_listings(n, keep)
         self._lock = threading.RLock()
         self._wake = threading.Event()  # set by serve() on exit: cuts delays short
         self._ips = 0
@@ -151,6 +186,23 @@ class FakeLambda:
     def timeout_after_creating(self, delay: float) -> Fault:
         """The next launch creates its instance, then answers only after `delay` s."""
         return self.inject(method="POST", path=LAUNCH, delay=delay, passthrough=True)
+
+    def drop_after_creating(self, delay: float = 0.0) -> Fault:
+        """The next launch creates its instance, then (after `delay` s) the connection
+        closes with no reply: the lost launch reply (socket server only)."""
+        return self.inject(method="POST", path=LAUNCH, delay=delay, passthrough=True,
+                           drop=True)
+
+    def short_listings(self, n: int, keep: int = 0) -> None:
+        """The next `n` GET /instances answer 200 with only the first `keep` instances
+        (0: an empty list). Replaces any short listings still pending."""
+        with self._lock:
+            self._short_left, self._short_keep = n, keep
+
+    def instance_ids(self) -> dict[str, str]:
+        """id -> status of every instance held, hidden ones included; observes nothing."""
+        with self._lock:
+            return {i.id: i.status for i in self.instances.values()}
 
     def requests(self, method: str | None = None, path: str | None = None) -> list[LoggedRequest]:
         with self._lock:
@@ -169,9 +221,19 @@ class FakeLambda:
                 inst.ip = self._next_ip()
             return inst.id
 
-    def set_status(self, instance_id: str, status: str) -> None:
+    def hide(self, instance_id: str, seconds: float) -> None:
+        """Hide an instance as if it had just been launched, for `seconds`."""
         with self._lock:
-            self.instances[instance_id].status = status
+            self.instances[instance_id].hidden_until = time.monotonic() + seconds
+
+    def set_status(self, instance_id: str, status: str) -> None:
+        """Any raw status string, kept until the next set_status or a terminate; only
+        "booting" moves on to active by itself. An instance past booting gets an ip."""
+        with self._lock:
+            inst = self.instances[instance_id]
+            inst.status, inst.pinned = status, status != "booting"
+            if status != "booting" and not inst.ip:
+                inst.ip = self._next_ip()
 
     # -- WSGI -----------------------------------------------------------------------------
 
@@ -189,17 +251,27 @@ class FakeLambda:
             self.log.append(LoggedRequest(method, sub or path, time.monotonic(),
                                           None if body is ... else body, authorized))
             fault = self._take_fault(method, sub or path)
-        if fault and not fault.passthrough:
-            self._wake.wait(fault.delay)
-        if fault and not fault.passthrough and fault.status is not None:
-            reply: Reply = (fault.status, fault.body, fault.headers)
-        else:
+        if fault is None:
             reply = self._handle(method, sub, body, authorized)
-        if fault and fault.passthrough:
-            self._wake.wait(fault.delay)
-            if fault.status is not None:
-                reply = (fault.status, fault.body, fault.headers)
+        else:
+            reply = self._faulty(fault, lambda: self._handle(method, sub, body, authorized))
         return self._respond(start_response, *reply)
+
+    def _faulty(self, fault: Fault, handle: Callable[[], Reply]) -> Reply:
+        """The answer under `fault`: see Fault. Raises DroppedReply for a drop."""
+        if not fault.passthrough:
+            self._wake.wait(fault.delay)
+        reply: Reply | None = None
+        if fault.passthrough or (fault.status is None and not fault.drop):
+            reply = handle()
+        if fault.passthrough:
+            self._wake.wait(fault.delay)
+        if fault.drop:
+            raise DroppedReply("the fake dropped the connection without a reply")
+        if fault.status is not None:
+            return fault.status, fault.body, fault.headers
+        assert reply is not None  # status None without drop: the handler ran
+        return reply
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -264,8 +336,16 @@ class FakeLambda:
         return out
 
     def _list(self) -> list[dict[str, Any]]:
-        out = []
+        keep = None
+        if self._short_left > 0:
+            self._short_left -= 1
+            keep = self._short_keep
+        out: list[dict[str, Any]] = []
         for inst in list(self.instances.values()):
+            if keep is not None and len(out) >= keep:
+                break
+            if self._hidden(inst):
+                continue
             self._observe(inst)
             if inst.status == "terminated":
                 if inst.shown_terminated:
@@ -277,7 +357,7 @@ class FakeLambda:
 
     def _get(self, instance_id: str) -> Reply:
         inst = self.instances.get(instance_id)
-        if inst is None:
+        if inst is None or self._hidden(inst):
             return 404, error_body("global/object-does-not-exist",
                                    "Specified instance does not exist."), {}
         self._observe(inst)
@@ -290,7 +370,7 @@ class FakeLambda:
         inst = self._create(body["instance_type_name"], body["region_name"],
                             list(body["ssh_key_names"]), body.get("name", ""),
                             list(body.get("tags") or []), body.get("user_data", ""))
-        inst.polls_left = self.boot_polls
+        inst.polls_left, inst.launched = self.boot_polls, time.monotonic()
         return 200, {"data": {"instance_ids": [inst.id]}}, {}
 
     def _check_launch(self, body: Any) -> Reply | None:
@@ -329,12 +409,14 @@ class FakeLambda:
         ids = body.get("instance_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not ids:
             return 400, error_body("global/invalid-parameters", "instance_ids is required."), {}
-        if any(i not in self.instances for i in ids):
+        if any(i not in self.instances or self._hidden(self.instances[i]) for i in ids):
             return 404, error_body("global/object-does-not-exist",
                                    "Specified instance does not exist."), {}
         for instance_id in ids:
             inst = self.instances[instance_id]
-            if inst.status in ALIVE:
+            # Anything not already going goes: restarting, or a status set by set_status.
+            if inst.status not in ("terminating", "terminated", "preempted"):
+                inst.pinned = False
                 inst.status = "terminating" if self.terminate_polls else "terminated"
                 inst.polls_left = self.terminate_polls
         return 200, {"data": {"terminated_instances": [
@@ -357,9 +439,18 @@ class FakeLambda:
             return self.capacity[(type_name, region)] - used
         return 1 << 30 if region in self.catalog[type_name]["regions"] else 0
 
+    def _hidden(self, inst: _Instance) -> bool:
+        """Launched less than `hide_new_for` s ago, or hidden by hide(): not visible to
+        GETs and terminate yet."""
+        now = time.monotonic()
+        return now < inst.hidden_until or (
+            self.hide_new_for > 0 and inst.launched is not None
+            and now - inst.launched < self.hide_new_for)
+
     def _observe(self, inst: _Instance) -> None:
-        """A GET saw the instance: booting and terminating move on after enough looks."""
-        if inst.status not in ("booting", "terminating"):
+        """A GET saw the instance: booting and terminating move on after enough looks,
+        unless set_status pinned the status."""
+        if inst.pinned or inst.status not in ("booting", "terminating"):
             return
         if inst.polls_left > 0:
             inst.polls_left -= 1
