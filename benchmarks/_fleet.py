@@ -21,10 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from navarch_plan.actions import ownership_labels
 from navarch_plan.desired import render_refs
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.model import ProvisionRequest
+from navarch_plan.ownership import ownership_labels
 from navarch_plan.planner import PlanOptions, instance_name
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.state.model import NodeRecord

@@ -3,41 +3,44 @@ each followed at once by the state record that describes what now exists."""
 
 from __future__ import annotations
 
-import time
+import threading
 import uuid
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.desired import DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
+    DuplicateLaunchError,
     InvalidRequestError,
+    LaunchLostError,
     NavarchError,
-    ProviderError,
     QuotaError,
     RateLimitError,
+    TransientError,
 )
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import (
-    LABEL_ADDRESS,
     LABEL_SPEC,
-    LABEL_WORKSPACE,
+    Consistency,
     Node,
-    NodeStatus,
     ProvisionRequest,
-    address_to_label,
 )
+from navarch_plan.ownership import ownership_labels
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
-from navarch_plan.providers.base import NodeGetter, Provider
+from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.waits import CloudWaits
 
-__all__ = ["ActionRunner", "LaunchDeferred", "ownership_labels"]
+__all__ = ["ActionRunner", "LaunchDeferred"]
 
 # These errors prove nothing was created, so the intent can go at once.
-_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimitError)
+_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimitError,
+             LaunchLostError)
 
 
 class LaunchDeferred(NavarchError):
@@ -52,19 +55,8 @@ class LaunchDeferred(NavarchError):
         super().__init__(str(cause))
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def _put(address: str, record: NodeRecord) -> dict[str, object]:
     return {"op": "put", "address": address, "record": record.to_json()}
-
-
-def ownership_labels(workspace: str, node: DesiredNode,
-                     placement: Placement | None = None) -> dict[str, str]:
-    spec = node.hash_for(placement) if placement else node.spec_hash
-    return {**node.labels, LABEL_WORKSPACE: workspace,
-            LABEL_ADDRESS: address_to_label(node.address), LABEL_SPEC: spec}
 
 
 def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
@@ -84,18 +76,27 @@ def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
 class ActionRunner:
     def __init__(self, workspace: str, desired: Mapping[str, DesiredNode],
                  providers: Mapping[str, Provider], store: StateStore, hooks: Hooks,
-                 boot_timeout: float) -> None:
+                 consistency: Mapping[str, Consistency] | None = None,
+                 clock: Clock = SYSTEM_CLOCK, stop: threading.Event | None = None) -> None:
         self.workspace, self.desired, self.providers = workspace, desired, providers
-        self.store, self.hooks, self.boot_timeout = store, hooks, boot_timeout
+        self.store, self.hooks, self.clock = store, hooks, clock
+        self.waits = CloudWaits(providers, hooks, consistency, clock, stop)
         self.ruled_out = RuledOut()  # shared by every action of this run, never persisted
 
-    def drop_intents(self) -> None:
-        """The plan was made from the live listing, which settled every old intent."""
-        assert self.store.doc is not None
-        for intent_id in list(self.store.doc.intents):
-            self.store.record({"op": "intent_done", "id": intent_id})
+    def settle_intents(self, notes: Sequence[dict[str, Any]]) -> None:
+        """Close the intents the plan proved made nothing (kind `drop`). Every other open
+        intent stays until an action closes it, or a later plan settles it."""
+        doc = self.store.doc
+        assert doc is not None
+        dropped = [n["id"] for n in notes if n.get("kind") == "drop" and n.get("id")]
+        ops = [{"op": "intent_done", "id": i} for i in dropped if i in doc.intents]
+        if ops:
+            self.store.record(*ops)
 
     def run(self, action: Action) -> None:
+        # No cloud call without the lock: one force-unlocked away (or a run whose state
+        # writes failed) stops here, before it acts where it could not record.
+        self.store.check_held()
         handler = {
             ActionKind.CREATE: self._create,
             ActionKind.REPLACE: self._replace,
@@ -108,14 +109,14 @@ class ActionRunner:
     # -- the five actions ----------------------------------------------------------
     def _create(self, action: Action, deferrable: bool = True) -> None:
         if action.reason == Reason.DELETED_OUTSIDE:
-            # The plan saw the recorded instance gone: drop its record first, so that a
-            # failed create leaves no record of an instance that no longer exists.
+            # The plan proved the recorded instance gone: drop its record first, so that
+            # a failed create leaves no record of an instance that no longer exists.
             self.store.record({"op": "remove", "address": action.address})
         record, intent_done = self._provision(action, deferrable)
         self.store.record(_put(action.address, record), intent_done)
 
     def _replace(self, action: Action) -> None:
-        if action.replace_mode == "destroy_before_create":
+        if action.replace_mode == "destroy_before_create" and not action.new_node_id:
             self._terminate(action)
             self.store.record({"op": "remove", "address": action.address})
             self._create(action, deferrable=False)
@@ -131,6 +132,8 @@ class ActionRunner:
     def _delete(self, action: Action) -> None:
         self._terminate(action)
         self._forget(action)
+        if action.intent_id:
+            self.store.record({"op": "intent_done", "id": action.intent_id})
 
     def _forget(self, action: Action) -> None:
         doc = self.store.doc
@@ -142,34 +145,44 @@ class ActionRunner:
             self.store.record({"op": "remove", "address": action.address})
 
     def _adopt(self, action: Action) -> None:
-        node = self._get(action.provider, action.node_id)
-        if node is None:
-            raise NavarchError(f"{action.address}: instance {action.node_id} vanished before "
-                               "it could be adopted")
+        """Record an instance that exists but state lacks: an orphan that fits, or what
+        an interrupted launch made. A booting one is waited for first."""
+        node = self.waits.find(action, action.provider, action.node_id)
+        if node.status.is_alive:
+            node = self.waits.wait_running(action, node, self.clock.monotonic())
         wanted = self.desired[action.address]
-        placement = wanted.accepted_hashes()[node.labels[LABEL_SPEC]]
+        placement = wanted.accepted_hashes().get(node.labels.get(LABEL_SPEC, ""))
+        if placement is None:
+            raise NavarchError(f"{action.address}: instance {action.node_id} no longer "
+                               "carries the spec label it was planned with; make a new plan")
         record = self._record(wanted, node, self._ref_values(action), placement)
-        self.store.record(_put(action.address, record))
+        self.store.record(_put(action.address, record), *self._intent_done(action.intent_id))
 
     # -- cloud calls -----------------------------------------------------------------
     def _provision(self, action: Action,
                    deferrable: bool = True) -> tuple[NodeRecord, dict[str, str]]:
-        """Provision (failing over across the action's candidates) and wait until
-        running; returns the record and the intent_done operation, for the caller to
-        write together with what the node replaces."""
+        """Provision (failing over across the action's candidates), or take the node an
+        interrupted launch made, and wait until running; returns the record and the
+        intent_done operation, for the caller to write with what the node replaces."""
         node = self.desired[action.address]
         refs = self._ref_values(action)
-        created, placement, intent_id = self._launch(action, node, refs, deferrable)
+        launched = self.clock.monotonic()
+        if action.new_node_id:
+            created = self.waits.find(action, action.provider, action.new_node_id)
+            placement = node.accepted_hashes()[created.labels[LABEL_SPEC]]
+            intent_id = action.intent_id
+        else:
+            created, placement, intent_id = self._launch(action, node, refs, deferrable)
         done = {"op": "intent_done", "id": intent_id}
         try:
-            created = self._wait_running(action, created)
+            created = self.waits.wait_running(action, created, launched)
         except NavarchError:
             # If it exists but is not healthy, record it so state holds what exists; the
-            # next plan replaces it.
-            current = self._get(created.provider, created.id)
+            # next plan replaces it. If it cannot be seen, the intent (with its id) stays.
+            current = self.waits.get(created.provider, created.id)
             if current is not None:
                 self._keep(action, current, refs, placement)
-            self.store.record(done)
+                self.store.record(done)
             raise
         return self._record(node, created, refs, placement), done
 
@@ -177,40 +190,57 @@ class ActionRunner:
                 deferrable: bool) -> tuple[Node, Placement, str]:
         """The Provision calls, each after its durable intent; returns the new node, its
         placement and the id of the intent it was made under (still open)."""
-        intents: list[str] = []
+        attempt = _Attempt(action)
 
         def make(p: Placement) -> ProvisionRequest:
-            intents.append(uuid.uuid4().hex)
             return ProvisionRequest(
                 name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
-                ssh_key_names=node.ssh_keys, labels=ownership_labels(self.workspace, node, p),
-                user_data=render_refs(node.user_data, refs), idempotency_key=intents[-1])
+                ssh_key_names=node.ssh_keys,
+                labels=ownership_labels(self.workspace, node, p, self._lineage()),
+                user_data=render_refs(node.user_data, refs),
+                idempotency_key=attempt.next_key(p))
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:
-            self.store.record({"op": "intent", "intent": {
-                "id": intents[-1], "address": action.address, "provider": p.provider,
-                "region": p.region, "name": action.name, "started_at": _now()}})
-            if len(intents) > 1:  # a failover: say where it went (the start said the first)
+            if not attempt.resumed:  # a resumed launch re-uses the intent it left
+                self.store.record({"op": "intent", "intent": attempt.intent(p, self.clock)})
+            if attempt.count > 1:  # a failover: say where it went (the start said the first)
                 self.hooks.action_progress(action, f"launching on {p.where}")
 
-        def failed_over(attempt: Attempt) -> None:
+        def failed_over(failure: Attempt) -> None:
             # Capacity and quota errors prove nothing was created: the intent can go.
-            self.store.record({"op": "intent_done", "id": intents[-1]})
-            self.hooks.failover_attempt(action, attempt)
+            self.store.record({"op": "intent_done", "id": attempt.id})
+            self.hooks.failover_attempt(action, failure)
+
+        def launch(p: Placement, request: ProvisionRequest) -> Node:
+            self.store.check_held()
+            started = self.clock.monotonic()
+            try:
+                created = self.providers[p.provider].provision(request)
+            except TransientError as exc:  # the reply was lost: did the launch happen?
+                if isinstance(exc, LaunchLostError):
+                    raise
+                created = self.waits.recover_launch(p.provider, request, exc, started)
+            # The id is durable before the (possibly very long) boot wait: a run killed
+            # now leaves an intent that names its instance.
+            self.store.record({"op": "intent_launched", "id": attempt.id,
+                               "node_id": created.id})
+            return created
 
         try:
             created, placement, attempts = provision_with_failover(
                 placements_for(action, node), self.providers, make, self.ruled_out,
-                failed_over, before_call)
+                failed_over, before_call, launch)
         except _DEFINITE as exc:
-            if intents:
-                self.store.record({"op": "intent_done", "id": intents[-1]})
+            # A duplicate launch proves the first one happened: its intent stays, for the
+            # next plan to find the instance by name.
+            if attempt.id and not isinstance(exc, DuplicateLaunchError):
+                self.store.record({"op": "intent_done", "id": attempt.id})
             if isinstance(exc, RateLimitError) and deferrable:
                 raise LaunchDeferred(exc) from exc
             raise
         if len(attempts) > 1:
             self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
-        return created, placement, intents[-1]
+        return created, placement, attempt.id
 
     def _keep(self, action: Action, created: Node, refs: dict[str, str],
               placement: Placement) -> None:
@@ -219,54 +249,26 @@ class ActionRunner:
             self.store.record({"op": "depose", "address": action.address})
         self.store.record(_put(action.address, record))
 
-    def _wait_running(self, action: Action, node: Node) -> Node:
-        deadline = time.monotonic() + self.boot_timeout
-        delay = 0.05
-        while node.status == NodeStatus.PROVISIONING:
-            if time.monotonic() > deadline:
-                raise NavarchError(f"{action.address}: {node.id} still provisioning after "
-                                   f"{self.boot_timeout:.0f}s")
-            self.hooks.action_progress(action, f"waiting for {node.id} to boot")
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            current = self._get(node.provider, node.id)
-            if current is None:
-                raise NavarchError(f"{action.address}: new instance {node.id} vanished while "
-                                   "booting")
-            node = current
-        if node.status != NodeStatus.RUNNING:
-            raise NavarchError(f"{action.address}: new instance {node.id} is {node.status.value}")
-        return node
-
     def _terminate(self, action: Action) -> None:
-        self.hooks.action_progress(action, f"terminating {action.node_id}")
-        try:
-            self.providers[action.provider].terminate(action.node_id)
-        except ProviderError:
-            # A failed call may have happened all the same (a timeout after the cloud
-            # acted): look before failing, so state keeps no record of a gone instance.
-            if not self._gone(action.provider, action.node_id):
-                raise
+        self.store.check_held()
+        self.waits.terminate(action, self._launched_at(action))
 
-    def _gone(self, provider_name: str, node_id: str) -> bool:
-        """Whether the instance is gone. A read is idempotent, so a failing one is tried
-        again a few times; if the cloud still cannot say, the record stays (the next
-        plan's listing settles it)."""
-        for attempt in range(3):
-            try:
-                node = self._get(provider_name, node_id)
-            except ProviderError:
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            return node is None or node.status in (NodeStatus.TERMINATED,
-                                                   NodeStatus.TERMINATING)
-        return False
+    def _launched_at(self, action: Action) -> float | None:
+        """When the instance an action terminates was launched, as state knows it."""
+        doc = self.store.doc
+        assert doc is not None
+        record = doc.deposed.get(action.node_id) or doc.nodes.get(action.address)
+        if record is not None and record.id == action.node_id:
+            return iso_to_epoch(record.created_at)
+        return None
 
-    def _get(self, provider_name: str, node_id: str) -> Node | None:
-        provider = self.providers[provider_name]
-        if isinstance(provider, NodeGetter):
-            return provider.get(node_id)
-        return next((n for n in provider.list() if n.id == node_id), None)
+    def _lineage(self) -> str:
+        doc = self.store.doc
+        assert doc is not None
+        return doc.lineage
+
+    def _intent_done(self, intent_id: str) -> list[dict[str, str]]:
+        return [{"op": "intent_done", "id": intent_id}] if intent_id else []
 
     # -- records ---------------------------------------------------------------------
     def _ref_values(self, action: Action) -> dict[str, str]:
@@ -288,5 +290,33 @@ class ActionRunner:
             zone=created.zone, instance_type=created.instance_type, name=created.name,
             spec=node.spec_for(placement), spec_hash=node.hash_for(placement),
             status=created.status.value, ip_address=created.ip_address,
-            labels=dict(created.labels), created_at=_now(), ref_values=refs,
+            labels=dict(created.labels), created_at=self.clock.now_iso(), ref_values=refs,
         )
+
+
+class _Attempt:
+    """The intent of the launch attempt in flight. A resumed action's first attempt on
+    its interrupted launch's placement re-uses that intent, its name and its key."""
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        self.id = ""
+        self.key = ""
+        self.count = 0
+        self.resumed = False
+
+    def next_key(self, p: Placement) -> str:
+        a = self.action
+        self.count += 1
+        resuming = self.count == 1 and a.intent_id and a.idempotency_key and \
+            (a.provider, a.region, a.zone, a.instance_type) == p.key
+        self.resumed = bool(resuming)
+        self.id = a.intent_id if resuming else uuid.uuid4().hex
+        self.key = a.idempotency_key if resuming else self.id
+        return self.key
+
+    def intent(self, p: Placement, clock: Clock) -> dict[str, str]:
+        return {"id": self.id, "address": self.action.address, "provider": p.provider,
+                "region": p.region, "zone": p.zone, "instance_type": p.instance_type,
+                "name": self.action.name, "idempotency_key": self.key,
+                "started_at": clock.now_iso()}

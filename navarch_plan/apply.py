@@ -6,7 +6,8 @@ Invariants:
 - a replacement's old node is terminated only after the new one is running
   (unless the pool asks for destroy_before_create);
 - a failed action skips everything that depends on it; independent work goes on;
-- once `stop` is set, no new action starts; running ones finish;
+- once `stop` is set, no new action starts; running ones finish; once `abort` is set,
+  running ones stop waiting too (boots, confirmations), keeping every intent and record;
 - no worker waits for a provider's rate limit at the start of an action: the action
   stays queued until its provider's gate admits it (see throttle.py).
 """
@@ -23,9 +24,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from navarch_plan.actions import ActionRunner, LaunchDeferred
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
-from navarch_plan.model import RateLimit
+from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.plan_graph import closure, phase_of
 from navarch_plan.providers.base import Provider
@@ -63,8 +65,9 @@ class Executor:
     def __init__(self, plan: Plan, *, desired: Mapping[str, DesiredNode],
                  groups: Mapping[str, Group], providers: Mapping[str, Provider],
                  store: StateStore, hooks: Hooks | None = None, parallelism: int = 10,
-                 boot_timeout: float = 900.0, gates: Mapping[str, Gate] | None = None,
-                 ) -> None:
+                 gates: Mapping[str, Gate] | None = None,
+                 consistency: Mapping[str, Consistency] | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.groups = groups
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
@@ -73,9 +76,11 @@ class Executor:
         self._current = threading.local()  # the action each worker runs, for retry notes
         gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
                                      self._note_retry) for name, p in providers.items()}
-        self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
-                                   boot_timeout)
         self.stop = threading.Event()
+        self.abort = threading.Event()
+        self.intents = plan.intents
+        self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
+                                   consistency, clock, self.abort)
         # Ready actions in plan order, one lane per provider and kind of first call: when
         # a lane's head must wait for its provider, the whole lane must.
         self._lanes: dict[tuple[str, CallKind | None], deque[str]] = {}
@@ -101,7 +106,7 @@ class Executor:
 
     def run(self) -> ApplyResult:
         result = ApplyResult()
-        self.runner.drop_intents()
+        self.runner.settle_intents(self.intents)
         pending = set(self._actions)
         for key in self._actions:
             if self._is_ready(key):

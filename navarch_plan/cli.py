@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from navarch_plan import __version__
 from navarch_plan.errors import NavarchError, PlanError
+from navarch_plan.redact import RedactingStream, Redactor
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -119,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     _color(p)
 
-    p = sub.add_parser("state", help="state surgery: list, show, rm, migrate")
+    p = sub.add_parser("state", help="state surgery: list, show, rm, import, adopt, migrate")
     state_sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
     for name, text in (("list", "addresses in state"), ("show", "one node's record"),
                        ("rm", "forget a node (the instance is not touched)")):
@@ -128,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "list":
             sp.add_argument("address")
         sp.add_argument("--json", action="store_true") if name == "list" else None
+    sp = state_sub.add_parser("import", help="record an existing instance at an address "
+                              "(re-labelled as this state's)")
+    _common(sp)
+    sp.add_argument("address", help="a desired address not in state, e.g. pool.w[0]")
+    sp.add_argument("instance_id")
+    sp.add_argument("--provider", metavar="NAME", help="where to look (default: every "
+                    "configured provider)")
+    sp = state_sub.add_parser("adopt", help="take over every instance of this workspace "
+                              "that another state (lineage) made")
+    _common(sp)
+    sp.add_argument("--lineage", required=True, metavar="LINEAGE",
+                    help="the other state's lineage, as the plan's refusal names it")
     sp = state_sub.add_parser("migrate", help="copy the state, lineage and serial kept, to "
                               "another backend (refuses to overwrite another lineage)")
     _common(sp)
@@ -145,16 +158,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("force-unlock", help="release a stuck state lock")
     _common(p, lock=False)
     p.add_argument("lock_id")
+    p.add_argument("--force", action="store_true", help="do not ask; release a lock even "
+                   "while its holder runs on this machine (that run then stops)")
     return parser
 
 
+_REDACT = Redactor()  # filled with the secrets of the config a command loads
+
+
 def _out(text: str) -> None:
+    text = _REDACT(text)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
 
 def _err(text: str) -> None:
-    sys.stderr.write(text.rstrip("\n") + "\n")
+    sys.stderr.write(_REDACT(text).rstrip("\n") + "\n")
     sys.stderr.flush()
 
 
@@ -183,7 +202,7 @@ def _console() -> Console:
     # Imported here, not at the top: plain and JSON runs, and --version, never load rich.
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, file=RedactingStream(sys.stdout, _REDACT))
 
 
 def _show_styled(text: str) -> None:
@@ -222,12 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     styled = _styled(args)
     io = commands.IO(out=_out, err=_err, ask=_ask, show=_show_styled if styled else _out,
-                     progress=functools.partial(_progress, styled=styled))
+                     progress=functools.partial(_progress, styled=styled), hide=_REDACT.add)
     try:
         return commands.dispatch(args, io)
     except NavarchError as exc:
         if args.debug:
-            traceback.print_exc()
+            _err(traceback.format_exc())
         _err(f"Error: {exc}")
         return 1
     except KeyboardInterrupt:
@@ -238,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 143
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
-            traceback.print_exc()
+            _err(traceback.format_exc())
         _err(f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
              "traceback, and please report it)")
         return 1

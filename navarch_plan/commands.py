@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
@@ -23,6 +24,7 @@ from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
 from navarch_plan.render.drift import (
     drift_document,
+    drift_gaps,
     render_drift_markdown_report,
     render_drift_text,
 )
@@ -36,6 +38,7 @@ from navarch_plan.state.backends import (
     state_location,
 )
 from navarch_plan.state.store import write_json_atomically
+from navarch_plan.takeover import Taken, TakeOver
 from navarch_plan.validate import validate_against_catalogs
 
 __all__ = ["IO", "dispatch"]
@@ -50,6 +53,8 @@ class IO:
     show: Callable[[str], None]
     # The hooks reporting an apply of these actions (as JSON events when the flag is set).
     progress: Callable[[bool, Sequence[Action]], Hooks]
+    # Values no output may show (the config's secrets), once a config is loaded.
+    hide: Callable[[Iterable[str]], None] = lambda values: None
 
 
 def dispatch(args: argparse.Namespace, io: IO) -> int:
@@ -63,14 +68,17 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
 
 
 def _engine(args: argparse.Namespace, hooks: object = None, io: IO | None = None) -> Engine:
-    config = _config(args)
+    config = _config(args, io)
     return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0),
                   notice=io.err if io else None)
 
 
-def _config(args: argparse.Namespace) -> Config:
-    """The config, with `--state URL` (when given) in place of its state section."""
+def _config(args: argparse.Namespace, io: IO | None = None) -> Config:
+    """The config, with `--state URL` (when given) in place of its state section; its
+    secrets are kept out of every output from here on."""
     config = load_config(args.config)
+    if io is not None:
+        io.hide(config.secrets(os.environ))
     url = getattr(args, "state", None)
     return replace(config, state=state_from_url(url, config.state)) if url else config
 
@@ -83,8 +91,17 @@ def _options(args: argparse.Namespace, destroy: bool = False) -> PlanOptions:
                        exclude=tuple(getattr(args, "exclude", ())))
 
 
+def _warn_default_workspace(config: Config, io: IO) -> None:
+    if not config.workspace_explicit:
+        io.err(f"Warning: {config.file} has no `workspace:`, so it uses `default`: another "
+               "config that leaves it out too shares the name; each state labels its "
+               "instances with its lineage and leaves the other's alone, but both cannot "
+               "build the same addresses. Name it (`workspace: NAME`).")
+
+
 def cmd_validate(args: argparse.Namespace, io: IO) -> int:
-    engine = _engine(args)
+    engine = _engine(args, io=io)
+    _warn_default_workspace(engine.config, io)
     validate_against_catalogs(engine.config, engine.providers)
     config = engine.config
     io.out(f"The configuration is valid: {len(config.desired)} node(s) in "
@@ -95,7 +112,10 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
 
 def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     engine = _engine(args, io=io)
+    _warn_default_workspace(engine.config, io)
     with engine.locked("plan"):
+        if args.out:
+            engine.keep_identity()
         plan = engine.plan(_options(args))
     document = plan.to_json()
     if args.out:
@@ -131,6 +151,19 @@ def _read_plan(path: str) -> Plan:
 
 def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
     engine = _engine(args, io=io)
+    done: list[tuple[Plan, ApplyResult]] = []
+    try:
+        return _apply(args, io, engine, destroy, done)
+    except NavarchError:
+        # State could not be written at the end (a full disk, say): what the cloud now
+        # holds is still said, before the error that says what to do.
+        if done:
+            _report(*done[0], io, args.json)
+        raise
+
+
+def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
+           done: list[tuple[Plan, ApplyResult]]) -> int:
     planfile = getattr(args, "planfile", None)
     with engine.locked("destroy" if destroy else "apply"):
         if planfile:
@@ -141,11 +174,11 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
             if not args.json:
                 io.show(render_plan_text(plan.to_json(), _shown(args, engine)))
             if not plan.has_changes:
-                if plan.intents:
-                    # Nothing to do, but a dead run's intents were settled by this plan's
-                    # listing (reported above): clear them, as any apply does first.
+                if any(i.get("kind") == "drop" for i in plan.intents):
+                    # Nothing to do, but this plan proved some dead run's launches made
+                    # nothing (reported above): clear those intents, as any apply does.
                     engine.apply(plan, args.parallelism)
-                return 0
+                return _unfinished_destroy(plan, io) if destroy else 0
             if not args.auto_approve and not io.ask(
                     "Do you want to perform these actions?\n"
                     "  Only 'yes' will be accepted to approve."):
@@ -159,6 +192,8 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
         showing = hooks if isinstance(hooks, AbstractContextManager) else nullcontext()
         with _graceful_stop() as stop, showing:
             result = engine.apply(plan, args.parallelism, stop.event)
+        done.append((plan, result))
+    done.clear()  # state is written: the report below is the only one
     code = _report(plan, result, io, args.json)
     if stop.signum:
         name = signal.Signals(stop.signum).name
@@ -166,7 +201,19 @@ def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
                f"{len(result.not_started)} action(s) were not started: "
                + (", ".join(result.not_started) or "none") + ". Run apply again to finish.")
         return 128 + stop.signum
-    return code
+    return _unfinished_destroy(plan, io) if destroy and code == 0 else code
+
+
+def _unfinished_destroy(plan: Plan, io: IO) -> int:
+    """A destroy never exits 0 while an owned instance may still run: one whose place
+    could not be read, or an interrupted launch still settling, keeps it at 1."""
+    left = [u for u in plan.unsettled if u.kind in ("unknown", "settling")]
+    if not left:
+        return 0
+    io.err(f"Error: destroy is not finished: {len(left)} address(es) could not be settled "
+           f"({', '.join(sorted({u.address for u in left}))}); run destroy again once the "
+           "cloud can tell")
+    return 1
 
 
 class _Stop:
@@ -235,8 +282,9 @@ def cmd_show(args: argparse.Namespace, io: IO) -> int:
         else:
             io.show(render_plan_text(document))
         return 0
-    engine = _engine(args)
+    engine = _engine(args, io=io)
     document = engine.store.load().to_json()
+    document.pop("fingerprint_key")  # a secret: it keys what plans publish
     io.out(render_json(document) if args.json else render_state_text(document))
     return 0
 
@@ -256,12 +304,42 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
             raise NavarchError(f"{args.address} is not in state")
         io.out(render_json({"address": args.address, **record.to_json()}))
         return 0
+    if args.state_command in ("import", "adopt"):
+        return cmd_state_take_over(args, io, engine)
     with engine.locked("state rm") as doc:
         if args.address not in doc.nodes:
             raise NavarchError(f"{args.address} is not in state")
         engine.store.record({"op": "remove", "address": args.address})
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
+    return 0
+
+
+def cmd_state_take_over(args: argparse.Namespace, io: IO, engine: Engine) -> int:
+    """`state import ADDRESS ID` and `state adopt --lineage L` (takeover.py)."""
+    taken = Taken()
+    with engine.locked(f"state {args.state_command}") as doc:
+        takeover = TakeOver(engine.config.workspace, engine.config.desired, engine.providers,
+                            doc, engine.clock)
+        if args.state_command == "import":
+            node = takeover.find(args.instance_id, args.provider)
+            ops = takeover.import_one(args.address, node, taken)
+        else:
+            engine.refresh()
+            ops = takeover.adopt(args.lineage, list(engine.observed.by_id.values()), taken)
+        if ops:
+            engine.store.record(*ops)
+    for address, node_id in taken.recorded:
+        io.out(f"Recorded {node_id} as {address}.")
+    for node_id, why in taken.left:
+        io.out(f"Took over {node_id} (now this state's), not recorded: {why}; the next plan "
+               "adopts it or, if nothing desires it, deletes it.")
+    if taken.unlabelled:
+        io.err(f"Warning: {', '.join(taken.unlabelled)} could not be re-labelled (the cloud "
+               "has no label API): state holds them by id.")
+    if not taken.recorded and not taken.left:
+        raise NavarchError(f"no instance of workspace {engine.config.workspace} carries "
+                           f"lineage {args.lineage}")
     return 0
 
 
@@ -276,11 +354,16 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
     renderers = {"json": render_json, "markdown": render_drift_markdown_report,
                  "text": render_drift_text}
     (io.show if args.format == "text" else io.out)(renderers[args.format](report))
-    return 0 if report["clean"] else 2
+    if not report["clean"]:
+        return 2
+    if not report["complete"]:
+        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
+        return 1
+    return 0
 
 
 def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
-    engine = _engine(args)
+    engine = _engine(args, io=io)
     unknown = sorted(set(args.provider) - set(engine.config.providers))
     if unknown:
         raise NavarchError(f"--provider {unknown[0]}: no such provider in {args.config}")
@@ -294,6 +377,7 @@ def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
 
 def cmd_state_migrate(args: argparse.Namespace, io: IO) -> int:
     config = load_config(args.config)
+    io.hide(config.secrets(os.environ))
     # --to takes the config's S3 region and endpoint, even when --state overrides it.
     to = state_from_url(args.to, config.state)
     if args.state:
@@ -312,8 +396,14 @@ def cmd_state_migrate(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_force_unlock(args: argparse.Namespace, io: IO) -> int:
-    config = _config(args)
+    config = _config(args, io)
     store = open_store(config.state, config.workspace)
-    holder = store.force_unlock(args.lock_id)
+    if not args.force and not io.ask(
+            f"Do you really want to force-unlock the state {store.path}?\n"
+            "  navarch will then no longer keep other runs from changing this state at the "
+            "same time.\n  Only 'yes' will be accepted to confirm."):
+        io.out("force-unlock cancelled.")
+        return 1
+    holder = store.force_unlock(args.lock_id, force=args.force)
     io.out(f"Released the lock on {store.path} ({holder.describe()}).")
     return 0

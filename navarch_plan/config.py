@@ -10,12 +10,12 @@ import json
 import posixpath
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
 from navarch_plan.catalog import CLOUDS
-from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.desired import DesiredNode, Group, fingerprint
 from navarch_plan.errors import ConfigError
 from navarch_plan.schemas import validator
 from navarch_plan.yamlpos import Path, Positions, load_yaml, path_str
@@ -55,6 +55,32 @@ class Config:
     desired: Mapping[str, DesiredNode]  # by address, in config order
     config_hash: str
     max_hourly_cost: float | None = None
+    workspace_explicit: bool = True  # False: `workspace:` left out, "default" taken
+    # Every value a ${NAME} in the file was replaced by: never shown in any output.
+    env_values: frozenset[str] = frozenset()
+
+    fingerprint_key: str = ""  # the state's, once keyed (see keyed())
+
+    def keyed(self, key: str) -> Config:
+        """This config with its fingerprints keyed by a state's key (desired.fingerprint):
+        what it publishes in plans can then not be brute-forced."""
+        if key == self.fingerprint_key:
+            return self
+        desired = {a: n.keyed(key) for a, n in self.desired.items()}
+        return replace(self, desired=MappingProxyType(desired), fingerprint_key=key)
+
+    @property
+    def published_hash(self) -> str:
+        """The config's hash as plans carry it: keyed, since `${NAME}` values are in it."""
+        return fingerprint(self.config_hash, self.fingerprint_key) if self.fingerprint_key \
+            else self.config_hash
+
+    def secrets(self, env: Mapping[str, str]) -> frozenset[str]:
+        """What output must never show: the environment's values the config used, and
+        the keys its providers read from the environment (`api_key_env`)."""
+        keys = {env.get(str(p.options.get("api_key_env", "")), "")
+                for p in self.providers.values()}
+        return frozenset(v for v in self.env_values | keys | {self.fingerprint_key} if v)
 
     def regions_of(self, provider: str) -> list[str]:
         """Every region any candidate may use on this provider (not only first choices:
@@ -80,7 +106,8 @@ class _Ctx:
 def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
                  base_dir: str = ".", known_types: frozenset[str] = BUILTIN_TYPES) -> Config:
     """`known_types`: provider types that exist (the CLI adds installed plugins)."""
-    data, positions = load_yaml(text, file, env)
+    env_values: set[str] = set()
+    data, positions = load_yaml(text, file, env, env_values)
     ctx = _Ctx(file, positions)
     if not isinstance(data, dict):
         raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
@@ -105,6 +132,8 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         desired=MappingProxyType(desired),
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
         max_hourly_cost=data.get("max_hourly_cost"),
+        workspace_explicit="workspace" in data,
+        env_values=frozenset(env_values),
     )
 
 

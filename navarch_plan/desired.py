@@ -6,10 +6,11 @@ Pure: built from already-validated config data, no I/O.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from navarch_plan.model import named_address, pool_address
 
 __all__ = ["DesiredNode", "Group", "Placement", "Ref", "REF_FIELDS", "find_refs", "spec_hash",
-           "render_refs"]
+           "render_refs", "fingerprint"]
 
 REF_FIELDS = ("ip_address", "id", "region", "zone", "name")
 REF_PATTERN = re.compile(
@@ -107,6 +108,9 @@ class DesiredNode:
     strategy: str = "priority"
     spec: Mapping[str, Any] = field(default_factory=dict)
     spec_hash: str = ""
+    # The state's fingerprint key: user_data's fingerprint in the spec (and so the spec
+    # hash) is an HMAC under it. Empty: the plain sha256, as before keys existed.
+    fingerprint_key: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
@@ -147,7 +151,11 @@ class DesiredNode:
 
     @cached_property
     def _user_data_sha256(self) -> str:
-        return sha256_text(self.user_data) if self.user_data else ""
+        return fingerprint(self.user_data, self.fingerprint_key)
+
+    def keyed(self, key: str) -> DesiredNode:
+        """This node with its fingerprints keyed by a state's key."""
+        return replace(self, fingerprint_key=key)
 
     @cached_property
     def _hashes(self) -> dict[Placement, str]:
@@ -165,11 +173,27 @@ class DesiredNode:
 
     @cached_property
     def _accepted(self) -> dict[str, Placement]:
-        return {h: p for p, h in self._hashes.items()}
+        accepted = {h: p for p, h in self._hashes.items()}
+        if self.fingerprint_key:
+            # Records and labels written before the state had a key stay in spec: a key
+            # must never replace a fleet.
+            accepted.update(self.keyed("").accepted_hashes())
+        return accepted
 
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def fingerprint(text: str, key: str = "") -> str:
+    """A text's fingerprint for plans and state: `hmac:` and the HMAC-SHA256 under a
+    state's key (a published plan gives nothing to brute-force), or the plain sha256
+    hex without a key. Empty text: empty."""
+    if not text:
+        return ""
+    if not key:
+        return sha256_text(text)
+    return "hmac:" + hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
 
 
 def spec_hash(spec: Mapping[str, Any]) -> str:

@@ -14,13 +14,23 @@ from functools import cached_property
 from typing import TypeVar
 
 from navarch_plan.apply import ApplyResult, Executor
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
-from navarch_plan.errors import ConfigError, PlanError, StalePlanError
+from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
 from navarch_plan.hooks import Hooks
-from navarch_plan.model import Node
-from navarch_plan.plan import ActionKind, Plan
-from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan, owned_nodes
-from navarch_plan.providers.base import InstanceTypeLister, Provider
+from navarch_plan.model import Consistency, Listing, Node
+from navarch_plan.observed import Lookup, Observed, Seen, ids_to_confirm
+from navarch_plan.plan import Plan
+from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
+from navarch_plan.planner_checks import check_saved_actions
+from navarch_plan.providers.base import (
+    DEFAULT_CONSISTENCY,
+    EventuallyConsistent,
+    InstanceTypeLister,
+    NodeGetter,
+    PartialLister,
+    Provider,
+)
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
@@ -31,6 +41,9 @@ from navarch_plan.yamlpos import MAX_BYTES
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
 T = TypeVar("T")
+# More ids than this missing from one provider's listing: list it once more before
+# looking the rest up one by one (a listing that came back short, not 10,000 deletions).
+_RELIST_ABOVE = 20
 
 def plan_timestamp() -> str:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible plans, as reproducible builds do)."""
@@ -55,13 +68,20 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
 class Engine:
     def __init__(self, config: Config, env: Mapping[str, str] | None = None,
                  hooks: Hooks | None = None, lock_timeout: float = 0.0,
-                 notice: Callable[[str], None] | None = None) -> None:
+                 notice: Callable[[str], None] | None = None, clock: Clock = SYSTEM_CLOCK,
+                 providers: Mapping[str, Provider] | None = None) -> None:
+        """`providers`: provider objects to use instead of building them from the config
+        (the library's way to plan and apply with objects it made itself)."""
         self.config = config
+        self.clock = clock
+        if providers is not None:
+            self.__dict__["providers"] = dict(providers)
         self.notice = notice or (lambda message: None)
         self.env = os.environ if env is None else env
         self.hooks = hooks or Hooks()
         self.lock_timeout = lock_timeout
         self.live: dict[str, list[Node]] = {}
+        self.observed = Observed({})
         self.prices: dict[tuple[str, str], float | None] = {}
         self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
 
@@ -98,6 +118,7 @@ class Engine:
                         "process no longer exists on this machine.")
         try:
             doc = self.store.load()
+            self.config = self.config.keyed(doc.fingerprint_key)
             if not read_only and self.store.has_journal():
                 self.store.compact()
             try:
@@ -108,17 +129,43 @@ class Engine:
         finally:
             self.store.unlock()
 
-    def record_drift(self, plan: Plan) -> int:
-        """`drift --update-state`: make state say what the cloud says, for the nodes it
-        knows. Never provisions or terminates; unmanaged instances are left to plan."""
+    @cached_property
+    def consistency(self) -> dict[str, Consistency]:
+        """Each provider's window and boot timeout: its own, then the config's."""
+        return {name: (p.consistency() if isinstance(p, EventuallyConsistent)
+                       else DEFAULT_CONSISTENCY).overridden(self.config.providers[name].options)
+                for name, p in self.providers.items()}
+
+    def keep_identity(self, snapshot: bool = True) -> None:
+        """Make the state's lineage and fingerprint key durable now if they exist only in
+        memory (a state not born yet, or one read from an older format): a saved plan
+        is made against them, and a launch labels its instance with them, so a run killed
+        before its first snapshot must not take them along. `snapshot`: also fold them
+        into a snapshot now (a saved plan names the serial it was made at)."""
         doc = self.store.doc
         assert doc is not None
-        owned = owned_nodes(self.live, self.config.workspace)
+        if self.store.exists() and not doc.upgraded:
+            return
+        self.store.record({"op": "identity", "fingerprint_key": doc.fingerprint_key})
+        if snapshot:
+            self.store.compact()
+        doc.upgraded = False
+
+    def record_drift(self, plan: Plan) -> int:
+        """`drift --update-state`: make state say what the cloud says, for the nodes it
+        knows. Never provisions or terminates; unmanaged instances are left to plan, and
+        a node that cannot be seen yet (or whose zone could not be read) is left as it
+        is: only a proven absence removes a record."""
+        doc = self.store.doc
+        assert doc is not None
         ops: list[dict[str, object]] = []
         for address, record in doc.nodes.items():
-            live = owned.get(record.id)
-            if live is None:
+            presence = self.observed.presence(record.provider, record.id, record.region,
+                                              record.zone, record.created_at)
+            live = presence.node
+            if presence.seen == Seen.GONE:
                 ops.append({"op": "remove", "address": address})
+            if presence.seen != Seen.LIVE or live is None:
                 continue
             seen = {"status": live.status.value, "labels": dict(live.labels),
                     "instance_type": live.instance_type, "region": live.region,
@@ -131,20 +178,60 @@ class Engine:
         return len(ops)
 
     def refresh(self) -> dict[str, list[Node]]:
-        """One list() per provider, all providers at once; prices from those that list
-        them. Both are reads, so a rate limit or a transient failure is retried."""
+        """One listing per provider, all providers at once, and prices from those that
+        list them; then, by id, every instance state knows that a listing did not show.
+        All are reads, so a rate limit or a transient failure is retried."""
         providers = self.providers
         with ThreadPoolExecutor(max_workers=max(1, 2 * len(providers))) as pool:
-            lists = {name: pool.submit(self._read, name, "list", p.list)
+            lists = {name: pool.submit(self._read, name, "list", _listing_call(p))
                      for name, p in providers.items()}
             offers = {name: pool.submit(self._read, name, "instance types",
                                         p.list_instance_types)
                       for name, p in providers.items() if isinstance(p, InstanceTypeLister)}
-            self.live = {name: future.result() for name, future in lists.items()}
+            listings = {name: future.result() for name, future in lists.items()}
             listed = [(name, offer) for name, future in offers.items()
                       for offer in future.result()]
         self.prices, self.availability = offer_tables(listed)
+        lookups = self._confirm(listings)
+        self.observed = Observed(listings, lookups,
+                                 {n: c.window for n, c in self.consistency.items()},
+                                 self.clock.time())
+        self.live = {name: list(listing.nodes) for name, listing in listings.items()}
+        for (name, _), lookup in lookups.items():
+            if lookup.node is not None:
+                self.live[name].append(lookup.node)
         return self.live
+
+    def _confirm(self, listings: dict[str, Listing]) -> dict[tuple[str, str], Lookup]:
+        """Look up by id what state knows and the listings did not show."""
+        doc = self.store.doc
+        if doc is None:
+            return {}
+        known = [(r.provider, r.id) for r in (*doc.nodes.values(), *doc.deposed.values())]
+        known += [(i.provider, i.node_id) for i in doc.intents.values() if i.node_id]
+        wanted = ids_to_confirm(listings, known)
+        lookups: dict[tuple[str, str], Lookup] = {}
+        for name, ids in wanted.items():
+            if len(ids) > _RELIST_ABOVE:
+                again = self._read(name, "list", _listing_call(self.providers[name]))
+                seen = {n.id: n for n in again.nodes}
+                lookups.update({(name, i): Lookup(seen[i]) for i in ids if i in seen})
+                ids = [i for i in ids if i not in seen]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                found = dict(zip(ids, pool.map(lambda i, n=name: self._lookup(n, i), ids),
+                                 strict=True))
+            lookups.update({(name, i): result for i, result in found.items()})
+        return lookups
+
+    def _lookup(self, provider: str, node_id: str) -> Lookup:
+        p = self.providers[provider]
+        try:
+            if isinstance(p, NodeGetter):
+                return Lookup(self._read(provider, f"get {node_id}", lambda: p.get(node_id)))
+            listed = self._read(provider, "list", p.list)
+            return Lookup(next((n for n in listed if n.id == node_id), None))
+        except ProviderError as exc:
+            return Lookup(error=str(exc))
 
     def _read(self, provider: str, what: str, call: Callable[[], T]) -> T:
         policy = retry_policy(self.config.providers[provider].options)
@@ -158,8 +245,11 @@ class Engine:
             workspace=self.config.workspace, desired=self.config.desired,
             groups=self.config.groups, state=self.store.doc, live=self.live,
             prices=self.prices, availability=self.availability,
-            max_hourly_cost=self.config.max_hourly_cost, config_hash=self.config.config_hash,
-            created_at=plan_timestamp(),
+            max_hourly_cost=self.config.max_hourly_cost,
+            config_hash=self.config.published_hash,
+            created_at=plan_timestamp(), observed=self.observed,
+            idempotent=frozenset(n for n, c in self.consistency.items()
+                                 if c.idempotent_launch),
         )
         return make_plan(inputs, options)
 
@@ -168,44 +258,42 @@ class Engine:
         doc = self.store.doc
         assert doc is not None
         against = plan.planned_against
-        if not self.store.exists() and doc.serial == 0:
-            # State not yet born has no identity: it takes the one the plan was made with.
-            doc.lineage = against["lineage"]
         if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:
             raise StalePlanError(f"{source} does not match the given state (it was planned for "
                                  f"lineage {against['lineage']}, state has {doc.lineage})")
-        if against["config_hash"] != self.config.config_hash:
+        if against["config_hash"] != self.config.published_hash:
             raise StalePlanError(f"Saved plan is stale: {self.config.file} changed since "
                                  f"{source} was made; make a new plan")
         if against["serial"] != doc.serial:
             raise StalePlanError(f"Saved plan is stale: state serial is {doc.serial}, the plan "
                                  f"was made at serial {against['serial']}; make a new plan")
         self.refresh()
-        owned = owned_nodes(self.live, self.config.workspace)
+        owned = self.observed.ownership(self.config.workspace, doc.lineage).ours
         if live_fingerprint(owned) != against["live_fingerprint"]:
             raise StalePlanError(f"Saved plan is stale: the instances in the cloud changed "
                                  f"since {source} was made; make a new plan")
-        # The checksum catches accidents, not edits: whatever the file says, only this
-        # workspace's instances are ever touched, and only desired addresses are built.
-        for action in plan.actions:
-            if action.action in (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT) \
-                    and action.node_id not in owned:
-                raise PlanError(f"{source}: {action.key} acts on instance {action.node_id}, "
-                                f"which is not owned by workspace {self.config.workspace}; "
-                                "refusing the plan (was it edited?)")
-            if action.action in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT) \
-                    and action.address not in self.config.desired:
-                raise PlanError(f"{source}: {action.key} builds {action.address}, which "
-                                f"{self.config.file} does not define; refusing the plan")
+        # The checksum catches accidents, not edits: whatever the file says, it may only
+        # do what this config and state allow (planner_checks.check_saved_actions).
+        check_saved_actions(plan, self.config, doc, set(owned), source)
 
     def apply(self, plan: Plan, parallelism: int = 10,
               stop: threading.Event | None = None) -> ApplyResult:
         """Run the plan. Setting `stop` starts no new action; running ones finish."""
+        if plan.actions:
+            self.keep_identity(snapshot=False)
         gates = {name: gate_for(name, provider, self.config.providers[name].options)
                  for name, provider in self.providers.items()}
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,
-                            parallelism=parallelism, gates=gates)
+                            parallelism=parallelism, gates=gates,
+                            consistency=self.consistency, clock=self.clock)
         if stop is not None:
             executor.stop = stop
         return executor.run()
+
+
+def _listing_call(provider: Provider) -> Callable[[], Listing]:
+    """A provider's listing, honest about what it could not read when it can say."""
+    if isinstance(provider, PartialLister):
+        return provider.listing
+    return lambda: Listing(tuple(provider.list()))

@@ -6,14 +6,24 @@
     │   └── LockError               the state lock is held by someone else
     ├── PlanError                   a plan that must not run (prevent_destroy, bad plan file)
     │   └── StalePlanError          a saved plan no longer matches state, cloud or config
+    ├── ApplyError                  an action that could not finish; state holds what exists
+    │   ├── BootTimeoutError        a new node still provisioning after the boot timeout
+    │   ├── VanishedError           a node not seen again after the consistency window
+    │   ├── NotRunningError         a new node that booted into another status
+    │   └── TerminateTimeoutError   a terminate the cloud never confirmed
     └── ProviderError               a cloud said no; carries provider, region, code, message
         ├── CapacityError           no capacity for this type here: try elsewhere
         ├── QuotaError              over quota (provider_wide: the whole provider is out)
         ├── RateLimitError          slow down (retry_after seconds, if the cloud said)
         ├── AuthError               credentials missing, wrong or inactive
         ├── InvalidRequestError     the request itself is wrong: never retried elsewhere
+        │   └── DuplicateLaunchError  the cloud saw this launch's idempotency key before,
+        │                             with other parameters: that first launch happened
         ├── NotFoundError           the object does not exist
-        └── TransientError          5xx, timeouts: safe to retry idempotent calls
+        ├── TransientError          5xx, timeouts: safe to retry idempotent calls
+        └── LaunchLostError         a launch whose reply was lost, and whose instance did
+                                    not appear within the consistency window: nothing
+                                    was created
 """
 
 from __future__ import annotations
@@ -25,14 +35,21 @@ __all__ = [
     "LockError",
     "PlanError",
     "StalePlanError",
+    "ApplyError",
+    "BootTimeoutError",
+    "VanishedError",
+    "NotRunningError",
+    "TerminateTimeoutError",
     "ProviderError",
     "CapacityError",
     "QuotaError",
     "RateLimitError",
     "AuthError",
     "InvalidRequestError",
+    "DuplicateLaunchError",
     "NotFoundError",
     "TransientError",
+    "LaunchLostError",
 ]
 
 
@@ -73,6 +90,26 @@ class StalePlanError(PlanError):
     pass
 
 
+class ApplyError(NavarchError):
+    pass
+
+
+class BootTimeoutError(ApplyError):
+    pass
+
+
+class VanishedError(ApplyError):
+    pass
+
+
+class NotRunningError(ApplyError):
+    pass
+
+
+class TerminateTimeoutError(ApplyError):
+    pass
+
+
 class ProviderError(NavarchError):
     def __init__(self, message: str, *, provider: str = "", region: str = "",
                  code: str = "", cloud_message: str = "") -> None:
@@ -109,9 +146,17 @@ class InvalidRequestError(ProviderError):
     pass
 
 
+class DuplicateLaunchError(InvalidRequestError):
+    pass
+
+
 class NotFoundError(ProviderError):
     pass
 
 
 class TransientError(ProviderError):
+    pass
+
+
+class LaunchLostError(ProviderError):
     pass

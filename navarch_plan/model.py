@@ -12,7 +12,9 @@ from enum import StrEnum
 from types import MappingProxyType
 
 __all__ = [
+    "Consistency",
     "InstanceType",
+    "Listing",
     "Node",
     "NodeStatus",
     "ProvisionRequest",
@@ -20,6 +22,7 @@ __all__ = [
     "LABEL_WORKSPACE",
     "LABEL_ADDRESS",
     "LABEL_SPEC",
+    "LABEL_LINEAGE",
     "RESERVED_LABEL_PREFIX",
     "address_from_label",
     "address_to_label",
@@ -30,17 +33,37 @@ __all__ = [
 
 
 class NodeStatus(StrEnum):
-    """The five statuses every provider maps its own vocabulary onto."""
+    """The statuses every provider maps its own vocabulary onto (the cloud's own word
+    travels beside it, in `Node.cloud_status`).
+
+    `stopped` exists but is not running by someone's choice (EC2 stopped, GCE suspended
+    or TERMINATED); `unknown` is a word the provider does not know. Neither is ever
+    replaced or deleted because of its status: only `--replace`, a config change or
+    destroy acts on them.
+    """
 
     PROVISIONING = "provisioning"
     RUNNING = "running"
     UNHEALTHY = "unhealthy"
     TERMINATING = "terminating"
     TERMINATED = "terminated"
+    STOPPED = "stopped"
+    UNKNOWN = "unknown"
 
     @property
     def is_alive(self) -> bool:
+        """Booting or running: what a plan keeps as it is."""
         return self in (NodeStatus.PROVISIONING, NodeStatus.RUNNING)
+
+    @property
+    def is_gone(self) -> bool:
+        """Being torn down or already gone: it will not come back."""
+        return self in (NodeStatus.TERMINATING, NodeStatus.TERMINATED)
+
+    @property
+    def is_held(self) -> bool:
+        """Exists, but not in a state navarch may judge: never acted on for its status."""
+        return self in (NodeStatus.STOPPED, NodeStatus.UNKNOWN)
 
 
 def _frozen_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -62,10 +85,67 @@ class Node:
     gpu_count: int = 0
     gpu_type: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    # The cloud's own word for the status ("stopped", "SUSPENDED", "restarting"), shown
+    # beside `status`; empty means the same as `status`.
+    cloud_status: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", NodeStatus(self.status))
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
+
+    @property
+    def status_word(self) -> str:
+        """`stopped`, or `unknown (hibernating)` when the cloud's word says more."""
+        word = self.cloud_status
+        if not word or word.lower() == self.status.value:
+            return self.status.value
+        return f"{self.status.value} ({word})"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One provider's listing, honest about what it could not read: `unreachable`
+    names the regions or zones (or "*", the whole provider) whose instances are
+    missing from `nodes` because the cloud could not say, not because there are none."""
+
+    nodes: tuple[Node, ...]
+    unreachable: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "nodes", tuple(self.nodes))
+        object.__setattr__(self, "unreachable", tuple(sorted(set(self.unreachable))))
+
+    def covers(self, region: str, zone: str = "") -> bool:
+        """Whether absence from this listing says anything about that place."""
+        return not ({"*", region} | ({zone} if zone else set())) & set(self.unreachable)
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """How far a provider's reads may lag its writes, and how long it takes to boot.
+
+    window: seconds during which a new instance may be missing from list and get (and
+      a terminate may answer "not found" for it). Absence of an instance younger than
+      this proves nothing; after it, absence confirmed by `get` is proof it is gone.
+    boot_timeout: seconds a new instance may stay provisioning before apply gives up.
+    idempotent_launch: re-sending a provision with the same name and idempotency key
+      returns the original instance instead of a second one (EC2 ClientToken, GCE
+      requestId and unique names); without it, a lost launch reply is resolved by name.
+    """
+
+    window: float = 60.0
+    boot_timeout: float = 900.0
+    idempotent_launch: bool = False
+
+    def overridden(self, options: Mapping[str, object]) -> Consistency:
+        """This provider's own values with those a config sets (`consistency_window`,
+        `boot_timeout`)."""
+        fields: dict[str, object] = {}
+        if options.get("consistency_window") is not None:
+            fields["window"] = float(options["consistency_window"])  # type: ignore[arg-type]
+        if options.get("boot_timeout") is not None:
+            fields["boot_timeout"] = float(options["boot_timeout"])  # type: ignore[arg-type]
+        return replace(self, **fields)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -127,6 +207,7 @@ class RateLimit:
 LABEL_WORKSPACE = "navarch-workspace"
 LABEL_ADDRESS = "navarch-address"
 LABEL_SPEC = "navarch-spec"
+LABEL_LINEAGE = "navarch-lineage"  # the state's lineage: which state an instance belongs to
 RESERVED_LABEL_PREFIX = "navarch-"
 
 NAME_PATTERN = r"[a-z][a-z0-9-]{0,29}"

@@ -15,9 +15,11 @@ from typing import Any
 from navarch_plan.errors import PlanError
 
 __all__ = ["ActionKind", "Reason", "Action", "Drift", "Plan", "PLAN_FORMAT_VERSION",
-           "plan_from_json", "checksum_of"]
+           "Unsettled", "plan_from_json", "checksum_of"]
 
-PLAN_FORMAT_VERSION = "1.1"  # 1.1 added candidates and per-pool cost
+# 1.1 added candidates and per-pool cost; 1.2 `unsettled`, `unreachable`, intent kinds,
+# and the actions' intent_id, idempotency_key and new_node_id.
+PLAN_FORMAT_VERSION = "1.2"
 
 
 class ActionKind(StrEnum):
@@ -42,6 +44,7 @@ class Reason(StrEnum):
     DEPENDENCY_CHANGED = "dependency_changed"
     DESTROY = "destroy"
     DEPOSED = "deposed"  # the old half of a replacement that was interrupted
+    INTERRUPTED = "interrupted"  # an apply was cut short while provisioning this node
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,35 @@ class Action:
     cost_after: float | None = None
     # Where a create may land, in the order apply tries them (empty: only the above).
     candidates: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def calls_cloud(self) -> bool:
-        return self.action in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.DELETE)
+    # The open intent of an interrupted provision this action settles: a create that
+    # re-sends its launch (same name, idempotency key and placement first), an adoption
+    # or replacement that uses the instance it made, or a delete of that instance.
+    intent_id: str = ""
+    idempotency_key: str = ""
+    # A replacement whose new instance an interrupted apply already launched: apply
+    # waits for it instead of launching another.
+    new_node_id: str = ""
 
 
 @dataclass(frozen=True)
 class Drift:
     address: str
     kind: str  # deleted_outside | unmanaged | status_changed | labels_changed | ...
+    detail: str
+    provider: str = ""
+    node_id: str = ""
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """An address this plan takes no action on because the clouds cannot yet say what
+    is there. kind: `not_yet_visible` (a recorded instance missing within its
+    provider's consistency window), `settling` (an interrupted launch whose instance
+    may still appear), `unknown` (its region or zone could not be read, or its lookup
+    failed), `held` (stopped, or a status navarch does not know: never acted on for it)."""
+
+    address: str
+    kind: str
     detail: str
     provider: str = ""
     node_id: str = ""
@@ -95,6 +117,10 @@ class Plan:
     unchanged: int = 0
     cost: dict[str, Any] = field(default_factory=dict)
     no_changes_reason: str = ""
+    unsettled: tuple[Unsettled, ...] = ()
+    # Provider -> the regions or zones its listing could not read: instances there that
+    # state does not know of cannot be seen, so drift cannot be ruled out.
+    unreachable: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def has_changes(self) -> bool:
@@ -104,7 +130,8 @@ class Plan:
         counts = {kind.value: 0 for kind in ActionKind}
         for action in self.actions:
             counts[action.action.value] += 1
-        return {**counts, "unchanged": self.unchanged, "drift": len(self.drift)}
+        return {**counts, "unchanged": self.unchanged, "drift": len(self.drift),
+                "unsettled": len(self.unsettled)}
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -121,6 +148,8 @@ class Plan:
             "edges": [list(e) for e in self.edges],
             "drift": [asdict(d) for d in self.drift],
             "intents": [dict(i) for i in self.intents],
+            "unsettled": [asdict(u) for u in self.unsettled],
+            "unreachable": {p: list(places) for p, places in self.unreachable.items()},
         }
         return {**body, "checksum": checksum_of(body)}
 
@@ -169,6 +198,8 @@ def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
             intents=tuple(data.get("intents", [])), warnings=tuple(data.get("warnings", [])),
             unchanged=data["summary"].get("unchanged", 0), cost=data.get("cost", {}),
             no_changes_reason=data.get("no_changes_reason", ""),
+            unsettled=tuple(Unsettled(**u) for u in data.get("unsettled", [])),
+            unreachable={p: tuple(v) for p, v in data.get("unreachable", {}).items()},
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PlanError(f"{source} is not a valid plan file ({exc})") from None

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from navarch_plan.desired import DesiredNode, Group, Placement
-from navarch_plan.model import LABEL_SPEC, Node, parse_address
+from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.state.model import NodeRecord
 from navarch_plan.strategies import order_placements
@@ -29,9 +29,15 @@ class ActionFactory:
         self.workspace, self.groups, self.prices, self.suffix = workspace, groups, prices, suffix
         self.availability = availability
 
-    def candidates(self, node: DesiredNode) -> list[Placement]:
-        return order_placements(node.candidates, node.strategy, node.index, self.prices,
-                                self.availability)
+    def candidates(self, node: DesiredNode, first: tuple[str, ...] | None = None
+                   ) -> list[Placement]:
+        """In the strategy's order; `first` (a placement key) moves that one ahead: an
+        interrupted launch is re-sent where it went before anything else is tried."""
+        ordered = order_placements(node.candidates, node.strategy, node.index, self.prices,
+                                   self.availability)
+        if first is not None:
+            ordered.sort(key=lambda p: p.key != first)
+        return ordered
 
     def _candidate_json(self, p: Placement) -> dict[str, Any]:
         return {"provider": p.provider, "region": p.region, "zone": p.zone,
@@ -41,25 +47,26 @@ class ActionFactory:
     def _price(self, provider: str, instance_type: str) -> float | None:
         return self.prices.get((provider, instance_type))
 
-    def create(self, node: DesiredNode, reason: Reason) -> Action:
-        ordered = self.candidates(node)
-        first = ordered[0]
+    def create(self, node: DesiredNode, reason: Reason, detail: str = "",
+               first: tuple[str, ...] | None = None) -> Action:
+        ordered = self.candidates(node, first)
+        chosen = ordered[0]
         return Action(
             key=node.address, address=node.address, action=ActionKind.CREATE, reason=reason,
-            group=node.group, provider=first.provider, region=first.region, zone=first.zone,
-            instance_type=first.instance_type,
+            group=node.group, provider=chosen.provider, region=chosen.region,
+            zone=chosen.zone, instance_type=chosen.instance_type,
             name=instance_name(self.workspace, node, self.suffix(node.address)),
-            after=_after(node, first), replace_mode=self._replace_mode(node.group),
-            cost_after=self._price(first.provider, first.instance_type),
+            after=_after(node, chosen), replace_mode=self._replace_mode(node.group),
+            cost_after=self._price(chosen.provider, chosen.instance_type),
             candidates=tuple(self._candidate_json(p) for p in ordered) if len(ordered) > 1
             else (),
-            detail="the recorded instance was deleted outside navarch"
-            if reason == Reason.DELETED_OUTSIDE else "",
+            detail=detail or ("the recorded instance was deleted outside navarch"
+                              if reason == Reason.DELETED_OUTSIDE else ""),
         )
 
     def replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
-                    changed: tuple[str, ...]) -> Action:
-        create = self.create(node, reason)
+                    changed: tuple[str, ...], first: tuple[str, ...] | None = None) -> Action:
+        create = self.create(node, reason, first=first)
         if create.name == record.name:  # a new instance never takes its predecessor's name
             name = instance_name(self.workspace, node, self.suffix(f"{node.address}#{record.id}"))
             create = dataclasses.replace(create, name=name)
@@ -71,7 +78,7 @@ class ActionFactory:
             detail=f"status {live.status.value}" if sick else "")
 
     def existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
-                 live: Node | None, key: str | None = None) -> Action:
+                 live: Node | None, key: str | None = None, detail: str = "") -> Action:
         group = parse_address(address)[1] if not address.startswith("?") else ""
         return Action(
             key=key or address, address=address, action=kind, reason=reason, group=group,
@@ -79,27 +86,39 @@ class ActionFactory:
             instance_type=record.instance_type, node_id=record.id, name=record.name,
             before=_before(record, live),
             cost_before=self._price(record.provider, record.instance_type)
-            if kind == ActionKind.DELETE else None,
+            if kind == ActionKind.DELETE else None, detail=detail,
         )
 
-    def adoption(self, address: str, wanted: DesiredNode, node: Node) -> Action:
+    def adoption(self, address: str, wanted: DesiredNode, node: Node,
+                 reason: Reason = Reason.ORPHAN_MATCHES, intent_id: str = "") -> Action:
+        detail = ("an interrupted apply launched it for this address" if intent_id else
+                  "an owned instance matching the desired spec, not yet in state")
+        if node.status != NodeStatus.RUNNING:
+            detail += f"; it is {node.status_word}"
+            detail += ": apply waits for it to run" if node.status.is_alive else ""
         return Action(
-            key=address, address=address, action=ActionKind.ADOPT,
-            reason=Reason.ORPHAN_MATCHES, group=wanted.group, provider=node.provider,
+            key=address, address=address, action=ActionKind.ADOPT, intent_id=intent_id,
+            reason=reason, group=wanted.group, provider=node.provider,
             region=node.region, zone=node.zone, instance_type=node.instance_type,
             node_id=node.id, name=node.name, before=_live_before(node),
             after=_after(wanted, wanted.accepted_hashes()[node.labels[LABEL_SPEC]]),
-            detail="an owned instance matching the desired spec, not yet in state",
+            detail=detail,
         )
 
-    def orphan_delete(self, address: str, node: Node, reason: Reason) -> Action:
+    def orphan_delete(self, address: str, node: Node, reason: Reason,
+                      intent_id: str = "") -> Action:
+        """A delete of an instance state does not hold: an orphan, or one an
+        interrupted launch made (`intent_id`), which is ours beyond doubt."""
         group = "" if address.startswith("?") else parse_address(address)[1]
+        detail = ("launched by an interrupted apply, and not wanted at this address"
+                  if intent_id else
+                  "owned by this workspace but not in state, and nothing desires it")
         return Action(
             key=f"{address}#{node.id}", address=address, action=ActionKind.DELETE,
             reason=reason, group=group, provider=node.provider, region=node.region,
             zone=node.zone, instance_type=node.instance_type, node_id=node.id, name=node.name,
             before=_live_before(node), cost_before=self._price(node.provider, node.instance_type),
-            detail="owned by this workspace but not in state, and nothing desires it",
+            detail=detail, intent_id=intent_id,
         )
 
     def _replace_mode(self, group: str) -> str:

@@ -14,7 +14,8 @@ from navarch_plan.state.model import StateDoc
 if TYPE_CHECKING:
     from navarch_plan.planner import PlanInputs
 
-__all__ = ["check_budget", "check_prevent_destroy", "plan_cost", "no_changes_reason"]
+__all__ = ["check_budget", "check_prevent_destroy", "check_saved_actions", "plan_cost",
+           "no_changes_reason"]
 
 
 def check_prevent_destroy(actions: Sequence[Action], groups: Mapping[str, Group]) -> None:
@@ -95,17 +96,67 @@ def check_budget(cost: dict[str, Any], groups: Mapping[str, Group],
 
 
 def no_changes_reason(plan: Plan, planner: Any) -> str:
+    """Why a plan without actions has none, truthfully: a partial plan, or addresses the
+    clouds cannot speak for yet, are said as such, never as "all exist"."""
     if plan.actions:
         return ""
+    waiting = len(plan.unsettled)
+    unsure = f"; {waiting} cannot be settled yet (listed above)" if waiting else ""
     if plan.options.get("refresh_only"):
         drift = len(plan.drift)
         return ("refresh-only: no actions are proposed; " +
-                (f"{drift} drift item(s) found" if drift else "no drift found"))
+                (f"{drift} drift item(s) found" if drift else "no drift found") + unsure)
     if plan.options.get("destroy"):
-        return "nothing to destroy: this workspace owns no instances"
-    count = plan.unchanged
-    groups = len({d.group for d in planner.desired.values()})
-    if count == 0:
+        return ("nothing to destroy: this workspace owns no instances" if not waiting
+                else f"nothing can be destroyed yet{unsure}")
+    desired = len(planner.desired)
+    held = {u.address for u in plan.unsettled} & set(planner.desired)
+    ready = max(0, plan.unchanged - len(held))
+    if desired == 0 and not waiting:
         return "the configuration declares no nodes and this workspace owns none"
-    return (f"all {count} desired node(s) in {groups} pool(s)/named node(s) exist, are "
+    groups = len({d.group for d in planner.desired.values()})
+    counted = f"all {desired}" if ready == desired else f"{ready} of {desired}"
+    text = (f"{counted} desired node(s) in {groups} pool(s)/named node(s) exist, are "
             "running or provisioning, and match the configured spec")
+    if ready + len(held) < desired and (plan.options.get("target")
+                                        or plan.options.get("exclude")):
+        text += "; the others are outside this partial plan (--target/--exclude)"
+    return text + unsure
+
+
+def check_saved_actions(plan: Plan, config: Any, doc: StateDoc, owned: set[str],
+                        source: str) -> None:
+    """What a saved plan may do, whatever its file says (the checksum only catches
+    accidents: anyone can recompute it): touch only this state's instances, build only
+    desired addresses, replace only the node recorded at the address, delete no node
+    the config desires (unless it is a destroy plan) and nothing under prevent_destroy."""
+    ours = owned | {r.id for r in doc.nodes.values()} | set(doc.deposed) | {
+        i.node_id for i in doc.intents.values() if i.node_id}
+    at = {r.id: a for a, r in doc.nodes.items()}
+
+    def refuse(action: Action, why: str) -> PlanError:
+        return PlanError(f"{source}: {action.key} {why}; refusing the plan (was it edited?)")
+
+    check_prevent_destroy(plan.actions, config.groups)
+    for action in plan.actions:
+        kind = action.action
+        if action.new_node_id and action.new_node_id not in ours:
+            raise refuse(action, f"takes instance {action.new_node_id}, which is not "
+                         f"owned by this state of workspace {config.workspace}")
+        if kind in (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT) \
+                and action.node_id not in ours:
+            raise refuse(action, f"acts on instance {action.node_id}, which is not owned by "
+                         f"this state of workspace {config.workspace}")
+        if kind in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT) \
+                and action.address not in config.desired:
+            raise refuse(action, f"builds {action.address}, which {config.file} does not "
+                         "define")
+        if kind == ActionKind.REPLACE and at.get(action.node_id) != action.address:
+            raise refuse(action, f"replaces {action.node_id}, which state does not hold at "
+                         f"{action.address}")
+        desired_there = at.get(action.node_id) in config.desired
+        if kind == ActionKind.DELETE and desired_there and not plan.options.get("destroy"):
+            raise refuse(action, f"deletes {action.node_id}, the node of "
+                         f"{at[action.node_id]}, which {config.file} desires")
+        if kind == ActionKind.FORGET and action.node_id in owned:
+            raise refuse(action, f"forgets {action.node_id}, which still exists")

@@ -109,10 +109,13 @@ def provision_with_failover(
         make_request: Callable[[Placement], ProvisionRequest], ruled_out: RuledOut,
         on_attempt: Callable[[Attempt], None] = lambda a: None,
         before_call: Callable[[Placement, ProvisionRequest], None] = lambda p, r: None,
+        launch: Callable[[Placement, ProvisionRequest], Node] | None = None,
 ) -> tuple[Node, Placement, list[Attempt]]:
     """The first candidate that provisions. CapacityError and QuotaError move on to the
     next candidate; any other error ends the loop at once (it says nothing about the
-    other candidates, or the call's outcome is unknown)."""
+    other candidates, or the call's outcome is unknown). `launch` makes the call
+    (default: the provider's provision), e.g. to resolve a lost reply."""
+    call = launch or (lambda p, r: providers[p.provider].provision(r))
     attempts: list[Attempt] = []
     # Probing (one attempt per untried placement at a time) only pays when there is
     # somewhere else to go; a single-candidate node just tries.
@@ -125,7 +128,7 @@ def provision_with_failover(
         try:
             request = make_request(placement)
             before_call(placement, request)
-            node = providers[placement.provider].provision(request)
+            node = call(placement, request)
             worked = True
         except (CapacityError, QuotaError) as exc:
             ruled_out.rule_out(placement, exc)

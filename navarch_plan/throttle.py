@@ -34,8 +34,8 @@ from navarch_plan.providers.base import NodeGetter, Provider, RateLimited
 __all__ = ["Gate", "GatedProvider", "Pacer", "RetryPolicy", "CallKind", "SCHEDULER_OPTIONS",
            "gate_for", "retry_policy", "retrying"]
 
-# Provider options that belong to the scheduler, not to the provider object.
-SCHEDULER_OPTIONS = ("rate_limit", "retry")
+# Provider options that belong to apply and the engine, not to the provider object.
+SCHEDULER_OPTIONS = ("rate_limit", "retry", "consistency_window", "boot_timeout")
 
 CallKind = Literal["launch", "call"]
 T = TypeVar("T")
@@ -176,8 +176,8 @@ class GatedProvider:
     def provision(self, req: ProvisionRequest) -> Node:
         return self._paced("launch", lambda: self.inner.provision(req))
 
-    def terminate(self, node_id: str) -> None:
-        self._retried("terminate", lambda: self.inner.terminate(node_id))
+    def terminate(self, node_id: str) -> bool | None:
+        return self._retried("terminate", lambda: self.inner.terminate(node_id))
 
     def list(self) -> list[Node]:
         return self._retried("list", self.inner.list)

@@ -3,6 +3,8 @@ and open the fake cloud's database to look at what happened."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,19 @@ class Workdir:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
+    def cli(self, *args: str, stdin: str = "", env: Mapping[str, str] | None = None) -> Result:
+        """The `navarch` command in this process (its `main`, argv and all), for tests
+        where no process boundary is under test: the same parser, engine and exit code
+        as a subprocess, without an interpreter start per call."""
+        from navarch_plan.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with _environment(env or {}), contextlib.chdir(self.path), \
+                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                _stdin(stdin):
+            code = main(list(args))
+        return Result(code, out.getvalue(), err.getvalue())
+
     def state(self, workspace: str = "test") -> dict[str, Any]:
         return json.loads((self.path / "state" / f"{workspace}.json").read_text())
 
@@ -106,6 +121,30 @@ class Workdir:
         result = self.run("plan", "--format", "json", *args)
         assert result.code == 0, result.err
         return result.json()
+
+
+@contextlib.contextmanager
+def _environment(env: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextlib.contextmanager
+def _stdin(text: str) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = io.StringIO(text)
+    try:
+        yield
+    finally:
+        sys.stdin = saved
 
 
 @pytest.fixture

@@ -96,13 +96,15 @@ class Stats:
     chains: int = 0
     leaked: int = 0
     duplicates: int = 0
+    discarded: int = 0  # instances a killed run made, fitting, that a plan then deleted
     by_strategy: Counter[str] = field(default_factory=Counter)
     landed: Counter[str] = field(default_factory=Counter)  # where kills landed
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def merge(self, other: Stats) -> None:
-        for name in ("kills", "missed", "chains", "leaked", "duplicates", "seconds"):
+        for name in ("kills", "missed", "chains", "leaked", "duplicates", "discarded",
+                     "seconds"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.by_strategy += other.by_strategy
         self.landed += other.landed
@@ -129,6 +131,11 @@ def read_state(work: Workdir) -> dict[str, Any]:
                 intents[op["intent"]["id"]] = op["intent"]
             elif kind == "intent_done":
                 intents.pop(op["id"], None)
+            elif kind == "identity":
+                doc["fingerprint_key"] = op["fingerprint_key"]
+            elif kind == "intent_launched":
+                if op["id"] in intents:
+                    intents[op["id"]] = {**intents[op["id"]], "node_id": op["node_id"]}
             elif kind == "put":
                 nodes[op["address"]] = op["record"]
             elif kind == "remove":
@@ -141,7 +148,16 @@ def read_state(work: Workdir) -> dict[str, Any]:
                 deposed.pop(op["id"], None)
             else:
                 raise AssertionError(f"unknown journal op {kind}")
-    return {"nodes": nodes, "deposed": deposed, "intents": list(intents.values())}
+    return {"nodes": nodes, "deposed": deposed, "intents": list(intents.values()),
+            "fingerprint_key": doc.get("fingerprint_key", "")}
+
+
+def keyed_config(work: Workdir, state: dict[str, Any] | None = None) -> Any:
+    """The config as navarch plans it against this state: its fingerprints keyed by the
+    state's key (the spec hashes on the instances' labels are)."""
+    state = state if state is not None else read_state(work)
+    return load_config(str(work.path / "navarch.yaml"), env={}).keyed(
+        state["fingerprint_key"])
 
 
 @dataclass(frozen=True)
@@ -195,40 +211,67 @@ class CloudView:
 
 def expected_actions(work: Workdir, state: dict[str, Any],
                      live: dict[str, Any]) -> dict[str, tuple[str, str, str, str]]:
-    """What docs/planning.md's table says the plan must hold: key -> (address, action,
-    reason, node id acted on)."""
-    config = load_config(str(work.path / "navarch.yaml"), env={})
+    """What docs/planning.md's tables say the plan must hold: key -> (address, action,
+    reason, node id acted on). The fake cloud here has no lag (a consistency window of
+    0: absence is final at once) and honours idempotency keys."""
+    config = keyed_config(work, state)
     desired, groups = config.desired, config.groups
     acts: dict[str, tuple[str, str, str, str]] = {}
     filled: set[str] = set()
-    for address, rec in state["nodes"].items():
-        want = desired.get(address)
-        if rec["id"] not in live:
+    spares: dict[str, str] = {}  # address -> instance an interrupted launch made
+    pending, claimed = _intents_by_address(state, live)
+    for address in dict.fromkeys([*state["nodes"], *pending]):
+        rec, want = state["nodes"].get(address), desired.get(address)
+        found, resume = pending.get(address, ([], None))
+        fit = None
+        for node in found:
+            if fit is None and want is not None and _fits(node, want):
+                fit = node
+            else:
+                reason = _delete_reason(address, groups) if want is None else "spec_changed"
+                acts[f"{address}#{node.id}"] = (address, "delete", reason, node.id)
+        gone = rec is not None and rec["id"] not in live
+        stale = rec is not None and want is not None and rec["spec_hash"] != want.spec_hash
+        if fit is not None:
+            filled.add(address)
+            if rec is None or gone:
+                acts[address] = (address, "adopt", "interrupted", fit.id)
+            elif stale:
+                acts[address] = (address, "replace", "spec_changed", rec["id"])
+            else:
+                spares[address] = fit.id
+            continue
+        if resume is not None and want is not None and resume["instance_type"] == \
+                want.instance_type and (rec is None or gone or stale):
+            filled.add(address)
+            acts[address] = ((address, "create", "missing" if rec is None else
+                              "deleted_outside", "") if rec is None or gone
+                             else (address, "replace", "spec_changed", rec["id"]))
+            continue
+        if rec is None:
+            continue
+        if gone:
             acts[address] = ((address, "create", "deleted_outside", "") if want
                              else (address, "forget", "deleted_outside", rec["id"]))
         elif want is None:
-            group = groups.get(address.split(".")[1].split("[")[0])
-            index = int(address.split("[")[1][:-1]) if "[" in address else None
-            reason = ("scaled_down" if group and group.kind == "pool" and index is not None
-                      and index >= group.count else "not_in_config")
-            acts[address] = (address, "delete", reason, rec["id"])
+            acts[address] = (address, "delete", _delete_reason(address, groups), rec["id"])
         else:
             filled.add(address)
-            if rec["spec_hash"] != want.spec_hash:
+            if stale:
                 acts[address] = (address, "replace", "spec_changed", rec["id"])
     for node_id, rec in state["deposed"].items():
         address = next((a for a, r in state["nodes"].items() if r["id"] == node_id), "") \
             or address_from_label(rec["labels"].get("navarch-address", "")) or "?"
         acts[f"{address}#{node_id}"] = (address, "delete" if node_id in live else "forget",
                                         "deposed", node_id)
-    known = {r["id"] for r in state["nodes"].values()} | set(state["deposed"])
+    known = {r["id"] for r in state["nodes"].values()} | set(state["deposed"]) | claimed
     for node in sorted(live.values(), key=lambda n: (n.provider, n.name, n.id)):
         if node.id in known:
             continue
         address = address_from_label(node.labels.get("navarch-address", "")) or f"?{node.id}"
         want = desired.get(address)
-        if (want is not None and address not in filled and node.status == "running"
-                and node.labels.get("navarch-spec") == want.spec_hash):
+        if (want is not None and address not in filled
+                and node.status in ("running", "provisioning") and _fits(node, want)):
             filled.add(address)
             acts[address] = (address, "adopt", "orphan_matches", node.id)
         else:
@@ -236,6 +279,47 @@ def expected_actions(work: Workdir, state: dict[str, Any],
     for address in desired:
         if address not in filled and address not in acts:
             acts[address] = (address, "create", "missing", "")
+    _reference_pass(groups, desired, state, live, acts, spares)
+    return acts
+
+
+def _intents_by_address(state: dict[str, Any], live: dict[str, Any]
+                        ) -> tuple[dict[str, tuple[list[Any], Any]], set[str]]:
+    """Each address's interrupted launches: the instances they made (found by the id
+    the launch returned, else by name), and one to re-send (the fake is idempotent);
+    with no lag, any other is proven to have made nothing."""
+    pending: dict[str, tuple[list[Any], Any]] = {}
+    claimed: set[str] = set()
+    for intent in state["intents"]:
+        found, resume = pending.get(intent["address"], ([], None))
+        node = (live.get(intent["node_id"]) if intent.get("node_id") else
+                next((n for n in sorted(live.values(), key=lambda n: n.id)
+                      if n.name == intent["name"]), None))
+        if node is not None:
+            found = [*found, node]
+            claimed.add(node.id)
+        elif not intent.get("node_id") and intent.get("instance_type") and resume is None:
+            resume = intent
+        pending[intent["address"]] = (found, resume)
+    return pending, claimed
+
+
+def _fits(node: Any, want: Any) -> bool:
+    return node.labels.get("navarch-spec") == want.spec_hash
+
+
+def _delete_reason(address: str, groups: Any) -> str:
+    group = groups.get(address.split(".")[1].split("[")[0])
+    index = int(address.split("[")[1][:-1]) if "[" in address else None
+    return ("scaled_down" if group and group.kind == "pool" and index is not None
+            and index >= group.count else "not_in_config")
+
+
+def _reference_pass(groups: Any, desired: Any, state: dict[str, Any], live: dict[str, Any],
+                    acts: dict[str, tuple[str, str, str, str]], spares: dict[str, str]) -> None:
+    """Nodes whose references change are replaced, in dependency order; a spare (an
+    interrupted apply's instance) serves as the replacement when its values are current,
+    and is deleted otherwise."""
     for group in _topological(groups):
         for want in desired.values():
             if want.group != group or not want.refs:
@@ -244,20 +328,30 @@ def expected_actions(work: Workdir, state: dict[str, Any],
                 _unadopt_if_stale(want, acts)
                 continue
             rec = state["nodes"].get(want.address)
-            if rec is not None and any(_ref_changes(r, rec, acts, state, live)
-                                       for r in want.refs):
-                acts[want.address] = (want.address, "replace", "dependency_changed", rec["id"])
-    return acts
+            if rec is None or rec["id"] not in live or not any(
+                    _ref_changes(r, rec, acts, state, live) for r in want.refs):
+                continue
+            spare = spares.pop(want.address, None)
+            if spare is not None and _rebuilding(want, acts):
+                acts[f"{want.address}#{spare}"] = (want.address, "delete", "interrupted", spare)
+            acts[want.address] = (want.address, "replace", "dependency_changed", rec["id"])
+    for address, spare in spares.items():
+        acts[f"{address}#{spare}"] = (address, "delete", "interrupted", spare)
+
+
+def _rebuilding(want: Any, acts: dict[str, tuple[str, str, str, str]]) -> bool:
+    return any(acts.get(r.address, ("", "", "", ""))[1] in ("create", "replace")
+               for r in want.refs)
 
 
 def _unadopt_if_stale(want: Any, acts: dict[str, tuple[str, str, str, str]]) -> None:
     """An orphan booted with the values its references had then: when a node it refers
     to is rebuilt now, adopting it would record values it never saw, so it is deleted and
     the address created afresh (the planner fix proposed with the kill suite)."""
-    _, kind, _, node_id = acts[want.address]
-    if kind == "adopt" and any(acts.get(r.address, ("", "", "", ""))[1] in ("create", "replace")
-                               for r in want.refs):
-        acts[f"{want.address}#{node_id}"] = (want.address, "delete", "orphan", node_id)
+    _, kind, reason, node_id = acts[want.address]
+    if kind == "adopt" and _rebuilding(want, acts):
+        gone_reason = "interrupted" if reason == "interrupted" else "orphan"
+        acts[f"{want.address}#{node_id}"] = (want.address, "delete", gone_reason, node_id)
         acts[want.address] = (want.address, "create", "dependency_changed", "")
 
 
@@ -293,8 +387,13 @@ def _topological(groups: Any) -> list[str]:
 
 class CrashRun:
     def __init__(self, work: Workdir, scenario: Scenario, seed: int,
-                 change_config: float = 0.0) -> None:
+                 change_config: float = 0.0, lag: float = 0.0) -> None:
         self.work, self.scenario = work, scenario
+        # With lag, new instances stay invisible to navarch (list, get and terminate) for
+        # that long: plans are then checked for what must never happen (a launch beside
+        # a fitting instance, a delete of one a killed run made) instead of exactly.
+        self.lag = lag
+        self.made: set[str] = set()  # instances killed runs made
         self.change_config = change_config  # chance that the config changes after a kill
         self.rng = random.Random(seed)
         self.stats = Stats()
@@ -321,6 +420,8 @@ class CrashRun:
         pools = dict(pools)
         nodes = pools.pop("nodes", None)
         sim: dict[str, Any] = {"latency": LATENCY, "retry": FAST_RETRY}
+        if self.lag:
+            sim.update(visibility_lag=self.lag, consistency_window=3 * self.lag + 1)
         if faults:
             sim["faults"] = list(faults)
         self.work.config(pools=pools or None, nodes=nodes, workspace=WS, sim=sim)
@@ -415,6 +516,7 @@ class CrashRun:
                              + "".join(out)[-500:])
             return False
         self.stats.kills += 1
+        self.made |= set(self.view.owned()) - before_ids
         self.stats.by_strategy[strategy] += 1
         self.stats.landed[landed] += 1
         if self.rng.random() < 0.15:
@@ -507,8 +609,11 @@ class CrashRun:
             return
         if (self.work.path / "state" / f"{WS}.json.lock").exists():
             self.problem("plan left the lock file behind")
-        want = expected_actions(self.work, state, live)
         plan = result.json()
+        if self.lag:
+            self._check_plan_under_lag(plan, live)
+            return
+        want = expected_actions(self.work, state, live)
         if os.environ.get("CRASH_DEBUG"):
             print(self.where, "want", sorted(want.values()))
         got = {a["key"]: (a["address"], a["action"], a["reason"], a["node_id"] or "")
@@ -527,13 +632,39 @@ class CrashRun:
                 self.problem(f"intent {intent['name']}: outcome {outcome!r}, instance "
                              f"exists: {exists}")
 
+    def _check_plan_under_lag(self, plan: dict[str, Any], live: dict[str, LiveNode]) -> None:
+        """What lag must never cause: a launch at an address where a fitting instance
+        already exists (a duplicate in the making), or the delete of a fitting instance
+        a killed run made (a discarded GPU); references being rebuilt excuse both."""
+        config = keyed_config(self.work)
+        acts = {a["address"]: a for a in plan["actions"] if a["key"] == a["address"]}
+        deleted = {a["node_id"] for a in plan["actions"] if a["action"] == "delete"}
+        for node in live.values():
+            address = address_from_label(node.labels.get("navarch-address", "")) or ""
+            want = config.desired.get(address)
+            if want is None or node.labels.get("navarch-spec") != want.spec_hash:
+                continue
+            act = acts.get(address, {})
+            rebuilt = act.get("reason") == "dependency_changed"
+            # A create that re-sends an interrupted launch (same name and key) gets the
+            # original instance back from the cloud: no duplicate in the making.
+            resent = bool(act.get("intent_id"))
+            if act.get("action") == "create" and node.id not in deleted and not rebuilt \
+                    and not resent:
+                self.problem(f"plan launches {address} beside fitting {node.id}")
+            if node.id in deleted and node.id in self.made and not rebuilt:
+                self.stats.discarded += 1
+                self.problem(f"plan deletes {node.id}, made for {address} by a killed run")
+
     def converge(self) -> None:
+        if self.lag:
+            time.sleep(self.lag + 0.2)  # the last kill's instances are visible now
         result = self.work.run("apply", "--auto-approve", "--parallelism", "10")
         if result.code != 0:
             self.problem(f"apply after kills exited {result.code}: "
                          f"{(result.err or result.out).strip()[-600:]}")
-        config = load_config(str(self.work.path / "navarch.yaml"), env={})
         state = read_state(self.work)
+        config = keyed_config(self.work, state)
         live = self.view.owned()
         per_address = Counter(n.labels.get("navarch-address") for n in live.values())
         duplicates = sum(c - 1 for c in per_address.values() if c > 1)
@@ -590,11 +721,11 @@ def _drain(proc: subprocess.Popen[str], out: list[str]) -> None:
 
 
 def run_scenario(work: Workdir, scenario: Scenario, seed: int, kills: int,
-                 chain_max: int = 3, change_config: float = 0.0) -> Stats:
+                 chain_max: int = 3, change_config: float = 0.0, lag: float = 0.0) -> Stats:
     """Chains of kills on one scenario until `kills` kills were made (or attempts ran
     out); every chain ends in a converging apply."""
     started = time.monotonic()
-    run = CrashRun(work, scenario, seed, change_config)
+    run = CrashRun(work, scenario, seed, change_config, lag)
     if run.setup():
         attempts = 0
         while run.stats.kills < kills and attempts < 4 * kills:

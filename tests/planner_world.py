@@ -6,9 +6,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from navarch_plan.actions import ownership_labels
 from navarch_plan.config import Config, parse_config
 from navarch_plan.model import Node, NodeStatus
+from navarch_plan.observed import Observed
+from navarch_plan.ownership import ownership_labels
 from navarch_plan.planner import PlanInputs, PlanOptions, make_plan
 from navarch_plan.state.model import NodeRecord, StateDoc
 
@@ -60,11 +61,15 @@ class World:
             labels=dict(live.labels), created_at="2026-01-01T00:00:00+00:00")
         return live
 
-    def plan(self, cfg: Config | None = None, **options: Any) -> dict[str, Any]:
+    def plan(self, cfg: Config | None = None, observed: Observed | None = None,
+             idempotent: frozenset[str] = frozenset(), **options: Any) -> dict[str, Any]:
+        """`observed`: what the reads showed, when more than a complete listing of
+        `live` (lookups, windows, unreachable places, the time)."""
         cfg = cfg or self.cfg
         inputs = PlanInputs(workspace="ws", desired=cfg.desired, groups=cfg.groups,
                             state=self.state, live={"sim": self.live},
                             prices={("sim", "gpu_1x_a10"): 0.75, ("sim", "gpu_1x_a100"): 1.29},
-                            config_hash=cfg.config_hash, created_at="now")
+                            config_hash=cfg.config_hash, created_at="now",
+                            observed=observed, idempotent=idempotent)
         plan = make_plan(inputs, PlanOptions(**options), lambda seed: "abcd")
         return plan.to_json()

@@ -160,11 +160,14 @@ def test_lock_timeout_waits_and_force_unlock_releases(work: Workdir) -> None:
     waited = work.run("plan", "--lock-timeout", "1s")
     assert time.monotonic() - started >= 1.0, "--lock-timeout waited before giving up"
     assert waited.code == 1 and "ci@elsewhere" in waited.err
-    wrong = work.run("force-unlock", "nope")
+    wrong = work.run("force-unlock", "--force", "nope")
     assert wrong.code == 1 and "does not match" in wrong.err
-    released = work.run("force-unlock", "abc-123")
+    asked = work.run("force-unlock", "abc-123", stdin="no\n")
+    assert asked.code == 1 and "Do you really want to force-unlock" in asked.out
+    assert lock.exists(), "not confirmed: nothing released"
+    released = work.run("force-unlock", "abc-123", stdin="yes\n")
     assert released.code == 0 and not lock.exists()
-    again = work.run("force-unlock", "abc-123")
+    again = work.run("force-unlock", "--force", "abc-123")
     assert again.code == 1 and "is not locked" in again.err
     assert work.run("plan").code == 0
 

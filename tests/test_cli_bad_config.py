@@ -3,6 +3,7 @@ and state left exactly as it was."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -127,10 +128,11 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
                "    region: ${REGION}\n    nodes: ${COUNT}\n"
                "    user_data: 'echo $${HOME} ${GREETING}'\n")
     env = {"REGION": "us-east-1", "COUNT": "2", "GREETING": "hi"}
-    plan = work.run("plan", "--format", "json", env=env)
+    plan = work.run("plan", "--out", "p.plan", env=env)
     assert plan.code == 0, plan.err
-    actions = plan.json()["actions"]
+    actions = json.loads((work.path / "p.plan").read_text())["actions"]
     assert len(actions) == 2 and actions[0]["region"] == "us-east-1"
+    assert "us-east-1" not in plan.out, "a value from the environment is redacted"
     assert work.run("apply", "--auto-approve", env=env).code == 0
     node_id = work.state()["nodes"]["pool.w[0]"]["id"]
     assert work.cloud().user_data(node_id) == "echo ${HOME} hi"

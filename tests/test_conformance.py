@@ -23,7 +23,12 @@ from navarch_plan.providers.aws import AwsProvider
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.providers.gcp import GcpProvider
 from navarch_plan.providers.lambda_ import LambdaProvider
-from navarch_plan.testing import CapacityHook, ProviderConformance, RequestFactory
+from navarch_plan.testing import (
+    CapacityHook,
+    ConsistencyScenarios,
+    ProviderConformance,
+    RequestFactory,
+)
 from tests.fakes.gce_server import FakeGce, HttpError
 from tests.fakes.gce_server import serve as serve_gce
 from tests.fakes.lambda_server import FakeLambda
@@ -33,7 +38,7 @@ from tests.fakes.moto_server import AMI, Recorder, error_response
 # -- fake --------------------------------------------------------------------------------
 
 
-class TestFakeConformance(ProviderConformance):
+class FakeFixtures:
     @pytest.fixture
     def provider(self) -> FakeProvider:
         return FakeProvider("sim", capacity={"gpu_1x_a10": 3})
@@ -64,10 +69,18 @@ class TestFakeConformance(ProviderConformance):
         return exhausted
 
 
+class TestFakeConformance(FakeFixtures, ProviderConformance):
+    pass
+
+
+class TestFakeUnderLag(FakeFixtures, ConsistencyScenarios):
+    pass
+
+
 # -- Lambda Cloud ----------------------------------------------------------------------------
 
 
-class TestLambdaConformance(ProviderConformance):
+class LambdaFixtures:
     @pytest.fixture
     def cloud(self) -> FakeLambda:
         # A fresh key per test: launch pacing is per key and process-wide.
@@ -100,6 +113,14 @@ class TestLambdaConformance(ProviderConformance):
         return exhausted
 
 
+class TestLambdaConformance(LambdaFixtures, ProviderConformance):
+    pass
+
+
+class TestLambdaUnderLag(LambdaFixtures, ConsistencyScenarios):
+    pass
+
+
 # -- Compute Engine --------------------------------------------------------------------------
 
 
@@ -121,7 +142,7 @@ class StrictGce(FakeGce):
         return name
 
 
-class TestGcpConformance(ProviderConformance):
+class GcpFixtures:
     @pytest.fixture
     def cloud(self) -> StrictGce:
         return StrictGce(project="conformance-project")
@@ -151,10 +172,18 @@ class TestGcpConformance(ProviderConformance):
         return exhausted
 
 
+class TestGcpConformance(GcpFixtures, ProviderConformance):
+    pass
+
+
+class TestGcpUnderLag(GcpFixtures, ConsistencyScenarios):
+    pass
+
+
 # -- EC2 -------------------------------------------------------------------------------------
 
 
-class TestAwsConformance(ProviderConformance):
+class AwsFixtures:
     @pytest.fixture(autouse=True)
     def _aws_env(self, monkeypatch: pytest.MonkeyPatch, aws_credentials: None) -> None:
         # moto's own switch (MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION, read at its import):
@@ -191,6 +220,26 @@ class TestAwsConformance(ProviderConformance):
                 events.unregister(event, refuse)
             assert refuse.calls >= 1, "the launch never reached the injected stock-out"
         return exhausted
+
+
+class TestAwsConformance(AwsFixtures, ProviderConformance):
+    pass
+
+
+class TestAwsUnderLag(AwsFixtures, ConsistencyScenarios):
+    @pytest.fixture
+    def provider(self, moto_endpoint: str) -> Iterator[AwsProvider]:
+        """Through the lagging proxy, which keeps EC2's ClientToken promise that moto
+        itself does not (the lag here comes from LaggingProvider)."""
+        from tests.conftest import reset_moto
+        from tests.fakes.ec2_lag_proxy import LaggingEc2, serve_lagging_ec2
+
+        reset_moto(moto_endpoint)
+        with serve_lagging_ec2(LaggingEc2(moto_endpoint)) as url:
+            p = AwsProvider("aws", "us-east-1", image_id=AMI, key_name="ops",
+                            endpoint_url=url)
+            p.launch_lookup_delay = 0.0
+            yield p
 
 
 # -- the suite itself ------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Workdir, actions_of, navarch_argv
 from tests.crash_harness import (
     SCENARIOS,
@@ -53,6 +55,25 @@ def test_kill_minus_9_at_seeded_moments_never_loses_or_doubles_a_node(
         assert total.landed[window] >= 1, total.landed
 
 
+def test_kill_minus_9_under_visibility_lag_never_leaks_duplicates_or_discards(
+        tmp_path: Path) -> None:
+    """A few kills with new instances invisible to navarch for a while (the soak in
+    benchmarks/crash_soak.py --lag runs many more)."""
+    def one(index: int, name: str) -> Stats:
+        folder = tmp_path / name
+        folder.mkdir()
+        return run_scenario(Workdir(folder), SCENARIOS[name], SEED + 50 + index, 3,
+                            lag=0.4)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        total = Stats()
+        for stats in pool.map(one, range(2), ("fleet", "deps")):
+            total.merge(stats)
+    assert not total.problems, "\n".join(total.problems)
+    assert total.kills >= 4, total
+    assert (total.leaked, total.duplicates, total.discarded) == (0, 0, 0)
+
+
 # -- single windows, deterministic, with the exact outcome spelled out ------------------
 
 def _start(work: Workdir, *args: str) -> subprocess.Popen[str]:
@@ -88,31 +109,47 @@ def test_killed_between_provision_and_state_write_the_instance_is_adopted(
     assert not lock.exists(), "plan took the dead process's lock over and released it"
     assert [(a["address"], a["action"], a["node_id"]) for a in plan["actions"]] == [
         ("pool.w[1]", "adopt", orphan.id), ("pool.w[2]", "create", "")]
-    assert plan["intents"] == [{"address": "pool.w[1]", "name": orphan.name,
-                                "outcome": f"instance {orphan.id} exists: handled as an "
-                                           "owned instance"}]
+    [intent] = plan["intents"]
+    assert (intent["address"], intent["name"], intent["kind"]) == (
+        "pool.w[1]", orphan.name, "adopt")
+    assert intent["outcome"] == f"instance {orphan.id} exists: it is adopted"
+    assert plan["actions"][0]["reason"] == "interrupted", "never called an orphan"
     assert work.run("apply", "--auto-approve").code == 0
     assert work.state()["nodes"]["pool.w[1]"]["id"] == orphan.id
     assert len(work.cloud().calls("provision")) == 3, "w[1] was not created twice"
     assert work.state()["intents"] == []
 
 
-def test_killed_after_the_intent_before_the_cloud_call_the_intent_is_dropped(
-        work: Workdir) -> None:
-    work.config(pools={"w": {"nodes": 2}}, sim={"latency": 1.0})
+@pytest.mark.parametrize("idempotent", [True, False])
+def test_killed_after_the_intent_before_the_cloud_call(work: Workdir,
+                                                       idempotent: bool) -> None:
+    """A cloud that dedupes launches gets the same launch again (same name and key:
+    it returns the instance if one was made); one that doesn't, with no lag, proves
+    at once that nothing was made, and the intent is dropped."""
+    work.config(pools={"w": {"nodes": 2}}, sim={"latency": 1.0, "idempotent": idempotent})
     journal = work.path / "state" / "test.json.journal"
     proc = _start(work, "--parallelism", "1")
     _kill_when(proc, lambda: journal.exists() and b'"op":"intent"' in journal.read_bytes())
     state = read_state(work)
     assert len(state["intents"]) == 1 and state["nodes"] == {}
+    [written] = state["intents"]
     assert CloudView(work.cloud_path).owned() == {}
-    work.config(pools={"w": {"nodes": 2}})
+    work.config(pools={"w": {"nodes": 2}}, sim={"idempotent": idempotent})
     plan = work.plan_json()
-    assert plan["intents"][0]["outcome"] == "no instance was created: the intent is dropped"
+    [intent] = plan["intents"]
+    assert intent["kind"] == ("resume" if idempotent else "drop")
     assert sorted((a["address"], a["action"]) for a in plan["actions"]) == [
         ("pool.w[0]", "create"), ("pool.w[1]", "create")]
+    resumed = [a for a in plan["actions"] if a["intent_id"]]
+    if idempotent:
+        assert [(a["address"], a["name"], a["idempotency_key"]) for a in resumed] == [
+            (written["address"], written["name"], written["idempotency_key"])]
+    else:
+        assert resumed == [] and "the intent is dropped" in intent["outcome"]
     assert work.run("apply", "--auto-approve").code == 0
     assert work.state()["intents"] == [] and len(work.state()["nodes"]) == 2
+    names = {r["name"] for r in work.state()["nodes"].values()}
+    assert (written["name"] in names) == idempotent
 
 
 def test_killed_after_a_terminate_took_effect_the_record_is_forgotten(work: Workdir) -> None:

@@ -34,6 +34,9 @@ POOL = "workers"
 USER_LABELS = {"team": "ml", "workload": "training"}
 AMI = "ami-0123456789abcdef0"  # moto accepts any image id unless told to validate them
 LAMBDA_KEY_ENV = "E2E_LAMBDA_API_KEY"
+# These local servers show every change at once, so a deletion outside navarch is proven
+# by the next lookup; the clouds' lag and its own windows are tests/test_consistency.py's.
+CONSISTENT = {"consistency_window": 0}
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class LambdaCloud:
         self.base_url = stack.enter_context(serve(self.fake))
         self.env = {LAMBDA_KEY_ENV: self.key}  # only ever in the subprocess environment
         self.provider = {"type": "lambda", "api_key_env": LAMBDA_KEY_ENV,
-                         "base_url": self.base_url, "launch_interval": 0}
+                         "base_url": self.base_url, "launch_interval": 0, **CONSISTENT}
 
     def instances(self) -> list[Instance]:
         with self.fake._lock:
@@ -136,7 +139,7 @@ class GcpCloud:
         self.endpoint = stack.enter_context(serve(self.fake))
         self.env: dict[str, str] = {}
         self.provider = {"type": "gcp", "project": self.project, "endpoint": self.endpoint,
-                         "credentials": "anonymous"}
+                         "credentials": "anonymous", **CONSISTENT}
 
     def instances(self) -> list[Instance]:
         with self.fake._lock:
@@ -180,7 +183,7 @@ class AwsCloud:
                     "AWS_CONFIG_FILE": str(home / "no-aws-config"),
                     "AWS_SHARED_CREDENTIALS_FILE": str(home / "no-aws-credentials")}
         self.provider = {"type": "aws", "region": "us-east-1", "image_id": AMI,
-                         "endpoint_url": endpoint}
+                         "endpoint_url": endpoint, **CONSISTENT}
 
     def instances(self) -> list[Instance]:
         pages = self.ec2.get_paginator("describe_instances").paginate()
@@ -286,6 +289,7 @@ def _check_ownership(s: Session, instance_type: str, count: int) -> None:
         assert inst.labels == {
             **USER_LABELS, "navarch-workspace": WORKSPACE,
             "navarch-address": f"p_{POOL}_{index}", "navarch-spec": record["spec_hash"],
+            "navarch-lineage": s.state()["lineage"],
         }, inst.labels
         assert re.fullmatch(rf"{WORKSPACE}-{POOL}-{index}-[a-z0-9]{{4}}", inst.name), inst.name
         assert inst.name == record["name"]

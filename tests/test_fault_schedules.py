@@ -31,7 +31,7 @@ from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 from tests.conftest import FAST_RETRY, Workdir
-from tests.crash_harness import CloudView, expected_actions, read_state
+from tests.crash_harness import CloudView, expected_actions, keyed_config, read_state
 
 TYPES = ["gpu_1x_a10", "gpu_1x_a100"]
 FAULTS = [
@@ -119,8 +119,8 @@ def _check_after_faults(work: Workdir, refreshed: bool, fired: list[dict[str, An
 
 
 def _check_converged(work: Workdir, foreign: str) -> None:
-    config = load_config(str(work.path / "navarch.yaml"), env={})
     state, view = read_state(work), CloudView(work.cloud_path)
+    config = keyed_config(work, state)
     live = view.owned()
     assert {r["id"] for r in state["nodes"].values()} == set(live), "leaked or untracked"
     assert sorted(state["nodes"]) == sorted(config.desired)

@@ -124,7 +124,7 @@ def test_a_lock_that_cannot_be_proven_dead_is_reported_not_taken(
     assert "navarch force-unlock lock-123" in result.err
     assert ("the lock is stale" in result.err) == stale, result.err
     assert _lock_file(work).read_bytes() == before, "left exactly as it was"
-    assert work.run("force-unlock", "lock-123").code == 0
+    assert work.run("force-unlock", "--force", "lock-123").code == 0
     assert work.run("plan").code == 0
 
 

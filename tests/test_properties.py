@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from navarch_plan.actions import ownership_labels
 from navarch_plan.config import parse_config
 from navarch_plan.engine import Engine
 from navarch_plan.model import ProvisionRequest
+from navarch_plan.ownership import ownership_labels
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 from tests.conftest import FAST_RETRY

@@ -20,6 +20,7 @@ from navarch_plan.errors import (
     AuthError,
     CapacityError,
     ConfigError,
+    DuplicateLaunchError,
     InvalidRequestError,
     ProviderError,
     QuotaError,
@@ -182,7 +183,7 @@ def test_capacity_error_is_not_retried_by_botocore(provider: AwsProvider,
     (401, "AuthFailure", AuthError),
     (400, "Unsupported", CapacityError),
     (400, "InvalidParameterValue", InvalidRequestError),
-    (400, "IdempotentParameterMismatch", InvalidRequestError),
+    (400, "IdempotentParameterMismatch", DuplicateLaunchError),
     (503, "RequestLimitExceeded", RateLimitError),
 ])
 def test_launch_error_mapping(provider: AwsProvider, status: int, code: str,
@@ -296,11 +297,12 @@ def test_terminate_is_idempotent(provider: AwsProvider, endpoint: str) -> None:
     assert provider.get(keep.id).status is NodeStatus.RUNNING
 
 
-def test_stopped_instance_counts_as_terminated(provider: AwsProvider, raw: Callable) -> None:
+def test_stopped_instance_is_stopped_not_gone(provider: AwsProvider, raw: Callable) -> None:
     node = provider.provision(request("research-s-0-aaaa"))
     raw(EAST).stop_instances(InstanceIds=[node.id])
     [listed] = provider.list()  # stopped is still listed: it exists and costs storage
-    assert listed.id == node.id and listed.status is NodeStatus.TERMINATED
+    assert listed.id == node.id and listed.status is NodeStatus.STOPPED
+    assert listed.cloud_status == "stopped"
 
 
 DESCRIBE_XML = """<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">
@@ -320,9 +322,10 @@ DESCRIBE_XML = """<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc
     (0, "pending", NodeStatus.PROVISIONING),
     (16, "running", NodeStatus.RUNNING),
     (32, "shutting-down", NodeStatus.TERMINATING),
-    (64, "stopping", NodeStatus.TERMINATING),
-    (80, "stopped", NodeStatus.TERMINATED),
+    (64, "stopping", NodeStatus.STOPPED),
+    (80, "stopped", NodeStatus.STOPPED),
     (48, "terminated", NodeStatus.TERMINATED),
+    (99, "hibernating", NodeStatus.UNKNOWN),
 ])
 def test_status_and_node_mapping(provider: AwsProvider, code: int, state: str,
                                  status: NodeStatus) -> None:
@@ -330,7 +333,7 @@ def test_status_and_node_mapping(provider: AwsProvider, code: int, state: str,
     hook(provider.client(EAST), "DescribeInstances",
          Recorder(lambda req: AWSResponse(req.url, 200, {}, RawBody(body))))
     node = provider.get("i-0aaaaaaaaaaaaaaaa")
-    assert node is not None and node.status is status
+    assert node is not None and node.status is status and node.cloud_status == state
     assert node.ip_address == "10.0.0.5"  # no public address: the private one
     assert (node.gpu_count, node.gpu_type, node.zone) == (4, "A10G", "us-east-1a")
     assert dict(node.labels) == {LABEL_WORKSPACE: "research"}  # no Name, no aws:*

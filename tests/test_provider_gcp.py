@@ -213,16 +213,17 @@ def test_invalid_requests_are_refused_before_any_call(gcp: GcpProvider, fake: Fa
 @pytest.mark.parametrize(("gce", "expected"), [
     ("PROVISIONING", NodeStatus.PROVISIONING), ("STAGING", NodeStatus.PROVISIONING),
     ("PENDING", NodeStatus.PROVISIONING), ("RUNNING", NodeStatus.RUNNING),
-    ("REPAIRING", NodeStatus.UNHEALTHY), ("STOPPING", NodeStatus.TERMINATING),
-    ("SUSPENDING", NodeStatus.TERMINATING), ("PENDING_STOP", NodeStatus.TERMINATING),
-    ("DEPROVISIONING", NodeStatus.TERMINATING), ("STOPPED", NodeStatus.TERMINATED),
-    ("SUSPENDED", NodeStatus.TERMINATED), ("TERMINATED", NodeStatus.TERMINATED),
+    ("REPAIRING", NodeStatus.PROVISIONING), ("STOPPING", NodeStatus.STOPPED),
+    ("SUSPENDING", NodeStatus.STOPPED), ("PENDING_STOP", NodeStatus.STOPPED),
+    ("DEPROVISIONING", NodeStatus.STOPPED), ("STOPPED", NodeStatus.STOPPED),
+    ("SUSPENDED", NodeStatus.STOPPED), ("TERMINATED", NodeStatus.STOPPED),
+    ("HIBERNATING", NodeStatus.UNKNOWN),
 ])
 def test_status_mapping(gcp: GcpProvider, fake: FakeGce, gce: str,
                         expected: NodeStatus) -> None:
     fake.add_instance("us-central1-a", "vm-1", status=gce, labels=WS)
     node = gcp.get("us-central1-a/vm-1")
-    assert node is not None and node.status is expected
+    assert node is not None and node.status is expected and node.cloud_status == gce
 
 
 def test_list_uses_aggregated_list_across_zones_and_pages(gcp: GcpProvider,

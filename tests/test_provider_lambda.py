@@ -127,13 +127,14 @@ def test_status_mapping_and_node_fields(fake, provider):
     expected = {"booting": NodeStatus.PROVISIONING, "active": NodeStatus.RUNNING,
                 "unhealthy": NodeStatus.UNHEALTHY, "terminating": NodeStatus.TERMINATING,
                 "terminated": NodeStatus.TERMINATED, "preempted": NodeStatus.TERMINATED,
-                "some-new-state": NodeStatus.UNHEALTHY}
+                "restarting": NodeStatus.PROVISIONING, "some-new-state": NodeStatus.UNKNOWN}
     ids = {fake.seed_instance("gpu_8x_h100_sxm5", "us-west-2", name=f"n-{s}", status=s): s
            for s in expected}
     for i in ids:  # seeded booting would otherwise turn active on the first look
         fake.instances[i].polls_left = 10
     nodes = {n.id: n for n in provider.list()}
     assert {i: nodes[i].status for i in ids} == {i: expected[s] for i, s in ids.items()}
+    assert {i: nodes[i].cloud_status for i in ids} == ids
     node = nodes[next(i for i, s in ids.items() if s == "active")]
     assert (node.region, node.zone, node.gpu_count, node.gpu_type, node.name) == (
         "us-west-2", "", 8, "H100", "n-active")

@@ -83,14 +83,33 @@ def test_a_launch_refused_for_rate_is_queued_and_tried_again(work: Workdir) -> N
     assert work.state()["intents"] == []
 
 
-def test_a_launch_that_timed_out_is_never_retried(work: Workdir) -> None:
-    """Its outcome is unknown: a second launch could make a second GPU instance."""
+def test_a_launch_that_timed_out_is_never_retried_blindly(work: Workdir) -> None:
+    """Its outcome is unknown: a second launch could make a second GPU instance. Where
+    the cloud does not dedupe launches, it is looked for by name instead, and with no
+    instance to be found it fails, having launched once."""
     two_clouds(work, slow={"faults": [{"op": "provision", "error": "transient"}],
-                           "retry": FAST_RETRY}, fast={}, slow_nodes=1, fast_nodes=1)
+                           "retry": FAST_RETRY, "idempotent": False},
+               fast={}, slow_nodes=1, fast_nodes=1)
     result = work.run("apply", "--auto-approve")
     assert result.code == 1
     assert len(calls(work, "slow")) == 1
     assert "injected timeout" in result.out + result.err
+    assert "nothing was created" in result.out + result.err
+
+
+def test_a_timed_out_launch_is_resent_unchanged_where_the_cloud_dedupes(
+        work: Workdir) -> None:
+    """EC2's documented recovery: the same request with the same ClientToken returns the
+    original instance, or makes the one the lost call never made. One instance results."""
+    two_clouds(work, slow={"faults": [{"op": "provision", "error": "transient",
+                                       "effect": True}], "retry": FAST_RETRY},
+               fast={}, slow_nodes=1, fast_nodes=1)
+    result = work.run("apply", "--auto-approve")
+    assert result.code == 0, result.out + result.err
+    launches = calls(work, "slow")
+    assert len(launches) == 2 and launches[0]["target"] == launches[1]["target"]
+    slow = FakeProvider("slow", path=str(work.path / "state" / "slow.db"))
+    assert len(slow.list()) == 1
 
 
 def test_idempotent_calls_are_retried_with_backoff(work: Workdir) -> None:

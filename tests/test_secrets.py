@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from navarch_plan.desired import spec_hash
 from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
 from tests.fakes.lambda_server import FakeLambda, error_body, serve
 
@@ -80,8 +82,10 @@ def session(work: Workdir) -> Iterator[Session]:
     fake = FakeLambda(api_key=key)
     with serve(fake) as base_url:
         user_data = USER_DATA.format(token=token)
+        # The local server is consistent: a launch whose reply was lost is looked for
+        # by name for one second, not Lambda's two minutes.
         provider = {"type": "lambda", "api_key_env": KEY_ENV, "base_url": base_url,
-                    "launch_interval": 0}
+                    "launch_interval": 0, "consistency_window": 1}
         doc = {"version": 1, "workspace": "test", "providers": {"lam": provider},
                "pools": {"w": {"provider": "lam", "instance_type": "gpu_1x_a10",
                                "region": "us-east-1", "nodes": 2, "ssh_keys": ["ops-team"],
@@ -150,25 +154,43 @@ def test_cloud_errors_that_echo_the_key_never_reach_the_output(session: Session)
     assert not s.leaks(), s.leaks()
 
 
-def test_user_data_appears_in_plans_only_as_its_hash(session: Session) -> None:
+def _keyed(s: Session) -> str:
+    """user_data's fingerprint as navarch publishes it: an HMAC under the state's key."""
+    key = json.loads((s.work.path / "state" / "test.json").read_text())["fingerprint_key"]
+    return "hmac:" + hmac.new(key.encode(), s.user_data.encode(), hashlib.sha256).hexdigest()
+
+
+def test_user_data_appears_in_plans_only_as_a_keyed_fingerprint(session: Session) -> None:
+    """Published plans carry an HMAC of user_data under a key kept in state (0600), so
+    a short secret in it cannot be found by hashing guesses, neither from the
+    fingerprint nor from the spec hash."""
     s = session
-    plan = json.loads(s.run("plan", "--format", "json").stdout)
-    digest = hashlib.sha256(s.user_data.encode()).hexdigest()
-    assert plan["actions"][0]["after"]["user_data_sha256"] == digest
+    s.run("plan", "--out", "p.plan")  # a saved plan: state (and its key) exist from here
+    plan = json.loads((s.work.path / "p.plan").read_text())
+    after = plan["actions"][0]["after"]
+    assert after["user_data_sha256"] == _keyed(s)
+    plain = hashlib.sha256(s.user_data.encode()).hexdigest()
+    unkeyed_spec = {**{k: v for k, v in after.items()
+                       if k not in ("spec_hash", "refs")}, "user_data_sha256": plain}
+    assert spec_hash(unkeyed_spec) != after["spec_hash"]
     text = s.run("plan").stdout.decode()
-    s.run("plan", "--out", "p.plan")
-    s.run("apply", "p.plan")
-    state = (s.work.path / "state" / "test.json").read_text()
-    assert digest in state and s.user_data not in state
     assert s.user_data.split("\n")[1] not in text
+    assert _keyed(s)[5:17] in text and plain[:12] not in text
+    s.run("apply", "p.plan")
+    for name in ("p.plan", "state/test.json"):
+        text = (s.work.path / name).read_text()
+        assert plain not in text and s.user_data not in text
+    key = json.loads((s.work.path / "state" / "test.json").read_text())["fingerprint_key"]
+    assert key not in s.run("show", "--json").stdout.decode()
     assert not s.leaks(), s.leaks()
 
 
-def test_plans_show_user_data_as_sensitive_with_its_hash(session: Session) -> None:
+def test_plans_show_user_data_as_sensitive_with_its_fingerprint(session: Session) -> None:
     s = session
-    digest = hashlib.sha256(s.user_data.encode()).hexdigest()
+    s.run("plan", "--out", "p.plan")
+    digest = _keyed(s)
     text = s.run("plan").stdout.decode()
-    assert f"user_data: (sensitive, sha256:{digest[:12]})" in text
+    assert f"user_data: (sensitive, hmac:{digest[5:17]})" in text
     shown = s.run("plan", "--show-sensitive", "--out", "p.plan").stdout.decode()
     assert "export DB_PASSWORD=ud-canary-" in shown
     saved = (s.work.path / "p.plan").read_text()
@@ -188,3 +210,36 @@ def test_state_and_plan_files_are_private(session: Session) -> None:
     assert {p.name for p in files} >= {"p.plan", "test.json", "test.json.backup"}
     for path in files:
         assert path.stat().st_mode & 0o077 == 0, f"{path.name} is readable by others"
+
+
+def test_any_value_from_the_environment_is_kept_out_of_every_output(work: Workdir) -> None:
+    """A `${NAME}` in user_data (not only the API key) never reaches stdout or stderr,
+    --debug tracebacks included, even when the cloud's error echoes the launch request
+    back; nor does a redirect's Location that carries the key."""
+    token = uuid.uuid4().hex
+    key, canary = f"sk-{token}", f"pw-canary-{token}"
+    fake = FakeLambda(api_key=key)
+    with serve(fake) as base_url:
+        doc = {"version": 1, "workspace": "test",
+               "providers": {"lam": {"type": "lambda", "api_key_env": KEY_ENV,
+                                     "base_url": base_url, "launch_interval": 0}},
+               "pools": {"w": {"provider": "lam", "instance_type": "gpu_1x_a10",
+                               "region": "us-east-1", "nodes": 1, "ssh_keys": ["ops-team"],
+                               "user_data": "#!/bin/bash\nexport PW=${DB_PASSWORD}\n"}}}
+        (work.path / "navarch.yaml").write_text(json.dumps(doc))
+        env = {**OFFLINE_ENV, KEY_ENV: key, "DB_PASSWORD": canary}
+        outputs = []
+        fake.inject(400, method="POST", path="/instance-operations/launch",
+                    body=error_body("global/invalid-parameters",
+                                    f"bad request: user_data=export PW={canary}"))
+        for args in (("apply", "--auto-approve", "--debug"), ("plan", "--format", "json")):
+            result = work.cli(*args, env=env)
+            outputs.append(result.out + result.err)
+        assert "bad request: user_data=export PW=[redacted]" in outputs[0]
+        fake.inject(301, method="GET", path="/instances",
+                    headers={"Location": f"https://elsewhere.example/api?key={key}"})
+        moved = work.cli("plan", env=env)
+        outputs.append(moved.out + moved.err)
+        assert "redirects to https://elsewhere.example;" in moved.err
+    for text in outputs:
+        assert canary not in text and key not in text

@@ -116,15 +116,19 @@ def test_plan_apply_drift_and_state_commands_on_s3_state(work: Workdir, moto: Mo
                                                          s3: Any) -> None:
     s3_config(work, moto, pools={"w": {"nodes": 2}})
     assert f"state at {URL}" in work.run("validate").out
+    assert work.run("plan").code == 0
+    assert keys(s3) == [], "a plan writes no state (and its lock is gone)"
     planned = work.run("plan", "--out", "first.plan")
     assert planned.code == 0 and "2 to add" in planned.out, planned.out + planned.err
-    assert keys(s3) == [], "a plan writes no state (and its lock is gone)"
+    assert keys(s3) == [KEY], "a saved plan's state identity (lineage, key) is written"
+    assert read(s3)["nodes"] == {} and read(s3)["serial"] == 1
 
     applied = work.run("apply", "first.plan")  # a saved plan, checked against S3 state
     assert applied.code == 0, applied.err
-    assert keys(s3) == [KEY], "one snapshot; journal folded and deleted; lock released"
+    assert keys(s3) == [KEY, f"{KEY}.backup"], \
+        "the snapshot and its backup; journal folded and deleted; lock released"
     state = read(s3)
-    assert state["serial"] == 1 and sorted(state["nodes"]) == ["pool.w[0]", "pool.w[1]"]
+    assert state["serial"] == 2 and sorted(state["nodes"]) == ["pool.w[0]", "pool.w[1]"]
     assert ids_in(state) == {n.id for n in owned(work.cloud())}
     assert not (work.path / "state" / "test.json").exists(), "nothing local"
 
@@ -139,7 +143,7 @@ def test_plan_apply_drift_and_state_commands_on_s3_state(work: Workdir, moto: Mo
     assert drift.code == 2 and "pool.w[1]" in drift.out, drift.out + drift.err
     assert read(s3) == state, "drift without --update-state writes nothing"
     assert work.run("apply", "--auto-approve").code == 0
-    assert read(s3)["serial"] == 2 and work.run("drift").code == 0
+    assert read(s3)["serial"] == 3 and work.run("drift").code == 0
 
 
 def test_a_missing_bucket_or_a_bad_config_is_one_clear_line(work: Workdir, moto: MotoS3,
@@ -259,7 +263,7 @@ def test_s3_outage_during_apply_leaves_fleet_and_local_copy_recoverable(
     held = work.run("plan")
     lock_id = re.search(r"force-unlock (\S+)", held.err)
     assert held.code == 1 and lock_id, held.err
-    assert work.run("force-unlock", lock_id.group(1)).code == 0
+    assert work.run("force-unlock", "--force", lock_id.group(1)).code == 0
     restored = work.run("state", "migrate", "--state", str(rescue), "--to", URL)
     assert restored.code == 0, restored.err
     assert read(s3)["lineage"] == copy["lineage"] and read(s3)["serial"] == copy["serial"]
@@ -387,9 +391,9 @@ def test_writer_whose_lock_was_force_unlocked_stops_and_cannot_overwrite(
     held = first.lock("apply")
     first.load()
     first.record(put("node.a", "i-1"))
-    wrong = work.run("force-unlock", "not-the-id")
+    wrong = work.run("force-unlock", "--force", "not-the-id")
     assert wrong.code == 1 and "does not match" in wrong.err
-    released = work.run("force-unlock", held.id)
+    released = work.run("force-unlock", "--force", held.id)
     assert released.code == 0 and f"Released the lock on {URL}" in released.out
 
     second = store(moto, tmp_path)

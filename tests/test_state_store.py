@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from navarch_plan.errors import LockError, StateError
-from navarch_plan.state import FileLock, LocalStateStore, force_unlock
+from navarch_plan.state import FORMAT_VERSION, FileLock, LocalStateStore, force_unlock
 
 
 def record(node_id: str) -> dict:
@@ -44,7 +44,7 @@ def test_every_record_is_on_disk_before_compaction(tmp_path: Path) -> None:
     assert store.compact() is True
     assert not os.path.exists(path + ".journal")
     data = json.loads(Path(path).read_text())
-    assert data["serial"] == 1 and data["format_version"] == 1
+    assert data["serial"] == 1 and data["format_version"] == FORMAT_VERSION
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 

@@ -38,12 +38,15 @@ from navarch_plan.errors import (
     AuthError,
     ConfigError,
     InvalidRequestError,
+    NotFoundError,
     ProviderError,
     TransientError,
 )
 from navarch_plan.model import (
     LABEL_WORKSPACE,
+    Consistency,
     InstanceType,
+    Listing,
     Node,
     NodeStatus,
     ProvisionRequest,
@@ -251,13 +254,31 @@ class AwsProvider:
     def list(self) -> list[Node]:
         """Owned-looking instances (tag key navarch-workspace) in every region, or an error:
         a partial listing would make missing nodes look deleted."""
+        listing = self.listing()
+        if listing.unreachable:
+            raise TransientError(f"listing instances failed in {', '.join(listing.unreachable)}",
+                                 provider=self.name, code="PartialListing")
+        return list(listing.nodes)
+
+    def listing(self) -> Listing:
+        """Every region's instances; a region whose listing failed is named unreachable
+        (its nodes are then unknown, not deleted). If every region failed, the error."""
         filters = [{"Name": "tag-key", "Values": [LABEL_WORKSPACE]},
                    {"Name": "instance-state-name", "Values": list(_LISTED_STATES)}]
-        if len(self.regions) == 1:
-            return self._describe(self.region, filters)
+
+        def one(region: str) -> list[Node] | ProviderError:
+            try:
+                return self._describe(region, filters)
+            except ProviderError as exc:
+                return exc
+
         with ThreadPoolExecutor(max_workers=min(8, len(self.regions))) as pool:
-            per_region = pool.map(lambda region: self._describe(region, filters), self.regions)
-            return [node for nodes in per_region for node in nodes]
+            per_region = dict(zip(self.regions, pool.map(one, self.regions), strict=True))
+        failed = {r: e for r, e in per_region.items() if isinstance(e, ProviderError)}
+        if len(failed) == len(self.regions):
+            raise next(iter(failed.values()))
+        return Listing(tuple(n for nodes in per_region.values() if isinstance(nodes, list)
+                             for n in nodes), tuple(failed))
 
     def _describe(self, region: str, filters: list[dict[str, Any]]) -> list[Node]:
         with self._translating(region, "listing instances"):
@@ -285,8 +306,9 @@ class AwsProvider:
                 return self._node(instances[0], region)
         return None
 
-    def terminate(self, node_id: str) -> None:
-        """Idempotent: an id found in no region is already gone, which is success."""
+    def terminate(self, node_id: str) -> bool:
+        """Idempotent. True when some region accepted it; False when no region knows the
+        id, which right after a launch EC2 may say of an instance that keeps running."""
         for region in self._search_order(node_id):
             try:
                 with self._translating(region, f"terminating {node_id}"):
@@ -296,13 +318,37 @@ class AwsProvider:
                     continue
                 raise
             self._region_of[node_id] = region
-            return
+            return True
+        return False
+
+    def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
+        """Tags become exactly `labels` (plus the Name tag, and AWS's own `aws:*` tags,
+        which are left alone): CreateTags for the new values, DeleteTags for the rest."""
+        node = self.get(node_id)
+        if node is None:
+            raise NotFoundError(f"no instance {node_id}", provider=self.name,
+                                code="InvalidInstanceID.NotFound")
+        client = self.client(node.region)
+        stale = [{"Key": k} for k in node.labels if k not in labels]
+        with self._translating(node.region, f"tagging {node_id}"):
+            if labels:
+                client.create_tags(Resources=[node_id], Tags=[
+                    {"Key": k, "Value": v} for k, v in labels.items() if k != "Name"])
+            if stale:
+                client.delete_tags(Resources=[node_id], Tags=stale)
 
     def _search_order(self, node_id: str) -> list[str]:
         known = self._region_of.get(node_id)
         return ([known] if known else []) + [r for r in self.regions if r != known]
 
     # -- InstanceTypeLister --------------------------------------------------------------
+
+    def consistency(self) -> Consistency:
+        """EC2 is eventually consistent for minutes after a launch (terraform-provider-aws
+        waits 2 minutes for the same thing; we allow 3); big GPU instances can take ten
+        minutes and more to boot; RunInstances with the same ClientToken returns the
+        original instance, so a lost launch reply is settled by sending it again."""
+        return Consistency(window=180.0, boot_timeout=1200.0, idempotent_launch=True)
 
     def rate_limit(self) -> RateLimit:
         """EC2's token buckets: RunInstances refills two per second (after a burst we do
@@ -323,7 +369,8 @@ class AwsProvider:
         return Node(
             id=instance["InstanceId"], provider=self.name, region=region,
             instance_type=instance["InstanceType"],
-            status=EC2_STATUS.get(instance["State"]["Name"], NodeStatus.UNHEALTHY),
+            status=EC2_STATUS.get(instance["State"]["Name"], NodeStatus.UNKNOWN),
+            cloud_status=instance["State"]["Name"],
             zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
             name=tags.get("Name", ""),
             ip_address=instance.get("PublicIpAddress") or instance.get("PrivateIpAddress") or "",

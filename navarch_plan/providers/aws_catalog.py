@@ -20,6 +20,7 @@ from navarch_plan.catalog import cloud_table
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
+    DuplicateLaunchError,
     NotFoundError,
     ProviderError,
     QuotaError,
@@ -52,9 +53,10 @@ EC2_STATUS: Mapping[str, NodeStatus] = MappingProxyType({
     "pending": NodeStatus.PROVISIONING,
     "running": NodeStatus.RUNNING,
     "shutting-down": NodeStatus.TERMINATING,
-    "stopping": NodeStatus.TERMINATING,
-    # A stopped instance holds no GPU and will not come back by itself: treat it as gone.
-    "stopped": NodeStatus.TERMINATED,
+    # A stopped instance still exists (its EBS volumes bill) and was stopped by someone's
+    # choice: never replaced for it, which would also delete its root volume.
+    "stopping": NodeStatus.STOPPED,
+    "stopped": NodeStatus.STOPPED,
     "terminated": NodeStatus.TERMINATED,
 })
 
@@ -62,6 +64,8 @@ EC2_STATUS: Mapping[str, NodeStatus] = MappingProxyType({
 # HTTP status (5xx: TransientError, else InvalidRequestError). Checked before the status,
 # because EC2 sends InsufficientInstanceCapacity as an HTTP 500.
 ERROR_CLASSES: tuple[tuple[frozenset[str], type[ProviderError]], ...] = (
+    # The token was used before with other parameters: that launch happened.
+    (frozenset({"IdempotentParameterMismatch"}), DuplicateLaunchError),
     (frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity",
                 "InsufficientReservedInstanceCapacity",
                 "Unsupported"}), CapacityError),  # Unsupported: type not offered in that AZ

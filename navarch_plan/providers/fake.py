@@ -4,6 +4,17 @@ transport so users and tests can run every plan and apply offline.
 Its instances and its call log live in SQLite: in memory by default, or in a file
 (`path`) that separate `navarch` runs and tests share. Every call is one transaction,
 so a kill -9 leaves the file whole, and concurrent processes see each other's writes.
+
+It can have the manners of a real cloud (all off by default):
+- `visibility_lag`: a new instance is missing from list and get, and a terminate of it
+  answers "not found" and does nothing, for that many seconds (EC2's eventual
+  consistency after RunInstances);
+- `terminate_lag`: a terminated instance stays listed as `terminating` that long;
+- `idempotent` (on by default): a provision re-sent with the same idempotency key
+  returns the original instance, as EC2's ClientToken does; off, like Lambda;
+- faults (fake_faults.py): lost replies, short or empty listings, listings that admit
+  unreachable regions or zones, lookups that answer "not found";
+- `set_status` with any word: a stopped instance, or a status navarch does not know.
 """
 
 from __future__ import annotations
@@ -26,27 +37,22 @@ from navarch_plan.errors import (
     ProviderError,
     TransientError,
 )
-from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest
-from navarch_plan.providers.fake_db import check_cloud_file
+from navarch_plan.model import (
+    Consistency,
+    InstanceType,
+    Listing,
+    Node,
+    NodeStatus,
+    ProvisionRequest,
+)
+from navarch_plan.providers.fake_db import check_cloud_file, row_to_node, upgrade_cloud_file
 from navarch_plan.providers.fake_faults import Fault, FaultQueue
 
 __all__ = ["FakeProvider"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS instances (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
-    region TEXT NOT NULL, zone TEXT NOT NULL, instance_type TEXT NOT NULL,
-    status TEXT NOT NULL, ip TEXT NOT NULL, labels TEXT NOT NULL, gpu_count INTEGER,
-    created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
-    user_data TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
-CREATE TABLE IF NOT EXISTS calls (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
-    address TEXT NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, ok INTEGER NOT NULL,
-    error TEXT NOT NULL, pid INTEGER NOT NULL);
-"""
 _TYPES = {t.name: t for t in FAKE_CATALOG}
-_COLUMNS = "id, name, region, zone, instance_type, status, ip, labels, gpu_count, ready_at"
+_COLUMNS = ("id, name, region, zone, instance_type, status, ip, labels, gpu_count, ready_at,"
+            " visible_at, deleted, gone_at")
 
 
 class FakeProvider:
@@ -56,7 +62,9 @@ class FakeProvider:
                  capacity: Mapping[str, int] | None = None, fail_rate: float = 0.0,
                  seed: int | None = None, boot_time: float = 0.0,
                  gpu_count: int | None = None,
-                 faults: Iterable[Fault | Mapping[str, Any]] = ()) -> None:
+                 faults: Iterable[Fault | Mapping[str, Any]] = (),
+                 visibility_lag: float = 0.0, terminate_lag: float = 0.0,
+                 idempotent: bool = True) -> None:
         self.name = name
         self.path = path
         self.latency = latency
@@ -65,6 +73,8 @@ class FakeProvider:
         self.boot_time = boot_time
         self.gpu_count = gpu_count
         self.faults = FaultQueue(faults)  # see fake_faults: consumed in order, per object
+        self.visibility_lag, self.terminate_lag = visibility_lag, terminate_lag
+        self.idempotent = idempotent
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self._local = threading.local()
@@ -72,7 +82,7 @@ class FakeProvider:
         self._memory = (None if path else
                         sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
         try:
-            (self._memory or self._conn()).executescript(_SCHEMA)
+            upgrade_cloud_file(self._memory or self._conn())
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
@@ -80,7 +90,8 @@ class FakeProvider:
     def from_config(cls, name: str, cfg: Mapping[str, Any], env: Mapping[str, str]
                     ) -> FakeProvider:
         options = {k: cfg[k] for k in ("path", "latency", "capacity", "fail_rate", "seed",
-                                       "boot_time", "faults") if k in cfg}
+                                       "boot_time", "faults", "visibility_lag",
+                                       "terminate_lag", "idempotent") if k in cfg}
         return cls(name, **options)
 
     # -- storage -----------------------------------------------------------------
@@ -126,8 +137,13 @@ class FakeProvider:
 
     # -- the call wrapper ----------------------------------------------------------
     def _call(self, op: str, target: str, address: str, effect: Any, region: str = "") -> Any:
+        return self._invoke(op, target, address, effect, region)[0]
+
+    def _invoke(self, op: str, target: str, address: str, effect: Any,
+                region: str = "") -> tuple[Any, Fault | None]:
         """Latency, fault injection, the effect and the call log, as one transaction; an
-        injected `delay` comes after the commit, so other processes see the effect."""
+        injected `delay` comes after the commit, so other processes see the effect.
+        Returns the effect's result and the fault that shaped the call (if any)."""
         started = time.time()
         if self.latency:
             time.sleep(self.latency)
@@ -151,7 +167,7 @@ class FakeProvider:
             time.sleep(fault.delay)
         if failure is not None:
             raise failure
-        return result
+        return result, fault
 
     def inject(self, *faults: Fault | Mapping[str, Any]) -> None:
         """Queue faults for this object's next matching calls (see fake_faults)."""
@@ -183,6 +199,11 @@ class FakeProvider:
                           req.region)
 
     def _insert(self, db: sqlite3.Connection, req: ProvisionRequest) -> Node:
+        if self.idempotent and req.idempotency_key:
+            row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE idem_key = ? AND "
+                             "name = ?", (req.idempotency_key, req.name)).fetchone()
+            if row is not None:  # a re-sent launch: the original instance, as EC2 does
+                return self._node(row, visible_only=False)  # type: ignore[return-value]
         offer = _TYPES.get(req.instance_type)
         if offer is None:
             raise InvalidRequestError(f"unknown instance type {req.instance_type!r}",
@@ -198,16 +219,17 @@ class FakeProvider:
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
             "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
-            " gpu_count, created, ready_at, user_data)"
-            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?)",
+            " gpu_count, created, ready_at, user_data, idem_key, visible_at)"
+            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?, ?, ?)",
             (node_id, req.name, req.region, req.zone, req.instance_type,
              json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time,
-             req.user_data),
+             req.user_data, req.idempotency_key, now + self.visibility_lag),
         )
         seq = cur.lastrowid or 0
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
         db.execute("UPDATE instances SET ip = ? WHERE seq = ?", (ip, seq))
-        return self._fetch(db, node_id)  # type: ignore[return-value]
+        # The launch's own reply shows the instance, however late listings catch up.
+        return self._fetch(db, node_id, visible_only=False)  # type: ignore[return-value]
 
     def _check_capacity(self, db: sqlite3.Connection, req: ProvisionRequest, key: str,
                         column: str, value: str) -> None:
@@ -224,32 +246,66 @@ class FakeProvider:
             raise CapacityError(f"no capacity for {key}", provider=self.name,
                                 region=req.region, code="fake/insufficient-capacity")
 
-    def terminate(self, node_id: str) -> None:
-        def effect(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE instances SET deleted = 1, status = 'terminated' WHERE id = ?",
-                       (node_id,))
+    def terminate(self, node_id: str) -> bool:
+        """True when it took effect; False for an id this cloud does not show (gone,
+        never existed, or launched too recently to be visible: then nothing happens, as
+        EC2 may answer InvalidInstanceID.NotFound for an instance that keeps running)."""
+        def effect(db: sqlite3.Connection) -> bool:
+            if self._fetch(db, node_id) is None:
+                return False
+            db.execute("UPDATE instances SET deleted = 1, status = 'terminated', gone_at = ?"
+                       " WHERE id = ?", (time.time(), node_id))
+            return True
 
-        self._call("terminate", node_id, self._address_of(node_id), effect)
+        return bool(self._call("terminate", node_id, self._address_of(node_id), effect))
+
+    def listing(self) -> Listing:
+        """What a listing shows now: visible instances, minus what a `list` fault hides
+        (silently) or declares unreachable (admitted in `Listing.unreachable`)."""
+        def effect(db: sqlite3.Connection) -> list[Node]:
+            rows = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE deleted = 0"
+                              + self._lagging_sql() + " ORDER BY seq", self._lagging_args())
+            return [n for row in rows if (n := self._node(row)) is not None]
+
+        nodes, fault = self._invoke("list", "*", "", effect)
+        if fault is None:
+            return Listing(tuple(nodes))
+        far = set(fault.unreachable)
+        nodes = [n for n in nodes if n.region not in far and n.zone not in far]
+        return Listing(tuple(nodes[:len(nodes) - round(len(nodes) * fault.hide)]), tuple(far))
 
     def list(self) -> list[Node]:
-        def effect(db: sqlite3.Connection) -> list[Node]:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE deleted = 0 ORDER BY seq")
-            return [self._node(row) for row in rows]
-
-        return self._call("list", "*", "", effect)
+        return list(self.listing().nodes)
 
     def get(self, node_id: str) -> Node | None:
-        return self._call("get", node_id, "", lambda db: self._fetch(db, node_id))
+        found, fault = self._invoke("get", node_id, "", lambda db: self._fetch(db, node_id))
+        return None if fault is not None and fault.hide else found
+
+    def consistency(self) -> Consistency:
+        """No lag, no window: this cloud is consistent unless told otherwise; with lag,
+        three times the longest of it."""
+        lag = max(self.visibility_lag, self.terminate_lag)
+        return Consistency(window=3 * lag, boot_timeout=max(900.0, 3 * self.boot_time),
+                           idempotent_launch=self.idempotent)
 
     def list_instance_types(self) -> list[InstanceType]:
         return self._call("list_instance_types", "*", "", lambda db: list(FAKE_CATALOG))
 
     # -- controls for tests and demos (what a cloud console would let you do) ------
     def set_status(self, node_id: str, status: NodeStatus | str) -> None:
-        """Simulate a cloud-side change: a node turning unhealthy, preempted, ..."""
+        """Simulate a cloud-side change: a node turning unhealthy, stopped by someone,
+        or in a status word navarch does not know (`hibernating` reads as unknown)."""
+        word = status.value if isinstance(status, NodeStatus) else str(status)
         with self._tx() as db:
             db.execute("UPDATE instances SET status = ?, ready_at = 0 WHERE id = ?",
-                       (NodeStatus(status).value, node_id))
+                       (word, node_id))
+
+    def hide(self, node_id: str, seconds: float) -> None:
+        """Make an instance invisible to list and get (and deaf to terminate) for a
+        while, as a lagging cloud index would."""
+        with self._tx() as db:
+            db.execute("UPDATE instances SET visible_at = ? WHERE id = ?",
+                       (time.time() + seconds, node_id))
 
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
         with self._tx() as db:
@@ -278,19 +334,36 @@ class FakeProvider:
             row = db.execute("SELECT labels FROM instances WHERE id = ?", (node_id,)).fetchone()
         return json.loads(row[0]).get("navarch-address", "") if row else ""
 
-    def _fetch(self, db: sqlite3.Connection, node_id: str) -> Node | None:
-        row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ? AND deleted = 0",
+    def _lagging_sql(self) -> str:
+        """Rows a listing shows beside the live ones: none not yet visible, and the
+        recently terminated while terminate lag lasts."""
+        return " AND visible_at <= ?" + (
+            " OR (deleted = 1 AND gone_at > ?)" if self.terminate_lag else "")
+
+    def _lagging_args(self) -> tuple[float, ...]:
+        now = time.time()
+        return (now,) + ((now - self.terminate_lag,) if self.terminate_lag else ())
+
+    def _fetch(self, db: sqlite3.Connection, node_id: str,
+               visible_only: bool = True) -> Node | None:
+        row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ?",
                          (node_id,)).fetchone()
-        return self._node(row) if row else None
+        return self._node(row, visible_only) if row else None
 
-    def _node(self, row: tuple[Any, ...]) -> Node:
-        node_id, name, region, zone, itype, status, ip, labels, gpus, ready_at = row
-        if status == "provisioning" and time.time() >= ready_at:
-            status = "running"
+    def _node(self, row: tuple[Any, ...], visible_only: bool = True) -> Node | None:
+        """The row as the cloud shows it now, or None when it shows nothing."""
+        itype, word, gpus, ready_at, visible_at, deleted, gone_at = (row[4], row[5], *row[8:])
+        now = time.time()
+        if visible_only and now < visible_at:
+            return None
+        if deleted:
+            if not visible_only or now < gone_at + self.terminate_lag:
+                word = "terminating" if now < gone_at + self.terminate_lag else "terminated"
+            else:
+                return None
+        elif word == "provisioning" and now >= ready_at:
+            word = "running"
         offer = _TYPES.get(itype)
-        return Node(id=node_id, provider=self.name, region=region, zone=zone,
-                    instance_type=itype, status=NodeStatus(status), name=name,
-                    ip_address=ip if status != "provisioning" else "",
-                    gpu_count=gpus if gpus is not None else (offer.gpu_count if offer else 0),
-                    gpu_type=offer.gpu_type if offer else "", labels=json.loads(labels))
-
+        return row_to_node(self.name, row, word,
+                           gpus if gpus is not None else (offer.gpu_count if offer else 0),
+                           offer.gpu_type if offer else "")

@@ -1,11 +1,34 @@
 """The fake cloud's file: a file that is not one is refused before anything is written
-to it (not even the switch to WAL mode)."""
+to it (not even the switch to WAL mode); one written by an older navarch gains the
+columns it lacks. Also how a row reads as a Node."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from typing import Any
 
-__all__ = ["check_cloud_file"]
+from navarch_plan.model import Node, NodeStatus
+
+__all__ = ["SCHEMA", "check_cloud_file", "upgrade_cloud_file", "status_of"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS instances (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, name TEXT NOT NULL,
+    region TEXT NOT NULL, zone TEXT NOT NULL, instance_type TEXT NOT NULL,
+    status TEXT NOT NULL, ip TEXT NOT NULL, labels TEXT NOT NULL, gpu_count INTEGER,
+    created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
+    user_data TEXT NOT NULL DEFAULT '', idem_key TEXT NOT NULL DEFAULT '',
+    gone_at REAL NOT NULL DEFAULT 0, visible_at REAL NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
+CREATE TABLE IF NOT EXISTS calls (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
+    address TEXT NOT NULL, started REAL NOT NULL, ended REAL NOT NULL, ok INTEGER NOT NULL,
+    error TEXT NOT NULL, pid INTEGER NOT NULL);
+"""
+# Columns later versions added, with their definitions, for files made before them.
+_ADDED = {"idem_key": "TEXT NOT NULL DEFAULT ''", "gone_at": "REAL NOT NULL DEFAULT 0",
+          "visible_at": "REAL NOT NULL DEFAULT 0"}
 
 COLUMNS = {
     "instances": {"seq", "id", "name", "region", "zone", "instance_type", "status", "ip",
@@ -24,3 +47,31 @@ def check_cloud_file(conn: sqlite3.Connection) -> None:
         if name not in COLUMNS or not found >= COLUMNS[name]:
             raise sqlite3.DatabaseError(f"not a fake cloud database: table {name!r} is not "
                                         "one of the fake cloud's")
+
+
+def upgrade_cloud_file(conn: sqlite3.Connection) -> None:
+    found = {row[1] for row in conn.execute('PRAGMA table_info("instances")')}
+    for column, definition in _ADDED.items():
+        if found and column not in found:
+            conn.execute(f"ALTER TABLE instances ADD COLUMN {column} {definition}")
+    conn.executescript(SCHEMA)
+
+
+def status_of(word: str) -> tuple[NodeStatus, str]:
+    """The fake stores a cloud's word: navarch's own statuses read as themselves, any
+    other word (`hibernating`) as unknown, the word kept for display."""
+    try:
+        return NodeStatus(word), ""
+    except ValueError:
+        return NodeStatus.UNKNOWN, word
+
+
+def row_to_node(provider: str, row: tuple[Any, ...], word: str, gpu_count: int,
+                gpu_type: str) -> Node:
+    node_id, name, region, zone, itype, _, ip, labels = row[:8]
+    status, cloud_word = status_of(word)
+    return Node(id=node_id, provider=provider, region=region, zone=zone,
+                instance_type=itype, status=status, name=name,
+                ip_address=ip if status != NodeStatus.PROVISIONING else "",
+                gpu_count=gpu_count, gpu_type=gpu_type, labels=json.loads(labels),
+                cloud_status=cloud_word)

@@ -10,10 +10,16 @@ fails:
     {op: provision, error: rate_limit, retry_after: 2}
     {op: provision, delay: 5}                         # created, reply 5 s late
     {op: provision}                                   # this call passes: a placeholder
+    {op: list, hide: 1}                               # an empty listing (0.5: half)
+    {op: list, unreachable: [us-east-1]}              # a listing that admits a gap
+    {op: get, hide: 1}                                # "no such instance", wrongly
 
 `effect: true` makes the call take effect (committed, visible to every process) before
 the error is raised; `delay` waits after the effect, before replying. Only a
 `transient` error may have `effect`: the other kinds are the cloud's definite "no".
+`hide` leaves out that fraction of a listing's instances (the newest) without saying
+so, or makes a `get` answer "not found"; `unreachable` names regions or zones a
+listing leaves out and says it could not read.
 
 The queue belongs to one FakeProvider object: a config's `faults` start afresh in each
 `navarch` process, and `FakeProvider.inject` adds to one object's queue.
@@ -54,8 +60,15 @@ class Fault:
     delay: float = 0.0
     retry_after: float | None = None
     address: str | None = None  # fnmatch pattern on the navarch-address label
+    hide: float = 0.0
+    unreachable: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "unreachable", tuple(self.unreachable))
+        if not 0.0 <= self.hide <= 1.0 or (self.hide and self.op not in ("list", "get")):
+            raise ValueError("fault hide is a fraction from 0 to 1, for list or get")
+        if self.unreachable and self.op != "list":
+            raise ValueError("fault unreachable is for list")
         if self.op not in FAULT_OPS:
             raise ValueError(f"fault op {self.op!r} is not one of {', '.join(FAULT_OPS)}")
         if self.error is not None and self.error not in FAULT_ERRORS:
@@ -86,7 +99,7 @@ class Fault:
         return cls(message, **kw)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False, 0.0)}
+        return {k: v for k, v in asdict(self).items() if v not in (None, False, 0.0, ())}
 
 
 class FaultQueue:

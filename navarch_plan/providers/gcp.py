@@ -43,7 +43,15 @@ from navarch_plan.errors import (
     RateLimitError,
     TransientError,
 )
-from navarch_plan.model import LABEL_WORKSPACE, InstanceType, Node, ProvisionRequest, RateLimit
+from navarch_plan.model import (
+    LABEL_WORKSPACE,
+    Consistency,
+    InstanceType,
+    Listing,
+    Node,
+    ProvisionRequest,
+    RateLimit,
+)
 from navarch_plan.providers import gcp_catalog as catalog
 
 __all__ = ["GcpProvider"]
@@ -63,6 +71,11 @@ _READ_RETRY = gretry.Retry(
     predicate=gretry.if_exception_type(
         gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests),
 )
+
+
+def _scope_name(scope: str) -> str:
+    """`zones/us-central1-a` (or a URL ending so) -> `us-central1-a`."""
+    return scope.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _ip_of(inst: Any) -> str:
@@ -290,7 +303,9 @@ class GcpProvider:
                             "(expected ZONE/INSTANCE_NAME)", "", "INVALID_NODE_ID")
         return zone, name
 
-    def terminate(self, node_id: str) -> None:
+    def terminate(self, node_id: str) -> bool:
+        """Idempotent. True once the delete operation is done; False when GCE knows no
+        such instance (already gone, or deleted by someone else meanwhile)."""
         zone, name = self._split_id(node_id)
         ic, _ = self._clients()
         try:
@@ -299,10 +314,27 @@ class GcpProvider:
                     op = ic.delete_unary(project=self.project, zone=zone, instance=name,
                                          timeout=_CALL_TIMEOUT)
                 except gexc.NotFound:
-                    return  # already gone: success
+                    return False
                 self._wait(op, zone)
         except NotFoundError:
-            return  # deleted by someone else while our operation ran
+            return False
+        return True
+
+    def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
+        """instances.setLabels with the fingerprint of the labels it replaces; GCE
+        refuses (412) if they changed meanwhile, and the error says so."""
+        zone, name = self._split_id(node_id)
+        ic, _ = self._clients()
+        with self._errors(zone):
+            inst = ic.get(project=self.project, zone=zone, instance=name, retry=_READ_RETRY,
+                          timeout=_CALL_TIMEOUT)
+            body = compute_v1.InstancesSetLabelsRequest(
+                labels=catalog.sanitize_labels(labels),
+                label_fingerprint=inst.label_fingerprint)
+            op = ic.set_labels_unary(project=self.project, zone=zone, instance=name,
+                                     instances_set_labels_request_resource=body,
+                                     timeout=_CALL_TIMEOUT)
+            self._wait(op, zone)
 
     def get(self, node_id: str) -> Node | None:
         zone, name = self._split_id(node_id)
@@ -317,15 +349,37 @@ class GcpProvider:
 
     def list(self) -> list[Node]:
         """Every instance with a navarch-workspace label, in all zones of the project."""
+        listing = self.listing()
+        if listing.unreachable:
+            raise TransientError(f"zones unreachable: {', '.join(listing.unreachable)}",
+                                 provider=self.name, code="UNREACHABLE")
+        return list(listing.nodes)
+
+    def listing(self) -> Listing:
+        """The aggregated list, with the zones it admits it could not read: the page's
+        `unreachables` and any scope whose warning is UNREACHABLE. Their instances are
+        missing from `nodes` because GCE could not say, not because there are none."""
         ic, _ = self._clients()
         request = compute_v1.AggregatedListInstancesRequest(
             project=self.project, filter=f"labels.{LABEL_WORKSPACE}:*")
         nodes: list[Node] = []
+        unreachable: set[str] = set()
         with self._errors():
-            for _scope, scoped in ic.aggregated_list(request=request, retry=_READ_RETRY,
-                                                     timeout=_CALL_TIMEOUT):
-                nodes.extend(self._to_node(inst) for inst in scoped.instances)
-        return nodes
+            pager = ic.aggregated_list(request=request, retry=_READ_RETRY,
+                                       timeout=_CALL_TIMEOUT)
+            for page in pager.pages:
+                unreachable.update(_scope_name(s) for s in page.unreachables)
+                for scope, scoped in page.items.items():
+                    if scoped.warning.code == "UNREACHABLE":
+                        unreachable.add(_scope_name(scope))
+                    nodes.extend(self._to_node(inst) for inst in scoped.instances)
+        return Listing(tuple(nodes), tuple(unreachable))
+
+    def consistency(self) -> Consistency:
+        """GCE's reads by name are consistent, but an aggregated list can lag a new
+        instance or leave zones out; accelerator VMs take minutes to boot; an insert
+        re-sent with the same requestId and name returns the first one."""
+        return Consistency(window=60.0, boot_timeout=1200.0, idempotent_launch=True)
 
     def rate_limit(self) -> RateLimit:
         """Below Compute Engine's default per-project API rate quotas, which a fleet
@@ -343,7 +397,7 @@ class GcpProvider:
         return Node(
             id=f"{zone}/{inst.name}", provider=self.name, region=catalog.region_of(zone),
             zone=zone, name=inst.name, instance_type=itype,
-            status=catalog.node_status(inst.status),
+            status=catalog.node_status(inst.status), cloud_status=inst.status,
             ip_address=_ip_of(inst), gpu_count=gpu_count, gpu_type=gpu_type,
             labels=dict(inst.labels),
         )

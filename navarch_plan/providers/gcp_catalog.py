@@ -125,13 +125,16 @@ def instance_types() -> list[InstanceType]:
     return cloud_offers("gcp")
 
 
+# A stopped or suspended VM still exists (TERMINATED is GCE's word for stopped), and
+# REPAIRING is one GCE is bringing back: none of them is replaced for its status.
 _STATUS = {
     "PROVISIONING": NodeStatus.PROVISIONING, "STAGING": NodeStatus.PROVISIONING,
-    "PENDING": NodeStatus.PROVISIONING, "RUNNING": NodeStatus.RUNNING,
-    "REPAIRING": NodeStatus.UNHEALTHY, "STOPPING": NodeStatus.TERMINATING,
-    "SUSPENDING": NodeStatus.TERMINATING, "PENDING_STOP": NodeStatus.TERMINATING,
-    "DEPROVISIONING": NodeStatus.TERMINATING, "STOPPED": NodeStatus.TERMINATED,
-    "SUSPENDED": NodeStatus.TERMINATED, "TERMINATED": NodeStatus.TERMINATED,
+    "PENDING": NodeStatus.PROVISIONING, "REPAIRING": NodeStatus.PROVISIONING,
+    "RUNNING": NodeStatus.RUNNING,
+    "STOPPING": NodeStatus.STOPPED, "SUSPENDING": NodeStatus.STOPPED,
+    "PENDING_STOP": NodeStatus.STOPPED, "DEPROVISIONING": NodeStatus.STOPPED,
+    "STOPPED": NodeStatus.STOPPED, "SUSPENDED": NodeStatus.STOPPED,
+    "TERMINATED": NodeStatus.STOPPED,
 }
 
 # Operation error codes that mean "no capacity for this type in this zone/region now".
@@ -144,8 +147,8 @@ _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
 
 
 def node_status(gce_status: str) -> NodeStatus:
-    # An unknown (newer) status is not treated as broken, so it never triggers a replace.
-    return _STATUS.get(gce_status, NodeStatus.PROVISIONING)
+    """An unknown (newer) word is `unknown`: never acted on for it."""
+    return _STATUS.get(gce_status, NodeStatus.UNKNOWN)
 
 
 def region_of(zone: str) -> str:

@@ -32,7 +32,14 @@ from navarch_plan.errors import (
     RateLimitError,
     TransientError,
 )
-from navarch_plan.model import InstanceType, Node, NodeStatus, ProvisionRequest, RateLimit
+from navarch_plan.model import (
+    Consistency,
+    InstanceType,
+    Node,
+    NodeStatus,
+    ProvisionRequest,
+    RateLimit,
+)
 
 __all__ = ["LambdaProvider"]
 
@@ -41,7 +48,10 @@ DEFAULT_BASE_URL = "https://cloud.lambda.ai/api/v1"
 # can schedule other work instead of parking a thread.
 _MAX_WAIT = 60.0
 
+# `restarting` is an instance coming back up; a word not listed here is `unknown`, which
+# navarch never acts on (it used to read as unhealthy, and replaced whole fleets).
 _STATUS = {"booting": NodeStatus.PROVISIONING, "active": NodeStatus.RUNNING,
+           "restarting": NodeStatus.PROVISIONING,
            "unhealthy": NodeStatus.UNHEALTHY, "terminating": NodeStatus.TERMINATING,
            "terminated": NodeStatus.TERMINATED, "preempted": NodeStatus.TERMINATED}
 
@@ -111,6 +121,16 @@ def _retry_after(value: str | None) -> float | None:
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _origin(url: str) -> str:
+    """`https://cloud.lambda.ai/api/v1?key=...` -> `https://cloud.lambda.ai`."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return ""
+    host = parts.host or ""
+    return f"{parts.scheme}://{host}" if parts.scheme and host else ""
 
 
 def _json(resp: httpx.Response) -> Any:
@@ -190,19 +210,23 @@ class LambdaProvider:
             return self._recover_launch(req, bad)
         return self._after_launch(req, instance_id)
 
-    def terminate(self, node_id: str) -> None:
-        """Idempotent. The cloud's answer for an id that is gone is not pinned down by the
-        spec, so a refusal is checked against the instance itself before it is raised."""
+    def terminate(self, node_id: str) -> bool:
+        """Idempotent: True when Lambda accepted it, False when it knows no such instance.
+        The cloud's answer for an id that is gone is not pinned down by the spec, so a
+        refusal is checked against the instance itself before it is raised."""
         body = {"instance_ids": [node_id]}
         try:
             self._request("POST", "/instance-operations/terminate", body)
         except NotFoundError:
-            return
+            return False
         except InvalidRequestError:
             node = self.get(node_id)
-            if node is None or node.status in (NodeStatus.TERMINATED, NodeStatus.TERMINATING):
-                return
+            if node is None:
+                return False
+            if node.status in (NodeStatus.TERMINATED, NodeStatus.TERMINATING):
+                return True
             raise
+        return True
 
     def list(self) -> list[Node]:
         """Every instance of the account; the caller filters by ownership labels."""
@@ -220,6 +244,12 @@ class LambdaProvider:
         except NotFoundError:
             return None
         return self._node(data)
+
+    def consistency(self) -> Consistency:
+        """Lambda's listing can come back short for a moment after a launch; 8x H100
+        nodes take over 20 minutes to boot (dstack #2342), so 30; and a launch has no
+        idempotency key: a lost reply is settled by looking for the name."""
+        return Consistency(window=120.0, boot_timeout=1800.0, idempotent_launch=False)
 
     def rate_limit(self) -> RateLimit:
         """Lambda's documented limits: one launch per 12 s (this provider's
@@ -361,7 +391,9 @@ class LambdaProvider:
             wait = _retry_after(resp.headers.get("retry-after"))
             return RateLimitError(message, retry_after=wait, **kw)
         if 300 <= status < 400:
-            where = resp.headers.get("location", "elsewhere")
+            # A Location header can echo the request, query and credentials included:
+            # only its scheme and host are said.
+            where = _origin(resp.headers.get("location", "")) or "another address"
             return InvalidRequestError(f"the API redirects to {where}; set base_url to the "
                                        "current API address", **kw)
         cls = _ERRORS.get(code)
@@ -394,8 +426,7 @@ class LambdaProvider:
             id=str(item["id"]), provider=self.name,
             region=str((item.get("region") or {}).get("name", "")),
             instance_type=str(itype.get("name", "")), zone="",
-            # A status this code does not know is not known to be good.
-            status=_STATUS.get(raw_status, NodeStatus.UNHEALTHY),
+            status=_STATUS.get(raw_status, NodeStatus.UNKNOWN), cloud_status=raw_status,
             name=str(item.get("name") or ""), ip_address=str(item.get("ip") or ""),
             gpu_count=int(specs.get("gpus") or 0),
             gpu_type=_gpu_type(itype.get("gpu_description")),

@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from navarch_plan.render.markdown import render_drift_markdown
+from navarch_plan.render.markdown import render_drift_markdown, render_unsettled_markdown
+from navarch_plan.render.text import unsettled_lines
 
-__all__ = ["drift_document", "render_drift_text", "render_drift_markdown_report",
+__all__ = ["drift_document", "drift_gaps", "render_drift_text", "render_drift_markdown_report",
            "DRIFT_FORMAT_VERSION"]
 
-DRIFT_FORMAT_VERSION = "1.0"
+DRIFT_FORMAT_VERSION = "1.1"  # 1.1: `complete`, `unreachable` and `unsettled`
 
 
 def drift_document(plan: dict[str, Any], updated: int | None = None) -> dict[str, Any]:
+    """`complete` is false when a listing could not read some region or zone, or some
+    node could not be checked: then nobody can say the fleet is clean."""
     kinds = Counter(d["kind"] for d in plan["drift"])
+    unsettled = plan.get("unsettled", [])
     return {
         "format_version": DRIFT_FORMAT_VERSION,
         "workspace": plan["workspace"],
@@ -25,6 +29,10 @@ def drift_document(plan: dict[str, Any], updated: int | None = None) -> dict[str
         "state": {"lineage": plan["planned_against"]["lineage"],
                   "serial": plan["planned_against"]["serial"]},
         "state_updated": updated,
+        "complete": not plan.get("unreachable") and not any(
+            u["kind"] == "unknown" for u in unsettled),
+        "unreachable": plan.get("unreachable", {}),
+        "unsettled": unsettled,
     }
 
 
@@ -35,22 +43,38 @@ def _updated_line(report: dict[str, Any]) -> str:
 
 
 def render_drift_text(report: dict[str, Any]) -> str:
+    unsettled = unsettled_lines(report.get("unsettled", []))
     if report["clean"]:
-        return (f"No drift: workspace {report['workspace']} matches its state "
-                f"(serial {report['state']['serial']}).\n")
+        head = (f"No drift: workspace {report['workspace']} matches its state "
+                f"(serial {report['state']['serial']})")
+        if not report.get("complete", True):
+            head = (f"Drift cannot be ruled out in workspace {report['workspace']}: "
+                    + drift_gaps(report))
+        return "\n".join([head + ".", *unsettled]).rstrip("\n") + "\n"
     lines = [f"Drift in workspace {report['workspace']}: {report['summary']['total']} "
              "object(s) changed outside of navarch"]
     lines += [f"  ! {d['address']}: {d['kind']}: {d['detail']}" for d in report["drift"]]
-    lines += ["", _updated_line(report),
+    lines += ["", *unsettled, _updated_line(report),
               "Run `navarch plan` to see what apply would do about it."]
     return "\n".join(lines) + "\n"
 
 
+def drift_gaps(report: dict[str, Any]) -> str:
+    places = [f"{p}: {', '.join(v)}" for p, v in sorted(report["unreachable"].items())]
+    unknown = sum(u["kind"] == "unknown" for u in report["unsettled"])
+    said = [f"could not read {'; '.join(places)}"] if places else []
+    said += [f"{unknown} node(s) could not be checked"] if unknown else []
+    return " and ".join(said)
+
+
 def render_drift_markdown_report(report: dict[str, Any]) -> str:
     title = f"### navarch drift check for `{report['workspace']}`: "
+    unsettled = render_unsettled_markdown(report.get("unsettled", []))
     if report["clean"]:
-        return title + "no drift\n"
+        verdict = "no drift" if report.get("complete", True) else \
+            f"cannot tell ({drift_gaps(report)})"
+        return "\n".join([title + verdict, *unsettled]).rstrip("\n") + "\n"
     by_kind = ", ".join(f"{n} {k}" for k, n in report["summary"]["by_kind"].items())
     lines = [title + f"{report['summary']['total']} item(s)", "", by_kind, "",
-             *render_drift_markdown(report["drift"]), _updated_line(report), ""]
+             *render_drift_markdown(report["drift"]), *unsettled, _updated_line(report), ""]
     return "\n".join(lines)

@@ -7,7 +7,8 @@ from typing import Any
 
 from navarch_plan.render.text import cost_change, money, sensitive, summary_line, symbol
 
-__all__ = ["render_plan_markdown", "render_drift_markdown", "FOLD_AFTER"]
+__all__ = ["render_plan_markdown", "render_drift_markdown", "render_unsettled_markdown",
+           "FOLD_AFTER"]
 
 FOLD_AFTER = 10  # a pool with more rows than this is folded in <details>
 
@@ -99,6 +100,19 @@ def render_drift_markdown(drift: list[dict[str, Any]]) -> list[str]:
     return ["#### Drift: objects changed outside of navarch", "", *table, ""]
 
 
+def render_unsettled_markdown(unsettled: list[dict[str, Any]]) -> list[str]:
+    if not unsettled:
+        return []
+    rows = [f"| `{_cell(u['address'])}` | {u['kind'].replace('_', ' ')} | "
+            f"{_cell(u['detail'])} |" for u in unsettled]
+    table = ["| address | why | detail |", "|---|---|---|", *rows]
+    if len(rows) > FOLD_AFTER:
+        table = [f"<details><summary>{len(rows)} addresses</summary>", "", *table, "",
+                 "</details>"]
+    return ["", "#### No action this run: the clouds cannot yet tell what is there", "",
+            *table, ""]
+
+
 def render_plan_markdown(plan: dict[str, Any]) -> str:
     lines = [*_headline(plan), ""]
     lines += [*_warnings(plan), ""] if plan["warnings"] or plan["drift"] else []
@@ -107,6 +121,7 @@ def render_plan_markdown(plan: dict[str, Any]) -> str:
     lines += render_drift_markdown(plan["drift"])
     for intent in plan["intents"]:
         lines.append(f"- Interrupted provision of `{intent['address']}`: {intent['outcome']}")
+    lines += render_unsettled_markdown(plan.get("unsettled", []))
     against = plan["planned_against"]
     lines += ["", f"<sub>Planned against state serial {against['serial']} (lineage "
               f"`{against['lineage'][:8]}`), config `{against['config_hash'][7:19]}`. "

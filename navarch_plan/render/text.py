@@ -12,7 +12,8 @@ from typing import Any
 
 from navarch_plan.desired import find_refs
 
-__all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive"]
+__all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
+           "unsettled_lines"]
 
 SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": "."}
 
@@ -59,8 +60,15 @@ def _fields(action: dict[str, Any], building: set[str],
 
 
 def sensitive(digest: Any) -> str:
-    """user_data is never shown, only a prefix of its hash: it may hold secrets."""
-    return f"(sensitive, sha256:{str(digest)[:12]})" if digest else "(none)"
+    """user_data is never shown, only a prefix of its fingerprint: it may hold secrets.
+    `hmac:` marks one keyed by the state's secret key; a bare one is a plain sha256
+    (written before states had keys)."""
+    if not digest:
+        return "(none)"
+    text = str(digest)
+    if text.startswith("hmac:"):
+        return f"(sensitive, hmac:{text[5:17]})"
+    return f"(sensitive, sha256:{text[:12]})"
 
 
 def _value(value: Any) -> str:
@@ -99,6 +107,7 @@ def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = Non
     for intent in plan["intents"]:
         out.append(f"Interrupted provision of {intent['address']} ({intent['name']}): "
                    f"{intent['outcome']}")
+    out += unsettled_lines(plan.get("unsettled", []))
     actions = plan["actions"]
     if not actions:
         out.append("No changes. Your infrastructure matches the configuration."
@@ -117,6 +126,16 @@ def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = Non
     out.append(summary_line(plan["summary"]))
     out.append(_cost_line(plan["cost"]))
     return "\n".join(out) + "\n"
+
+
+def unsettled_lines(unsettled: list[dict[str, Any]]) -> list[str]:
+    """Addresses left alone this run, each with why: the clouds cannot say yet."""
+    if not unsettled:
+        return []
+    lines = ["No action this run where the clouds cannot yet tell what is there:"]
+    lines += [f"  ? {u['address']}: {u['kind'].replace('_', ' ')}: {u['detail']}"
+              for u in unsettled]
+    return [*lines, ""]
 
 
 def _group_title(action: dict[str, Any]) -> str:

@@ -11,116 +11,70 @@ reported, with the force-unlock command.
 Takeover is race-free: a taker first holds the stale file's flock (only one process
 can), checks the file is still the one at the lock path, then atomically renames its
 own already-flocked lock file over it.
+
+The same flock keeps force-unlock from removing a living holder's lock (unless forced),
+and lets a holder tell it lost its lock (`still_held`: the file at the lock path is no
+longer the one it flocked). The lock belongs to the file the state path really names
+(symlinks resolved), so two paths to one state file share one lock. Lock files are
+created 0600 with O_EXCL; an OSError creating or writing one is a one-line StateError.
 """
 
 from __future__ import annotations
 
-import getpass
+import contextlib
 import json
 import os
-import socket
 import time
-import uuid
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
 
-from navarch_plan import __version__
-from navarch_plan.errors import LockError
+from navarch_plan.errors import LockError, StateError
+from navarch_plan.state.files import (
+    Files,
+    current_files,
+    reason,
+    resolve_path,
+    shown_path,
+    what_to_do,
+)
+from navarch_plan.state.lock_info import (
+    LockInfo,
+    LockLost,
+    holder_to_force,
+    lock_held_error,
+    lost_lock_message,
+    new_lock_info,
+)
+from navarch_plan.state.lock_info import current_boot_id as _boot_id  # noqa: F401 (tests)
 
 try:
     import fcntl
 except ImportError:  # not a POSIX system: no flock, so no takeover either
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["LockInfo", "FileLock", "force_unlock", "holder_to_force", "lock_held_error",
-           "new_lock_info"]
-
-
-@dataclass(frozen=True)
-class LockInfo:
-    id: str
-    operation: str
-    who: str
-    pid: int
-    version: str
-    created: str
-    path: str
-    boot_id: str = ""  # the kernel boot of the holder's machine (Linux), if known
-    flock: bool = False  # the holder keeps an flock() on the lock file while it lives
-
-    def same_machine(self) -> bool:
-        """Whether the holder ran under this very kernel, where its flock is visible."""
-        mine = _boot_id()
-        if self.boot_id and mine:
-            return self.boot_id == mine
-        return self.who.rsplit("@", 1)[-1] == socket.gethostname()  # less sure: a name
-
-    def describe(self) -> str:
-        return (f"ID {self.id}, held by {self.who} (pid {self.pid}) for {self.operation} "
-                f"since {self.created}")
-
-    def is_stale_here(self) -> bool:
-        """True only when the holder was on this host and its process is gone."""
-        if self.who.rsplit("@", 1)[-1] != socket.gethostname() or not self.same_machine():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-
-def _who() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def new_lock_info(operation: str, where: str) -> LockInfo:
-    """A fresh lock record for this process; `where` names the state it guards."""
-    return LockInfo(str(uuid.uuid4()), operation, _who(), os.getpid(), __version__,
-                    datetime.now(UTC).isoformat(timespec="seconds"), where, _boot_id())
-
-
-def lock_held_error(holder: LockInfo | None, where: str) -> LockError:
-    """The one message every backend gives when the lock is taken: who holds it, since
-    when, for what, whether it looks stale, and how to release it."""
-    if holder is None:
-        return LockError(f"Error acquiring the state lock on {where}: "
-                         "it was released meanwhile; try again")
-    stale = (" The holder's process no longer exists on this host: the lock is stale."
-             if holder.is_stale_here() else "")
-    return LockError(
-        f"Error acquiring the state lock on {where}: {holder.describe()}."
-        f"{stale} If no navarch is running, release it with: "
-        f"navarch force-unlock {holder.id}",
-        asdict(holder),
-    )
+__all__ = ["LockInfo", "FileLock", "LockLost", "force_unlock", "holder_to_force",
+           "lock_held_error", "lost_lock_message", "new_lock_info"]
 
 
 class FileLock:
-    def __init__(self, state_path: str) -> None:
+    """The lock of the file `state_path` really names (symlinks resolved): two paths to
+    one state file share one lock. Messages name the path as the user gave it."""
+
+    def __init__(self, state_path: str, files: Files | None = None) -> None:
         self.state_path = state_path
-        self.path = state_path + ".lock"
+        self.real_path = resolve_path(state_path)
+        self.where = shown_path(state_path, self.real_path)
+        self.path = self.real_path + ".lock"
+        self.files = files or current_files()
         self.info: LockInfo | None = None
         self.took_over: LockInfo | None = None  # the dead holder whose lock we took
         self._fd: int | None = None  # kept open, flocked, while we hold the lock
 
     def acquire(self, operation: str, timeout: float = 0.0) -> LockInfo:
-        info = replace(new_lock_info(operation, self.state_path), flock=fcntl is not None)
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        info = replace(new_lock_info(operation, self.real_path), flock=fcntl is not None)
+        try:
+            self.files.makedirs(os.path.dirname(self.path) or ".")
+        except OSError as exc:
+            raise self._cannot("create the folder of", exc) from None
         deadline = time.monotonic() + timeout
         retries = 0
         while True:
@@ -136,24 +90,39 @@ class FileLock:
             retries = 0
             time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
+    def _cannot(self, doing: str, exc: OSError) -> StateError:
+        return StateError(f"cannot {doing} the state lock {self.path}: {reason(exc)}; "
+                          "nothing was changed (every command that reads state locks it "
+                          f"first): {what_to_do(exc)}, then run the command again")
+
     def _create(self, info: LockInfo) -> str:
         """'acquired' when the lock file was free; '' when one exists."""
         try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            fd = self.files.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
         except FileExistsError:
             return ""
+        except OSError as exc:
+            raise self._cannot("create", exc) from None
         try:
             if fcntl is not None:
                 # Blocking: only a taker probing this new, still empty file can hold its
                 # flock, and it lets go at once (an empty lock proves nothing dead).
                 fcntl.flock(fd, fcntl.LOCK_EX)
-            _write_info(fd, info)
+            self._write_info(fd, info, self.path)
         except BaseException:
             os.close(fd)
-            os.unlink(self.path)
+            with contextlib.suppress(OSError):
+                self.files.unlink(self.path)
             raise
         self._fd = fd
         return "acquired"
+
+    def _write_info(self, fd: int, info: LockInfo, path: str) -> None:
+        try:
+            self.files.write(fd, json.dumps(asdict(info)).encode(), path)
+            self.files.fsync(fd, path)
+        except OSError as exc:
+            raise self._cannot("write", exc) from None
 
     def _take_over_if_dead(self, info: LockInfo) -> str:
         """'acquired', 'held' (its holder lives, or cannot be proven dead) or 'retry'."""
@@ -176,26 +145,53 @@ class FileLock:
             if holder is None or not holder.flock or not holder.same_machine():
                 return "held"  # nothing proves its holder dead: report it instead
             # The holder is dead, and we hold its flock: nobody else can take it now.
-            tmp = f"{self.path}.{info.id}.tmp"
-            new_fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
-            try:
-                fcntl.flock(new_fd, fcntl.LOCK_EX)
-                _write_info(new_fd, info)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.close(new_fd)
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-            self._fd = new_fd
+            self._replace_dead(info)
             self.took_over = holder
             return "acquired"
         finally:
             os.close(fd)
 
+    def _replace_dead(self, info: LockInfo) -> None:
+        """Our own lock file, flocked and written, renamed over the dead one."""
+        tmp = f"{self.path}.{info.id}.tmp"
+        try:
+            new_fd = self.files.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise self._cannot("create", exc) from None
+        try:
+            fcntl.flock(new_fd, fcntl.LOCK_EX)
+            self._write_info(new_fd, info, tmp)
+            try:
+                self.files.replace(tmp, self.path)
+            except OSError as exc:
+                raise self._cannot("take over", exc) from None
+        except BaseException:
+            os.close(new_fd)
+            with contextlib.suppress(OSError):
+                self.files.unlink(tmp)
+            raise
+        self._fd = new_fd
+
+    def still_held(self) -> bool:
+        """Whether this process still holds the lock: the file at the lock path is the
+        very file we created and flocked, and it carries our lock ID. False once it was
+        force-unlocked (the file is gone) or taken by someone else (another file)."""
+        if self.info is None or self._fd is None:
+            return False
+        try:
+            if not _is_at(self._fd, self.path):
+                return False
+            return _parse(os.pread(self._fd, 1 << 16, 0)) == self.info
+        except OSError:
+            return False
+
     def release(self) -> None:
         if self.info is not None and self.read() == self.info:
-            os.unlink(self.path)  # still flocked: a prober that opened it sees it is gone
+            # Still flocked: a prober that opened it sees it is gone. If the unlink
+            # fails, closing our fd below frees the flock, so the next command on this
+            # machine proves us dead and takes the lock over: nothing is stuck.
+            with contextlib.suppress(OSError):
+                self.files.unlink(self.path)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -210,15 +206,10 @@ class FileLock:
         except OSError:
             raw = b""  # another user's lock file: it exists, its content is not ours
         return _parse(raw) or LockInfo(
-            "unreadable", "unknown", "unknown", 0, "", "", self.state_path)
+            "unreadable", "unknown", "unknown", 0, "", "", self.real_path)
 
     def _held_error(self) -> LockError:
-        return lock_held_error(self.read(), self.state_path)
-
-
-def _write_info(fd: int, info: LockInfo) -> None:
-    os.write(fd, json.dumps(asdict(info)).encode())
-    os.fsync(fd)
+        return lock_held_error(self.read(), self.where)
 
 
 def _parse(raw: bytes) -> LockInfo | None:
@@ -238,18 +229,42 @@ def _is_at(fd: int, path: str) -> bool:
     return (mine.st_dev, mine.st_ino) == (at.st_dev, at.st_ino)
 
 
-def holder_to_force(holder: LockInfo | None, lock_id: str, where: str) -> LockInfo:
-    """The lock force-unlock may remove: one is held, and it carries exactly this ID
-    (so a lock taken since the user looked is never removed by mistake)."""
-    if holder is None:
-        raise LockError(f"{where} is not locked")
-    if holder.id != lock_id:
-        raise LockError(f"lock ID {lock_id} does not match the lock held: {holder.describe()}")
-    return holder
-
-
-def force_unlock(state_path: str, lock_id: str) -> LockInfo:
+def force_unlock(state_path: str, lock_id: str, force: bool = False) -> LockInfo:
+    """Remove the lock with this ID. Refused (unless `force`) while its holder provably
+    still runs on this machine: its process exists and holds the lock file's flock.
+    A holder forced out notices through FileLock.still_held()."""
     lock = FileLock(state_path)
-    holder = holder_to_force(lock.read(), lock_id, state_path)
-    os.unlink(lock.path)
+    holder = holder_to_force(lock.read(), lock_id, lock.where)
+    if not force and holder.same_machine() and not holder.is_stale_here() \
+            and _flock_held(lock.path):
+        raise LockError(
+            f"the state lock on {lock.where} is held by {holder.who} (pid {holder.pid}), "
+            f"which is still running on this machine and holds the lock ({lock.path}): "
+            f"stop that navarch (it releases the lock when it ends), or, to release it "
+            f"anyway, run: navarch force-unlock --force {lock_id}", asdict(holder))
+    try:
+        lock.files.unlink(lock.path)
+    except FileNotFoundError:
+        raise LockError(f"{lock.where} is not locked (released meanwhile)") from None
+    except OSError as exc:
+        raise StateError(f"cannot remove the state lock {lock.path}: {reason(exc)}; "
+                         f"it is still held: {what_to_do(exc)}, then run force-unlock "
+                         "again") from None
     return holder
+
+
+def _flock_held(path: str) -> bool:
+    """Whether a living process holds the flock of the lock file at `path`."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # drops our probe's flock, if we got it
+    return False

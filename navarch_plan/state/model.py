@@ -6,8 +6,9 @@ Journal operations are applied here too, so the store (files) and the replay
 
 from __future__ import annotations
 
+import secrets
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from navarch_plan.errors import StateError
@@ -15,7 +16,8 @@ from navarch_plan.errors import StateError
 __all__ = ["FORMAT_VERSION", "NodeRecord", "Intent", "StateDoc", "upgrade",
            "REQUIRED_RECORD_FIELDS"]
 
-FORMAT_VERSION = 1
+# 2: intents carry zone, instance type, idempotency key and node id; 3: a fingerprint key
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,12 @@ REQUIRED_RECORD_FIELDS = frozenset(_RECORD_FIELDS) - {"ref_values"}
 
 @dataclass(frozen=True)
 class Intent:
-    """Written before a Provision call: if we crash, the next plan knows what to look for."""
+    """Written before a Provision call: if we crash, the next plan knows what to look for.
+
+    The name and idempotency key are fixed here, before the call, so that a later run
+    resolving this intent sends exactly the same request again (EC2 then returns the
+    original instance). `node_id` is filled in as soon as the launch answers, so a run
+    killed while the node boots leaves the id to look up, not only a name."""
 
     id: str
     address: str
@@ -63,6 +70,10 @@ class Intent:
     region: str
     name: str
     started_at: str
+    zone: str = ""
+    instance_type: str = ""
+    idempotency_key: str = ""
+    node_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +87,12 @@ class StateDoc:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
     deposed: dict[str, NodeRecord] = field(default_factory=dict)  # by node id
     intents: dict[str, Intent] = field(default_factory=dict)  # by intent id
+    # The secret that keys every fingerprint of secret-bearing data navarch publishes
+    # (user_data, specs, the config): plans carry HMACs that cannot be brute-forced
+    # without it. Kept only here (a 0600 file or a private bucket); never printed.
+    fingerprint_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    # Read from an older format (upgraded in memory, not yet written back).
+    upgraded: bool = field(default=False, compare=False)
 
     @classmethod
     def new(cls, workspace: str, lineage: str | None = None) -> StateDoc:
@@ -86,6 +103,7 @@ class StateDoc:
         return {
             "lineage": self.lineage,
             "workspace": self.workspace,
+            "fingerprint_key": self.fingerprint_key,
             "nodes": {a: r.to_json() for a, r in self.nodes.items()},
             "deposed": {i: r.to_json() for i, r in self.deposed.items()},
             "intents": [i.to_json() for i in self.intents.values()],
@@ -96,6 +114,7 @@ class StateDoc:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> StateDoc:
+        older = data.get("format_version") != FORMAT_VERSION
         data = upgrade(data)
         return cls(
             lineage=data["lineage"],
@@ -104,6 +123,7 @@ class StateDoc:
             nodes={a: NodeRecord.from_json(r) for a, r in data["nodes"].items()},
             deposed={i: NodeRecord.from_json(r) for i, r in data.get("deposed", {}).items()},
             intents={i["id"]: Intent(**i) for i in data.get("intents", [])},
+            fingerprint_key=data["fingerprint_key"], upgraded=older,
         )
 
     def apply_op(self, op: dict[str, Any]) -> None:
@@ -113,6 +133,10 @@ class StateDoc:
             self.intents[op["intent"]["id"]] = Intent(**op["intent"])
         elif kind == "intent_done":
             self.intents.pop(op["id"], None)
+        elif kind == "intent_launched":
+            intent = self.intents.get(op["id"])
+            if intent is not None:
+                self.intents[intent.id] = replace(intent, node_id=str(op["node_id"]))
         elif kind == "put":
             self.nodes[op["address"]] = NodeRecord.from_json(op["record"])
         elif kind == "remove":
@@ -123,6 +147,8 @@ class StateDoc:
                 self.deposed[record.id] = record
         elif kind == "forget_deposed":
             self.deposed.pop(op["id"], None)
+        elif kind == "identity":
+            self.fingerprint_key = str(op["fingerprint_key"])
         else:
             raise StateError(f"unknown journal operation {kind!r}")
 
@@ -135,5 +161,13 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     if version > FORMAT_VERSION:
         raise StateError(f"state format {version} was written by a newer navarch-plan "
                          f"(this one reads up to {FORMAT_VERSION}); upgrade navarch-plan")
-    # Format 1 is the first; later versions add their steps here, oldest first.
+    if version == 1:
+        # Format 1 intents had no idempotency key of their own: the intent id was it.
+        intents = [{**i, "idempotency_key": i.get("idempotency_key") or i.get("id", "")}
+                   for i in data.get("intents", []) if isinstance(i, dict)]
+        data = {**data, "format_version": 2, "intents": intents}
+    if data["format_version"] == 2:
+        # A fresh key: fingerprints written before it stay readable (unkeyed values are
+        # still recognised as in spec), new ones are keyed from now on.
+        data = {**data, "format_version": 3, "fingerprint_key": secrets.token_hex(32)}
     return data

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 
+from navarch_plan.state.files import write_json_atomically
 from navarch_plan.state.model import StateDoc
-from navarch_plan.state.store import write_json_atomically
 
 __all__ = ["write_rescue"]
 
 
 def write_rescue(doc: StateDoc, directory: str = ".") -> str:
-    """Atomically write `navarch-state-rescue-<lineage>-<serial>.json` (mode 0600) and
-    return its absolute path. The same run rewrites the same file: the newest wins."""
+    """Atomically write `navarch-state-rescue-<lineage>-<serial>.json` (created 0600,
+    never chmod'ed) and return its absolute path. The same run rewrites the same file:
+    the newest wins. Raises a one-line StateError naming the file when it cannot."""
     data = {**doc.to_json(), "serial": doc.serial + 1}
     name = f"navarch-state-rescue-{doc.lineage}-{data['serial']}.json"
     path = os.path.abspath(os.path.join(directory, name))

@@ -30,16 +30,17 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from navarch_plan.errors import StateError
+from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_problem, replay
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.rescue import write_rescue
 from navarch_plan.state.s3_bucket import Bucket, S3Conflict, S3Error
 from navarch_plan.state.s3_journal import fetch_entries, journal_key, journal_keys, seq_of
 from navarch_plan.state.s3_lock import LockLost, S3Lock
-from navarch_plan.state.store import decode_snapshot
 
 __all__ = ["S3StateStore"]
 
@@ -92,8 +93,28 @@ class S3StateStore:
             raise StateError(f"could not release the state lock {ident} on {self.path}: "
                              f"{exc}. {then}") from None
 
-    def force_unlock(self, lock_id: str) -> LockInfo:
+    def force_unlock(self, lock_id: str, force: bool = False) -> LockInfo:
+        """`force` changes nothing here: whether an S3 lock's holder lives cannot be
+        told, so any lock with the right ID is released (its holder notices at its
+        next write, see check_held)."""
         return self._lock.force(lock_id)
+
+    def still_held(self) -> bool:
+        """Whether our lock object is still the one in the bucket (one HEAD)."""
+        try:
+            self._lock.check_held()
+        except StateError:
+            return False
+        return self._lock.etag is not None
+
+    def check_held(self) -> None:
+        """Raise unless this run can still record: no S3 write failed, the lock is ours."""
+        with self._mutex:
+            failure = self._failure
+        if failure is not None:
+            raise StateError(f"nothing more is recorded in this run: an earlier S3 write "
+                             f"failed ({failure})")
+        self._lock.check_held()
 
     # -- reading -----------------------------------------------------------------
     def load(self) -> StateDoc:
@@ -105,17 +126,26 @@ class S3StateStore:
         # A first run killed before its first snapshot leaves only a journal: its
         # lineage is the state's.
         doc = doc or StateDoc.new(self.workspace, bodies[0].get("lineage") if bodies else None)
-        for key, body in zip(current, bodies, strict=True):
-            if body.get("lineage") != doc.lineage:
-                raise StateError(f"{self.bucket.url(key)} does not belong to {self.path} "
-                                 "(different lineage). Nothing was changed")
-            for op in body.get("ops", []):
-                doc.apply_op(op)
-            self._recorded = True
+        try:
+            replay(doc, self._ops(doc, current, bodies))
+        except JournalProblem as exc:
+            raise StateError(f"{exc.where}: {exc.what}; {self.path} itself is intact. "
+                             "Nothing was changed") from None
+        self._recorded = self._recorded or bool(current)
         self._journal = current
         self._seq = seq_of(current[-1]) + 1 if current else 0
         self.doc = doc
         return doc
+
+    def _ops(self, doc: StateDoc, keys: list[str], bodies: list[dict[str, Any]]
+             ) -> Iterator[tuple[str, object]]:
+        """Every operation of the journal objects, in order, with where it comes from."""
+        for key, body in zip(keys, bodies, strict=True):
+            if body.get("lineage") != doc.lineage:
+                raise StateError(f"{self.bucket.url(key)} does not belong to {self.path} "
+                                 "(different lineage). Nothing was changed")
+            for number, op in enumerate(body["ops"], 1):
+                yield f"{self.bucket.url(key)} operation {number}", op
 
     def exists(self) -> bool:
         return (self.bucket.head(self.key) is not None
@@ -147,6 +177,10 @@ class S3StateStore:
     def record(self, *ops: dict[str, Any]) -> None:
         """Apply operations and make them durable (one PUT) before returning.
         Thread-safe; the operations of one call are one object: all replayed or none."""
+        for op in ops:
+            problem = op_problem(op)
+            if problem is not None:  # a bug upstream: never let it reach the journal
+                raise StateError(f"refusing to record an invalid state operation: {problem}")
         with self._mutex:
             assert self.doc is not None, "load() before record()"
             for op in ops:
@@ -271,6 +305,6 @@ class S3StateStore:
         assert self.doc is not None
         try:
             self.rescue_path = write_rescue(self.doc, self.rescue_dir)
-        except OSError as exc:
+        except StateError as exc:
             return f"(nowhere: writing a local copy in {self.rescue_dir} failed: {exc})"
         return self.rescue_path

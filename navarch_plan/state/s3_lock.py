@@ -16,15 +16,18 @@ import json
 import time
 from dataclasses import asdict
 
-from navarch_plan.errors import LockError, StateError
-from navarch_plan.state.lock import LockInfo, holder_to_force, lock_held_error, new_lock_info
+from navarch_plan.errors import LockError
+from navarch_plan.state.lock_info import (
+    LockInfo,
+    LockLost,
+    holder_to_force,
+    lock_held_error,
+    lost_lock_message,
+    new_lock_info,
+)
 from navarch_plan.state.s3_bucket import Bucket, S3Conflict
 
 __all__ = ["LockLost", "S3Lock"]
-
-
-class LockLost(StateError):
-    """This process held the lock, and now someone else does (or nobody)."""
 
 
 class S3Lock:
@@ -73,11 +76,7 @@ class S3Lock:
 
     def _lost_message(self) -> str:
         found = self.read()
-        now = (f"it is now held by {found[0].describe()}" if found
-               else "nobody holds it now")
-        ours = self.info.id if self.info else "?"
-        return (f"the state lock {ours} on {self.where} is no longer ours (force-unlocked?); "
-                f"{now}")
+        return lost_lock_message(self.info, found[0] if found else None, self.where)
 
     def release(self) -> None:
         """Remove our lock object, and only ours (conditional delete on its ETag)."""

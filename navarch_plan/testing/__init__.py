@@ -1,5 +1,6 @@
 """What navarch ships for testing providers and the code that drives them: the
-conformance suite (`conformance`)."""
+conformance suite (`conformance`), and a real cloud's lag for any provider with the
+scenarios it must come through (`lagging`)."""
 
 from navarch_plan.testing.conformance import (
     INVALID_TYPE_ERRORS,
@@ -8,6 +9,7 @@ from navarch_plan.testing.conformance import (
     ProviderConformance,
     RequestFactory,
 )
+from navarch_plan.testing.lagging import ConsistencyScenarios, LaggingProvider
 
-__all__ = ["CapacityHook", "ConformanceGap", "INVALID_TYPE_ERRORS", "ProviderConformance",
-           "RequestFactory"]
+__all__ = ["CapacityHook", "ConformanceGap", "ConsistencyScenarios", "INVALID_TYPE_ERRORS",
+           "LaggingProvider", "ProviderConformance", "RequestFactory"]

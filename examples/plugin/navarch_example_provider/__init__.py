@@ -4,8 +4,9 @@ ExampleCloud stands in for a cloud API. Its instances live in memory, or in a JS
 (`path`) that separate `navarch` runs share the way they would share a real cloud. It has
 its own vocabulary, as every cloud does: statuses `booting`, `up`, `degraded`, `stopping`,
 `gone`, and refusals with codes such as `sold-out`. ExampleProvider does what every navarch
-provider does: it turns that vocabulary into navarch's five statuses and its error classes,
-and keeps navarch's labels as the cloud's tags, exactly.
+provider does: it turns that vocabulary into navarch's statuses and its error classes
+(a word it does not know is `unknown`, which navarch never acts on), keeps navarch's
+labels as the cloud's tags, exactly, and says whether a terminate found its instance.
 
 Registered in pyproject.toml under the entry-point group `navarch_plan.providers`:
 
@@ -45,7 +46,7 @@ CATALOG: tuple[InstanceType, ...] = (
 )
 _TYPES = {t.name: t for t in CATALOG}
 
-# The cloud's words for an instance's life -> navarch's five statuses.
+# The cloud's words for an instance's life -> navarch's statuses.
 STATUSES = {"booting": NodeStatus.PROVISIONING, "up": NodeStatus.RUNNING,
             "degraded": NodeStatus.UNHEALTHY, "stopping": NodeStatus.TERMINATING,
             "gone": NodeStatus.TERMINATED}
@@ -180,12 +181,16 @@ class ExampleProvider:
             raise self._error(exc, req.region) from None
         return self._node(inst)
 
-    def terminate(self, node_id: str) -> None:
+    def terminate(self, node_id: str) -> bool:
+        """True: the cloud took it; False: it knows no such instance (already gone, which
+        is success, as navarch's contract asks)."""
         try:
             self.cloud.delete(node_id)
         except CloudError as exc:
-            if exc.code != "no-such-instance":  # already gone is success
+            if exc.code != "no-such-instance":
                 raise self._error(exc, "") from None
+            return False
+        return True
 
     def list_instance_types(self) -> list[InstanceType]:  # before `list`, which shadows it
         return [*CATALOG]
@@ -207,9 +212,10 @@ class ExampleProvider:
 
     def _node(self, inst: Mapping[str, Any]) -> Node:
         offer = _TYPES.get(inst["type"])
-        status = STATUSES.get(inst["status"], NodeStatus.UNHEALTHY)  # unknown: not known good
+        status = STATUSES.get(inst["status"], NodeStatus.UNKNOWN)  # never acted on
         return Node(id=inst["id"], provider=self.name, region=inst["region"],
                     instance_type=inst["type"], status=status, name=inst["name"],
                     ip_address=inst["ip"] if status is NodeStatus.RUNNING else "",
                     gpu_count=offer.gpu_count if offer else 0,
-                    gpu_type=offer.gpu_type if offer else "", labels=inst["tags"])
+                    gpu_type=offer.gpu_type if offer else "", labels=inst["tags"],
+                    cloud_status=inst["status"])

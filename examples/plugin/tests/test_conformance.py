@@ -13,7 +13,12 @@ from navarch_example_provider import ExampleCloud, ExampleProvider
 from navarch_plan.errors import AuthError, ConfigError
 from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.registry import provider_class
-from navarch_plan.testing import CapacityHook, ProviderConformance, RequestFactory
+from navarch_plan.testing import (
+    CapacityHook,
+    ConsistencyScenarios,
+    ProviderConformance,
+    RequestFactory,
+)
 
 
 class TestExampleInMemory(ProviderConformance):
@@ -50,6 +55,19 @@ class TestExampleOnFile(TestExampleInMemory):
     @pytest.fixture
     def cloud(self, tmp_path: Path) -> ExampleCloud:
         return ExampleCloud(path=str(tmp_path / "cloud.json"))
+
+
+class TestExampleUnderLag(ConsistencyScenarios):
+    """The scenarios of a lagging cloud, through navarch's own engine."""
+
+    @pytest.fixture
+    def provider(self) -> ExampleProvider:
+        return ExampleProvider("example", ExampleCloud())
+
+    @pytest.fixture
+    def request_factory(self) -> RequestFactory:
+        return lambda name, labels: ProvisionRequest(
+            name=name, instance_type="ex-l4-1", region="north-1", labels=labels)
 
 
 def test_two_providers_on_one_file_see_the_same_cloud(tmp_path: Path) -> None:

@@ -1,0 +1,256 @@
+"""What a well-formed state is, checked directly (no per-record jsonschema: validating
+10,000 records through jsonschema costs seconds on every run; these checks cost
+milliseconds).
+
+Each check returns what is wrong as a phrase (None when nothing is), and the caller
+says where. Besides shapes, one invariant the planner relies on: an instance id is held
+by at most one place (one address in `nodes`, or one `deposed` entry keyed by that
+very id). Two addresses holding one instance would make navarch delete one address's
+real instance while "replacing" the other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+from typing import Any
+
+from navarch_plan.errors import StateError
+from navarch_plan.model import NodeStatus
+from navarch_plan.schemas import validator
+from navarch_plan.state.model import FORMAT_VERSION, REQUIRED_RECORD_FIELDS, StateDoc
+
+__all__ = ["JournalProblem", "check_snapshot", "decode_snapshot", "op_problem",
+           "record_problem", "replay"]
+
+_STRINGS = ("id", "provider", "region", "zone", "instance_type", "name", "spec_hash",
+            "ip_address", "created_at")
+_STATUSES = frozenset(s.value for s in NodeStatus)
+_INTENT_REQUIRED = ("id", "address", "provider", "region", "name", "started_at")
+_INTENT_FIELDS = frozenset((*_INTENT_REQUIRED, "zone", "instance_type", "idempotency_key",
+                            "node_id"))
+_NO_REFS: dict[str, str] = {}
+_DUPLICATE = ("navarch would treat one address's instance as the other's and could "
+              "delete it")
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a number")
+
+
+def _string_map(value: object, name: str) -> str | None:
+    if not isinstance(value, dict):
+        return f"{name} is {_kind(value)}, not an object"
+    for key, item in value.items():
+        if not isinstance(item, str):
+            return f"{name}.{key} is {_kind(item)}, not a string"
+    return None
+
+
+_get_strings = itemgetter(*_STRINGS, "status")
+
+
+def _looks_fine(record: dict[str, Any]) -> bool:
+    """The common case at C speed (str.join refuses anything but strings, itemgetter
+    a missing field); False sends the record through the detailed check, which says
+    what is wrong."""
+    try:
+        "".join(_get_strings(record))
+        labels, spec = record["labels"], record["spec"]
+        refs = record.get("ref_values", _NO_REFS)
+        if type(labels) is not dict or type(spec) is not dict or type(refs) is not dict:
+            return False
+        "".join(labels.values())
+        if refs:
+            "".join(refs.values())
+    except (KeyError, TypeError):
+        return False
+    return record["id"] != "" and record["status"] in _STATUSES
+
+
+def record_problem(record: object) -> str | None:
+    """What is wrong with one node record, or None."""
+    if type(record) is dict and _looks_fine(record):
+        return None
+    if not isinstance(record, dict):
+        return f"the record is {_kind(record)}, not an object"
+    if not record.keys() >= REQUIRED_RECORD_FIELDS:
+        return f"the record lacks {', '.join(sorted(REQUIRED_RECORD_FIELDS - record.keys()))}"
+    for name in _STRINGS:
+        if not isinstance(record[name], str):
+            return f"{name} is {_kind(record[name])}, not a string"
+    if not record["id"]:
+        return "id is empty"
+    status = record["status"]
+    if not isinstance(status, str) or status not in _STATUSES:
+        return f"status {status!r} is not one of {', '.join(sorted(_STATUSES))}"
+    if not isinstance(record["spec"], dict):
+        return f"spec is {_kind(record['spec'])}, not an object"
+    return _string_map(record["labels"], "labels") or (
+        _string_map(record["ref_values"], "ref_values") if "ref_values" in record else None)
+
+
+def _intent_problem(intent: object) -> str | None:
+    if not isinstance(intent, dict):
+        return f"intent is {_kind(intent)}, not an object"
+    missing = [n for n in _INTENT_REQUIRED if n not in intent]
+    if missing:
+        return f"intent lacks {', '.join(missing)}"
+    unknown = sorted(intent.keys() - _INTENT_FIELDS)
+    if unknown:
+        return f"intent has unknown field {unknown[0]!r}"
+    for name, value in intent.items():
+        if not isinstance(value, str):
+            return f"intent.{name} is {_kind(value)}, not a string"
+    return None
+
+
+def _fields(op: dict[str, Any], *names: str) -> str | None:
+    for name in names:
+        if name not in op:
+            return f"{op['op']} lacks {name!r}"
+        if not isinstance(op[name], str) or not op[name]:
+            return f"{op['op']}.{name} is not a non-empty string"
+    return None
+
+
+def _put_problem(op: dict[str, Any]) -> str | None:
+    if "record" not in op:
+        return "put lacks 'record'"
+    problem = _fields(op, "address")
+    if problem is None and (problem := record_problem(op["record"])) is not None:
+        return f"put record: {problem}"
+    return problem
+
+
+_OPS = {
+    "put": _put_problem,
+    "remove": lambda op: _fields(op, "address"),
+    "depose": lambda op: _fields(op, "address"),
+    "forget_deposed": lambda op: _fields(op, "id"),
+    "intent": lambda op: _intent_problem(op["intent"]) if "intent" in op
+    else "intent lacks 'intent'",
+    "intent_done": lambda op: _fields(op, "id"),
+    "intent_launched": lambda op: _fields(op, "id", "node_id"),
+    "identity": lambda op: _fields(op, "fingerprint_key"),
+}
+
+
+def op_problem(op: object) -> str | None:
+    """What is wrong with one journal operation, or None (for record() and replay)."""
+    if not isinstance(op, dict):
+        return f"{_kind(op)}, not a journal operation (a JSON object)"
+    kind = op.get("op")
+    check = _OPS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        return f"unknown journal operation {kind!r}"
+    return check(op)
+
+
+def check_snapshot(data: object) -> None:
+    """Raise ValueError saying what is wrong and where. The schema covers everything
+    but the node records; the records are checked directly."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if not isinstance(data.get("format_version"), int) or data["format_version"] > FORMAT_VERSION:
+        return  # upgrade() explains versions it cannot read
+    errors = list(validator("state").iter_errors({**data, "nodes": {}, "deposed": {}}))
+    if errors:
+        raise ValueError(f"{'.'.join(map(str, errors[0].absolute_path))}: {errors[0].message}")
+    if "nodes" not in data:
+        raise ValueError("'nodes' is a required property")
+    if data["format_version"] >= 3 and "fingerprint_key" not in data:
+        raise ValueError("'fingerprint_key' is a required property")
+    holders: dict[str, str] = {}
+    for where, records in (("nodes", data["nodes"]), ("deposed", data.get("deposed", {}))):
+        if not isinstance(records, dict):
+            raise ValueError(f"{where} is {_kind(records)}, not an object")
+        for key, record in records.items():
+            problem = record_problem(record)
+            if problem:
+                raise ValueError(f"{where}.{key}: {problem}")
+            place = key if where == "nodes" else f"deposed.{key}"
+            if where == "deposed" and record["id"] != key:
+                raise ValueError(f"{place} holds instance {record['id']}: a deposed entry's "
+                                 "key must be its instance id")
+            other = holders.setdefault(record["id"], place)
+            if other != place:
+                raise ValueError(f"{other} and {place} both hold instance {record['id']}: "
+                                 f"{_DUPLICATE}")
+
+
+def decode_snapshot(raw: bytes, path: str, workspace: str, corrupt: Callable[[str], str],
+                    point_at: str) -> tuple[StateDoc, dict[str, Any]]:
+    """A snapshot's bytes as a StateDoc of `workspace`, and its content as it is stored
+    minus serial (what compact() compares against to tell whether anything changed).
+    `corrupt` words the error for this backend; `point_at` says what to fix on a
+    workspace mismatch."""
+    try:
+        data = json.loads(raw)
+        check_snapshot(data)
+        doc = StateDoc.from_json(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StateError(corrupt(f"is not a valid state file ({exc})")) from None
+    if doc.workspace != workspace:
+        raise StateError(f"{path} belongs to workspace {doc.workspace!r}, not "
+                         f"{workspace!r}; point {point_at}")
+    return doc, {k: v for k, v in data.items() if k not in ("serial", "format_version")}
+
+
+class JournalProblem(StateError):
+    """A journal operation that is malformed, or would break an invariant of state."""
+
+    def __init__(self, where: str, what: str) -> None:
+        self.where, self.what = where, what
+        super().__init__(f"{where}: {what}")
+
+
+class _Holders:
+    """Which place holds each instance id, kept up to date while replaying."""
+
+    def __init__(self, doc: StateDoc) -> None:
+        self.doc = doc
+        self.by_id = {r.id: a for a, r in doc.nodes.items()}
+        self.by_id.update((i, f"deposed.{i}") for i in doc.deposed)
+
+    def conflict(self, op: dict[str, Any]) -> str | None:
+        if op["op"] != "put":
+            return None
+        node_id, address = op["record"]["id"], op["address"]
+        other = self.by_id.get(node_id, address)
+        if other == address:
+            return None
+        return f"puts instance {node_id} at {address}, but {other} holds it: {_DUPLICATE}"
+
+    def track(self, op: dict[str, Any]) -> None:
+        """Before `op` is applied (it reads what the op replaces)."""
+        kind, doc = op["op"], self.doc
+        if kind in ("put", "remove", "depose"):
+            old = doc.nodes.get(op["address"])
+            if old is not None:
+                self.by_id.pop(old.id, None)
+                if kind == "depose":
+                    self.by_id[old.id] = f"deposed.{old.id}"
+            if kind == "put":
+                self.by_id[op["record"]["id"]] = op["address"]
+        elif kind == "forget_deposed" and op["id"] in doc.deposed:
+            self.by_id.pop(op["id"], None)
+
+
+def replay(doc: StateDoc, ops: Iterable[tuple[str, object]]) -> None:
+    """Apply journal operations (each with where it comes from) to `doc`, checking each
+    first. Raises JournalProblem at the first bad one."""
+    # Built at the first operation: a load without a journal never pays for it.
+    holders: _Holders | None = None
+    for where, op in ops:
+        problem = op_problem(op)
+        if problem is not None or not isinstance(op, dict):  # (isinstance: for mypy)
+            raise JournalProblem(where, problem or "not an object")
+        holders = holders or _Holders(doc)
+        problem = holders.conflict(op)
+        if problem is not None:
+            raise JournalProblem(where, problem)
+        holders.track(op)
+        doc.apply_op(op)
