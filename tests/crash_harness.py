@@ -393,6 +393,7 @@ class CrashRun:
         # that long: plans are then checked for what must never happen (a launch beside
         # a fitting instance, a delete of one a killed run made) instead of exactly.
         self.lag = lag
+        self.window = 3 * lag + 1
         self.made: set[str] = set()  # instances killed runs made
         self.change_config = change_config  # chance that the config changes after a kill
         self.rng = random.Random(seed)
@@ -421,7 +422,7 @@ class CrashRun:
         nodes = pools.pop("nodes", None)
         sim: dict[str, Any] = {"latency": LATENCY, "retry": FAST_RETRY}
         if self.lag:
-            sim.update(visibility_lag=self.lag, consistency_window=3 * self.lag + 1)
+            sim.update(visibility_lag=self.lag, consistency_window=self.window)
         if faults:
             sim["faults"] = list(faults)
         self.work.config(pools=pools or None, nodes=nodes, workspace=WS, sim=sim)
@@ -652,13 +653,20 @@ class CrashRun:
             if act.get("action") == "create" and node.id not in deleted and not rebuilt \
                     and not resent:
                 self.problem(f"plan launches {address} beside fitting {node.id}")
-            if node.id in deleted and node.id in self.made and not rebuilt:
+            replaced = any(a["node_id"] == node.id and a["reason"] == "deposed"
+                           for a in plan["actions"])  # a newer node took its place
+            if node.id in deleted and node.id in self.made and not rebuilt and not replaced:
                 self.stats.discarded += 1
-                self.problem(f"plan deletes {node.id}, made for {address} by a killed run")
+                why = next(f"{a['key']} {a['reason']}" for a in plan["actions"]
+                           if a["action"] == "delete" and a["node_id"] == node.id)
+                self.problem(f"plan deletes {node.id}, made for {address} by a killed run "
+                             f"({why}; {address}: {act.get('action')} {act.get('reason')})")
 
     def converge(self) -> None:
         if self.lag:
-            time.sleep(self.lag + 0.2)  # the last kill's instances are visible now
+            # Past the consistency window: every instance is visible, and an interrupted
+            # launch that made nothing is proven to have made nothing.
+            time.sleep(self.window + 0.2)
         result = self.work.run("apply", "--auto-approve", "--parallelism", "10")
         if result.code != 0:
             self.problem(f"apply after kills exited {result.code}: "
