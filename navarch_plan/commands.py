@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 from navarch_plan.apply import ApplyResult
-from navarch_plan.config import Config
+from navarch_plan.config.types import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.hooks import Hooks

@@ -12,7 +12,7 @@ from navarch_plan.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.model import named_address, pool_address
 
 if TYPE_CHECKING:
-    from navarch_plan.config import ProviderConfig, _Ctx
+    from navarch_plan.config.types import ProviderConfig, _Ctx
 
 __all__ = ["build_desired"]
 

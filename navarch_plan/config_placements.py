@@ -12,7 +12,7 @@ from navarch_plan.desired import Placement
 from navarch_plan.gpu_spec import GpuSpecError, matching_types, parse_gpu_specs
 
 if TYPE_CHECKING:
-    from navarch_plan.config import ProviderConfig, _Ctx
+    from navarch_plan.config.types import ProviderConfig, _Ctx
 
 __all__ = ["placements_of"]
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from navarch_plan.apply import ApplyResult, Executor
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
-from navarch_plan.config import Config, parse_config
+from navarch_plan.config.types import Config, parse_config
 from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, Listing, Node

@@ -1,0 +1,1 @@
+"""Configuration: its types, its loading and checks, and what it desires."""
