@@ -113,7 +113,7 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
     _check_schema(data, ctx)
     _refuse_unsupported(data, ctx)
-    from navarch_plan.config_build import build_desired
+    from navarch_plan.config.build import build_desired
 
     workspace = data.get("workspace", "default")
     providers = {
