@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.config_placements import placements_of
+from navarch_plan.config.placements import placements_of
 from navarch_plan.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.model import named_address, pool_address
 
