@@ -16,6 +16,7 @@ from typing import TypeVar
 from navarch_plan.apply import ApplyResult, Executor
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.types import Config, parse_config
+from navarch_plan.config.yamlpos import MAX_BYTES
 from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, Listing, Node
@@ -36,7 +37,6 @@ from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
 from navarch_plan.strategies import offer_tables
 from navarch_plan.throttle import gate_for, retry_policy, retrying
-from navarch_plan.yamlpos import MAX_BYTES
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import pytest
 
 from navarch_plan.config.types import parse_config
-from navarch_plan.yamlpos import load_yaml
+from navarch_plan.config.yamlpos import load_yaml
 from tests.conftest import Workdir
 
 # Block style, so that each value sits on a line of its own:
