@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from navarch_plan.desired import render_refs
+from navarch_plan.config.desired import render_refs
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.ownership import ownership_labels

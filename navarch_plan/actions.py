@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
-from navarch_plan.desired import DesiredNode, Placement, render_refs
+from navarch_plan.config.desired import DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
     AuthError,
     CapacityError,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from navarch_plan.actions import ActionRunner, LaunchDeferred
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
-from navarch_plan.desired import DesiredNode, Group
+from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.plan import Action, ActionKind, Plan

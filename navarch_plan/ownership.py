@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from navarch_plan.desired import DesiredNode, Placement
+from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.model import (
     LABEL_ADDRESS,
     LABEL_LINEAGE,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from navarch_plan.desired import Group
+from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
 from navarch_plan.plan import Action, ActionKind
 

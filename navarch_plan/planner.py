@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from navarch_plan.desired import DesiredNode, Group, Placement
+from navarch_plan.config.desired import DesiredNode, Group, Placement
 from navarch_plan.errors import PlanError
 from navarch_plan.model import (
     LABEL_ADDRESS,

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navarch_plan.desired import DesiredNode, Group, Placement
+from navarch_plan.config.desired import DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.state.model import NodeRecord

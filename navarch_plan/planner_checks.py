@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.desired import Group
+from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
 from navarch_plan.model import Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Plan

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from navarch_plan.desired import Placement
+from navarch_plan.config.desired import Placement
 from navarch_plan.errors import CapacityError, ProviderError, QuotaError
 from navarch_plan.model import Node, ProvisionRequest
 from navarch_plan.providers.base import InstanceTypeLister, Provider

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from navarch_plan.desired import Placement
+from navarch_plan.config.desired import Placement
 from navarch_plan.model import InstanceType
 
 __all__ = ["STRATEGIES", "order_placements", "offer_tables"]

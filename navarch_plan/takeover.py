@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from navarch_plan.clock import Clock
-from navarch_plan.desired import DesiredNode, Placement
+from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.errors import NavarchError
 from navarch_plan.model import LABEL_ADDRESS, LABEL_LINEAGE, Node, address_from_label
 from navarch_plan.ownership import ownership_labels

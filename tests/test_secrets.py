@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from navarch_plan.desired import spec_hash
+from navarch_plan.config.desired import spec_hash
 from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
 from tests.fakes.lambda_server import FakeLambda, error_body, serve
 

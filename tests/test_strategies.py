@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from navarch_plan.config.desired import Placement
 from navarch_plan.config.types import parse_config
-from navarch_plan.desired import Placement
 from navarch_plan.errors import AuthError
 from navarch_plan.gpu_spec import GpuSpecError, parse_gpu
 from navarch_plan.model import ProvisionRequest

@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.config.placements import placements_of
-from navarch_plan.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.model import named_address, pool_address
 
 if TYPE_CHECKING:

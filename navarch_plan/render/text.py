@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from navarch_plan.desired import find_refs
+from navarch_plan.config.desired import find_refs
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
            "unsettled_lines"]
