@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from navarch_plan.catalog import type_facts
+from navarch_plan.catalog.facts import type_facts
 from navarch_plan.config.types import Config
 from navarch_plan.errors import ConfigError, NavarchError
 from navarch_plan.gpu_spec import GpuSpecError, parse_gpu_specs

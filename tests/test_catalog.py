@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from navarch_plan import catalog
-from navarch_plan.catalog import (
+from navarch_plan.catalog.facts import (
     ABSTRACT_TYPES,
     CLOUDS,
     FAKE_CATALOG,
@@ -203,7 +203,7 @@ def test_catalog_json_is_shipped_in_the_wheel(tmp_path: Path) -> None:
         assert zf.read("navarch_plan/data/catalog.json") == JSON_PATH.read_bytes()
     # A pure-Python wheel is importable as a zip: the loader must find the file inside it
     # (importlib.resources, not a path next to __file__), with the source tree off the path.
-    probe = ("import navarch_plan.catalog as c; assert '.whl' in c.__file__, c.__file__; "
+    probe = ("import navarch_plan.catalog.facts as c; assert '.whl' in c.__file__, c.__file__; "
              "print(len(c.cloud_offers('gcp')))")
     run = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, "
                           f"{str(wheel)!r}); {probe}"], cwd=tmp_path, capture_output=True,

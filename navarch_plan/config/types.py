@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from navarch_plan.catalog import CLOUDS
+from navarch_plan.catalog.facts import CLOUDS
 from navarch_plan.config.desired import DesiredNode, Group, fingerprint
 from navarch_plan.config.yamlpos import Path, Positions, load_yaml, path_str
 from navarch_plan.errors import ConfigError

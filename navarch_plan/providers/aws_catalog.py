@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from navarch_plan.catalog import cloud_table
+from navarch_plan.catalog.facts import cloud_table
 from navarch_plan.errors import (
     AuthError,
     CapacityError,

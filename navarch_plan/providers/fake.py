@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from navarch_plan.catalog import FAKE_CATALOG, FAKE_REGIONS
+from navarch_plan.catalog.facts import FAKE_CATALOG, FAKE_REGIONS
 from navarch_plan.errors import (
     CapacityError,
     InvalidRequestError,

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from navarch_plan.catalog import cloud_offers, cloud_table
+from navarch_plan.catalog.facts import cloud_offers, cloud_table
 from navarch_plan.model import InstanceType, NodeStatus
 
 __all__ = [
