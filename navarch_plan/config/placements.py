@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from navarch_plan.catalog.facts import cloud_table, native_type
+from navarch_plan.catalog.gpu_spec import GpuSpecError, matching_types, parse_gpu_specs
 from navarch_plan.config.desired import Placement
-from navarch_plan.gpu_spec import GpuSpecError, matching_types, parse_gpu_specs
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import ProviderConfig, _Ctx
