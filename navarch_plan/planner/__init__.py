@@ -1,0 +1,1 @@
+"""The planner: desired, recorded and observed in, a Plan out. Pure."""
