@@ -29,7 +29,7 @@ from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.plan import Action, ActionKind, Plan
-from navarch_plan.plan_graph import closure, phase_of
+from navarch_plan.planner.graph import closure, phase_of
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.throttle import CallKind, Gate, GatedProvider, RetryPolicy
