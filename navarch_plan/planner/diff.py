@@ -33,13 +33,13 @@ from navarch_plan.model import (
 from navarch_plan.observed import Observed, Presence, Seen
 from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason, Unsettled
 from navarch_plan.planner.actions import ActionFactory, instance_name
-from navarch_plan.planner.graph import build_edges, scope_actions
-from navarch_plan.planner_checks import (
+from navarch_plan.planner.checks import (
     check_budget,
     check_prevent_destroy,
     no_changes_reason,
     plan_cost,
 )
+from navarch_plan.planner.graph import build_edges, scope_actions
 from navarch_plan.planner_intents import IntentOutcome, resolve_intent
 from navarch_plan.state.model import NodeRecord, StateDoc
 
