@@ -40,7 +40,7 @@ from navarch_plan.planner.checks import (
     plan_cost,
 )
 from navarch_plan.planner.graph import build_edges, scope_actions
-from navarch_plan.planner_intents import IntentOutcome, resolve_intent
+from navarch_plan.planner.intents import IntentOutcome, resolve_intent
 from navarch_plan.state.model import NodeRecord, StateDoc
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]
