@@ -30,7 +30,6 @@ from navarch_plan.model import (
     address_from_label,
     parse_address,
 )
-from navarch_plan.observed import Observed, Presence, Seen
 from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason, Unsettled
 from navarch_plan.planner.actions import ActionFactory, instance_name
 from navarch_plan.planner.checks import (
@@ -41,6 +40,7 @@ from navarch_plan.planner.checks import (
 )
 from navarch_plan.planner.graph import build_edges, scope_actions
 from navarch_plan.planner.intents import IntentOutcome, resolve_intent
+from navarch_plan.planner.observed import Observed, Presence, Seen
 from navarch_plan.state.model import NodeRecord, StateDoc
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]

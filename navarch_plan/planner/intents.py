@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from navarch_plan.model import Node
-from navarch_plan.observed import Observed, Seen
+from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.state.model import Intent
 
 __all__ = ["IntentOutcome", "resolve_intent"]
