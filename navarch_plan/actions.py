@@ -28,8 +28,8 @@ from navarch_plan.model import (
     Node,
     ProvisionRequest,
 )
-from navarch_plan.ownership import ownership_labels
 from navarch_plan.plan import Action, ActionKind, Reason
+from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore

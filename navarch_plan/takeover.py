@@ -17,7 +17,7 @@ from navarch_plan.clock import Clock
 from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.errors import NavarchError
 from navarch_plan.model import LABEL_ADDRESS, LABEL_LINEAGE, Node, address_from_label
-from navarch_plan.ownership import ownership_labels
+from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.base import LabelSetter, NodeGetter, Provider
 from navarch_plan.state.model import NodeRecord, StateDoc
 

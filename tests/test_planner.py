@@ -9,8 +9,8 @@ import pytest
 
 from navarch_plan.errors import PlanError
 from navarch_plan.model import Node, NodeStatus
-from navarch_plan.ownership import ownership_labels
 from navarch_plan.plan import plan_from_json
+from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.render import render_plan_text
 from navarch_plan.schemas import validator
 from navarch_plan.state.model import NodeRecord, StateDoc

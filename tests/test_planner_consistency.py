@@ -9,8 +9,8 @@ from typing import Any
 
 from navarch_plan.clock import iso_to_epoch
 from navarch_plan.model import Listing, Node, NodeStatus
-from navarch_plan.ownership import ownership_labels
 from navarch_plan.planner.observed import Lookup, Observed
+from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.schemas import validator
 from navarch_plan.state.model import Intent
 from tests.planner_world import BASE, World, config

@@ -23,7 +23,7 @@ from functools import cached_property
 
 from navarch_plan.clock import iso_to_epoch
 from navarch_plan.model import Listing, Node
-from navarch_plan.ownership import Ownership, sort_owned
+from navarch_plan.planner.ownership import Ownership, sort_owned
 
 __all__ = ["Lookup", "Observed", "Presence", "Seen", "ids_to_confirm"]
 

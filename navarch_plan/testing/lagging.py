@@ -238,7 +238,7 @@ class ConsistencyScenarios:
         """A run that died after its launch, before it heard back: the intent names the
         instance; later applies adopt it (after waiting for it to show, or by re-sending
         the same launch where that is safe), never launch a second or delete it."""
-        from navarch_plan.ownership import ownership_labels
+        from navarch_plan.planner.ownership import ownership_labels
 
         rig = self.rig(provider, request_factory, tmp_path)
         create = next(a for a in rig.plan().actions if a.address == "pool.w[0]")
