@@ -24,6 +24,7 @@ from navarch_plan.plan import Plan
 from navarch_plan.planner.checks import check_saved_actions
 from navarch_plan.planner.diff import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
+from navarch_plan.planner.strategies import offer_tables
 from navarch_plan.providers.base import (
     DEFAULT_CONSISTENCY,
     EventuallyConsistent,
@@ -35,7 +36,6 @@ from navarch_plan.providers.base import (
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
-from navarch_plan.strategies import offer_tables
 from navarch_plan.throttle import gate_for, retry_policy, retrying
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from navarch_plan.config.desired import Placement
 from navarch_plan.errors import CapacityError, ProviderError, QuotaError
 from navarch_plan.model import Node, ProvisionRequest
+from navarch_plan.planner.strategies import offer_tables, order_placements
 from navarch_plan.providers.base import InstanceTypeLister, Provider
-from navarch_plan.strategies import offer_tables, order_placements
 
 __all__ = ["Attempt", "FailoverExhausted", "Pool", "PoolEntry", "RuledOut",
            "provision_with_failover"]

@@ -9,9 +9,9 @@ from navarch_plan.config.desired import Placement
 from navarch_plan.config.types import parse_config
 from navarch_plan.errors import AuthError
 from navarch_plan.model import ProvisionRequest
+from navarch_plan.planner.strategies import order_placements
 from navarch_plan.pool import FailoverExhausted, Pool, PoolEntry
 from navarch_plan.providers.fake import FakeProvider
-from navarch_plan.strategies import order_placements
 
 
 def place(provider: str, region: str, itype: str = "t", priority: int = 0, entry: int = 0,

@@ -11,8 +11,8 @@ from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu_specs
 from navarch_plan.config.types import Config
 from navarch_plan.errors import ConfigError, NavarchError
 from navarch_plan.model import InstanceType
+from navarch_plan.planner.strategies import offer_tables, order_placements
 from navarch_plan.render.offers import offer_rows
-from navarch_plan.strategies import offer_tables, order_placements
 
 __all__ = ["select_offers"]
 

@@ -9,8 +9,8 @@ from typing import Any
 from navarch_plan.config.desired import DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
+from navarch_plan.planner.strategies import order_placements
 from navarch_plan.state.model import NodeRecord
-from navarch_plan.strategies import order_placements
 
 __all__ = ["ActionFactory", "instance_name"]
 
