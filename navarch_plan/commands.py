@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
-from navarch_plan.apply import ApplyResult
+from navarch_plan.apply.executor import ApplyResult
 from navarch_plan.catalog.offers import select_offers
 from navarch_plan.config.types import Config
 from navarch_plan.engine import Engine, load_config

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TypeVar
 
-from navarch_plan.apply import ApplyResult, Executor
+from navarch_plan.apply.executor import ApplyResult, Executor
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.types import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
