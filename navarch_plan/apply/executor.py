@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from navarch_plan.actions import ActionRunner, LaunchDeferred
+from navarch_plan.apply.runner import ActionRunner, LaunchDeferred
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
