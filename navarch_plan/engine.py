@@ -14,6 +14,7 @@ from functools import cached_property
 from typing import TypeVar
 
 from navarch_plan.apply.executor import ApplyResult, Executor
+from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.types import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
@@ -36,7 +37,6 @@ from navarch_plan.providers.base import (
 from navarch_plan.providers.registry import build_provider, known_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
-from navarch_plan.throttle import gate_for, retry_policy, retrying
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from navarch_plan.apply.throttle import Pacer, RetryPolicy
 from navarch_plan.errors import RateLimitError, TransientError
 from navarch_plan.model import RateLimit
 from navarch_plan.providers.fake import FakeProvider
-from navarch_plan.throttle import Pacer, RetryPolicy
 from tests.conftest import FAST_RETRY, Workdir, max_in_flight
 
 A10 = {"region": "us-west-1", "instance_type": "gpu_1x_a10"}

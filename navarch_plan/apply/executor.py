@@ -24,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from navarch_plan.apply.runner import ActionRunner, LaunchDeferred
+from navarch_plan.apply.throttle import CallKind, Gate, GatedProvider, RetryPolicy
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.hooks import Hooks
@@ -32,7 +33,6 @@ from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.planner.graph import closure, phase_of
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
-from navarch_plan.throttle import CallKind, Gate, GatedProvider, RetryPolicy
 
 __all__ = ["ApplyResult", "Executor"]
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
+from navarch_plan.apply.throttle import SCHEDULER_OPTIONS
 from navarch_plan.errors import ConfigError
 from navarch_plan.providers.base import Provider
-from navarch_plan.throttle import SCHEDULER_OPTIONS
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import ProviderConfig
