@@ -29,9 +29,9 @@ from typing import Any
 
 from _fleet import Row, load_note, median, spread, verdict, write_doc, write_report
 
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import ConfigError
-from navarch_plan.hooks import Hooks
 from navarch_plan.planner.diff import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 

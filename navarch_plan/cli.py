@@ -24,7 +24,7 @@ from navarch_plan.redact import RedactingStream, Redactor
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from navarch_plan.hooks import Hooks
+    from navarch_plan.apply.hooks import Hooks
     from navarch_plan.plan import Action
 
 __all__ = ["main", "build_parser"]

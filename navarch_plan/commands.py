@@ -13,11 +13,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 
 from navarch_plan.apply.executor import ApplyResult
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.catalog.offers import select_offers
 from navarch_plan.config.types import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
-from navarch_plan.hooks import Hooks
 from navarch_plan.plan import Action, ActionKind, Plan, plan_from_json
 from navarch_plan.planner.diff import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister

@@ -14,12 +14,12 @@ from functools import cached_property
 from typing import TypeVar
 
 from navarch_plan.apply.executor import ApplyResult, Executor
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.types import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
 from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
-from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, Listing, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner.checks import check_saved_actions

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from navarch_plan.hooks import Hooks
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.plan import Action
 from navarch_plan.pool import Attempt
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     BootTimeoutError,
@@ -28,7 +29,6 @@ from navarch_plan.errors import (
     TransientError,
     VanishedError,
 )
-from navarch_plan.hooks import Hooks
 from navarch_plan.model import LABEL_WORKSPACE, Consistency, Node, NodeStatus, ProvisionRequest
 from navarch_plan.plan import Action
 from navarch_plan.providers.base import DEFAULT_CONSISTENCY, NodeGetter, Provider

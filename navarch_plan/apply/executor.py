@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.runner import ActionRunner, LaunchDeferred
 from navarch_plan.apply.throttle import CallKind, Gate, GatedProvider, RetryPolicy
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config.desired import DesiredNode, Group
-from navarch_plan.hooks import Hooks
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.planner.graph import closure, phase_of

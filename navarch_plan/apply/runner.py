@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from navarch_plan.apply.hooks import Hooks
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.config.desired import DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
@@ -21,7 +22,6 @@ from navarch_plan.errors import (
     RateLimitError,
     TransientError,
 )
-from navarch_plan.hooks import Hooks
 from navarch_plan.model import (
     LABEL_SPEC,
     Consistency,
