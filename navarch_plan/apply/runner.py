@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.config.desired import DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
@@ -34,7 +35,6 @@ from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
-from navarch_plan.waits import CloudWaits
 
 __all__ = ["ActionRunner", "LaunchDeferred"]
 
