@@ -25,9 +25,9 @@ from rich.table import Table
 from rich.text import Text
 
 from navarch_plan import reporting
+from navarch_plan.apply.failover import Attempt
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.plan import Action
-from navarch_plan.pool import Attempt
 
 __all__ = ["LiveHooks"]
 

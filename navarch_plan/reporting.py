@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from navarch_plan.apply.failover import Attempt
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.plan import Action
-from navarch_plan.pool import Attempt
 
 __all__ = ["LineHooks", "JsonHooks", "VERBS", "started", "finished", "failed_over",
            "failed", "skipped", "timestamp"]

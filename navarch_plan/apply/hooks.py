@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from navarch_plan.plan import Action
 
 if TYPE_CHECKING:
-    from navarch_plan.pool import Attempt
+    from navarch_plan.apply.failover import Attempt
 
 __all__ = ["Hooks"]
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
@@ -31,7 +32,6 @@ from navarch_plan.model import (
 )
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.ownership import ownership_labels
-from navarch_plan.pool import Attempt, RuledOut, provision_with_failover
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
