@@ -28,10 +28,10 @@ from _fleet import Row, load_note, median, spread, write_doc, write_report
 
 SDKS = ("boto3", "botocore", "s3transfer", "google", "grpc", "httpx", "httpcore")
 # What the console script `navarch` does (see [project.scripts]).
-LAUNCH = "import sys; from navarch_plan.cli import main; sys.exit(main())"
+LAUNCH = "import sys; from navarch_plan.cli.main import main; sys.exit(main())"
 PROBE = f"""
 import json, sys
-from navarch_plan.cli import main
+from navarch_plan.cli.main import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:

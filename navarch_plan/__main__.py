@@ -1,3 +1,3 @@
-from navarch_plan.cli import run
+from navarch_plan.cli.main import run
 
 run()

@@ -105,7 +105,7 @@ class Workdir:
         """The `navarch` command in this process (its `main`, argv and all), for tests
         where no process boundary is under test: the same parser, engine and exit code
         as a subprocess, without an interpreter start per call."""
-        from navarch_plan.cli import main
+        from navarch_plan.cli.main import main
 
         out, err = io.StringIO(), io.StringIO()
         with _environment(env or {}), contextlib.chdir(self.path), \

@@ -20,7 +20,7 @@ HEAVY = ("boto3", "botocore", "google", "httpx")
 # Runs navarch's own entry point with the given argv, then reports what got imported.
 PROBE = f"""
 import json, sys
-from navarch_plan.cli import main
+from navarch_plan.cli.main import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:  # argparse's --version exits
