@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from navarch_plan import catalog
+from navarch_plan.catalog import facts as catalog
 from navarch_plan.catalog.facts import (
     ABSTRACT_TYPES,
     CLOUDS,
