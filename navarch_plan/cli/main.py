@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
-    from navarch_plan import commands
+    from navarch_plan.cli import commands
 
     styled = _styled(args)
     io = commands.IO(out=_out, err=_err, ask=_ask, show=_show_styled if styled else _out,
