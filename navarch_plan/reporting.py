@@ -2,7 +2,7 @@
 
 They write through an `emit` callable the CLI gives them, so the engine and these
 classes never print themselves. The phrases (`started`, `finished`, ...) are shared with
-the live terminal view in `navarch_plan.live`, so both say the same thing.
+the live terminal view in `navarch_plan.cli.live`, so both say the same thing.
 
 Plain lines start with the UTC time to the second, ISO 8601 with a `Z`
 (`2026-11-26T13:20:01Z pool.workers[0]: created [0.5s]`): logs from CI and cron jobs

@@ -219,7 +219,7 @@ def _progress(as_json: bool, actions: Sequence[Action], styled: bool) -> Hooks:
     if as_json:
         return JsonHooks(_out)
     if styled:
-        from navarch_plan.live import LiveHooks
+        from navarch_plan.cli.live import LiveHooks
 
         return LiveHooks(actions, _console())
     return LineHooks(_out)
