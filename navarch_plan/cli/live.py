@@ -24,9 +24,9 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from navarch_plan import reporting
 from navarch_plan.apply.failover import Attempt
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.cli import reporting
 from navarch_plan.plan import Action
 
 __all__ = ["LiveHooks"]

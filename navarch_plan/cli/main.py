@@ -214,7 +214,7 @@ def _show_styled(text: str) -> None:
 def _progress(as_json: bool, actions: Sequence[Action], styled: bool) -> Hooks:
     """How apply reports progress: JSON events (--json), the live view on a terminal
     that allows colour, else plain timestamped lines."""
-    from navarch_plan.reporting import JsonHooks, LineHooks
+    from navarch_plan.cli.reporting import JsonHooks, LineHooks
 
     if as_json:
         return JsonHooks(_out)
