@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from navarch_plan import __version__
+from navarch_plan.cli.redact import RedactingStream, Redactor
 from navarch_plan.errors import NavarchError, PlanError
-from navarch_plan.redact import RedactingStream, Redactor
 
 if TYPE_CHECKING:
     from rich.console import Console
