@@ -46,7 +46,7 @@ from navarch_plan.model import (
     ProvisionRequest,
 )
 from navarch_plan.providers.fake.db import check_cloud_file, row_to_node, upgrade_cloud_file
-from navarch_plan.providers.fake_faults import Fault, FaultQueue
+from navarch_plan.providers.fake.faults import Fault, FaultQueue
 
 __all__ = ["FakeProvider"]
 
