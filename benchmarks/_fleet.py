@@ -28,7 +28,7 @@ from navarch_plan.planner.diff import PlanOptions, instance_name
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.state.model import NodeRecord
-from navarch_plan.state.store import LocalStateStore
+from navarch_plan.state.stores.local import LocalStateStore
 
 HERE = Path(__file__).resolve().parent
 

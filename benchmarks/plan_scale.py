@@ -58,7 +58,7 @@ from navarch_plan.engine import load_config
 from navarch_plan.planner.diff import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.render import render_plan_text
-from navarch_plan.state.store import LocalStateStore
+from navarch_plan.state.stores.local import LocalStateStore
 
 RATIO_TARGET = 3.0
 MS_PER_NODE_TARGET = 0.2

@@ -37,7 +37,7 @@ from navarch_plan.state.backends import (
     state_from_url,
     state_location,
 )
-from navarch_plan.state.store import write_json_atomically
+from navarch_plan.state.stores.local import write_json_atomically
 from navarch_plan.takeover import Taken, TakeOver
 from navarch_plan.validate import validate_against_catalogs
 

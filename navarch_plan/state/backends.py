@@ -11,7 +11,7 @@ from navarch_plan.config.types import StateConfig
 from navarch_plan.errors import NavarchError, StateError
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
-from navarch_plan.state.store import LocalStateStore
+from navarch_plan.state.stores.local import LocalStateStore
 
 __all__ = ["StateStore", "migrate_state", "open_store", "state_from_url", "state_location"]
 
