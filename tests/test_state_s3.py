@@ -26,7 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from navarch_plan.errors import LockError, StateError
 from navarch_plan.state.model import StateDoc
-from navarch_plan.state.s3 import S3StateStore
+from navarch_plan.state.stores.s3 import S3StateStore
 from tests.conftest import Workdir, navarch_argv, owned, reset_moto
 
 BUCKET = "navarch-state"

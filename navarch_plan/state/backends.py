@@ -59,7 +59,7 @@ def state_location(state: StateConfig) -> str:
 
 def open_store(state: StateConfig, workspace: str) -> StateStore:
     if state.backend == "s3":
-        from navarch_plan.state.s3 import S3StateStore
+        from navarch_plan.state.stores.s3 import S3StateStore
 
         return S3StateStore(state.bucket, state.key, workspace, region=state.region,
                             endpoint_url=state.endpoint_url)
