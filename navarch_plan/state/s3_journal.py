@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from navarch_plan.errors import StateError
-from navarch_plan.state.s3_bucket import Bucket
+from navarch_plan.state.stores.s3_bucket import Bucket
 
 __all__ = ["fetch_entries", "journal_key", "journal_keys", "seq_of"]
 

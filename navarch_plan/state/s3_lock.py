@@ -25,7 +25,7 @@ from navarch_plan.state.lock_info import (
     lost_lock_message,
     new_lock_info,
 )
-from navarch_plan.state.s3_bucket import Bucket, S3Conflict
+from navarch_plan.state.stores.s3_bucket import Bucket, S3Conflict
 
 __all__ = ["LockLost", "S3Lock"]
 
