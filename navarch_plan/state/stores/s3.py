@@ -38,9 +38,9 @@ from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_proble
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.rescue import write_rescue
-from navarch_plan.state.s3_lock import LockLost, S3Lock
 from navarch_plan.state.stores.s3_bucket import Bucket, S3Conflict, S3Error
 from navarch_plan.state.stores.s3_journal import fetch_entries, journal_key, journal_keys, seq_of
+from navarch_plan.state.stores.s3_lock import LockLost, S3Lock
 
 __all__ = ["S3StateStore"]
 
