@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from navarch_plan.apply.executor import ApplyResult
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.apply.takeover import Taken, TakeOver
 from navarch_plan.catalog.offers import select_offers
 from navarch_plan.cli.validate import validate_against_catalogs
 from navarch_plan.config.types import Config
@@ -39,7 +40,6 @@ from navarch_plan.state.backends import (
     state_location,
 )
 from navarch_plan.state.stores.local import write_json_atomically
-from navarch_plan.takeover import Taken, TakeOver
 
 __all__ = ["IO", "dispatch"]
 
