@@ -17,7 +17,7 @@ from navarch_plan.apply.executor import ApplyResult, Executor
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
-from navarch_plan.config.types import Config, parse_config
+from navarch_plan.config import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
 from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
 from navarch_plan.model import Consistency, Listing, Node

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from navarch_plan.config.types import Config, parse_config
+from navarch_plan.config import Config, parse_config
 from navarch_plan.model import Node, NodeStatus
 from navarch_plan.planner.diff import PlanInputs, PlanOptions, make_plan
 from navarch_plan.planner.observed import Observed

@@ -215,7 +215,7 @@ def test_catalog_json_is_shipped_in_the_wheel(tmp_path: Path) -> None:
 def test_every_built_in_provider_type_has_a_catalog_table_and_a_class() -> None:
     """config.py knows the built-in types from the catalog, the registry knows their
     classes: a type added to one and not the other would fail here, not in a user's run."""
-    from navarch_plan.config.types import BUILTIN_TYPES
+    from navarch_plan.config import BUILTIN_TYPES
     from navarch_plan.providers.registry import BUILTIN_TYPES as CLASSES
 
     assert BUILTIN_TYPES == set(CLASSES) == set(CLOUDS)

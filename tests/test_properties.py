@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from navarch_plan.config.types import parse_config
+from navarch_plan.config import parse_config
 from navarch_plan.engine import Engine
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner.diff import PlanOptions

@@ -6,8 +6,8 @@ import pytest
 
 from navarch_plan.apply.failover import FailoverExhausted, Pool, PoolEntry
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu
+from navarch_plan.config import parse_config
 from navarch_plan.config.desired import Placement
-from navarch_plan.config.types import parse_config
 from navarch_plan.errors import AuthError
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner.strategies import order_placements

@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from navarch_plan.config.types import parse_config
+from navarch_plan.config import parse_config
 from navarch_plan.config.yamlpos import load_yaml
 from tests.conftest import Workdir
 

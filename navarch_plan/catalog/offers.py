@@ -8,7 +8,7 @@ from typing import Any
 
 from navarch_plan.catalog.facts import type_facts
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu_specs
-from navarch_plan.config.types import Config
+from navarch_plan.config import Config
 from navarch_plan.errors import ConfigError, NavarchError
 from navarch_plan.model import InstanceType
 from navarch_plan.planner.strategies import offer_tables, order_placements

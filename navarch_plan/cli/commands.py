@@ -17,7 +17,7 @@ from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.takeover import Taken, TakeOver
 from navarch_plan.catalog.offers import select_offers
 from navarch_plan.cli.validate import validate_against_catalogs
-from navarch_plan.config.types import Config
+from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.plan import Action, ActionKind, Plan, plan_from_json

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from navarch_plan.catalog.facts import type_facts
+from navarch_plan.config import Config
 from navarch_plan.config.desired import Placement
-from navarch_plan.config.types import Config
 from navarch_plan.errors import ConfigError
 from navarch_plan.providers.base import InstanceTypeLister, Provider
 

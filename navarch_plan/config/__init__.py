@@ -1,1 +1,9 @@
-"""Configuration: its types, its loading and checks, and what it desires."""
+"""The configuration: its types (types), how a file becomes one (load, yamlpos, build,
+placements) and what it desires (desired). Pure: nothing here reads a file or calls a
+cloud; the engine reads the file and hands the text in."""
+
+from navarch_plan.config.load import parse_config
+from navarch_plan.config.types import BUILTIN_TYPES, Config, Context, ProviderConfig, StateConfig
+
+__all__ = ["BUILTIN_TYPES", "Config", "Context", "ProviderConfig", "StateConfig",
+           "parse_config"]

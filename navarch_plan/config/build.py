@@ -12,14 +12,14 @@ from navarch_plan.config.placements import placements_of
 from navarch_plan.model import named_address, pool_address
 
 if TYPE_CHECKING:
-    from navarch_plan.config.types import ProviderConfig, _Ctx
+    from navarch_plan.config.types import Context, ProviderConfig
 
 __all__ = ["build_desired"]
 
 MAX_TOTAL_NODES = 100_000
 
 
-def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: _Ctx,
+def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
                   known_types: frozenset[str]) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
     for name, provider in providers.items():
         if provider.type not in known_types:
@@ -45,7 +45,7 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
     return groups, desired
 
 
-def _group_specs(data: dict[str, Any], ctx: _Ctx) -> list[tuple[str, str, dict[str, Any]]]:
+def _group_specs(data: dict[str, Any], ctx: Context) -> list[tuple[str, str, dict[str, Any]]]:
     specs = [("pool", n, s) for n, s in data.get("pools", {}).items()]
     for name, spec in data.get("nodes", {}).items():
         if name in data.get("pools", {}):
@@ -56,7 +56,7 @@ def _group_specs(data: dict[str, Any], ctx: _Ctx) -> list[tuple[str, str, dict[s
 
 
 def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                     ctx: _Ctx, path: tuple) -> None:
+                     ctx: Context, path: tuple) -> None:
     """Every provider the pool names exists, and is named once."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
@@ -74,7 +74,7 @@ def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfi
                         "regions instead")
 
 
-def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> set[str]:
+def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: tuple) -> set[str]:
     deps = set()
     for ref in find_refs(user_data):
         where = (*path, "user_data")
@@ -92,7 +92,7 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: _Ctx, path: tupl
 
 
 def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
-           counts: Mapping[str, int], ctx: _Ctx, path: tuple) -> Group:
+           counts: Mapping[str, int], ctx: Context, path: tuple) -> Group:
     depends_on = list(spec.get("depends_on", []))
     for i, dep in enumerate(depends_on):
         if dep not in counts:
@@ -114,7 +114,7 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
-              providers: Mapping[str, ProviderConfig], defaults: dict[str, Any], ctx: _Ctx,
+              providers: Mapping[str, ProviderConfig], defaults: dict[str, Any], ctx: Context,
               path: tuple) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
@@ -141,7 +141,7 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
 
 
 def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone: str,
-                       keys_at: tuple, ctx: _Ctx, path: tuple) -> None:
+                       keys_at: tuple, ctx: Context, path: tuple) -> None:
     """What a cloud would refuse at launch, refused at load: no launch slot is wasted."""
     if provider.type == "lambda":
         if len(ssh_keys) != 1:
@@ -158,7 +158,7 @@ def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone
 _LAMBDA_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]{1,54}$")
 
 
-def _check_lambda_tags(labels: Mapping[str, str], spec: dict[str, Any], ctx: _Ctx,
+def _check_lambda_tags(labels: Mapping[str, str], spec: dict[str, Any], ctx: Context,
                        path: tuple) -> None:
     for key, value in labels.items():
         if not _LAMBDA_TAG_KEY.match(key) or len(str(value)) > 128:
@@ -169,7 +169,7 @@ def _check_lambda_tags(labels: Mapping[str, str], spec: dict[str, Any], ctx: _Ct
                             "or ':', at most 55 characters; values at most 128)")
 
 
-def _check_cycles(groups: Mapping[str, Group], ctx: _Ctx) -> None:
+def _check_cycles(groups: Mapping[str, Group], ctx: Context) -> None:
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(name: str, trail: list[str]) -> None:

@@ -12,7 +12,7 @@ from navarch_plan.catalog.gpu_spec import GpuSpecError, matching_types, parse_gp
 from navarch_plan.config.desired import Placement
 
 if TYPE_CHECKING:
-    from navarch_plan.config.types import ProviderConfig, _Ctx
+    from navarch_plan.config.types import Context, ProviderConfig
 
 __all__ = ["placements_of"]
 
@@ -24,7 +24,7 @@ def _entries(spec: dict[str, Any]) -> list[tuple[tuple, dict[str, Any]]]:
 
 
 def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                  defaults: dict[str, Any], ctx: _Ctx, path: tuple) -> list[Placement]:
+                  defaults: dict[str, Any], ctx: Context, path: tuple) -> list[Placement]:
     gpus = _gpu_specs(spec, ctx, path)
     out: list[Placement] = []
     for i, (where, entry) in enumerate(_entries(spec)):
@@ -45,7 +45,7 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
     return out
 
 
-def _zones_in(region: str, zones: list[str], ctx: _Ctx, where: tuple) -> list[str]:
+def _zones_in(region: str, zones: list[str], ctx: Context, where: tuple) -> list[str]:
     if not zones:
         return [""]
     inside = [z for z in zones if z.startswith(region)]
@@ -54,7 +54,7 @@ def _zones_in(region: str, zones: list[str], ctx: _Ctx, where: tuple) -> list[st
     return inside
 
 
-def _gpu_specs(spec: dict[str, Any], ctx: _Ctx, path: tuple) -> list[Any]:
+def _gpu_specs(spec: dict[str, Any], ctx: Context, path: tuple) -> list[Any]:
     if "gpu" not in spec:
         if not spec.get("instance_type") and not any(
                 e.get("instance_type") for e in spec.get("providers", [])):
@@ -69,7 +69,7 @@ def _gpu_specs(spec: dict[str, Any], ctx: _Ctx, path: tuple) -> list[Any]:
 
 
 def _types(entry: dict[str, Any], spec: dict[str, Any], provider: ProviderConfig,
-           gpus: list[Any], ctx: _Ctx, where: tuple) -> list[str]:
+           gpus: list[Any], ctx: Context, where: tuple) -> list[str]:
     wanted = entry.get("instance_type") or spec.get("instance_type")
     if wanted:
         native = native_type(provider.type, wanted)

@@ -15,7 +15,7 @@ from navarch_plan.errors import ConfigError
 from navarch_plan.providers.base import Provider
 
 if TYPE_CHECKING:
-    from navarch_plan.config.types import ProviderConfig
+    from navarch_plan.config import ProviderConfig
 
 __all__ = ["BUILTIN_TYPES", "provider_class", "build_provider", "known_types"]
 

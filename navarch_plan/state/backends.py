@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from navarch_plan.config.types import StateConfig
+from navarch_plan.config import StateConfig
 from navarch_plan.errors import NavarchError, StateError
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc

@@ -125,7 +125,7 @@ class _Rig:
 
     def __init__(self, wrapped: LaggingProvider, request_factory: Callable[..., Any],
                  folder: Path, nodes: int = 2) -> None:
-        from navarch_plan.config.types import parse_config
+        from navarch_plan.config import parse_config
         from navarch_plan.engine import Engine
 
         self.wrapped, self.inner = wrapped, wrapped.inner
