@@ -24,7 +24,8 @@ from typing import Any
 from navarch_plan.config.desired import render_refs
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.model import ProvisionRequest
-from navarch_plan.planner.diff import PlanOptions, instance_name
+from navarch_plan.planner import PlanOptions
+from navarch_plan.planner.actions import instance_name
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.state.model import NodeRecord

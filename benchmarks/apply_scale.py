@@ -24,7 +24,7 @@ from typing import Any
 from _fleet import Row, engine, load_note, median, spread, verdict, write_config, write_report
 
 from navarch_plan.apply.hooks import Hooks
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 
 TARGET = 1.5
 

@@ -44,7 +44,7 @@ from _fleet import (
     write_report,
 )
 
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 
 TARGET = 1.15

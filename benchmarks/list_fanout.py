@@ -35,7 +35,7 @@ from _fleet import (
     write_report,
 )
 
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 
 TARGET_S = 1.3

@@ -32,7 +32,7 @@ from _fleet import Row, load_note, median, spread, verdict, write_doc, write_rep
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import ConfigError
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 
 TARGET = 1.15

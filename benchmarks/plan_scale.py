@@ -55,7 +55,7 @@ from _fleet import (
 
 from navarch_plan import engine as navarch_engine
 from navarch_plan.engine import load_config
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.render import render_plan_text
 from navarch_plan.state.stores.local import LocalStateStore

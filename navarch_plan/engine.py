@@ -22,8 +22,8 @@ from navarch_plan.config.yamlpos import MAX_BYTES
 from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
 from navarch_plan.model import Consistency, Listing, Node
 from navarch_plan.plan import Plan
+from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.checks import check_saved_actions
-from navarch_plan.planner.diff import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
 from navarch_plan.planner.strategies import offer_tables
 from navarch_plan.providers.base import (

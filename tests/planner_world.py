@@ -8,7 +8,7 @@ from typing import Any
 
 from navarch_plan.config import Config, parse_config
 from navarch_plan.model import Node, NodeStatus
-from navarch_plan.planner.diff import PlanInputs, PlanOptions, make_plan
+from navarch_plan.planner import PlanInputs, PlanOptions, make_plan
 from navarch_plan.planner.observed import Observed
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.state.model import NodeRecord, StateDoc

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError
 from navarch_plan.model import ProvisionRequest
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
 from tests.conftest import FAST_RETRY, Workdir
 from tests.crash_harness import CloudView, expected_actions, keyed_config, read_state

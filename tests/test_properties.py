@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from navarch_plan.config import parse_config
 from navarch_plan.engine import Engine
 from navarch_plan.model import ProvisionRequest
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.fake import FakeProvider
 from tests.conftest import FAST_RETRY

@@ -21,7 +21,7 @@ from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import NavarchError, PlanError
 from navarch_plan.plan import Action, ActionKind, Plan, plan_from_json
-from navarch_plan.planner.diff import PlanOptions
+from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
 from navarch_plan.render.drift import (

@@ -12,7 +12,7 @@ from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
-    from navarch_plan.planner.diff import PlanInputs
+    from navarch_plan.planner.inputs import PlanInputs
 
 __all__ = ["check_budget", "check_prevent_destroy", "check_saved_actions", "plan_cost",
            "no_changes_reason"]

@@ -19,7 +19,7 @@ from navarch_plan.errors import PlanError
 from navarch_plan.plan import Action, ActionKind
 
 if TYPE_CHECKING:
-    from navarch_plan.planner.diff import PlanOptions
+    from navarch_plan.planner.inputs import PlanOptions
 
 __all__ = ["build_edges", "closure", "phase_of", "scope_actions", "dependents_of",
            "dependencies_of"]

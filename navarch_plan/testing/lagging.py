@@ -143,13 +143,13 @@ class _Rig:
         self.engine = Engine(config, providers={wrapped.name: wrapped})
 
     def plan(self, destroy: bool = False) -> Any:
-        from navarch_plan.planner.diff import PlanOptions
+        from navarch_plan.planner import PlanOptions
 
         with self.engine.locked("plan"):
             return self.engine.plan(PlanOptions(destroy=destroy))
 
     def apply(self, destroy: bool = False) -> Any:
-        from navarch_plan.planner.diff import PlanOptions
+        from navarch_plan.planner import PlanOptions
 
         with self.engine.locked("apply"):
             plan = self.engine.plan(PlanOptions(destroy=destroy))

@@ -1,0 +1,164 @@
+"""The planner's working state and the judgments every part of it shares: where a
+recorded instance stands, whether it must be replaced or deleted, what drifted. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from navarch_plan.config.desired import DesiredNode, Placement
+from navarch_plan.model import (
+    LABEL_SPEC,
+    Node,
+    NodeStatus,
+    parse_address,
+)
+from navarch_plan.plan import Action, ActionKind, Drift, Reason, Unsettled
+from navarch_plan.planner.actions import ActionFactory
+from navarch_plan.planner.inputs import PlanInputs, PlanOptions
+from navarch_plan.planner.intents import IntentOutcome
+from navarch_plan.planner.observed import Observed, Presence, Seen
+from navarch_plan.state.model import NodeRecord
+
+__all__ = ["PlannerBase", "placement_of"]
+
+
+class PlannerBase:
+    def __init__(self, inputs: PlanInputs, options: PlanOptions,
+                 suffix: Callable[[str], str]) -> None:
+        self.inputs, self.options, self.suffix = inputs, options, suffix
+        self.state = inputs.state
+        self.observed = inputs.observed or Observed.of(inputs.live)
+        ownership = self.observed.ownership(inputs.workspace, inputs.state.lineage)
+        self.owned, self.foreign = ownership.ours, ownership.foreign
+        self.desired = {} if options.destroy else dict(inputs.desired)
+        self.actions: dict[str, Action] = {}
+        self.drift: list[Drift] = []
+        self.unsettled: list[Unsettled] = []
+        self.filled: set[str] = set()  # desired addresses that keep, get or may have a node
+        self.claimed: set[str] = set()  # instance ids that state or an intent accounts for
+        self.intent_notes: list[dict[str, str]] = []
+        # Found instances of interrupted launches at addresses whose node needs no
+        # replacing for its spec: kept for the reference pass, else deleted.
+        self.spares: dict[str, IntentOutcome] = {}
+        self.foreign_warning = ""
+        self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
+                                  inputs.availability, suffix)
+
+    def _presence(self, record: NodeRecord) -> Presence:
+        return self.observed.presence(record.provider, record.id, record.region, record.zone,
+                                      record.created_at)
+
+    def _note(self, outcome: IntentOutcome, kind: str, detail: str = "") -> None:
+        intent = outcome.intent
+        self.intent_notes.append({"address": intent.address, "name": intent.name, "kind": kind,
+                                  "id": intent.id, "node_id": intent.node_id or (
+                                      outcome.node.id if outcome.node else ""),
+                                  "outcome": detail or outcome.detail})
+
+    def _hold(self, address: str, kind: str, detail: str, provider: str = "",
+              node_id: str = "") -> None:
+        self.unsettled.append(Unsettled(address, kind, detail, provider, node_id))
+
+    def _recorded(self, address: str, record: NodeRecord, presence: Presence) -> None:
+        wanted = self.desired.get(address)
+        if presence.seen == Seen.GONE:
+            self._gone_drift(address, record, presence)
+            if wanted is None:
+                self._add(self.make.existing(ActionKind.FORGET, Reason.DELETED_OUTSIDE,
+                                             address, record, None, detail=presence.detail))
+            else:
+                self._add(self.make.create(wanted, Reason.DELETED_OUTSIDE, "the recorded "
+                                           f"instance was deleted outside navarch "
+                                           f"({presence.detail})"))
+            return
+        if presence.seen != Seen.LIVE or presence.node is None:
+            # Not visible yet, or unreadable: nothing may be built or forgotten on that
+            # basis. A node no longer wanted is still deleted: terminating by id is safe,
+            # and apply confirms it.
+            if wanted is None and presence.seen == Seen.NOT_YET_VISIBLE:
+                self._add(self.make.existing(ActionKind.DELETE, self._delete_reason(address),
+                                             address, record, None, detail=presence.detail))
+                return
+            self._hold(address, presence.seen.value, presence.detail, record.provider,
+                       record.id)
+            if wanted is not None:
+                self.filled.add(address)
+            return
+        self._recorded_live(address, record, presence.node, wanted)
+
+    def _recorded_live(self, address: str, record: NodeRecord, live: Node,
+                       wanted: DesiredNode | None) -> None:
+        self._drift_of(address, record, live)
+        if wanted is None:
+            self._add(self.make.existing(ActionKind.DELETE, self._delete_reason(address),
+                                         address, record, live))
+            return
+        self.filled.add(address)
+        reason, changed = self._replace_reason(address, record, live, wanted)
+        if reason is not None:
+            self._add(self.make.replacement(wanted, record, live, reason, changed))
+        elif live.status.is_held:
+            self._hold(address, "held", f"{record.id} is {live.status_word}: left as it is "
+                       f"(navarch never replaces a node for that; --replace {address} does)",
+                       record.provider, record.id)
+
+    def _gone_drift(self, address: str, record: NodeRecord, presence: Presence) -> None:
+        self.drift.append(Drift(address, "deleted_outside", f"{record.id}: {presence.detail}",
+                                record.provider, record.id))
+
+    def _replace_reason(self, address: str, record: NodeRecord, live: Node,
+                        wanted: DesiredNode) -> tuple[Reason | None, tuple[str, ...]]:
+        if address in self.options.replace:
+            return Reason.REQUESTED, ()
+        if live.status.is_gone:
+            return Reason.GONE, ()
+        if live.status == NodeStatus.UNHEALTHY:
+            return Reason.UNHEALTHY, ()
+        if record.spec_hash not in wanted.accepted_hashes():
+            # Compare with the candidate most like where the node runs, so the listed
+            # fields are the ones that really changed.
+            near = next((p for p in wanted.candidates if p.provider == record.provider),
+                        wanted.candidates[0])
+            spec = wanted.spec_for(near)
+            keys = sorted(set(record.spec) | set(spec))
+            return Reason.SPEC_CHANGED, tuple(
+                k.removesuffix("_sha256") for k in keys if record.spec.get(k) != spec.get(k))
+        return None, ()
+
+    def _delete_reason(self, address: str) -> Reason:
+        if self.options.destroy:
+            return Reason.DESTROY
+        kind, name, index = parse_address(address)
+        group = self.inputs.groups.get(name)
+        if kind == "pool" and group is not None and group.kind == "pool" and index is not None \
+                and index >= group.count:
+            return Reason.SCALED_DOWN
+        return Reason.NOT_IN_CONFIG
+
+    def _drift_of(self, address: str, record: NodeRecord, live: Node) -> None:
+        def report(kind: str, detail: str) -> None:
+            self.drift.append(Drift(address, kind, detail, record.provider, record.id))
+
+        if live.status.value != record.status and not (
+                record.status == "provisioning" and live.status == NodeStatus.RUNNING):
+            report("status_changed", f"status {record.status} -> {live.status_word}")
+        if dict(live.labels) != record.labels:
+            keys = sorted(k for k in set(live.labels) | set(record.labels)
+                          if live.labels.get(k) != record.labels.get(k))
+            report("labels_changed", "labels changed outside navarch: " + ", ".join(keys))
+        for attr in ("instance_type", "region", "zone"):
+            was, now = getattr(record, attr), getattr(live, attr)
+            if was != now:
+                report(f"{attr}_changed", f"{attr} {was or '(none)'} -> {now or '(none)'}")
+
+    def _live(self, record: NodeRecord) -> Node | None:
+        return self.observed.by_id.get((record.provider, record.id))
+
+    def _add(self, action: Action) -> None:
+        self.actions[action.key] = action
+
+
+def placement_of(wanted: DesiredNode, node: Node) -> Placement | None:
+    """The candidate an owned instance was created for, judged by its spec label."""
+    placement = wanted.accepted_hashes().get(node.labels.get(LABEL_SPEC, ""))
+    return placement if placement is not None and placement.provider == node.provider else None
