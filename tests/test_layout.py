@@ -1,0 +1,66 @@
+"""The layout keeps the pure core pure: importing the planner, the config or the plan
+loads no effect (no state store, lock or file layer, no executor, provider, engine or
+CLI, no cloud SDK), and no module of the package imports in a circle."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "navarch_plan"
+EFFECTS = ("navarch_plan.state.lock", "navarch_plan.state.stores", "navarch_plan.state.files",
+           "navarch_plan.state.journal", "navarch_plan.apply", "navarch_plan.providers",
+           "navarch_plan.engine", "navarch_plan.cli", "boto3", "botocore", "google",
+           "httpx", "sqlite3", "rich")
+
+
+def _loaded_by(module: str) -> list[str]:
+    probe = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def test_the_pure_core_imports_no_effect() -> None:
+    for core in ("navarch_plan.planner", "navarch_plan.config", "navarch_plan.plan",
+                 "navarch_plan.render.text", "navarch_plan.render.markdown"):
+        loaded = _loaded_by(core)
+        bad = [m for m in loaded if m.startswith(EFFECTS)]
+        assert bad == [], f"{core} loads {bad}"
+
+
+def _imports(path: Path, names: set[str]) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{a.name}" for a in node.names} | {node.module}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return found & names
+
+
+def test_no_module_imports_in_a_circle() -> None:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+    graph = {m: _imports(p, set(modules)) - {m} for m, p in modules.items()}
+    # A package's __init__ re-exporting its children is not a cycle of theirs.
+    for m in graph:
+        graph[m] = {t for t in graph[m] if not m.startswith(t + ".")}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for t in sorted(graph[m]):
+            assert state.get(t) != 1, " -> ".join([*trail, m, t])
+            if t not in state:
+                visit(t, [*trail, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
