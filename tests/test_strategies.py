@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from navarch_plan.apply.failover import FailoverExhausted, Pool, PoolEntry
+from navarch_plan.apply.failover import FailoverExhausted
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu
 from navarch_plan.config import parse_config
 from navarch_plan.config.desired import Placement
 from navarch_plan.errors import AuthError
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner.strategies import order_placements
+from navarch_plan.pool import Pool, PoolEntry
 from navarch_plan.providers.fake import FakeProvider
 
 
