@@ -112,7 +112,7 @@ class Engine:
         in (a crashed run's leftovers) and on the way out (this run's). `read_only`
         writes nothing at all (drift checks promise that)."""
         self.store.lock(operation, self.lock_timeout)
-        dead = getattr(self.store, "took_over", None)
+        dead = self.store.took_over
         if dead is not None:
             self.notice(f"Note: took over the state lock left by {dead.describe()}: that "
                         "process no longer exists on this machine.")

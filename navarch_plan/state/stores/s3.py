@@ -93,6 +93,11 @@ class S3StateStore:
             raise StateError(f"could not release the state lock {ident} on {self.path}: "
                              f"{exc}. {then}") from None
 
+    @property
+    def took_over(self) -> LockInfo | None:
+        """Never: an S3 lock's holder cannot be proven dead, so it is never taken over."""
+        return None
+
     def force_unlock(self, lock_id: str, force: bool = False) -> LockInfo:
         """`force` changes nothing here: whether an S3 lock's holder lives cannot be
         told, so any lock with the right ID is released (its holder notices at its
