@@ -82,6 +82,7 @@ class Engine:
         self.lock_timeout = lock_timeout
         self.live: dict[str, list[Node]] = {}
         self.observed = Observed({})
+        self._held = False  # inside locked()
         self.prices: dict[tuple[str, str], float | None] = {}
         self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
 
@@ -112,6 +113,7 @@ class Engine:
         in (a crashed run's leftovers) and on the way out (this run's). `read_only`
         writes nothing at all (drift checks promise that)."""
         self.store.lock(operation, self.lock_timeout)
+        self._held = True
         dead = self.store.took_over
         if dead is not None:
             self.notice(f"Note: took over the state lock left by {dead.describe()}: that "
@@ -127,6 +129,7 @@ class Engine:
                 if not read_only:
                     self.store.compact()
         finally:
+            self._held = False
             self.store.unlock()
 
     @cached_property
@@ -142,8 +145,7 @@ class Engine:
         is made against them, and a launch labels its instance with them, so a run killed
         before its first snapshot must not take them along. `snapshot`: also fold them
         into a snapshot now (a saved plan names the serial it was made at)."""
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         if self.store.exists() and not doc.upgraded:
             return
         self.store.record({"op": "identity", "fingerprint_key": doc.fingerprint_key})
@@ -156,8 +158,7 @@ class Engine:
         knows. Never provisions or terminates; unmanaged instances are left to plan, and
         a node that cannot be seen yet (or whose zone could not be read) is left as it
         is: only a proven absence removes a record."""
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         ops: list[dict[str, object]] = []
         for address, record in doc.nodes.items():
             presence = self.observed.presence(record.provider, record.id, record.region,
@@ -204,7 +205,7 @@ class Engine:
 
     def _confirm(self, listings: dict[str, Listing]) -> dict[tuple[str, str], Lookup]:
         """Look up by id what state knows and the listings did not show."""
-        doc = self.store.doc
+        doc = self.store.doc if self._held else None
         if doc is None:
             return {}
         known = [(r.provider, r.id) for r in (*doc.nodes.values(), *doc.deposed.values())]
@@ -238,12 +239,18 @@ class Engine:
         return retrying(call, policy, random.Random(), lambda m: self.notice(f"Note: {m}"),
                         f"{provider} {what}")
 
-    def plan(self, options: PlanOptions) -> Plan:
-        assert self.store.doc is not None, "plan() inside locked()"
+    def plan(self, options: PlanOptions | None = None) -> Plan:
+        """A plan against the clouds and state as they are now. Outside `locked()` it
+        takes the state lock itself for the plan's duration, and makes a new state's
+        identity durable, so that `apply(plan)` later finds what it was planned against."""
+        if not self._held:
+            with self.locked("plan"):
+                self.keep_identity()
+                return self.plan(options)
         self.refresh()
         inputs = PlanInputs(
             workspace=self.config.workspace, desired=self.config.desired,
-            groups=self.config.groups, state=self.store.doc, live=self.live,
+            groups=self.config.groups, state=self.store.loaded, live=self.live,
             prices=self.prices, availability=self.availability,
             max_hourly_cost=self.config.max_hourly_cost,
             config_hash=self.config.published_hash,
@@ -251,12 +258,11 @@ class Engine:
             idempotent=frozenset(n for n, c in self.consistency.items()
                                  if c.idempotent_launch),
         )
-        return make_plan(inputs, options)
+        return make_plan(inputs, options or PlanOptions())
 
     def check_fresh(self, plan: Plan, source: str) -> None:
         """A saved plan runs only against exactly what it was planned against."""
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         against = plan.planned_against
         if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:
             raise StalePlanError(f"{source} does not match the given state (it was planned for "
@@ -278,7 +284,13 @@ class Engine:
 
     def apply(self, plan: Plan, parallelism: int = 10,
               stop: threading.Event | None = None) -> ApplyResult:
-        """Run the plan. Setting `stop` starts no new action; running ones finish."""
+        """Run the plan. Setting `stop` starts no new action; running ones finish.
+        Outside `locked()` it takes the lock itself and first checks, as for a saved
+        plan, that nothing it was planned against has moved."""
+        if not self._held:
+            with self.locked("apply"):
+                self.check_fresh(plan, "the plan")
+                return self.apply(plan, parallelism, stop)
         if plan.actions:
             self.keep_identity(snapshot=False)
         gates = {name: gate_for(name, provider, self.config.providers[name].options)

@@ -1,12 +1,15 @@
 """The error tree. Callers act on the class, never on a message string.
 
     NavarchError                    anything the CLI reports as one line, exit 1
+    ├── UsageError                  a command line that cannot be right (an unknown
+    │                               option value, an address not in state, ...)
     ├── ConfigError                 bad config: carries file, line, column, key path
     ├── StateError                  unreadable, corrupt, newer-format or foreign state
     │   └── LockError               the state lock is held by someone else
     ├── PlanError                   a plan that must not run (prevent_destroy, bad plan file)
     │   └── StalePlanError          a saved plan no longer matches state, cloud or config
     ├── ApplyError                  an action that could not finish; state holds what exists
+    │   ├── UnknownReferenceError   a ${...} reference whose node does not exist
     │   ├── BootTimeoutError        a new node still provisioning after the boot timeout
     │   ├── VanishedError           a node not seen again after the consistency window
     │   ├── NotRunningError         a new node that booted into another status
@@ -30,12 +33,14 @@ from __future__ import annotations
 
 __all__ = [
     "NavarchError",
+    "UsageError",
     "ConfigError",
     "StateError",
     "LockError",
     "PlanError",
     "StalePlanError",
     "ApplyError",
+    "UnknownReferenceError",
     "BootTimeoutError",
     "VanishedError",
     "NotRunningError",
@@ -55,6 +60,10 @@ __all__ = [
 
 class NavarchError(Exception):
     """An error the user can act on; its str() is the one line the CLI prints."""
+
+
+class UsageError(NavarchError):
+    pass
 
 
 class ConfigError(NavarchError):
@@ -91,6 +100,10 @@ class StalePlanError(PlanError):
 
 
 class ApplyError(NavarchError):
+    pass
+
+
+class UnknownReferenceError(ApplyError):
     pass
 
 

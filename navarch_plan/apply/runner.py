@@ -22,7 +22,9 @@ from navarch_plan.errors import (
     NavarchError,
     QuotaError,
     RateLimitError,
+    StalePlanError,
     TransientError,
+    UnknownReferenceError,
 )
 from navarch_plan.model import (
     LABEL_SPEC,
@@ -68,7 +70,7 @@ def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
     found = [by_key.get((c["provider"], c["region"], c["zone"], c["instance_type"]))
              for c in wanted]
     if any(p is None for p in found):
-        raise NavarchError(f"{action.address}: the plan names a placement the config no "
+        raise StalePlanError(f"{action.address}: the plan names a placement the config no "
                            "longer offers; make a new plan")
     return [p for p in found if p is not None]
 
@@ -86,8 +88,7 @@ class ActionRunner:
     def settle_intents(self, notes: Sequence[dict[str, Any]]) -> None:
         """Close the intents the plan proved made nothing (kind `drop`). Every other open
         intent stays until an action closes it, or a later plan settles it."""
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         dropped = [n["id"] for n in notes if n.get("kind") == "drop" and n.get("id")]
         ops = [{"op": "intent_done", "id": i} for i in dropped if i in doc.intents]
         if ops:
@@ -136,8 +137,7 @@ class ActionRunner:
             self.store.record({"op": "intent_done", "id": action.intent_id})
 
     def _forget(self, action: Action) -> None:
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         if action.node_id in doc.deposed:
             self.store.record({"op": "forget_deposed", "id": action.node_id})
         current = doc.nodes.get(action.address)
@@ -153,7 +153,7 @@ class ActionRunner:
         wanted = self.desired[action.address]
         placement = wanted.accepted_hashes().get(node.labels.get(LABEL_SPEC, ""))
         if placement is None:
-            raise NavarchError(f"{action.address}: instance {action.node_id} no longer "
+            raise StalePlanError(f"{action.address}: instance {action.node_id} no longer "
                                "carries the spec label it was planned with; make a new plan")
         record = self._record(wanted, node, self._ref_values(action), placement)
         self.store.record(_put(action.address, record), *self._intent_done(action.intent_id))
@@ -255,16 +255,14 @@ class ActionRunner:
 
     def _launched_at(self, action: Action) -> float | None:
         """When the instance an action terminates was launched, as state knows it."""
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         record = doc.deposed.get(action.node_id) or doc.nodes.get(action.address)
         if record is not None and record.id == action.node_id:
             return iso_to_epoch(record.created_at)
         return None
 
     def _lineage(self) -> str:
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         return doc.lineage
 
     def _intent_done(self, intent_id: str) -> list[dict[str, str]]:
@@ -272,13 +270,12 @@ class ActionRunner:
 
     # -- records ---------------------------------------------------------------------
     def _ref_values(self, action: Action) -> dict[str, str]:
-        doc = self.store.doc
-        assert doc is not None
+        doc = self.store.loaded
         values = {}
         for ref in self.desired[action.address].refs:
             target = doc.nodes.get(ref.address)
             if target is None:
-                raise NavarchError(f"{action.address}: {ref.text} is not known: "
+                raise UnknownReferenceError(f"{action.address}: {ref.text} is not known: "
                                     f"{ref.address} does not exist")
             values[ref.text] = target.field_value(ref.field)
         return values

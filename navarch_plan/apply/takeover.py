@@ -15,7 +15,7 @@ from typing import Any
 
 from navarch_plan.clock import Clock
 from navarch_plan.config.desired import DesiredNode, Placement
-from navarch_plan.errors import NavarchError
+from navarch_plan.errors import NavarchError, UsageError
 from navarch_plan.model import LABEL_ADDRESS, LABEL_LINEAGE, Node, address_from_label
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.base import LabelSetter, NodeGetter, Provider
@@ -43,27 +43,27 @@ class TakeOver:
         names = [provider] if provider else list(self.providers)
         for name in names:
             if name not in self.providers:
-                raise NavarchError(f"--provider {name}: no such provider in the config")
+                raise UsageError(f"--provider {name}: no such provider in the config")
             p = self.providers[name]
             node = p.get(node_id) if isinstance(p, NodeGetter) else next(
                 (n for n in p.list() if n.id == node_id), None)
             if node is not None and not node.status.is_gone:
                 return node
-        raise NavarchError(f"no instance {node_id} on {' or '.join(names)}")
+        raise UsageError(f"no instance {node_id} on {' or '.join(names)}")
 
     def import_one(self, address: str, node: Node, taken: Taken) -> list[dict[str, Any]]:
         """The journal operations that record `node` at `address` (after relabelling it);
         refuses with a NavarchError when it cannot go there."""
         wanted = self.desired.get(address)
         if wanted is None:
-            raise NavarchError(f"{address} is not in the config: only a desired address can "
+            raise UsageError(f"{address} is not in the config: only a desired address can "
                                "be imported into")
         if address in self.doc.nodes:
-            raise NavarchError(f"{address} is already in state ({self.doc.nodes[address].id});"
+            raise UsageError(f"{address} is already in state ({self.doc.nodes[address].id});"
                                f" `navarch state rm {address}` first if it is gone")
         if any(r.id == node.id for r in (*self.doc.nodes.values(),
                                           *self.doc.deposed.values())):
-            raise NavarchError(f"instance {node.id} is already in state")
+            raise UsageError(f"instance {node.id} is already in state")
         placement = _placement(wanted, node)
         labels = ownership_labels(self.workspace, wanted, placement, self.doc.lineage)
         if not self._relabel(node, labels, taken):
@@ -117,5 +117,5 @@ def _placement(wanted: DesiredNode, node: Node) -> Placement:
                 and p.zone in ("", node.zone):
             return p
     where = f"{node.provider}/{node.region}" + (f"/{node.zone}" if node.zone else "")
-    raise NavarchError(f"instance {node.id} is {node.instance_type} on {where}, which is not "
+    raise UsageError(f"instance {node.id} is {node.instance_type} on {where}, which is not "
                        f"a candidate of {wanted.address}")

@@ -9,7 +9,7 @@ from typing import Any
 from navarch_plan.catalog.facts import type_facts
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu_specs
 from navarch_plan.config import Config
-from navarch_plan.errors import ConfigError, NavarchError
+from navarch_plan.errors import ConfigError, UsageError
 from navarch_plan.model import InstanceType
 from navarch_plan.planner.strategies import offer_tables, order_placements
 from navarch_plan.render.offers import offer_rows
@@ -27,7 +27,7 @@ def _matching(config: Config, offers: Mapping[str, Sequence[InstanceType]], gpu:
     try:
         specs = parse_gpu_specs(gpu)
     except GpuSpecError as exc:
-        raise NavarchError(f"--gpu: {exc}") from None
+        raise UsageError(f"--gpu: {exc}") from None
     kept: dict[str, list[InstanceType]] = {}
     for provider, items in offers.items():
         ptype = config.providers[provider].type

@@ -19,7 +19,7 @@ from navarch_plan.catalog.offers import select_offers
 from navarch_plan.cli.validate import validate_against_catalogs
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
-from navarch_plan.errors import NavarchError, PlanError
+from navarch_plan.errors import NavarchError, PlanError, UsageError
 from navarch_plan.plan import Action, ActionKind, Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
@@ -301,14 +301,14 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
             return 0
         record = doc.nodes.get(args.address)
         if record is None:
-            raise NavarchError(f"{args.address} is not in state")
+            raise UsageError(f"{args.address} is not in state")
         io.out(render_json({"address": args.address, **record.to_json()}))
         return 0
     if args.state_command in ("import", "adopt"):
         return cmd_state_take_over(args, io, engine)
     with engine.locked("state rm") as doc:
         if args.address not in doc.nodes:
-            raise NavarchError(f"{args.address} is not in state")
+            raise UsageError(f"{args.address} is not in state")
         engine.store.record({"op": "remove", "address": args.address})
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
@@ -338,7 +338,7 @@ def cmd_state_take_over(args: argparse.Namespace, io: IO, engine: Engine) -> int
         io.err(f"Warning: {', '.join(taken.unlabelled)} could not be re-labelled (the cloud "
                "has no label API): state holds them by id.")
     if not taken.recorded and not taken.left:
-        raise NavarchError(f"no instance of workspace {engine.config.workspace} carries "
+        raise UsageError(f"no instance of workspace {engine.config.workspace} carries "
                            f"lineage {args.lineage}")
     return 0
 
@@ -366,7 +366,7 @@ def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
     engine = _engine(args, io=io)
     unknown = sorted(set(args.provider) - set(engine.config.providers))
     if unknown:
-        raise NavarchError(f"--provider {unknown[0]}: no such provider in {args.config}")
+        raise UsageError(f"--provider {unknown[0]}: no such provider in {args.config}")
     wanted = set(args.provider) or set(engine.config.providers)
     offers = {name: p.list_instance_types() for name, p in engine.providers.items()
               if name in wanted and isinstance(p, InstanceTypeLister)}

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from navarch_plan.errors import PlanError
 from navarch_plan.model import Node
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.state.model import Intent
@@ -37,6 +38,13 @@ class IntentOutcome:
     kind: str  # found | resume | settling | unknown | drop
     node: Node | None = None
     detail: str = ""
+
+    @property
+    def instance(self) -> Node:
+        """The instance a `found` outcome found (every `found` carries one)."""
+        if self.node is None:
+            raise PlanError(f"interrupted launch {self.intent.id}: no instance was found")
+        return self.node
 
 
 def resolve_intent(intent: Intent, observed: Observed, idempotent: Iterable[str]

@@ -63,8 +63,7 @@ class InterruptedLaunches(PlannerBase):
         they are ours, so they are never orphans."""
         fit = None
         for outcome in found:
-            node = outcome.node
-            assert node is not None
+            node = outcome.instance
             if fit is None and wanted is not None and placement_of(wanted, node) is not None:
                 fit = outcome
                 continue
@@ -102,8 +101,7 @@ class InterruptedLaunches(PlannerBase):
     def _complete(self, address: str, wanted: DesiredNode, record: NodeRecord | None,
                   presence: Presence | None, fit: IntentOutcome) -> None:
         """Finish what an interrupted apply began, with the instance it launched."""
-        node = fit.node
-        assert node is not None
+        node = fit.instance
         self.filled.add(address)
         if record is None or presence is None or presence.seen == Seen.GONE:
             if record is not None and presence is not None:
@@ -129,8 +127,7 @@ class InterruptedLaunches(PlannerBase):
     def _replace_with(self, wanted: DesiredNode, record: NodeRecord, live: Node,
                       reason: Reason, changed: tuple[str, ...], fit: IntentOutcome) -> None:
         """A replacement whose new node an interrupted apply already launched."""
-        node = fit.node
-        assert node is not None
+        node = fit.instance
         action = self.make.replacement(wanted, record, live, reason, changed)
         self._add(dataclasses.replace(action, new_node_id=node.id, name=node.name,
                                       intent_id=fit.intent.id))
@@ -138,8 +135,7 @@ class InterruptedLaunches(PlannerBase):
                    f"of {record.id}")
 
     def _drop_spare(self, address: str, fit: IntentOutcome) -> None:
-        node = fit.node
-        assert node is not None
+        node = fit.instance
         self._add(self.make.orphan_delete(address, node, Reason.INTERRUPTED, fit.intent.id))
         self._note(fit, "delete", f"instance {node.id} exists, but {address} needs no new "
                    "node any more: it is deleted")
@@ -172,13 +168,14 @@ class InterruptedLaunches(PlannerBase):
                 self._gone_drift(address, record, presence)
                 reason = Reason.DELETED_OUTSIDE
             action = self.make.create(wanted, reason, first=_intent_key(outcome))
-        else:
-            assert presence.node is not None
+        elif presence.node is not None:  # live, and needing a replacement (_resumable)
             self._drift_of(address, record, presence.node)
             reason, changed = self._replace_reason(address, record, presence.node, wanted)
-            assert reason is not None
-            action = self.make.replacement(wanted, record, presence.node, reason, changed,
+            action = self.make.replacement(wanted, record, presence.node,
+                                           reason or Reason.REQUESTED, changed,
                                            first=_intent_key(outcome))
+        else:
+            return
         self._add(dataclasses.replace(action, **resumed, detail=outcome.detail))
         self._note(outcome, "resume")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from navarch_plan.config import StateConfig
-from navarch_plan.errors import NavarchError, StateError
+from navarch_plan.errors import StateError, UsageError
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.stores.local import LocalStateStore
@@ -26,6 +26,10 @@ class StateStore(Protocol):
     @property
     def took_over(self) -> LockInfo | None:
         """The dead holder whose lock the last lock() took over, if it did."""
+        ...
+    @property
+    def loaded(self) -> StateDoc:
+        """The loaded state; StateError if used before load()."""
         ...
     def unlock(self) -> None: ...
     def force_unlock(self, lock_id: str, force: bool = False) -> LockInfo: ...
@@ -47,13 +51,13 @@ def state_from_url(url: str, base: StateConfig) -> StateConfig:
     if url.startswith("s3://"):
         bucket, _, key = url[len("s3://"):].partition("/")
         if not bucket or not key or key.endswith("/"):
-            raise NavarchError(f"--state {url}: an S3 state is s3://BUCKET/KEY")
+            raise UsageError(f"--state {url}: an S3 state is s3://BUCKET/KEY")
         same = base.backend == "s3"
         return StateConfig(backend="s3", path="", bucket=bucket, key=key,
                            region=base.region if same else "",
                            endpoint_url=base.endpoint_url if same else "")
     if not url or url.endswith("/"):
-        raise NavarchError(f"--state {url!r}: give a state file path or s3://BUCKET/KEY")
+        raise UsageError(f"--state {url!r}: give a state file path or s3://BUCKET/KEY")
     return StateConfig(backend="local", path=url)
 
 

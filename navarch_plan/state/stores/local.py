@@ -119,6 +119,14 @@ class LocalStateStore:
             raise self._failure
 
     # -- reading -----------------------------------------------------------------
+    @property
+    def loaded(self) -> StateDoc:
+        """The state as load() read it and record() changed it; StateError before that
+        (using state before loading it under the lock is a bug, never silently empty)."""
+        if self.doc is None:
+            raise StateError(f"{self.path}: state was used before it was loaded")
+        return self.doc
+
     def load(self) -> StateDoc:
         """Snapshot with the journal replayed over it; a new empty doc if none exists."""
         doc = self._read_snapshot()
@@ -200,7 +208,7 @@ class LocalStateStore:
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
         data = b"".join((json.dumps(op, separators=(",", ":")) + "\n").encode() for op in ops)
         with self._mutex:
-            assert self.doc is not None, "load() before record()"
+            _ = self.loaded  # load() before record()
             self._check_held()
             head = {"op": "begin", "lineage": self.doc.lineage, "serial": self.doc.serial}
             try:

@@ -122,6 +122,14 @@ class S3StateStore:
         self._lock.check_held()
 
     # -- reading -----------------------------------------------------------------
+    @property
+    def loaded(self) -> StateDoc:
+        """The state as load() read it and record() changed it; StateError before that
+        (using state before loading it under the lock is a bug, never silently empty)."""
+        if self.doc is None:
+            raise StateError(f"{self.path}: state was used before it was loaded")
+        return self.doc
+
     def load(self) -> StateDoc:
         """Snapshot with its journal objects replayed over it; a new doc if none."""
         doc = self._read_snapshot()
@@ -187,7 +195,7 @@ class S3StateStore:
             if problem is not None:  # a bug upstream: never let it reach the journal
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
         with self._mutex:
-            assert self.doc is not None, "load() before record()"
+            _ = self.loaded  # load() before record()
             for op in ops:
                 self.doc.apply_op(op)
             self._recorded = True
