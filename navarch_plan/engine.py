@@ -45,12 +45,12 @@ T = TypeVar("T")
 # looking the rest up one by one (a listing that came back short, not 10,000 deletions).
 _RELIST_ABOVE = 20
 
-def plan_timestamp() -> str:
+def plan_timestamp(clock: Clock = SYSTEM_CLOCK) -> str:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible plans, as reproducible builds do)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit() \
-        else datetime.now(UTC)
-    return when.isoformat(timespec="seconds")
+    if epoch and epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC).isoformat(timespec="seconds")
+    return clock.now_iso()
 
 
 def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
@@ -90,7 +90,7 @@ class Engine:
     def store(self) -> StateStore:
         """Opened on first use: commands that never touch state (instance-types,
         validate) must not import an S3 SDK for it."""
-        return open_store(self.config.state, self.config.workspace)
+        return open_store(self.config.state, self.config.workspace, self.clock)
 
     @cached_property
     def providers(self) -> dict[str, Provider]:
@@ -237,7 +237,7 @@ class Engine:
     def _read(self, provider: str, what: str, call: Callable[[], T]) -> T:
         policy = retry_policy(self.config.providers[provider].options)
         return retrying(call, policy, random.Random(), lambda m: self.notice(f"Note: {m}"),
-                        f"{provider} {what}")
+                        f"{provider} {what}", clock=self.clock)
 
     def plan(self, options: PlanOptions | None = None) -> Plan:
         """A plan against the clouds and state as they are now. Outside `locked()` it
@@ -254,7 +254,7 @@ class Engine:
             prices=self.prices, availability=self.availability,
             max_hourly_cost=self.config.max_hourly_cost,
             config_hash=self.config.published_hash,
-            created_at=plan_timestamp(), observed=self.observed,
+            created_at=plan_timestamp(self.clock), observed=self.observed,
             idempotent=frozenset(n for n, c in self.consistency.items()
                                  if c.idempotent_launch),
         )
@@ -293,7 +293,8 @@ class Engine:
                 return self.apply(plan, parallelism, stop)
         if plan.actions:
             self.keep_identity(snapshot=False)
-        gates = {name: gate_for(name, provider, self.config.providers[name].options)
+        gates = {name: gate_for(name, provider, self.config.providers[name].options,
+                                self.clock)
                  for name, provider in self.providers.items()}
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,

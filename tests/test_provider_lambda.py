@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 import traceback
 import uuid
@@ -29,6 +28,7 @@ from navarch_plan.errors import (
 from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.lambda_ import LambdaProvider
+from navarch_plan.testing import FakeClock
 from tests.fakes.lambda_server import LAUNCH, TERMINATE, FakeLambda, error_body, serve
 
 LABELS = {"navarch-workspace": "research", "navarch-address": "p_trainers_0",
@@ -431,27 +431,14 @@ def test_launches_are_paced_but_other_calls_are_not(fake, key):
     assert all(b - a >= 0.15 for a, b in zip(times, times[1:], strict=False))
 
 
-def test_pacing_is_shared_per_key_across_provider_objects(fake, key):
-    other_key = key + "-other"
-    other_fake = FakeLambda(api_key=other_key)
-    barrier = threading.Barrier(3)
-    durations: dict[str, float] = {}
-
-    def run(label: str, f: FakeLambda, k: str) -> None:
-        with make(f, k, launch_interval=0.3) as p:
-            barrier.wait()
-            start = time.monotonic()
-            p.provision(ProvisionRequest(**{**REQ.__dict__, "name": label}))
-            durations[label] = time.monotonic() - start
-
-    threads = [threading.Thread(target=run, args=a) for a in
-               [("a", fake, key), ("b", fake, key), ("c", other_fake, other_key)]]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert max(durations["a"], durations["b"]) >= 0.28  # same account: one waited
-    assert durations["c"] < 0.25  # another account is not held up
+def test_a_provider_paces_its_own_launches_on_the_shared_pacer(fake, key):
+    """Used from Python (not from a config, where apply's scheduler paces), a provider
+    spaces its launches `launch_interval` apart, with apply's own Pacer and clock."""
+    clock = FakeClock()
+    with make(fake, key, launch_interval=12, clock=clock) as p:
+        for i in range(3):
+            p.provision(ProvisionRequest(**{**REQ.__dict__, "name": f"n-{i}"}))
+    assert clock.slept == [12.0, 12.0], "the first launch at once, then one per 12 s"
 
 
 # -- configuration and secrets --------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -72,7 +71,8 @@ class Executor:
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
         self.gates = dict(gates or {})
-        self._open_gate = Gate("", RateLimit(), RetryPolicy())
+        self.clock = clock
+        self._open_gate = Gate("", RateLimit(), RetryPolicy(), clock)
         self._current = threading.local()  # the action each worker runs, for retry notes
         gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
                                      self._note_retry) for name, p in providers.items()}
@@ -122,7 +122,7 @@ class Executor:
                 if not running:
                     if self.stop.is_set() or wake == math.inf:
                         break
-                    self.stop.wait(wake)  # only paced work is left: sleep until its slot
+                    self.clock.wait(self.stop, wake)  # only paced work is left: its slot
                     continue
                 finished, _ = wait(list(running), timeout=None if wake == math.inf else wake,
                                    return_when=FIRST_COMPLETED)
@@ -174,7 +174,7 @@ class Executor:
             action = self._actions[key]
             if not self._within_budget(action, disrupting):
                 continue
-            wait_s = self._gate(action).admit(_first_call(action), time.monotonic())
+            wait_s = self._gate(action).admit(_first_call(action), self.clock.monotonic())
             if wait_s:
                 return None, wait_s  # the whole lane waits: one provider, one kind of call
             del lane[i]

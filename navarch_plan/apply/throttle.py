@@ -21,12 +21,12 @@ from __future__ import annotations
 import math
 import random
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import ProviderError, RateLimitError, TransientError
 from navarch_plan.model import Node, ProvisionRequest, RateLimit
 from navarch_plan.providers.base import NodeGetter, Provider, RateLimited
@@ -68,8 +68,9 @@ class Pacer:
     """Keeps the calls of one kind on one provider at least `interval` apart, and none
     at all while the cloud has asked to hold off."""
 
-    def __init__(self, per_second: float | None) -> None:
+    def __init__(self, per_second: float | None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.interval = 1.0 / per_second if per_second else 0.0
+        self.clock = clock
         self._next = -math.inf  # earliest start of a call that has no slot yet
         self._last = -math.inf  # start of the latest call
         self._hold = -math.inf  # no call at all before this (the cloud's Retry-After)
@@ -90,7 +91,7 @@ class Pacer:
         call keeps its slot: it only keeps its distance from the previous call and
         honours a hold the cloud asked for since it was booked."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             start = max(now, self._last + self.interval, self._hold)
             if not booked:
                 start = max(start, self._next)
@@ -98,20 +99,25 @@ class Pacer:
             self._next = max(self._next, start + self.interval)
             return start
 
+    def wait(self) -> None:
+        """Sleep until this call's slot (for callers outside the executor's queue)."""
+        self.clock.sleep(self.slot(booked=False) - self.clock.monotonic())
+
     def push_back(self, seconds: float) -> None:
         """The cloud said slow down: no call, booked or not, for `seconds`."""
         with self._lock:
-            self._hold = max(self._hold, time.monotonic() + seconds)
+            self._hold = max(self._hold, self.clock.monotonic() + seconds)
 
 
 class Gate:
     """One provider's limits for one apply. `admit` and `release` are the executor's
     (called from its one scheduling thread); the pacers are shared with the workers."""
 
-    def __init__(self, name: str, limit: RateLimit, retry: RetryPolicy) -> None:
-        self.name, self.limit, self.retry = name, limit, retry
-        self.pacers = {"launch": Pacer(limit.launches_per_second),
-                       "call": Pacer(limit.calls_per_second)}
+    def __init__(self, name: str, limit: RateLimit, retry: RetryPolicy,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.name, self.limit, self.retry, self.clock = name, limit, retry, clock
+        self.pacers = {"launch": Pacer(limit.launches_per_second, clock),
+                       "call": Pacer(limit.calls_per_second, clock)}
         self.active = 0
 
     def admit(self, kind: CallKind | None, now: float) -> float:
@@ -144,9 +150,7 @@ class Gate:
         booked = (id(self), kind) in held
         held.discard((id(self), kind))
         start = self.pacers[kind].slot(booked)
-        delay = start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+        self.clock.sleep(start - self.clock.monotonic())
 
 
 def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
@@ -154,12 +158,13 @@ def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
     return RetryPolicy(**(options.get("retry") or {}))  # type: ignore[arg-type]
 
 
-def gate_for(name: str, provider: Provider, options: Mapping[str, object]) -> Gate:
+def gate_for(name: str, provider: Provider, options: Mapping[str, object],
+             clock: Clock = SYSTEM_CLOCK) -> Gate:
     """A provider's gate: its own documented limits (if it declares them), with the
     config's `rate_limit` fields over them, and the config's `retry` policy."""
     limit = provider.rate_limit() if isinstance(provider, RateLimited) else RateLimit()
     limit = limit.overridden(options.get("rate_limit") or {})  # type: ignore[arg-type]
-    return Gate(name, limit, retry_policy(options))
+    return Gate(name, limit, retry_policy(options), clock)
 
 
 class GatedProvider:
@@ -195,19 +200,24 @@ class GatedProvider:
     def _retried(self, what: str, call: Callable[[], T]) -> T:
         return retrying(lambda: self._paced("call", call), self.gate.retry, self._rng,
                         self.notify, f"{self.name} {what}",
-                        self.gate.pacers["call"].push_back)
+                        self.gate.pacers["call"].push_back, self.gate.clock)
 
 
 def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
              notify: Callable[[str], None], what: str,
-             on_rate_limit: Callable[[float], None] = lambda seconds: None) -> T:
-    """Runs an idempotent call until it succeeds, fails otherwise, or the policy gives
-    up; a RateLimitError's wait is also passed to `on_rate_limit` (to slow the others)."""
+             on_rate_limit: Callable[[float], None] = lambda seconds: None,
+             clock: Clock = SYSTEM_CLOCK,
+             retry_on: tuple[type[ProviderError], ...] = (RateLimitError, TransientError),
+             ) -> T:
+    """Runs a call until it succeeds, fails otherwise, or the policy gives up (by default
+    an idempotent call, retried after rate limits and transient failures; a launch only
+    after a rate limit, which created nothing). A RateLimitError's wait is also passed
+    to `on_rate_limit` (to slow the others)."""
     attempt = 1
     while True:
         try:
             return call()
-        except (RateLimitError, TransientError) as exc:
+        except retry_on as exc:
             delay = policy.delay(attempt, exc, rng)
             if delay is None:
                 raise
@@ -215,5 +225,5 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
                 on_rate_limit(delay)
             notify(f"{what}: {exc.message}; retrying in {delay:.1f}s "
                    f"(try {attempt + 1} of {policy.max_attempts})")
-            time.sleep(delay)
+            clock.sleep(delay)
             attempt += 1

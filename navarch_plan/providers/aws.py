@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
     ConfigError,
@@ -120,8 +120,10 @@ class AwsProvider:
     def __init__(self, name: str, region: str, *, image_id: str | Mapping[str, str],
                  key_name: str = "", regions: Sequence[str] = (),
                  endpoint_url: str | None = None, subnet_id: str = "",
-                 security_group_ids: Sequence[str] = (), session: Any = None) -> None:
+                 security_group_ids: Sequence[str] = (), session: Any = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.name = name
+        self.clock = clock
         self.region = region
         self.regions: tuple[str, ...] = tuple(dict.fromkeys([region, *regions]))
         self.image_id = image_id
@@ -236,7 +238,7 @@ class AwsProvider:
         """The launch may have happened although its answer was lost: look, never relaunch."""
         for attempt in range(max(1, self.launch_lookup_attempts)):
             if attempt:
-                time.sleep(self.launch_lookup_delay)
+                self.clock.sleep(self.launch_lookup_delay)
             try:
                 found = self._describe(region, [{"Name": "tag:Name", "Values": [req.name]},
                                                 {"Name": "instance-state-name",

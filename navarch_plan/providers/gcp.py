@@ -18,7 +18,6 @@ new request; a name that already exists (HTTP 409) returns the existing instance
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -92,11 +92,13 @@ class GcpProvider:
     def __init__(self, name: str, project: str, *, zones: Sequence[str] = (),
                  endpoint: str | None = None, credentials: Any = None,
                  image: str = DEFAULT_IMAGE, disk_gb: int = 200,
-                 operation_timeout: float = 600, poll_interval: float = 2.0) -> None:
+                 operation_timeout: float = 600, poll_interval: float = 2.0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.name, self.project = name, project
         self.zones = tuple(zones)  # fallback zones for requests that name only a region
         self.endpoint, self.image, self.disk_gb = endpoint, image, disk_gb
         self.operation_timeout, self.poll_interval = operation_timeout, poll_interval
+        self.clock = clock
         self._credentials = credentials
         self._lock = threading.Lock()
         self._ic: Any = None
@@ -208,14 +210,14 @@ class GcpProvider:
     def _wait(self, op: Any, zone: str) -> None:
         """Wait for a zone operation to be DONE, then raise its error if it has one."""
         _, zo = self._clients()
-        deadline = time.monotonic() + self.operation_timeout
+        deadline = self.clock.monotonic() + self.operation_timeout
         while op.status != compute_v1.Operation.Status.DONE:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise self._err(TransientError, f"operation {op.name} not done after "
                                 f"{self.operation_timeout:g}s (it may still complete)",
                                 catalog.region_of(zone), "OPERATION_TIMEOUT")
-            started = time.monotonic()
+            started = self.clock.monotonic()
             try:
                 # Server-side long poll (up to ~2 min), so the HTTP timeout is longer.
                 op = zo.wait(project=self.project, zone=zone, operation=op.name,
@@ -224,7 +226,7 @@ class GcpProvider:
                 continue
             # `wait` is best effort and may return at once; don't spin on it.
             if op.status != compute_v1.Operation.Status.DONE:
-                time.sleep(max(0.0, self.poll_interval - (time.monotonic() - started)))
+                self.clock.sleep(max(0.0, self.poll_interval - (self.clock.monotonic() - started)))
         if op.error.errors or op.http_error_status_code >= 400:
             raise self._from_operation(op, zone)
 

@@ -8,12 +8,9 @@ launch is never retried blindly: after a timeout or 5xx we look for the instance
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 import re
-import threading
-import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -22,6 +19,8 @@ from urllib.parse import quote
 
 import httpx
 
+from navarch_plan.apply.throttle import Pacer, RetryPolicy, retrying
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -71,36 +70,6 @@ _GPU = re.compile(r"^\s*(?:\d+x\s+)?(?:NVIDIA\s+)?([^(]*?)\s*(?:\(|$)")
 _TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
 
 
-class _LaunchPacer:
-    """Spaces the launches of one account. Lambda counts launches per account, so every
-    provider object of this process using the same key shares one pacer."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = -math.inf
-
-    def wait(self, interval: float) -> None:
-        """Reserve the next slot under the lock, then sleep outside it, so waiting threads
-        keep their order without holding the lock while they sleep."""
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._last + interval)
-            self._last = slot
-        if slot > now:
-            time.sleep(slot - now)
-
-
-_PACERS: dict[str, _LaunchPacer] = {}
-_PACERS_LOCK = threading.Lock()
-
-
-def _pacer_for(api_key: str) -> _LaunchPacer:
-    """Keyed by a hash so the registry never holds the key itself."""
-    account = hashlib.sha256(api_key.encode()).hexdigest()
-    with _PACERS_LOCK:
-        return _PACERS.setdefault(account, _LaunchPacer())
-
-
 def _gpu_type(description: Any) -> str:
     """"H100 (80 GB PCIe)" -> "H100": the model name without memory and form factor."""
     match = _GPU.match(str(description or ""))
@@ -147,15 +116,21 @@ class LambdaProvider:
     def __init__(self, name: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
                  launch_interval: float = 12.0, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 4,
-                 backoff_base: float = 1.0) -> None:
+                 backoff_base: float = 1.0, self_paced: bool = True,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        """`self_paced`: space launches `launch_interval` apart here (library use). Built
+        from a config, apply's scheduler does the pacing (from `rate_limit()`) and the
+        retries, with the same Pacer and retry code (apply/throttle.py)."""
         if not api_key:
             raise AuthError("no Lambda Cloud API key given", provider=name)
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.launch_interval = float(launch_interval)
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self._pacer = _pacer_for(api_key)
+        self.clock = clock
+        self._retry = RetryPolicy(max_attempts=max_retries + 1, base_delay=backoff_base,
+                                  max_delay=_MAX_WAIT)
+        paced = 1.0 / self.launch_interval if self_paced and self.launch_interval > 0 else None
+        self._pacer = Pacer(paced, clock)
         # The key lives only in the client's headers, which httpx masks in its reprs.
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
@@ -177,7 +152,7 @@ class LambdaProvider:
         # Built from a config, apply's scheduler owns retries (the provider's `retry`
         # option): retrying here too would multiply tries and park workers on a 429.
         opts: dict[str, Any] = {"base_url": cfg.get("base_url", DEFAULT_BASE_URL),
-                                "max_retries": 0}
+                                "max_retries": 0, "self_paced": False}
         for opt in ("launch_interval", "timeout"):
             if cfg.get(opt) is not None:
                 opts[opt] = float(cfg[opt])
@@ -294,7 +269,7 @@ class LambdaProvider:
     def _launch(self, body: dict[str, Any], region: str) -> Any:
         """Paced; retried only after a 429, which means nothing was created."""
         def once() -> Any:
-            self._pacer.wait(self.launch_interval)
+            self._pacer.wait()
             return self._send("POST", "/instance-operations/launch", body, region)
         return self._retrying(once, (RateLimitError,))
 
@@ -336,26 +311,10 @@ class LambdaProvider:
 
     def _retrying(self, call: Callable[[], Any],
                   retry_on: tuple[type[ProviderError], ...]) -> Any:
-        """Runs `call` until it succeeds, raises something else, or retries run out."""
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except retry_on as exc:
-                self._backoff_or_raise(exc, attempt)
-            attempt += 1
-
-    def _backoff_or_raise(self, exc: ProviderError, attempt: int) -> None:
-        """Sleep before the next attempt, or re-raise when attempts are used up or the
-        cloud asks for a longer wait than a caller should block for."""
-        if attempt >= self.max_retries:
-            raise exc
-        wait = getattr(exc, "retry_after", None)
-        if wait is None:  # exponential backoff, jittered so parallel callers spread out
-            wait = min(_MAX_WAIT, self.backoff_base * 2**attempt) * random.uniform(0.5, 1.0)
-        if wait > _MAX_WAIT:
-            raise exc
-        time.sleep(wait)
+        """Runs `call` until it succeeds, raises something else, or retries run out (a
+        Retry-After longer than a caller should block for ends it at once)."""
+        return retrying(call, self._retry, random.Random(), lambda message: None,
+                        f"{self.name}", clock=self.clock, retry_on=retry_on)
 
     def _send(self, method: str, path: str, body: Any = None, region: str = "") -> Any:
         """One exchange: the `data` of a success, or a typed ProviderError."""

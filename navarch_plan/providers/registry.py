@@ -54,10 +54,6 @@ def build_provider(config: ProviderConfig, env: Mapping[str, str], base_dir: str
     options = {k: v for k, v in config.options.items() if k not in SCHEDULER_OPTIONS}
     if config.type == "fake" and options.get("path"):
         options["path"] = os.path.join(base_dir, options["path"])
-    launches = (config.options.get("rate_limit") or {}).get("launches_per_second", False)
-    if config.type == "lambda" and launches is not False:
-        # The provider paces its own launches too (for library use): keep it in step.
-        options["launch_interval"] = 1.0 / launches if launches else 0.0
     if config.type == "aws":
         options["regions"] = sorted({*options.get("regions", []), *regions})
     return provider_class(config.type).from_config(config.name, options, env)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import StateConfig
 from navarch_plan.errors import StateError, UsageError
 from navarch_plan.state.lock import LockInfo
@@ -65,13 +66,13 @@ def state_location(state: StateConfig) -> str:
     return f"s3://{state.bucket}/{state.key}" if state.backend == "s3" else state.path
 
 
-def open_store(state: StateConfig, workspace: str) -> StateStore:
+def open_store(state: StateConfig, workspace: str, clock: Clock = SYSTEM_CLOCK) -> StateStore:
     if state.backend == "s3":
         from navarch_plan.state.stores.s3 import S3StateStore
 
         return S3StateStore(state.bucket, state.key, workspace, region=state.region,
-                            endpoint_url=state.endpoint_url)
-    return LocalStateStore(state.path, workspace)
+                            endpoint_url=state.endpoint_url, clock=clock)
+    return LocalStateStore(state.path, workspace, clock=clock)
 
 
 def migrate_state(source: StateStore, target: StateStore,

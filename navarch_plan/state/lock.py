@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from dataclasses import asdict, replace
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import LockError, StateError
 from navarch_plan.state.files import (
     Files,
@@ -59,8 +59,9 @@ class FileLock:
     """The lock of the file `state_path` really names (symlinks resolved): two paths to
     one state file share one lock. Messages name the path as the user gave it."""
 
-    def __init__(self, state_path: str, files: Files | None = None) -> None:
-        self.state_path = state_path
+    def __init__(self, state_path: str, files: Files | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        self.state_path, self.clock = state_path, clock
         self.real_path = resolve_path(state_path)
         self.where = shown_path(state_path, self.real_path)
         self.path = self.real_path + ".lock"
@@ -70,12 +71,13 @@ class FileLock:
         self._fd: int | None = None  # kept open, flocked, while we hold the lock
 
     def acquire(self, operation: str, timeout: float = 0.0) -> LockInfo:
-        info = replace(new_lock_info(operation, self.real_path), flock=fcntl is not None)
+        info = replace(new_lock_info(operation, self.real_path, self.clock),
+                       flock=fcntl is not None)
         try:
             self.files.makedirs(os.path.dirname(self.path) or ".")
         except OSError as exc:
             raise self._cannot("create the folder of", exc) from None
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         retries = 0
         while True:
             outcome = self._create(info) or self._take_over_if_dead(info)
@@ -85,10 +87,10 @@ class FileLock:
             if outcome == "retry" and retries < 50:  # it changed under us: look again
                 retries += 1
                 continue
-            if time.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 raise self._held_error()
             retries = 0
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+            self.clock.sleep(min(0.2, deadline - self.clock.monotonic()))
 
     def _cannot(self, doing: str, exc: OSError) -> StateError:
         return StateError(f"cannot {doing} the state lock {self.path}: {reason(exc)}; "

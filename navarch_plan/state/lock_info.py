@@ -9,9 +9,9 @@ import os
 import socket
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 
 from navarch_plan import __version__
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import LockError, StateError
 
 __all__ = ["LockInfo", "LockLost", "current_boot_id", "holder_to_force", "lock_held_error",
@@ -70,10 +70,10 @@ def current_boot_id() -> str:
         return ""
 
 
-def new_lock_info(operation: str, where: str) -> LockInfo:
+def new_lock_info(operation: str, where: str, clock: Clock = SYSTEM_CLOCK) -> LockInfo:
     """A fresh lock record for this process; `where` names the state it guards."""
     return LockInfo(str(uuid.uuid4()), operation, _who(), os.getpid(), __version__,
-                    datetime.now(UTC).isoformat(timespec="seconds"), where, current_boot_id())
+                    clock.now_iso(), where, current_boot_id())
 
 
 def lock_held_error(holder: LockInfo | None, where: str) -> LockError:

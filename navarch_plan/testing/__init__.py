@@ -1,7 +1,9 @@
 """What navarch ships for testing providers and the code that drives them: the
 conformance suite (`conformance`), and a real cloud's lag for any provider with the
-scenarios it must come through (`lagging`)."""
+scenarios it must come through (`lagging`), and a clock whose time passes at once
+(`clock`)."""
 
+from navarch_plan.testing.clock import FakeClock
 from navarch_plan.testing.conformance import (
     INVALID_TYPE_ERRORS,
     CapacityHook,
@@ -11,5 +13,5 @@ from navarch_plan.testing.conformance import (
 )
 from navarch_plan.testing.lagging import ConsistencyScenarios, LaggingProvider
 
-__all__ = ["CapacityHook", "ConformanceGap", "ConsistencyScenarios", "INVALID_TYPE_ERRORS",
-           "LaggingProvider", "ProviderConformance", "RequestFactory"]
+__all__ = ["CapacityHook", "ConformanceGap", "ConsistencyScenarios", "FakeClock",
+           "INVALID_TYPE_ERRORS", "LaggingProvider", "ProviderConformance", "RequestFactory"]

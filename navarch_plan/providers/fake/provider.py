@@ -24,13 +24,13 @@ import os
 import random
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from navarch_plan.catalog.facts import FAKE_CATALOG, FAKE_REGIONS
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     CapacityError,
     InvalidRequestError,
@@ -64,8 +64,9 @@ class FakeProvider:
                  gpu_count: int | None = None,
                  faults: Iterable[Fault | Mapping[str, Any]] = (),
                  visibility_lag: float = 0.0, terminate_lag: float = 0.0,
-                 idempotent: bool = True) -> None:
+                 idempotent: bool = True, clock: Clock = SYSTEM_CLOCK) -> None:
         self.name = name
+        self.clock = clock  # timestamps in the file are wall-clock seconds (clock.time)
         self.path = path
         self.latency = latency
         self.capacity = dict(capacity or {})
@@ -144,9 +145,9 @@ class FakeProvider:
         """Latency, fault injection, the effect and the call log, as one transaction; an
         injected `delay` comes after the commit, so other processes see the effect.
         Returns the effect's result and the fault that shaped the call (if any)."""
-        started = time.time()
+        started = self.clock.time()
         if self.latency:
-            time.sleep(self.latency)
+            self.clock.sleep(self.latency)
         fault = self.faults.take(op, address)
         error = fault.exception(self.name, region) if fault else self._random_fault(op)
         failure: ProviderError | None = None
@@ -164,7 +165,7 @@ class FakeProvider:
             else:
                 self._log(db, op, target, address, started, None)
         if fault and fault.delay:
-            time.sleep(fault.delay)
+            self.clock.sleep(fault.delay)
         if failure is not None:
             raise failure
         return result, fault
@@ -188,7 +189,7 @@ class FakeProvider:
         db.execute(
             "INSERT INTO calls (op, target, address, started, ended, ok, error, pid)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (op, target, address, started, time.time(), error is None,
+            (op, target, address, started, self.clock.time(), error is None,
              str(error) if error else "", os.getpid()),
         )
 
@@ -215,7 +216,7 @@ class FakeProvider:
         for scope, column, value in (("", "", ""), (f"@{req.region}", "region", req.region),
                                      (f"@{req.zone}", "zone", req.zone)):
             self._check_capacity(db, req, req.instance_type + scope, column, value)
-        now = time.time()
+        now = self.clock.time()
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
             "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
@@ -254,7 +255,7 @@ class FakeProvider:
             if self._fetch(db, node_id) is None:
                 return False
             db.execute("UPDATE instances SET deleted = 1, status = 'terminated', gone_at = ?"
-                       " WHERE id = ?", (time.time(), node_id))
+                       " WHERE id = ?", (self.clock.time(), node_id))
             return True
 
         return bool(self._call("terminate", node_id, self._address_of(node_id), effect))
@@ -305,7 +306,7 @@ class FakeProvider:
         while, as a lagging cloud index would."""
         with self._tx() as db:
             db.execute("UPDATE instances SET visible_at = ? WHERE id = ?",
-                       (time.time() + seconds, node_id))
+                       (self.clock.time() + seconds, node_id))
 
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
         with self._tx() as db:
@@ -341,7 +342,7 @@ class FakeProvider:
             " OR (deleted = 1 AND gone_at > ?)" if self.terminate_lag else "")
 
     def _lagging_args(self) -> tuple[float, ...]:
-        now = time.time()
+        now = self.clock.time()
         return (now,) + ((now - self.terminate_lag,) if self.terminate_lag else ())
 
     def _fetch(self, db: sqlite3.Connection, node_id: str,
@@ -353,7 +354,7 @@ class FakeProvider:
     def _node(self, row: tuple[Any, ...], visible_only: bool = True) -> Node | None:
         """The row as the cloud shows it now, or None when it shows nothing."""
         itype, word, gpus, ready_at, visible_at, deleted, gone_at = (row[4], row[5], *row[8:])
-        now = time.time()
+        now = self.clock.time()
         if visible_only and now < visible_at:
             return None
         if deleted:

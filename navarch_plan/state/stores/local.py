@@ -28,6 +28,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import StateError
 from navarch_plan.state.advice import journal_failed, restore_advice
 from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_problem, replay
@@ -50,7 +51,8 @@ __all__ = ["LocalStateStore", "decode_snapshot", "write_json_atomically"]
 
 
 class LocalStateStore:
-    def __init__(self, path: str, workspace: str, files: Files | None = None) -> None:
+    def __init__(self, path: str, workspace: str, files: Files | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path  # as the user gave it: what messages name
         self.workspace = workspace
         self.files = files or current_files()
@@ -58,7 +60,7 @@ class LocalStateStore:
         self.journal_path = self.real_path + ".journal"
         self.backup_path = self.real_path + ".backup"
         self.doc: StateDoc | None = None
-        self._lock = FileLock(path, self.files)
+        self._lock = FileLock(path, self.files, clock)
         self._mutex = threading.Lock()
         self._journal = Journal(self.journal_path, self.files)
         self._snapshot_content: dict[str, Any] | None = None

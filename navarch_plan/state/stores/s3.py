@@ -33,6 +33,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import StateError
 from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_problem, replay
 from navarch_plan.state.lock import LockInfo
@@ -52,7 +53,8 @@ def _dumps(data: object) -> bytes:
 
 class S3StateStore:
     def __init__(self, bucket: str, key: str, workspace: str, *, region: str = "",
-                 endpoint_url: str = "", rescue_dir: str = ".") -> None:
+                 endpoint_url: str = "", rescue_dir: str = ".",
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.bucket = Bucket(bucket, region, endpoint_url)
         self.key = key
         self.workspace = workspace
@@ -63,7 +65,7 @@ class S3StateStore:
         self.rescue_dir = rescue_dir
         self.rescue_path: str | None = None
         self.doc: StateDoc | None = None
-        self._lock = S3Lock(self.bucket, key)
+        self._lock = S3Lock(self.bucket, key, clock)
         self._mutex = threading.Lock()
         self._etag: str | None = None  # the snapshot version read or written last
         self._snapshot_raw: bytes | None = None

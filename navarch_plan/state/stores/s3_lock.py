@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from dataclasses import asdict
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import LockError
 from navarch_plan.state.lock_info import (
     LockInfo,
@@ -31,25 +31,25 @@ __all__ = ["LockLost", "S3Lock"]
 
 
 class S3Lock:
-    def __init__(self, bucket: Bucket, state_key: str) -> None:
-        self.bucket = bucket
+    def __init__(self, bucket: Bucket, state_key: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.bucket, self.clock = bucket, clock
         self.key = state_key + ".lock"
         self.where = bucket.url(state_key)
         self.info: LockInfo | None = None
         self.etag: str | None = None
 
     def acquire(self, operation: str, timeout: float = 0.0) -> LockInfo:
-        info = new_lock_info(operation, self.where)
+        info = new_lock_info(operation, self.where, self.clock)
         body = json.dumps(asdict(info)).encode()
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         while True:
             try:
                 self.etag = self.bucket.put(self.key, body, create_only=True)
             except S3Conflict:
-                if time.monotonic() >= deadline:
+                if self.clock.monotonic() >= deadline:
                     found = self.read()
                     raise lock_held_error(found[0] if found else None, self.where) from None
-                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                self.clock.sleep(min(0.5, deadline - self.clock.monotonic()))
                 continue
             self.info = info
             return info
