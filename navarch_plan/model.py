@@ -140,12 +140,11 @@ class Consistency:
     def overridden(self, options: Mapping[str, object]) -> Consistency:
         """This provider's own values with those a config sets (`consistency_window`,
         `boot_timeout`)."""
-        fields: dict[str, object] = {}
-        if options.get("consistency_window") is not None:
-            fields["window"] = float(options["consistency_window"])  # type: ignore[arg-type]
-        if options.get("boot_timeout") is not None:
-            fields["boot_timeout"] = float(options["boot_timeout"])  # type: ignore[arg-type]
-        return replace(self, **fields)  # type: ignore[arg-type]
+        window = _number(options.get("consistency_window"))
+        boot_timeout = _number(options.get("boot_timeout"))
+        return replace(self, window=self.window if window is None else window,
+                       boot_timeout=self.boot_timeout if boot_timeout is None
+                       else boot_timeout)
 
 
 @dataclass(frozen=True)
@@ -197,9 +196,22 @@ class RateLimit:
     def overridden(self, options: Mapping[str, object]) -> RateLimit:
         """This limit with the fields a config names replaced (an explicit null lifts
         that limit)."""
-        fields = {k: options[k] for k in ("launches_per_second", "calls_per_second",
-                                           "concurrency") if k in options}
-        return replace(self, **fields)
+        def given(key: str, current: float | None) -> float | None:
+            return _number(options[key]) if key in options else current
+
+        concurrency = given("concurrency", self.concurrency)
+        return RateLimit(given("launches_per_second", self.launches_per_second),
+                         given("calls_per_second", self.calls_per_second),
+                         None if concurrency is None else int(concurrency))
+
+
+def _number(value: object) -> float | None:
+    """A number from config options the schema has checked (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
 
 
 # Ownership labels. Their values must satisfy the strictest label rules of the

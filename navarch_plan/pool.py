@@ -10,7 +10,7 @@ It runs the same failover loop and strategies as `navarch apply`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from navarch_plan.apply.failover import RuledOut, provision_with_failover
@@ -57,10 +57,15 @@ class Pool:
         prices, available = offer_tables(listed)
         return order_placements(self.placements(), self.strategy, index, prices, available)
 
-    def provision(self, name: str, index: int = 0, **request: object) -> Node:
+    def provision(self, name: str, index: int = 0, *, ssh_key_names: Sequence[str] = (),
+                  labels: Mapping[str, str] | None = None, user_data: str = "",
+                  idempotency_key: str = "") -> Node:
+        """One node, on the first placement (in strategy order) that has capacity."""
         def make(p: Placement) -> ProvisionRequest:
             return ProvisionRequest(name=name, instance_type=p.instance_type, region=p.region,
-                                    zone=p.zone, **request)  # type: ignore[arg-type]
+                                    zone=p.zone, ssh_key_names=tuple(ssh_key_names),
+                                    labels=labels or {}, user_data=user_data,
+                                    idempotency_key=idempotency_key)
 
         node, _, _ = provision_with_failover(self.candidates(index), self.providers, make,
                                              self.ruled_out)

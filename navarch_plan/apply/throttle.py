@@ -155,7 +155,12 @@ class Gate:
 
 def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
     """A provider config's `retry` section (the schema checked its keys)."""
-    return RetryPolicy(**(options.get("retry") or {}))  # type: ignore[arg-type]
+    given = options.get("retry") or {}
+    assert isinstance(given, Mapping), "the schema makes retry an object"
+    defaults = RetryPolicy()
+    return RetryPolicy(int(given.get("max_attempts", defaults.max_attempts)),
+                       float(given.get("base_delay", defaults.base_delay)),
+                       float(given.get("max_delay", defaults.max_delay)))
 
 
 def gate_for(name: str, provider: Provider, options: Mapping[str, object],

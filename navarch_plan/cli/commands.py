@@ -67,7 +67,7 @@ def dispatch(args: argparse.Namespace, io: IO) -> int:
     return handlers[args.command](args, io)
 
 
-def _engine(args: argparse.Namespace, hooks: object = None, io: IO | None = None) -> Engine:
+def _engine(args: argparse.Namespace, hooks: Hooks | None = None, io: IO | None = None) -> Engine:
     config = _config(args, io)
     return Engine(config, hooks=hooks, lock_timeout=getattr(args, "lock_timeout", 0.0),
                   notice=io.err if io else None)

@@ -15,7 +15,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from navarch_plan import __version__
 from navarch_plan.cli.redact import RedactingStream, Redactor
@@ -202,7 +202,8 @@ def _console() -> Console:
     # Imported here, not at the top: plain and JSON runs, and --version, never load rich.
     from rich.console import Console
 
-    return Console(highlight=False, file=RedactingStream(sys.stdout, _REDACT))
+    stream: Any = RedactingStream(sys.stdout, _REDACT)  # a text stream, duck-typed
+    return Console(highlight=False, file=stream)
 
 
 def _show_styled(text: str) -> None:

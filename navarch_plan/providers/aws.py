@@ -12,6 +12,7 @@ it does not exist.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -282,7 +283,7 @@ class AwsProvider:
         return Listing(tuple(n for nodes in per_region.values() if isinstance(nodes, list)
                              for n in nodes), tuple(failed))
 
-    def _describe(self, region: str, filters: list[dict[str, Any]]) -> list[Node]:
+    def _describe(self, region: str, filters: builtins.list[dict[str, Any]]) -> builtins.list[Node]:
         with self._translating(region, "listing instances"):
             pages = self.client(region).get_paginator("describe_instances").paginate(
                 Filters=filters, PaginationConfig={"PageSize": self.page_size})
@@ -339,7 +340,7 @@ class AwsProvider:
             if stale:
                 client.delete_tags(Resources=[node_id], Tags=stale)
 
-    def _search_order(self, node_id: str) -> list[str]:
+    def _search_order(self, node_id: str) -> builtins.list[str]:
         known = self._region_of.get(node_id)
         return ([known] if known else []) + [r for r in self.regions if r != known]
 
@@ -357,7 +358,7 @@ class AwsProvider:
         not rely on); describe calls twenty per second."""
         return RateLimit(launches_per_second=2.0, calls_per_second=20.0)
 
-    def list_instance_types(self) -> list[InstanceType]:
+    def list_instance_types(self) -> builtins.list[InstanceType]:
         """The built-in GPU table (approximate us-east-1 on-demand prices, see aws_catalog);
         EC2 has no cheap "is there capacity" call, so every offer says available."""
         return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,

@@ -17,6 +17,7 @@ new request; a name that already exists (HTTP 409) returns the existing instance
 
 from __future__ import annotations
 
+import builtins
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -388,7 +389,7 @@ class GcpProvider:
         shares with everything else in the project."""
         return RateLimit(launches_per_second=5.0, calls_per_second=20.0)
 
-    def list_instance_types(self) -> list[InstanceType]:
+    def list_instance_types(self) -> builtins.list[InstanceType]:
         return catalog.instance_types()
 
     def _to_node(self, inst: Any) -> Node:

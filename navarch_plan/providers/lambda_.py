@@ -8,6 +8,7 @@ launch is never retried blindly: after a timeout or 5xx we look for the instance
 
 from __future__ import annotations
 
+import builtins
 import math
 import random
 import re
@@ -232,7 +233,7 @@ class LambdaProvider:
         return RateLimit(launches_per_second=1.0 / self.launch_interval
                          if self.launch_interval > 0 else None, calls_per_second=1.0)
 
-    def list_instance_types(self) -> list[InstanceType]:
+    def list_instance_types(self) -> builtins.list[InstanceType]:
         data = self._request("GET", "/instance-types")
         if not isinstance(data, Mapping):
             raise TransientError("GET /instance-types did not return a mapping",

@@ -8,5 +8,5 @@ from typing import Any
 __all__ = ["render_json"]
 
 
-def render_json(document: dict[str, Any]) -> str:
+def render_json(document: dict[str, Any] | list[Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from navarch_plan.render.text import money
@@ -9,7 +10,7 @@ from navarch_plan.render.text import money
 __all__ = ["offer_rows", "render_offers_text"]
 
 
-def offer_rows(offers: dict[str, list[Any]]) -> list[dict[str, Any]]:
+def offer_rows(offers: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """Offers of every provider, cheapest first; unknown prices last, then by name."""
     rows = [
         {"provider": provider, "instance_type": o.name, "gpu_count": o.gpu_count,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from navarch_plan.state.files import Files, reason, what_to_do
-from navarch_plan.state.journal import Journal
+from navarch_plan.state.journal import Journal, op_address
 
 __all__ = ["journal_failed", "restore_advice", "some"]
 
@@ -30,8 +30,7 @@ def some(items: Sequence[str], limit: int = 5) -> str:
 def _addresses(ops: Sequence[dict[str, Any]]) -> str:
     found: list[str] = []
     for op in ops:
-        intent = op.get("intent") if isinstance(op.get("intent"), dict) else {}
-        address = op.get("address") or intent.get("address") or op.get("id")
+        address = op_address(op) or op.get("id")
         if isinstance(address, str) and address not in found:
             found.append(address)
     return some(found) or "state"

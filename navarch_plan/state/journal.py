@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from navarch_plan.state.files import Files
 
@@ -90,10 +92,8 @@ class Journal:
                 if not isinstance(op, dict):
                     continue
                 found.count += 1
-                intent = op.get("intent") if isinstance(op.get("intent"), dict) else {}
-                record = op.get("record") if isinstance(op.get("record"), dict) else {}
-                _add(found.addresses, op.get("address") or intent.get("address"))
-                _add(found.instances, record.get("id") or op.get("node_id"))
+                _add(found.addresses, op_address(op))
+                _add(found.instances, op_instance(op))
         return found
 
     def append(self, data: bytes, head: bytes) -> None:
@@ -149,6 +149,19 @@ class Journal:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             self.files.unlink(self.path)
+
+
+def op_address(op: Mapping[str, Any]) -> Any:
+    """The address a journal operation is about (its own, or its intent's), if any.
+    Reads untrusted lines: anything may be missing or of the wrong type."""
+    intent = op.get("intent")
+    return op.get("address") or (intent.get("address") if isinstance(intent, dict) else None)
+
+
+def op_instance(op: Mapping[str, Any]) -> Any:
+    """The instance id a journal operation is about, if any."""
+    record = op.get("record")
+    return (record.get("id") if isinstance(record, dict) else None) or op.get("node_id")
 
 
 def _add(seen: list[str], value: object) -> None:

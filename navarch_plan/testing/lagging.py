@@ -251,7 +251,7 @@ class ConsistencyScenarios:
                 "instance_type": create.instance_type, "name": create.name,
                 "started_at": rig.engine.clock.now_iso()}})
             labels = ownership_labels(rig.workspace, node, node.candidates[0],
-                                      rig.engine.store.doc.lineage)
+                                      rig.engine.store.loaded.lineage)
             made = rig.wrapped.provision(dataclasses.replace(
                 request_factory(create.name, labels), idempotency_key=key))
         rig.apply()

@@ -19,6 +19,7 @@ It can have the manners of a real cloud (all off by default):
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import random
@@ -204,7 +205,7 @@ class FakeProvider:
             row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE idem_key = ? AND "
                              "name = ?", (req.idempotency_key, req.name)).fetchone()
             if row is not None:  # a re-sent launch: the original instance, as EC2 does
-                return self._node(row, visible_only=False)  # type: ignore[return-value]
+                return self._as_node(row)
         offer = _TYPES.get(req.instance_type)
         if offer is None:
             raise InvalidRequestError(f"unknown instance type {req.instance_type!r}",
@@ -230,7 +231,8 @@ class FakeProvider:
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
         db.execute("UPDATE instances SET ip = ? WHERE seq = ?", (ip, seq))
         # The launch's own reply shows the instance, however late listings catch up.
-        return self._fetch(db, node_id, visible_only=False)  # type: ignore[return-value]
+        return self._as_node(db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ?",
+                                        (node_id,)).fetchone())
 
     def _check_capacity(self, db: sqlite3.Connection, req: ProvisionRequest, key: str,
                         column: str, value: str) -> None:
@@ -289,7 +291,7 @@ class FakeProvider:
         return Consistency(window=3 * lag, boot_timeout=max(900.0, 3 * self.boot_time),
                            idempotent_launch=self.idempotent)
 
-    def list_instance_types(self) -> list[InstanceType]:
+    def list_instance_types(self) -> builtins.list[InstanceType]:
         return self._call("list_instance_types", "*", "", lambda db: list(FAKE_CATALOG))
 
     # -- controls for tests and demos (what a cloud console would let you do) ------
@@ -319,7 +321,7 @@ class FakeProvider:
             row = db.execute("SELECT user_data FROM instances WHERE id = ?", (node_id,)).fetchone()
         return row[0] if row else ""
 
-    def calls(self, op: str | None = None) -> list[dict[str, Any]]:
+    def calls(self, op: str | None = None) -> builtins.list[dict[str, Any]]:
         """The call log, oldest first: op, target, address, started, ended, ok, error, pid."""
         with self._tx() as db:
             db.row_factory = sqlite3.Row
@@ -345,23 +347,26 @@ class FakeProvider:
         now = self.clock.time()
         return (now,) + ((now - self.terminate_lag,) if self.terminate_lag else ())
 
-    def _fetch(self, db: sqlite3.Connection, node_id: str,
-               visible_only: bool = True) -> Node | None:
+    def _fetch(self, db: sqlite3.Connection, node_id: str) -> Node | None:
         row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ?",
                          (node_id,)).fetchone()
-        return self._node(row, visible_only) if row else None
+        return self._node(row) if row else None
 
-    def _node(self, row: tuple[Any, ...], visible_only: bool = True) -> Node | None:
-        """The row as the cloud shows it now, or None when it shows nothing."""
-        itype, word, gpus, ready_at, visible_at, deleted, gone_at = (row[4], row[5], *row[8:])
+    def _node(self, row: tuple[Any, ...]) -> Node | None:
+        """The row as listings and gets show it now, or None when they show nothing:
+        not yet visible, or deleted longer ago than terminate_lag."""
+        visible_at, deleted, gone_at = row[-3:]
         now = self.clock.time()
-        if visible_only and now < visible_at:
+        if now < visible_at or (deleted and now >= gone_at + self.terminate_lag):
             return None
+        return self._as_node(row)
+
+    def _as_node(self, row: tuple[Any, ...]) -> Node:
+        """The row as the instance is, whatever listings show (a launch's own reply)."""
+        itype, word, gpus, ready_at, _, deleted, gone_at = (row[4], row[5], *row[8:])
+        now = self.clock.time()
         if deleted:
-            if not visible_only or now < gone_at + self.terminate_lag:
-                word = "terminating" if now < gone_at + self.terminate_lag else "terminated"
-            else:
-                return None
+            word = "terminating" if now < gone_at + self.terminate_lag else "terminated"
         elif word == "provisioning" and now >= ready_at:
             word = "running"
         offer = _TYPES.get(itype)

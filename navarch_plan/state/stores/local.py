@@ -210,9 +210,9 @@ class LocalStateStore:
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
         data = b"".join((json.dumps(op, separators=(",", ":")) + "\n").encode() for op in ops)
         with self._mutex:
-            _ = self.loaded  # load() before record()
+            doc = self.loaded  # load() before record()
             self._check_held()
-            head = {"op": "begin", "lineage": self.doc.lineage, "serial": self.doc.serial}
+            head = {"op": "begin", "lineage": doc.lineage, "serial": doc.serial}
             try:
                 self._journal.append(data, (json.dumps(head) + "\n").encode())
             except OSError as exc:
@@ -220,7 +220,7 @@ class LocalStateStore:
                                                           exc))
                 raise self._failure from None
             for op in ops:
-                self.doc.apply_op(op)
+                doc.apply_op(op)
             self._recorded = True
 
     def close_journal(self) -> None:

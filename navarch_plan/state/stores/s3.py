@@ -197,14 +197,14 @@ class S3StateStore:
             if problem is not None:  # a bug upstream: never let it reach the journal
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
         with self._mutex:
-            _ = self.loaded  # load() before record()
+            doc = self.loaded  # load() before record()
             for op in ops:
-                self.doc.apply_op(op)
+                doc.apply_op(op)
             self._recorded = True
             if self._failure is not None:
                 raise self._persist_failed(self._failure, again=True)
-            key = journal_key(self.journal_prefix, self.doc.serial, self._seq)
-            body = {"lineage": self.doc.lineage, "serial": self.doc.serial,
+            key = journal_key(self.journal_prefix, doc.serial, self._seq)
+            body = {"lineage": doc.lineage, "serial": doc.serial,
                     "seq": self._seq, "ops": list(ops)}
             self._seq += 1
         # Outside the mutex, so actions in flight save their records in parallel. Replay
