@@ -25,7 +25,8 @@ from navarch_plan.catalog.facts import (
     native_type,
     offer,
 )
-from navarch_plan.providers import aws_catalog, gcp_catalog
+from navarch_plan.providers import gcp_catalog
+from navarch_plan.providers.aws import catalog as aws_catalog
 from navarch_plan.providers.fake import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent

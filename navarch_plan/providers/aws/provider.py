@@ -53,7 +53,7 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers.aws_catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
+from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
 
 __all__ = ["AwsProvider"]
 
@@ -359,7 +359,7 @@ class AwsProvider:
         return RateLimit(launches_per_second=2.0, calls_per_second=20.0)
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
-        """The built-in GPU table (approximate us-east-1 on-demand prices, see aws_catalog);
+        """The built-in GPU table (approximate us-east-1 on-demand prices, see aws/catalog.py);
         EC2 has no cheap "is there capacity" call, so every offer says available."""
         return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,
                              memory_gb=s.memory_gb, vcpus=s.vcpus, price_per_hr=s.price_per_hr,
