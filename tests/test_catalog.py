@@ -25,9 +25,9 @@ from navarch_plan.catalog.facts import (
     native_type,
     offer,
 )
-from navarch_plan.providers import gcp_catalog
 from navarch_plan.providers.aws import catalog as aws_catalog
 from navarch_plan.providers.fake import FakeProvider
+from navarch_plan.providers.gcp import catalog as gcp_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON_PATH = ROOT / "navarch_plan" / "data" / "catalog.json"

@@ -53,7 +53,7 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers import gcp_catalog as catalog
+from navarch_plan.providers.gcp import catalog
 
 __all__ = ["GcpProvider"]
 
