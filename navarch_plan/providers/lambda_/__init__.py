@@ -1,0 +1,18 @@
+"""Lambda Cloud: the provider (provider.py, httpx).
+
+Nothing here imports the cloud's SDK: the provider module (and the SDK) load when one
+of its names is first asked for, so a config that never uses this cloud never pays
+for it."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["LambdaProvider", "DEFAULT_BASE_URL"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.provider"), name)
