@@ -27,14 +27,15 @@ from navarch_plan.planner.checks import check_saved_actions
 from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
 from navarch_plan.planner.strategies import offer_tables
 from navarch_plan.providers.base import (
-    DEFAULT_CONSISTENCY,
+    BuildContext,
     EventuallyConsistent,
     InstanceTypeLister,
     NodeGetter,
     PartialLister,
     Provider,
+    ProviderType,
 )
-from navarch_plan.providers.registry import build_provider, known_types
+from navarch_plan.providers.registry import build_provider, provider_types
 from navarch_plan.state.backends import StateStore, open_store
 from navarch_plan.state.model import StateDoc
 
@@ -62,17 +63,20 @@ def load_config(path: str, env: Mapping[str, str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", path) from None
     base_dir = os.path.dirname(path) or "."
-    return parse_config(text, path, os.environ if env is None else env, base_dir, known_types())
+    return parse_config(text, path, os.environ if env is None else env, base_dir, provider_types())
 
 
 class Engine:
     def __init__(self, config: Config, env: Mapping[str, str] | None = None,
                  hooks: Hooks | None = None, lock_timeout: float = 0.0,
                  notice: Callable[[str], None] | None = None, clock: Clock = SYSTEM_CLOCK,
-                 providers: Mapping[str, Provider] | None = None) -> None:
+                 providers: Mapping[str, Provider] | None = None,
+                 types: Mapping[str, ProviderType] | None = None) -> None:
         """`providers`: provider objects to use instead of building them from the config
-        (the library's way to plan and apply with objects it made itself)."""
+        (the library's way to plan and apply with objects it made itself). `types`: the
+        provider types the config was read with (default: built-ins and plugins)."""
         self.config = config
+        self.types = provider_types() if types is None else types
         self.clock = clock
         if providers is not None:
             self.__dict__["providers"] = dict(providers)
@@ -97,8 +101,9 @@ class Engine:
         built = {}
         for name, pc in self.config.providers.items():
             try:
-                built[name] = build_provider(pc, self.env, self.config.base_dir,
-                                             self.config.regions_of(name))
+                context = BuildContext(self.config.base_dir,
+                                       tuple(self.config.regions_of(name)), self.clock)
+                built[name] = build_provider(pc, self.env, context, self.types)
             except ConfigError as exc:
                 if exc.file:
                     raise
@@ -134,10 +139,15 @@ class Engine:
 
     @cached_property
     def consistency(self) -> dict[str, Consistency]:
-        """Each provider's window and boot timeout: its own, then the config's."""
+        """Each provider's window and boot timeout: its own (else its type's), then the
+        config's."""
         return {name: (p.consistency() if isinstance(p, EventuallyConsistent)
-                       else DEFAULT_CONSISTENCY).overridden(self.config.providers[name].options)
+                       else self._type_of(name).consistency
+                       ).overridden(self.config.providers[name].options)
                 for name, p in self.providers.items()}
+
+    def _type_of(self, provider: str) -> ProviderType:
+        return self.types[self.config.providers[provider].type]
 
     def keep_identity(self, snapshot: bool = True) -> None:
         """Make the state's lineage and fingerprint key durable now if they exist only in
@@ -294,7 +304,7 @@ class Engine:
         if plan.actions:
             self.keep_identity(snapshot=False)
         gates = {name: gate_for(name, provider, self.config.providers[name].options,
-                                self.clock)
+                                self.clock, self._type_of(name).rate_limit)
                  for name, provider in self.providers.items()}
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,

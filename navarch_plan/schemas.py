@@ -11,16 +11,20 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_schema", "validator"]
+__all__ = ["load_schema", "schema_path", "validator"]
 
 _PACKAGED = Path(__file__).parent / "schemas"
 _SOURCE = Path(__file__).parent.parent / "schemas"
 
 
+def schema_path(name: str) -> Path:
+    folder = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
+    return folder / f"{name}.schema.json"
+
+
 @cache
 def load_schema(name: str) -> dict[str, Any]:
-    folder = _PACKAGED if _PACKAGED.is_dir() else _SOURCE
-    return json.loads((folder / f"{name}.schema.json").read_text())
+    return json.loads(schema_path(name).read_text())
 
 
 @cache

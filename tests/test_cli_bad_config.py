@@ -147,7 +147,7 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
      "6:3", "exactly one SSH key name; 0 given"),
     ("l: {type: lambda, api_key_env: LAMBDA_KEY}",
      "{provider: l, instance_type: gpu_1x_a10, region: us-east-1, zone: us-east-1a, "
-     "nodes: 1, ssh_keys: [a]}", "6:3", "Lambda Cloud has no zones"),
+     "nodes: 1, ssh_keys: [a]}", "6:66", "Lambda Cloud has no zones"),
     ("g: {type: gcp, project: p}",
      "{provider: g, instance_type: g2-standard-4, region: us-central1, nodes: 1}",
      "6:3", "Compute Engine needs a zone"),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from navarch_plan.model import LABEL_ADDRESS, LABEL_WORKSPACE
-from navarch_plan.providers.registry import known_types
+from navarch_plan.providers.registry import provider_types
 from tests.conftest import Workdir
 
 CLOUD = "state/example-cloud.json"  # relative to the working directory navarch runs in
@@ -123,7 +123,7 @@ def test_plugin_checks_its_own_options(work: Workdir) -> None:
 def test_unknown_provider_type_is_one_clear_line(work: Workdir) -> None:
     example_config(work, provider="{type: examplee, path: " + CLOUD + "}")
     line = one_line_error(work.run("plan"))
-    known = ", ".join(sorted(known_types()))  # built-ins and installed plugins
+    known = ", ".join(sorted(provider_types()))  # built-ins and installed plugins
     assert line == (f"Error: navarch.yaml:4:8: providers.ex.type: unknown provider type "
                     f"'examplee' (known: {known})")
     assert not (work.path / "state" / "plug.json").exists()

@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
 from botocore.httpsession import URLLib3Session
 
+from navarch_plan.config import parse_config
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -29,7 +30,8 @@ from navarch_plan.errors import (
 )
 from navarch_plan.model import LABEL_WORKSPACE, NodeStatus, ProvisionRequest
 from navarch_plan.providers.aws import AwsProvider
-from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
+from navarch_plan.providers.aws.kind import AWS
+from navarch_plan.providers.base import BuildContext, InstanceTypeLister, NodeGetter, Provider
 from tests.conftest import reset_moto
 from tests.fakes.moto_server import AMI, RawBody, Recorder, ec2_error, error_response
 
@@ -355,12 +357,17 @@ def test_instance_types_match_ec2s_own_data(provider: AwsProvider, raw: Callable
         assert ours.memory_gb == info["MemoryInfo"]["SizeInMiB"] / 1024, ours.name
 
 
-def test_from_config(endpoint: str) -> None:
-    cfg = {"type": "aws", "region": WEST, "image_id": AMI, "key_name": "ops",
-           "regions": [EAST, WEST], "endpoint_url": endpoint, "security_group_ids": ["sg-1"]}
-    p = AwsProvider.from_config("cloud", cfg, {})
-    assert (p.name, p.region, p.regions, p.key_name) == ("cloud", WEST, (WEST, EAST), "ops")
+def test_built_from_its_type(endpoint: str) -> None:
+    """The `aws` type builds the provider from schema-checked options; the candidates'
+    regions (from the config) are listed as well as the ones the options name."""
+    options = {"region": WEST, "image_id": AMI, "key_name": "ops", "regions": [EAST],
+               "endpoint_url": endpoint, "security_group_ids": ["sg-1"]}
+    p = AWS.build("cloud", options, {}, BuildContext(regions=("eu-west-1",)))
+    assert isinstance(p, AwsProvider)
+    assert (p.name, p.region, p.key_name) == ("cloud", WEST, "ops")
+    assert set(p.regions) == {WEST, EAST, "eu-west-1"}
     assert p.security_group_ids == ("sg-1",) and p.endpoint_url == endpoint
     with pytest.raises(ConfigError) as info:
-        AwsProvider.from_config("cloud", {"type": "aws", "region": EAST}, {})
-    assert "image_id" in str(info.value)
+        parse_config("version: 1\nproviders: {cloud: {type: aws, region: us-east-1}}\n",
+                     "n.yaml", {})
+    assert "image_id" in str(info.value) and "n.yaml:2" in str(info.value)

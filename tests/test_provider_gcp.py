@@ -16,6 +16,7 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
+from navarch_plan.config import parse_config
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -27,8 +28,9 @@ from navarch_plan.errors import (
     TransientError,
 )
 from navarch_plan.model import NodeStatus, ProvisionRequest
-from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
+from navarch_plan.providers.base import BuildContext, InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.gcp import DEFAULT_IMAGE, GcpProvider
+from navarch_plan.providers.gcp.kind import GCP
 from tests.fakes.gce_server import FakeGce, serve
 
 PROJECT = "test-project"
@@ -415,19 +417,19 @@ def test_500_on_list_and_terminate_is_transient(gcp: GcpProvider, fake: FakeGce)
 
 # -- construction and catalog -----------------------------------------------------------
 
-def test_from_config_with_anonymous_credentials(endpoint: str, fake: FakeGce) -> None:
-    cfg = {"type": "gcp", "project": PROJECT, "endpoint": endpoint,
-           "credentials": "anonymous", "image": "projects/p/global/images/my-image",
-           "disk_gb": 500}
-    gcp = GcpProvider.from_config("gcp-main", cfg, env={})
+def test_built_from_its_type_with_anonymous_credentials(endpoint: str, fake: FakeGce) -> None:
+    options = {"project": PROJECT, "endpoint": endpoint, "credentials": "anonymous",
+               "image": "projects/p/global/images/my-image", "disk_gb": 500}
+    gcp = GCP.build("gcp-main", options, {}, BuildContext())
     node = gcp.provision(request())
     assert node.provider == "gcp-main"
     (body,) = insert_bodies(fake)
     params = body["disks"][0]["initializeParams"]
     assert params["sourceImage"] == "projects/p/global/images/my-image"
     assert params["diskSizeGb"] == "500"
-    with pytest.raises(ConfigError):
-        GcpProvider.from_config("g", {"type": "gcp", "project": "p", "credentials": "x"}, {})
+    with pytest.raises(ConfigError, match="credentials"):
+        parse_config("version: 1\nproviders:\n  g: {type: gcp, project: p, credentials: x}\n",
+                     "n.yaml", {})
 
 
 def test_protocols_and_instance_types() -> None:

@@ -15,9 +15,11 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from navarch_plan.config import parse_config
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
+    ConfigError,
     InvalidRequestError,
     NotFoundError,
     ProviderError,
@@ -26,8 +28,9 @@ from navarch_plan.errors import (
     TransientError,
 )
 from navarch_plan.model import NodeStatus, ProvisionRequest
-from navarch_plan.providers.base import InstanceTypeLister, NodeGetter, Provider
+from navarch_plan.providers.base import BuildContext, InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.lambda_ import LambdaProvider
+from navarch_plan.providers.lambda_.kind import LAMBDA
 from navarch_plan.testing import FakeClock
 from tests.fakes.lambda_server import LAUNCH, TERMINATE, FakeLambda, error_body, serve
 
@@ -443,12 +446,14 @@ def test_a_provider_paces_its_own_launches_on_the_shared_pacer(fake, key):
 
 # -- configuration and secrets --------------------------------------------------------------
 
-def test_from_config_reads_the_key_from_the_named_variable(fake, key):
+def test_built_from_its_type_reads_the_key_from_the_named_variable(fake, key):
     fake.seed_instance()
     with serve(fake) as url:
-        cfg = {"type": "lambda", "api_key_env": "LAMBDA_API_KEY", "base_url": url,
-               "launch_interval": 0, "timeout": 5}
-        with LambdaProvider.from_config("gpu-cloud", cfg, {"LAMBDA_API_KEY": key}) as p:
+        options = {"api_key_env": "LAMBDA_API_KEY", "base_url": url, "launch_interval": 0,
+                   "timeout": 5}
+        built = LAMBDA.build("gpu-cloud", options, {"LAMBDA_API_KEY": key}, BuildContext())
+        assert isinstance(built, LambdaProvider)
+        with built as p:
             nodes = p.list()
             assert p.name == "gpu-cloud" and p.launch_interval == 0
     assert [n.provider for n in nodes] == ["gpu-cloud"]
@@ -456,16 +461,16 @@ def test_from_config_reads_the_key_from_the_named_variable(fake, key):
 
 
 @pytest.mark.parametrize("env", [{}, {"LAMBDA_API_KEY": ""}, {"OTHER": "sk-x"}])
-def test_from_config_without_the_variable_is_an_auth_error(env):
+def test_built_without_the_variable_is_an_auth_error(env):
     with pytest.raises(AuthError, match="LAMBDA_API_KEY") as err:
-        LambdaProvider.from_config("lambda", {"type": "lambda",
-                                              "api_key_env": "LAMBDA_API_KEY"}, env)
+        LAMBDA.build("lambda", {"api_key_env": "LAMBDA_API_KEY"}, env, BuildContext())
     assert "sk-x" not in str(err.value) and err.value.provider == "lambda"
 
 
-def test_from_config_without_api_key_env_is_an_auth_error():
-    with pytest.raises(AuthError, match="api_key_env"):
-        LambdaProvider.from_config("lambda", {"type": "lambda"}, {"LAMBDA_API_KEY": "k"})
+def test_a_config_without_api_key_env_is_refused_at_load():
+    with pytest.raises(ConfigError, match="api_key_env"):
+        parse_config("version: 1\nproviders: {lambda: {type: lambda}}\n", "n.yaml",
+                     {"LAMBDA_API_KEY": "k"})
 
 
 def test_key_never_in_repr_or_logs(fake, key, caplog):

@@ -164,10 +164,12 @@ def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
 
 
 def gate_for(name: str, provider: Provider, options: Mapping[str, object],
-             clock: Clock = SYSTEM_CLOCK) -> Gate:
-    """A provider's gate: its own documented limits (if it declares them), with the
-    config's `rate_limit` fields over them, and the config's `retry` policy."""
-    limit = provider.rate_limit() if isinstance(provider, RateLimited) else RateLimit()
+             clock: Clock = SYSTEM_CLOCK, default: RateLimit | None = None) -> Gate:
+    """A provider's gate: its own documented limits (if it declares them, else
+    `default`: its type's), with the config's `rate_limit` fields over them, and the
+    config's `retry` policy."""
+    limit = (provider.rate_limit() if isinstance(provider, RateLimited)
+             else default or RateLimit())
     limit = limit.overridden(options.get("rate_limit") or {})  # type: ignore[arg-type]
     return Gate(name, limit, retry_policy(options), clock)
 

@@ -3,7 +3,6 @@ placements) and what it desires (desired). Pure: nothing here reads a file or ca
 cloud; the engine reads the file and hands the text in."""
 
 from navarch_plan.config.load import parse_config
-from navarch_plan.config.types import BUILTIN_TYPES, Config, Context, ProviderConfig, StateConfig
+from navarch_plan.config.types import Config, Context, ProviderConfig, StateConfig
 
-__all__ = ["BUILTIN_TYPES", "Config", "Context", "ProviderConfig", "StateConfig",
-           "parse_config"]
+__all__ = ["Config", "Context", "ProviderConfig", "StateConfig", "parse_config"]

@@ -3,13 +3,13 @@ schema cannot express: unknown providers, references, depends_on cycles."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, find_refs
 from navarch_plan.config.placements import placements_of
 from navarch_plan.model import named_address, pool_address
+from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import Context, ProviderConfig
@@ -20,10 +20,11 @@ MAX_TOTAL_NODES = 100_000
 
 
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
-                  known_types: frozenset[str]) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+                  types: Mapping[str, ProviderType]
+                  ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
     for name, provider in providers.items():
-        if provider.type not in known_types:
-            known = ", ".join(sorted(known_types))
+        if provider.type not in types:
+            known = ", ".join(sorted(types))
             raise ctx.error(("providers", name, "type"),
                             f"unknown provider type {provider.type!r} (known: {known})")
     specs = _group_specs(data, ctx)
@@ -39,7 +40,7 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
         _check_providers(spec, providers, ctx, path)
         ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
         groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
-        for node in _nodes_of(kind, name, spec, providers, defaults, ctx, path):
+        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path):
             desired[node.address] = node
     _check_cycles(groups, ctx)
     return groups, desired
@@ -114,19 +115,20 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
-              providers: Mapping[str, ProviderConfig], defaults: dict[str, Any], ctx: Context,
-              path: tuple) -> list[DesiredNode]:
+              providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
+              defaults: dict[str, Any], ctx: Context, path: tuple) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
-    keys_at = ((*path, "ssh_keys") if "ssh_keys" in spec
-               else ("defaults", "ssh_keys") if "ssh_keys" in defaults else path)
-    for placement in placements:
-        _check_cloud_rules(providers[placement.provider], ssh_keys, placement.zone, keys_at,
-                           ctx, path)
-        if providers[placement.provider].type == "lambda":
-            _check_lambda_tags(labels, spec, ctx, path)
     user_data = spec.get("user_data", "")
+    for placement in placements:
+        facts = NodeFacts(region=placement.region, zone=placement.zone,
+                          instance_type=placement.instance_type, ssh_keys=ssh_keys,
+                          labels=labels, user_data=user_data)
+        provider = providers[placement.provider]
+        for problem in types[provider.type].check_node(provider.options, facts):
+            raise ctx.error(_problem_path(problem, provider, spec, defaults, path),
+                            problem.message)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
     return [
@@ -140,33 +142,26 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
     ]
 
 
-def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone: str,
-                       keys_at: tuple, ctx: Context, path: tuple) -> None:
-    """What a cloud would refuse at launch, refused at load: no launch slot is wasted."""
-    if provider.type == "lambda":
-        if len(ssh_keys) != 1:
-            raise ctx.error(keys_at, f"Lambda Cloud launches take exactly one SSH key name; "
-                            f"{len(ssh_keys)} given")
-        if zone:
-            raise ctx.error(path, "Lambda Cloud has no zones: leave zone out")
-    if provider.type == "gcp" and not zone:
-        raise ctx.error(path, "Compute Engine needs a zone (zone: us-central1-a)")
+def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],
+                  defaults: dict[str, Any], path: tuple) -> tuple:
+    """Where in the file a provider type's objection points: the option it lacks, else
+    the node's key (in the node, else in `defaults`), else the node itself."""
+    if problem.option:
+        return ("providers", provider.name, *problem.option.split("."))
+    keys = tuple(problem.field.split(".", 1)) if problem.field else ()
+    if keys and _has(spec, keys):
+        return (*path, *keys)
+    if keys and _has(defaults, keys):
+        return ("defaults", *keys)
+    return path
 
 
-# Lambda Cloud's tag rules (its launch spec): keys ^[a-z][a-z0-9-:]+$, at most 55
-# characters; values at most 128.
-_LAMBDA_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]{1,54}$")
-
-
-def _check_lambda_tags(labels: Mapping[str, str], spec: dict[str, Any], ctx: Context,
-                       path: tuple) -> None:
-    for key, value in labels.items():
-        if not _LAMBDA_TAG_KEY.match(key) or len(str(value)) > 128:
-            where = ((*path, "labels", key) if key in spec.get("labels", {})
-                     else ("defaults", "labels", key))
-            raise ctx.error(where, f"label {key}={value!r} breaks Lambda Cloud's tag rules "
-                            "(keys: a lowercase letter, then lowercase letters, digits, '-' "
-                            "or ':', at most 55 characters; values at most 128)")
+def _has(data: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
 
 
 def _check_cycles(groups: Mapping[str, Group], ctx: Context) -> None:

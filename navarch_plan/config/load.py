@@ -14,35 +14,36 @@ from types import MappingProxyType
 from typing import Any
 
 from navarch_plan.config.build import build_desired
-from navarch_plan.config.types import (
-    BUILTIN_TYPES,
-    Config,
-    Context,
-    ProviderConfig,
-    StateConfig,
-)
+from navarch_plan.config.schema import config_validator
+from navarch_plan.config.types import Config, Context, ProviderConfig, StateConfig
 from navarch_plan.config.yamlpos import load_yaml
-from navarch_plan.schemas import validator
+from navarch_plan.providers.base import ProviderType
 
 __all__ = ["parse_config"]
 
 
 def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
-                 base_dir: str = ".", known_types: frozenset[str] = BUILTIN_TYPES) -> Config:
-    """`known_types`: provider types that exist (the CLI adds installed plugins)."""
+                 base_dir: str = ".", types: Mapping[str, ProviderType] | None = None
+                 ) -> Config:
+    """`types`: the provider types that exist, by name (default: the built-ins; the CLI
+    passes registry.provider_types(), which adds installed plugins)."""
+    if types is None:
+        from navarch_plan.providers.registry import builtin_types
+
+        types = builtin_types()
     env_values: set[str] = set()
     data, positions = load_yaml(text, file, env, env_values)
     ctx = Context(file, positions)
     if not isinstance(data, dict):
         raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
-    _check_schema(data, ctx)
+    _check_schema(data, ctx, types)
     _refuse_unsupported(data, ctx)
     workspace = data.get("workspace", "default")
     providers = {
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
-    groups, desired = build_desired(data, providers, ctx, known_types)
+    groups, desired = build_desired(data, providers, ctx, types)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Config(
         file=file,
@@ -73,9 +74,10 @@ def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateC
 _UNEXPECTED = re.compile(r"\('(?P<key>[^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")
 
 
-def _check_schema(data: dict[str, Any], ctx: Context) -> None:
+def _check_schema(data: dict[str, Any], ctx: Context,
+                  types: Mapping[str, ProviderType]) -> None:
     found = []
-    for err in validator("navarch").iter_errors(data):
+    for err in config_validator(types).iter_errors(data):
         for leaf in _leaves(err):
             path = tuple(leaf.absolute_path)
             message = leaf.message

@@ -8,15 +8,12 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from navarch_plan.catalog.facts import CLOUDS
 from navarch_plan.config.desired import DesiredNode, Group, fingerprint
 from navarch_plan.config.yamlpos import Path, Positions, path_str
 from navarch_plan.errors import ConfigError
 
-__all__ = ["BUILTIN_TYPES", "Config", "Context", "ProviderConfig", "StateConfig"]
+__all__ = ["Config", "Context", "ProviderConfig", "StateConfig"]
 
-# The built-in provider types are the clouds the shipped catalog has a table for.
-BUILTIN_TYPES = frozenset(CLOUDS)
 
 @dataclass(frozen=True)
 class ProviderConfig:

@@ -1,14 +1,20 @@
-"""The provider interface: one small Protocol, optional capabilities apart."""
+"""The provider interface: one small Protocol, optional capabilities apart; and the
+provider *type* (`ProviderType`), which owns what navarch knows about a kind of provider
+before it builds one: its options, its label rules, its checks, its defaults."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
+from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.model import Consistency, InstanceType, Listing, Node, ProvisionRequest, RateLimit
 
 __all__ = ["Provider", "InstanceTypeLister", "NodeGetter", "RateLimited", "PartialLister",
-           "EventuallyConsistent", "LabelSetter", "DEFAULT_CONSISTENCY"]
+           "EventuallyConsistent", "LabelSetter", "DEFAULT_CONSISTENCY", "ProviderType",
+           "LabelRules", "NodeFacts", "NodeProblem", "BuildContext"]
 
 #: What navarch assumes of a provider that does not say (a plugin without
 #: `consistency()`): reads may lag a minute; no idempotent launches.
@@ -83,3 +89,101 @@ class LabelSetter(Protocol):
     by hand. Clouds without such an API (Lambda) leave it out."""
 
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None: ...
+
+
+# -- provider types ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelRules:
+    """A cloud's rules for label (tag) keys and values, checked when the config loads, so
+    a label the cloud would refuse costs no launch. Patterns must match the whole key
+    (value); `words` says the rules for people."""
+
+    key_pattern: str
+    max_key: int
+    max_value: int
+    words: str
+    value_pattern: str = ""  # "" = any characters
+    reserved_prefixes: tuple[str, ...] = ()
+
+    def problem(self, key: str, value: str) -> str | None:
+        """Why the cloud would refuse `key=value`, or None."""
+        fits = (len(key) <= self.max_key and len(value) <= self.max_value
+                and re.fullmatch(self.key_pattern, key) is not None
+                and (not self.value_pattern or re.fullmatch(self.value_pattern, value)))
+        if fits and not any(key.startswith(p) for p in self.reserved_prefixes):
+            return None
+        return f"breaks {self.words}"
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """One candidate placement of a desired node, as a provider type checks it at load."""
+
+    region: str
+    zone: str
+    instance_type: str
+    ssh_keys: tuple[str, ...]
+    labels: Mapping[str, str]
+    user_data: str
+
+
+@dataclass(frozen=True)
+class NodeProblem:
+    """What a cloud would refuse at launch. `field` is the node's key it is about
+    (`ssh_keys`, `zone`, `labels.KEY`, ...; "" for the node itself); `option`, when set,
+    is the provider option that lacks something (`image_id.us-west-2`), so the error
+    points at the provider instead."""
+
+    message: str
+    field: str = ""
+    option: str = ""
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What building a provider may need beyond its options: the config's folder (for
+    relative paths), every region the config's candidates name on it, the clock."""
+
+    base_dir: str = "."
+    regions: tuple[str, ...] = ()
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
+
+
+@runtime_checkable
+class ProviderType(Protocol):
+    """A kind of provider (`lambda`, `gcp`, a plugin's): everything navarch needs to know
+    before building one. Built-ins and plugins register the same way (registry.py).
+
+    options_schema: a JSON Schema object (`properties`, `required`) for the type's own
+      options; navarch adds its shared ones (`rate_limit`, `retry`, `consistency_window`,
+      `boot_timeout`). None accepts any keys (then `build` must check them).
+    label_rules: what the cloud accepts as labels, or None for anything.
+    consistency, rate_limit: the cloud's documented behaviour, before a config's
+      overrides.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def options_schema(self) -> Mapping[str, Any] | None: ...
+    @property
+    def label_rules(self) -> LabelRules | None: ...
+    @property
+    def consistency(self) -> Consistency: ...
+    @property
+    def rate_limit(self) -> RateLimit: ...
+
+    def check_node(self, options: Mapping[str, Any], node: NodeFacts
+                   ) -> Sequence[NodeProblem]:
+        """What the cloud would refuse about launching `node` with these options."""
+        ...
+
+    def build(self, name: str, options: Mapping[str, Any], env: Mapping[str, str],
+              context: BuildContext) -> Provider:
+        """The provider, from its options (schema-checked, navarch's shared ones
+        removed). Imports the cloud's SDK; reads secrets only from `env`."""
+        ...

@@ -1,59 +1,88 @@
-"""Provider types by name: the built-in ones, and third-party ones registered under
-the entry-point group `navarch_plan.providers`. Cloud SDKs are imported only here,
-only when a config uses that type."""
+"""Provider types by name: the built-in ones, and third-party ones registered under the
+entry-point group `navarch_plan.providers`, all as `ProviderType`s. A type's module is
+light; its cloud SDK is imported only when a provider of it is built."""
 
 from __future__ import annotations
 
+import functools
 import importlib
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from navarch_plan.apply.throttle import SCHEDULER_OPTIONS
 from navarch_plan.errors import ConfigError
-from navarch_plan.providers.base import Provider
+from navarch_plan.providers.base import BuildContext, Provider, ProviderType
+from navarch_plan.providers.declared import type_from_class
 
 if TYPE_CHECKING:
-    from navarch_plan.config import ProviderConfig
+    from navarch_plan.config.types import ProviderConfig
 
-__all__ = ["BUILTIN_TYPES", "provider_class", "build_provider", "known_types"]
+__all__ = ["BUILTIN_TYPES", "build_provider", "builtin_types", "provider_type",
+           "provider_types"]
 
+#: The only list of built-in types: name -> "module:attribute" of its ProviderType.
 BUILTIN_TYPES = {
-    "fake": "navarch_plan.providers.fake:FakeProvider",
-    "lambda": "navarch_plan.providers.lambda_:LambdaProvider",
-    "gcp": "navarch_plan.providers.gcp:GcpProvider",
-    "aws": "navarch_plan.providers.aws:AwsProvider",
+    "fake": "navarch_plan.providers.fake.kind:FAKE",
+    "lambda": "navarch_plan.providers.lambda_.kind:LAMBDA",
+    "gcp": "navarch_plan.providers.gcp.kind:GCP",
+    "aws": "navarch_plan.providers.aws.kind:AWS",
 }
+_GROUP = "navarch_plan.providers"
 
 
-def known_types() -> frozenset[str]:
-    return frozenset({*BUILTIN_TYPES, *(ep.name for ep in
-                                        entry_points(group="navarch_plan.providers"))})
+@functools.cache
+def builtin_types() -> Mapping[str, ProviderType]:
+    found: dict[str, ProviderType] = {}
+    for name, target in BUILTIN_TYPES.items():
+        module, _, attribute = target.partition(":")
+        found[name] = getattr(importlib.import_module(module), attribute)
+    return found
 
 
-def provider_class(type_name: str) -> Any:
-    target = BUILTIN_TYPES.get(type_name)
-    if target is None:
-        plugins = {ep.name: ep for ep in entry_points(group="navarch_plan.providers")}
-        if type_name not in plugins:
-            known = ", ".join(sorted({*BUILTIN_TYPES, *plugins}))
-            raise ConfigError(f"unknown provider type {type_name!r} (known: {known})")
-        return plugins[type_name].load()
-    module_name, _, class_name = target.partition(":")
+@functools.cache
+def provider_types() -> Mapping[str, ProviderType]:
+    """The built-ins and every installed plugin (a plugin cannot replace a built-in).
+    A plugin's entry point names a ProviderType, or a provider class with
+    `from_config` (see declared.type_from_class)."""
+    found = dict(builtin_types())
+    for ep in entry_points(group=_GROUP):
+        if ep.name not in found:
+            found[ep.name] = _as_type(ep.name, ep.load())
+    return found
+
+
+def provider_type(name: str, types: Mapping[str, ProviderType] | None = None
+                  ) -> ProviderType:
+    types = provider_types() if types is None else types
+    if name not in types:
+        raise ConfigError(f"unknown provider type {name!r} (known: "
+                          f"{', '.join(sorted(types))})")
+    return types[name]
+
+
+def build_provider(config: ProviderConfig, env: Mapping[str, str],
+                   context: BuildContext | None = None,
+                   types: Mapping[str, ProviderType] | None = None) -> Provider:
+    """The provider a config declares, from its own options (navarch's shared ones,
+    which the scheduler reads, and `type` left out)."""
+    kind = provider_type(config.type, types)
+    options = {k: v for k, v in config.options.items()
+               if k not in SCHEDULER_OPTIONS and k != "type"}
     try:
-        module = importlib.import_module(module_name)
+        return kind.build(config.name, options, env, context or BuildContext())
     except ImportError as exc:
-        raise ConfigError(f"provider type {type_name!r} needs an extra package ({exc.name}); "
-                          f"install it with: pip install 'navarch-plan[{type_name}]'") from None
-    return getattr(module, class_name)
+        if config.type not in BUILTIN_TYPES:
+            raise
+        raise ConfigError(f"provider type {config.type!r} needs an extra package "
+                          f"({exc.name}); install it with: "
+                          f"pip install 'navarch-plan[{config.type}]'") from None
 
 
-def build_provider(config: ProviderConfig, env: Mapping[str, str], base_dir: str,
-                   regions: Sequence[str] = ()) -> Provider:
-    options = {k: v for k, v in config.options.items() if k not in SCHEDULER_OPTIONS}
-    if config.type == "fake" and options.get("path"):
-        options["path"] = os.path.join(base_dir, options["path"])
-    if config.type == "aws":
-        options["regions"] = sorted({*options.get("regions", []), *regions})
-    return provider_class(config.type).from_config(config.name, options, env)
+def _as_type(name: str, loaded: object) -> ProviderType:
+    if isinstance(loaded, ProviderType):
+        return loaded
+    if callable(getattr(loaded, "from_config", None)):
+        return type_from_class(name, loaded)
+    raise ConfigError(f"the entry point {name!r} in {_GROUP} names neither a provider "
+                      "type nor a provider class with from_config")

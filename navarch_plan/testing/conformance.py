@@ -166,12 +166,15 @@ class ProviderConformance:
             "list_instance_types() presence must match supports_instance_types"
 
     def test_declared_rate_limits_are_usable(self, provider: Provider) -> None:
-        """Optional: a provider that declares its cloud's limits must give rates and a
-        concurrency the scheduler can use (positive, or None for no limit)."""
-        if not isinstance(provider, RateLimited):
-            return
-        limit = provider.rate_limit()
-        assert isinstance(limit, RateLimit), "rate_limit() returns navarch_plan.model.RateLimit"
+        """The limits apply's scheduler will pace this provider by must be usable
+        (positive rates, or None for no limit): the provider's own `rate_limit()` if it
+        declares one, else what the scheduler falls back to."""
+        from navarch_plan.apply.throttle import gate_for
+
+        if isinstance(provider, RateLimited):
+            assert isinstance(provider.rate_limit(), RateLimit), \
+                "rate_limit() returns navarch_plan.model.RateLimit"
+        limit = gate_for(provider.name, provider, {}).limit
         for rate in (limit.launches_per_second, limit.calls_per_second):
             assert rate is None or (isinstance(rate, int | float) and 0 < rate < math.inf)
         assert limit.concurrency is None or (isinstance(limit.concurrency, int)

@@ -39,6 +39,7 @@ from navarch_plan.providers.base import (
     NodeGetter,
     Provider,
 )
+from navarch_plan.providers.declared import DeclaredType
 
 __all__ = ["ConsistencyScenarios", "LaggingProvider"]
 
@@ -119,6 +120,10 @@ class LaggingProvider:
         return self._consistency
 
 
+def _built_by_the_harness(*args: object) -> Provider:
+    raise AssertionError("the harness hands the engine its provider; none is built")
+
+
 class _Rig:
     """One workspace of two nodes on the wrapped provider, planned and applied by
     navarch's engine in this process; state in `folder`."""
@@ -138,9 +143,10 @@ class _Rig:
                 f"defaults: {{ssh_keys: [{keys}]}}\n"
                 f"pools:\n  w: {{provider: {wrapped.name}, instance_type: "
                 f"{sample.instance_type}, region: {sample.region}{zone}, nodes: {nodes}}}\n")
-        config = parse_config(text, str(folder / "navarch.yaml"), {}, str(folder),
-                              frozenset({"conformance"}))
-        self.engine = Engine(config, providers={wrapped.name: wrapped})
+        types = {"conformance": DeclaredType(name="conformance", title="under test",
+                                             factory=_built_by_the_harness)}
+        config = parse_config(text, str(folder / "navarch.yaml"), {}, str(folder), types)
+        self.engine = Engine(config, providers={wrapped.name: wrapped}, types=types)
 
     def plan(self, destroy: bool = False) -> Any:
         from navarch_plan.planner import PlanOptions

@@ -12,7 +12,8 @@ from navarch_example_provider import ExampleCloud, ExampleProvider
 
 from navarch_plan.errors import AuthError, ConfigError
 from navarch_plan.model import NodeStatus, ProvisionRequest
-from navarch_plan.providers.registry import provider_class
+from navarch_plan.providers.base import BuildContext, ProviderType
+from navarch_plan.providers.registry import provider_type
 from navarch_plan.testing import (
     CapacityHook,
     ConsistencyScenarios,
@@ -95,5 +96,9 @@ def test_from_config_checks_its_own_options() -> None:
                                     env={})
 
 
-def test_entry_point_resolves_to_the_provider() -> None:
-    assert provider_class("example") is ExampleProvider
+def test_entry_point_resolves_to_a_provider_type() -> None:
+    """The plugin registers its class; navarch makes it a ProviderType that builds it."""
+    kind = provider_type("example")
+    assert isinstance(kind, ProviderType) and kind.name == "example"
+    built = kind.build("ex", {"capacity": {"ex-l4-1": 2}}, {}, BuildContext())
+    assert isinstance(built, ExampleProvider) and built.cloud.capacity == {"ex-l4-1": 2}

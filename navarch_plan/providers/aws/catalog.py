@@ -42,7 +42,7 @@ class GpuShape:
 
 
 # The GPU table lives in the package's catalog (navarch_plan/data/catalog.json, the one
-# source of truth); this view keeps the shape aws.py has always read.
+# source of truth); this view keeps the shape provider.py has always read.
 GPU_TYPES: Mapping[str, GpuShape] = MappingProxyType({
     name: GpuShape(f.gpu_type, f.gpu_count, f.gpu_memory_gb, f.vcpus, f.memory_gb,
                    f.price_per_hr)

@@ -37,7 +37,6 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
-    ConfigError,
     InvalidRequestError,
     NotFoundError,
     ProviderError,
@@ -54,6 +53,7 @@ from navarch_plan.model import (
     RateLimit,
 )
 from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
+from navarch_plan.providers.aws.kind import AWS
 
 __all__ = ["AwsProvider"]
 
@@ -139,21 +139,6 @@ class AwsProvider:
         # instance id -> region (ids do not say); list() threads write distinct keys, which
         # the GIL makes safe without the lock.
         self._region_of: dict[str, str] = {}
-
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any],
-                    env: Mapping[str, str]) -> AwsProvider:
-        """Build from `{type: aws, region, image_id, ...}`. `env` is unused: credentials are
-        boto3's business (environment, profile, instance role), never the config's."""
-        for key in ("region", "image_id"):
-            if not cfg.get(key):
-                raise ConfigError(f"aws provider {name!r} needs {key!r}",
-                                  path=f"providers.{name}.{key}")
-        return cls(name, cfg["region"], image_id=cfg["image_id"],
-                   key_name=cfg.get("key_name", ""), regions=tuple(cfg.get("regions", ())),
-                   endpoint_url=cfg.get("endpoint_url") or None,
-                   subnet_id=cfg.get("subnet_id", ""),
-                   security_group_ids=tuple(cfg.get("security_group_ids", ())))
 
     # -- clients -------------------------------------------------------------------------
 
@@ -347,16 +332,10 @@ class AwsProvider:
     # -- InstanceTypeLister --------------------------------------------------------------
 
     def consistency(self) -> Consistency:
-        """EC2 is eventually consistent for minutes after a launch (terraform-provider-aws
-        waits 2 minutes for the same thing; we allow 3); big GPU instances can take ten
-        minutes and more to boot; RunInstances with the same ClientToken returns the
-        original instance, so a lost launch reply is settled by sending it again."""
-        return Consistency(window=180.0, boot_timeout=1200.0, idempotent_launch=True)
+        return AWS.consistency
 
     def rate_limit(self) -> RateLimit:
-        """EC2's token buckets: RunInstances refills two per second (after a burst we do
-        not rely on); describe calls twenty per second."""
-        return RateLimit(launches_per_second=2.0, calls_per_second=20.0)
+        return AWS.rate_limit
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
         """The built-in GPU table (approximate us-east-1 on-demand prices, see aws/catalog.py);

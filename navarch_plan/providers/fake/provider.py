@@ -88,14 +88,6 @@ class FakeProvider:
         except sqlite3.Error as exc:
             raise self._unusable(exc) from None
 
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any], env: Mapping[str, str]
-                    ) -> FakeProvider:
-        options = {k: cfg[k] for k in ("path", "latency", "capacity", "fail_rate", "seed",
-                                       "boot_time", "faults", "visibility_lag",
-                                       "terminate_lag", "idempotent") if k in cfg}
-        return cls(name, **options)
-
     # -- storage -----------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -1,4 +1,5 @@
-"""Google Compute Engine: the provider (provider.py, google-cloud-compute) and its catalog (catalog.py).
+"""Google Compute Engine: the provider (provider.py, google-cloud-compute) and its
+catalog (catalog.py).
 
 Nothing here imports the cloud's SDK: the provider module (and the SDK) load when one
 of its names is first asked for, so a config that never uses this cloud never pays

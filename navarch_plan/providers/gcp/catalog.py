@@ -1,6 +1,6 @@
 """Static Compute Engine facts: GPU machine types, accelerator names, statuses, label rules.
 
-Kept apart from gcp.py so the tables can be read and corrected without touching client
+Kept apart from provider.py so the tables can be read and corrected without touching client
 code, and because they are pure data (no google.cloud import: `navarch instance-types`
 and the planner may use them without the SDK installed). The machine types, prices and
 regions come from the package catalog (`navarch_plan/data/catalog.json`, whose `gcp`
@@ -55,7 +55,7 @@ class GpuMachineType:
 BUILTIN_GPU_FAMILIES = ("a2", "a3", "a4", "a4x", "g2", "g4")
 
 # The GPU table lives in the package's catalog (navarch_plan/data/catalog.json, the one
-# source of truth); this view keeps the shape gcp.py and gpu_info() have always read.
+# source of truth); this view keeps the shape provider.py and gpu_info() have always read.
 _TABLE: tuple[GpuMachineType, ...] = tuple(
     GpuMachineType(name, f.gpu_count, f.gpu_type, f.vcpus, f.memory_gb, f.price_per_hr,
                    f.regions)

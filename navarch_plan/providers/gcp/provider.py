@@ -29,14 +29,12 @@ from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth import exceptions as auth_exc
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
-    ConfigError,
     InvalidRequestError,
     NotFoundError,
     ProviderError,
@@ -54,6 +52,7 @@ from navarch_plan.model import (
     RateLimit,
 )
 from navarch_plan.providers.gcp import catalog
+from navarch_plan.providers.gcp.kind import GCP
 
 __all__ = ["GcpProvider"]
 
@@ -104,25 +103,6 @@ class GcpProvider:
         self._lock = threading.Lock()
         self._ic: Any = None
         self._zo: Any = None
-
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any],
-                    env: Mapping[str, str]) -> GcpProvider:
-        # `env` is unused: google-auth reads GOOGLE_APPLICATION_CREDENTIALS itself.
-        if not cfg.get("project"):
-            raise ConfigError("a gcp provider needs `project`", path=f"providers.{name}")
-        mode = cfg.get("credentials", "default")
-        if mode not in ("default", "anonymous"):
-            raise ConfigError(f"credentials must be 'default' or 'anonymous', not {mode!r}",
-                              path=f"providers.{name}.credentials")
-        kwargs: dict[str, Any] = {
-            "zones": tuple(cfg.get("zones", ())), "endpoint": cfg.get("endpoint"),
-            "credentials": AnonymousCredentials() if mode == "anonymous" else None,
-        }
-        for key in ("image", "disk_gb", "operation_timeout", "poll_interval"):
-            if key in cfg:
-                kwargs[key] = cfg[key]
-        return cls(name, str(cfg["project"]), **kwargs)
 
     def _clients(self) -> tuple[Any, Any]:
         # Built on first use, so constructing the provider (validate, plan rendering)
@@ -379,15 +359,10 @@ class GcpProvider:
         return Listing(tuple(nodes), tuple(unreachable))
 
     def consistency(self) -> Consistency:
-        """GCE's reads by name are consistent, but an aggregated list can lag a new
-        instance or leave zones out; accelerator VMs take minutes to boot; an insert
-        re-sent with the same requestId and name returns the first one."""
-        return Consistency(window=60.0, boot_timeout=1200.0, idempotent_launch=True)
+        return GCP.consistency
 
     def rate_limit(self) -> RateLimit:
-        """Below Compute Engine's default per-project API rate quotas, which a fleet
-        shares with everything else in the project."""
-        return RateLimit(launches_per_second=5.0, calls_per_second=20.0)
+        return GCP.rate_limit
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
         return catalog.instance_types()

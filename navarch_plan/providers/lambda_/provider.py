@@ -13,6 +13,7 @@ import math
 import random
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -40,10 +41,11 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
+from navarch_plan.providers.base import NodeFacts
+from navarch_plan.providers.lambda_.kind import DEFAULT_BASE_URL, LAMBDA, LAUNCH_INTERVAL
 
 __all__ = ["LambdaProvider"]
 
-DEFAULT_BASE_URL = "https://cloud.lambda.ai/api/v1"
 # The longest we sleep before a retry. A longer Retry-After goes back to the caller, which
 # can schedule other work instead of parking a thread.
 _MAX_WAIT = 60.0
@@ -67,8 +69,6 @@ _ERRORS: dict[str, type[ProviderError]] = {
 }
 
 _GPU = re.compile(r"^\s*(?:\d+x\s+)?(?:NVIDIA\s+)?([^(]*?)\s*(?:\(|$)")
-# Lambda's tag rules (launch spec); checked here so a bad label costs no launch slot.
-_TAG_KEY = re.compile(r"^[a-z][a-z0-9-:]+$")
 
 
 def _gpu_type(description: Any) -> str:
@@ -115,7 +115,7 @@ class LambdaProvider:
     """Provider, InstanceTypeLister and NodeGetter for Lambda Cloud."""
 
     def __init__(self, name: str, api_key: str, *, base_url: str = DEFAULT_BASE_URL,
-                 launch_interval: float = 12.0, timeout: float = 30.0,
+                 launch_interval: float = LAUNCH_INTERVAL, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 4,
                  backoff_base: float = 1.0, self_paced: bool = True,
                  clock: Clock = SYSTEM_CLOCK) -> None:
@@ -137,27 +137,6 @@ class LambdaProvider:
             base_url=self.base_url, timeout=timeout, transport=transport,
             follow_redirects=False,  # a redirected POST is unsafe; make base_url explicit
             headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"})
-
-    @classmethod
-    def from_config(cls, name: str, cfg: Mapping[str, Any],
-                    env: Mapping[str, str]) -> LambdaProvider:
-        """Secrets come only from the environment variable the config names."""
-        var = cfg.get("api_key_env")
-        if not var:
-            raise AuthError("the provider config needs api_key_env (the name of the "
-                            "environment variable holding the API key)", provider=name)
-        key = env.get(var)
-        if not key:
-            raise AuthError(f"environment variable {var} is not set; it must hold the "
-                            "Lambda Cloud API key", provider=name)
-        # Built from a config, apply's scheduler owns retries (the provider's `retry`
-        # option): retrying here too would multiply tries and park workers on a 429.
-        opts: dict[str, Any] = {"base_url": cfg.get("base_url", DEFAULT_BASE_URL),
-                                "max_retries": 0, "self_paced": False}
-        for opt in ("launch_interval", "timeout"):
-            if cfg.get(opt) is not None:
-                opts[opt] = float(cfg[opt])
-        return cls(name, key, **opts)
 
     def __repr__(self) -> str:
         return f"LambdaProvider(name={self.name!r}, base_url={self.base_url!r})"
@@ -222,16 +201,12 @@ class LambdaProvider:
         return self._node(data)
 
     def consistency(self) -> Consistency:
-        """Lambda's listing can come back short for a moment after a launch; 8x H100
-        nodes take over 20 minutes to boot (dstack #2342), so 30; and a launch has no
-        idempotency key: a lost reply is settled by looking for the name."""
-        return Consistency(window=120.0, boot_timeout=1800.0, idempotent_launch=False)
+        return LAMBDA.consistency
 
     def rate_limit(self) -> RateLimit:
-        """Lambda's documented limits: one launch per 12 s (this provider's
-        launch_interval), about one request per second otherwise."""
-        return RateLimit(launches_per_second=1.0 / self.launch_interval
-                         if self.launch_interval > 0 else None, calls_per_second=1.0)
+        """The type's limits, with launches paced at this provider's launch_interval."""
+        return replace(LAMBDA.rate_limit, launches_per_second=1.0 / self.launch_interval
+                       if self.launch_interval > 0 else None)
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
         data = self._request("GET", "/instance-types")
@@ -247,15 +222,10 @@ class LambdaProvider:
         def invalid(message: str) -> InvalidRequestError:
             return InvalidRequestError(message, provider=self.name, region=req.region,
                                        code="navarch/invalid-request")
-        if len(req.ssh_key_names) != 1:
-            raise invalid("Lambda Cloud needs exactly one SSH key per instance, "
-                          f"got {len(req.ssh_key_names)}")
-        if req.zone:
-            raise invalid(f"Lambda Cloud has no zones (got zone {req.zone!r})")
-        for key, value in req.labels.items():
-            if len(key) > 55 or not _TAG_KEY.match(key) or len(value) > 128:
-                raise invalid(f"label {key}={value!r} breaks Lambda's tag rules "
-                              "(key ^[a-z][a-z0-9-:]+$ up to 55 chars, value up to 128)")
+        facts = NodeFacts(req.region, req.zone, req.instance_type, req.ssh_key_names,
+                          req.labels, req.user_data)
+        for problem in LAMBDA.check_node({}, facts):
+            raise invalid(problem.message)
         body: dict[str, Any] = {"region_name": req.region,
                                 "instance_type_name": req.instance_type,
                                 "ssh_key_names": [req.ssh_key_names[0]]}

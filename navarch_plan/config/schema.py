@@ -1,0 +1,62 @@
+"""The config's JSON Schema: the shared part (`schemas/navarch.schema.json`) with each
+provider type's own options put in. A type owns its options (its `options_schema`);
+the published file's per-type part is generated from the built-in types
+(`python -c 'from navarch_plan.config.schema import main; main()'` rewrites it) and a
+test keeps the two equal."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from navarch_plan.providers.base import ProviderType
+from navarch_plan.schemas import load_schema
+
+__all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "provider_block"]
+
+#: Keys every provider accepts, whatever its type: navarch's own, read by the scheduler.
+SHARED_PROVIDER_KEYS = ("type", "rate_limit", "retry", "consistency_window", "boot_timeout")
+
+_VALIDATORS: dict[tuple[tuple[str, int], ...], Any] = {}
+
+
+def provider_block(kind: ProviderType) -> dict[str, Any]:
+    """`if type is NAME then its options`; a type without options_schema takes any keys."""
+    options = kind.options_schema
+    then: dict[str, Any] = {}
+    if options is not None:
+        then["additionalProperties"] = False
+        if options.get("required"):
+            then["required"] = list(options["required"])
+        then["properties"] = {**dict.fromkeys(SHARED_PROVIDER_KEYS, True),
+                              **copy.deepcopy(dict(options.get("properties", {})))}
+    return {"if": {"properties": {"type": {"const": kind.name}}}, "then": then}
+
+
+def config_schema(types: Mapping[str, ProviderType]) -> dict[str, Any]:
+    schema = copy.deepcopy(load_schema("navarch"))
+    schema["$defs"]["provider"]["allOf"] = [provider_block(t) for t in types.values()]
+    return schema
+
+
+def config_validator(types: Mapping[str, ProviderType]) -> Any:
+    """One validator per set of types (the built-ins, or with the installed plugins)."""
+    key = tuple((name, id(kind)) for name, kind in types.items())
+    if key not in _VALIDATORS:
+        from jsonschema import Draft202012Validator
+
+        _VALIDATORS[key] = Draft202012Validator(config_schema(types))
+    return _VALIDATORS[key]
+
+
+def main() -> None:
+    """Rewrite schemas/navarch.schema.json from the built-in types: a developer's tool,
+    the only writer in config/, never called when a config loads."""
+    from navarch_plan.providers.registry import builtin_types
+    from navarch_plan.schemas import schema_path
+
+    text = json.dumps(config_schema(builtin_types()), indent=2) + "\n"
+    with open(schema_path("navarch"), "w", encoding="utf-8") as out:
+        out.write(text)
