@@ -33,6 +33,7 @@ _WHERE = {
         "NavarchError", "ConfigError", "StateError", "LockError", "PlanError",
         "StalePlanError", "ApplyError", "BootTimeoutError", "VanishedError",
         "NotRunningError", "TerminateTimeoutError", "ProviderError", "CapacityError",
+        "NotOfferedError",
         "QuotaError", "RateLimitError", "AuthError", "InvalidRequestError",
         "DuplicateLaunchError", "NotFoundError", "TransientError", "LaunchLostError")},
 }

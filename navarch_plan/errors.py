@@ -16,6 +16,7 @@
     │   └── TerminateTimeoutError   a terminate the cloud never confirmed
     └── ProviderError               a cloud said no; carries provider, region, code, message
         ├── CapacityError           no capacity for this type here: try elsewhere
+        │   └── NotOfferedError     this type is not sold here at all
         ├── QuotaError              over quota (provider_wide: the whole provider is out)
         ├── RateLimitError          slow down (retry_after seconds, if the cloud said)
         ├── AuthError               credentials missing, wrong or inactive
@@ -47,6 +48,7 @@ __all__ = [
     "TerminateTimeoutError",
     "ProviderError",
     "CapacityError",
+    "NotOfferedError",
     "QuotaError",
     "RateLimitError",
     "AuthError",
@@ -139,9 +141,21 @@ class CapacityError(ProviderError):
     pass
 
 
+class NotOfferedError(CapacityError):
+    """The cloud does not sell this type in this zone or region at all (GCE: machine or
+    accelerator type absent from the zone; EC2 `Unsupported`): not a mistake in the
+    request, so failover moves on, and no retry will help here."""
+
+
 class QuotaError(ProviderError):
-    def __init__(self, message: str, *, provider_wide: bool = False, **kw: str) -> None:
+    """`provider_wide`: the whole provider is out. `instance_types`: the types the
+    exhausted quota covers in this region (GCE: a GPU model's quota; EC2: an instance
+    family's vCPUs); None: every type in the region."""
+
+    def __init__(self, message: str, *, provider_wide: bool = False,
+                 instance_types: frozenset[str] | None = None, **kw: str) -> None:
         self.provider_wide = provider_wide
+        self.instance_types = instance_types
         super().__init__(message, **kw)
 
 

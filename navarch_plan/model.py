@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Any
 
 __all__ = [
     "Consistency",
@@ -156,6 +157,9 @@ class ProvisionRequest:
     ssh_key_names: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     user_data: str = ""
+    # The pool's launch-option overrides for this candidate (only options its provider
+    # type declares in `launch_options`); the provider's own options fill in the rest.
+    launch: Mapping[str, Any] = field(default_factory=dict)
     # One per attempt (navarch passes its intent id): clouds with idempotency tokens
     # derive them from it, so a retry of this call is deduplicated and a later attempt
     # is not mistaken for it.
@@ -164,6 +168,7 @@ class ProvisionRequest:
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
+        object.__setattr__(self, "launch", MappingProxyType(dict(self.launch)))
 
 
 @dataclass(frozen=True)

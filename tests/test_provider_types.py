@@ -81,7 +81,9 @@ ACME = DeclaredType(
     name="acme", title="Acme GPU", factory=_build,
     options_schema={"required": ["images"],
                     "properties": {"images": {"type": "object",
-                                              "additionalProperties": {"type": "string"}}}},
+                                              "additionalProperties": {"type": "string"}},
+                                   "disk_gb": {"type": "integer", "minimum": 10}}},
+    launch_options=frozenset({"disk_gb"}),
     label_rules=LabelRules(key_pattern=r"[a-z]+", max_key=8, max_value=8,
                            words="Acme's label rules (a-z, at most 8)"),
     rate_limit=RateLimit(launches_per_second=0.5),
@@ -124,3 +126,28 @@ def test_a_plugin_type_gets_navarchs_shared_options_and_its_own_checks() -> None
 def test_without_the_plugin_its_type_is_unknown() -> None:
     with pytest.raises(ConfigError, match="unknown provider type 'acme'"):
         parse_config(acme("images: {north: i-1}"), "navarch.yaml", {})
+
+
+def test_a_pool_overrides_its_providers_launch_options_and_they_are_its_spec() -> None:
+    plain = parse_config(acme("images: {north: i-1}, disk_gb: 50"), "navarch.yaml", {}, ".",
+                         TYPES).desired["pool.w[0]"]
+    assert "launch" not in plain.spec, "no overrides: the spec (and hash) as before"
+    text = acme("images: {north: i-1}", "instance_type: big, region: north, "
+                "launch: {disk_gb: 500}")
+    node = parse_config(text, "navarch.yaml", {}, ".", TYPES).desired["pool.w[0]"]
+    assert node.candidates[0].launch == {"disk_gb": 500}
+    assert node.spec["launch"] == {"disk_gb": 500} and node.spec_hash != plain.spec_hash
+
+
+@pytest.mark.parametrize(("launch", "where", "words"), [
+    ("{colour: blue}", "pools.w.launch.colour",
+     "'colour' is not a launch option of Acme GPU provider 'c' (a pool may set: disk_gb)"),
+    ("{disk_gb: 5}", "pools.w.launch.disk_gb", "5 is less than the minimum of 10"),
+])
+def test_a_launch_option_the_type_does_not_allow_is_one_clear_error(launch: str, where: str,
+                                                                    words: str) -> None:
+    text = acme("images: {north: i-1}", f"instance_type: big, region: north, launch: {launch}")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "navarch.yaml", {}, ".", TYPES)
+    assert info.value.path == where and words in str(info.value), str(info.value)
+    assert "navarch.yaml:6:" in str(info.value)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from navarch_plan.config.desired import Placement
-from navarch_plan.errors import CapacityError, ProviderError, QuotaError
+from navarch_plan.errors import CapacityError, NotOfferedError, ProviderError, QuotaError
 from navarch_plan.model import Node, ProvisionRequest
 from navarch_plan.providers.base import Provider
 
@@ -79,26 +79,36 @@ class RuledOut:
             event.set()
 
     def rule_out(self, placement: Placement, error: ProviderError) -> None:
+        """What the error says is ruled out: the whole provider, the region, the types a
+        quota covers in the region, or this one placement."""
+        covered = error.instance_types if isinstance(error, QuotaError) else None
         if isinstance(error, QuotaError) and error.provider_wide:
             key: tuple[str, ...] = (placement.provider,)
+        elif covered is not None:
+            key = placement.key  # and, below, every covered type in the region
         elif isinstance(error, QuotaError):
             key = (placement.provider, placement.region)
         else:
             key = placement.key
         with self._lock:
             self._keys.add(key)
+            self._keys.update((placement.provider, placement.region, "type", t)
+                              for t in covered or ())
 
     def excludes(self, placement: Placement) -> bool:
         with self._lock:
             return self._excluded(placement)
 
     def _excluded(self, p: Placement) -> bool:
-        return bool({(p.provider,), (p.provider, p.region), p.key} & self._keys)
+        return bool({(p.provider,), (p.provider, p.region), p.key,
+                     (p.provider, p.region, "type", p.instance_type)} & self._keys)
 
 
 def _outcome(error: ProviderError) -> str:
     if isinstance(error, QuotaError):
         return "over quota (whole provider)" if error.provider_wide else "over quota"
+    if isinstance(error, NotOfferedError):
+        return "not offered here"
     return "no capacity"
 
 

@@ -197,7 +197,7 @@ class ActionRunner:
                 name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
                 ssh_key_names=node.ssh_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
-                user_data=render_refs(node.user_data, refs),
+                user_data=render_refs(node.user_data, refs), launch=p.launch,
                 idempotency_key=attempt.next_key(p))
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:

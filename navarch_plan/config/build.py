@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, find_refs
+from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
+from navarch_plan.config.schema import launch_validator
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 
@@ -129,6 +130,8 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
         for problem in types[provider.type].check_node(provider.options, facts):
             raise ctx.error(_problem_path(problem, provider, spec, defaults, path),
                             problem.message)
+        if placement.launch_json:
+            _check_launch(placement, types[provider.type], spec, ctx, path)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
     return [
@@ -140,6 +143,24 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
         )
         for i, address in enumerate(addresses)
     ]
+
+
+def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],
+                  ctx: Context, path: tuple) -> None:
+    """A pool's launch overrides: only options the candidate's type lets a pool set."""
+    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
+    for error in launch_validator(kind).iter_errors(placement.launch):
+        key = str(error.path[0]) if error.path else ""
+        if not key:  # an unknown option: additionalProperties names none in the path
+            key = next(k for k in placement.launch if k not in kind.launch_options)
+            allowed = ", ".join(sorted(kind.launch_options)) or "none"
+            message = (f"{key!r} is not a launch option of {kind.title} provider "
+                       f"{placement.provider!r} (a pool may set: {allowed})")
+        else:
+            message = error.message
+        where = ((*path, "providers", placement.entry, "launch", key)
+                 if key in entry.get("launch", {}) else (*path, "launch", key))
+        raise ctx.error(where, message)
 
 
 def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],

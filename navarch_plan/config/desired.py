@@ -80,6 +80,13 @@ class Placement:
     priority: int = 0
     weight: int = 1
     entry: int = 0
+    # The pool's launch-option overrides for this candidate (canonical JSON, so the
+    # placement stays hashable; "" for none): part of the node's spec there.
+    launch_json: str = ""
+
+    @property
+    def launch(self) -> dict[str, Any]:
+        return json.loads(self.launch_json) if self.launch_json else {}
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -139,7 +146,7 @@ class DesiredNode:
         return self.candidates[0].zone
 
     def spec_for(self, placement: Placement) -> dict[str, Any]:
-        return {
+        spec = {
             "provider": placement.provider,
             "instance_type": placement.instance_type,
             "region": placement.region,
@@ -148,6 +155,11 @@ class DesiredNode:
             "labels": dict(sorted(self.labels.items())),
             "user_data_sha256": self._user_data_sha256,
         }
+        # Only when set: a node without overrides keeps the spec hash it had before
+        # launch options existed (no replacement on upgrade).
+        if placement.launch_json:
+            spec["launch"] = placement.launch
+        return spec
 
     @cached_property
     def _user_data_sha256(self) -> str:

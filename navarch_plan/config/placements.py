@@ -4,6 +4,7 @@ Pure; strategies order these later, at plan time, with live prices."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +36,13 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
         if not regions[0]:
             raise ctx.error(path, "region is required (here, in defaults, or on the provider)")
         zones = entry.get("zones") or ([spec["zone"]] if spec.get("zone") else [])
+        launch = {**spec.get("launch", {}), **entry.get("launch", {})}
+        launch_json = json.dumps(launch, sort_keys=True) if launch else ""
         for region in regions:
             for zone in _zones_in(region, zones, ctx, (*path, *where)):
                 out += [Placement(provider.name, provider.type, region, zone, t,
-                                  entry.get("priority", 0), entry.get("weight", 1), i)
+                                  entry.get("priority", 0), entry.get("weight", 1), i,
+                                  launch_json)
                         for t in types]
     if not out:
         raise ctx.error((*path, "gpu"), "no provider of this pool offers the requested GPUs")

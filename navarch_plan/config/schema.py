@@ -14,7 +14,8 @@ from typing import Any
 from navarch_plan.providers.base import ProviderType
 from navarch_plan.schemas import load_schema
 
-__all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "provider_block"]
+__all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "launch_validator",
+           "provider_block"]
 
 #: Keys every provider accepts, whatever its type: navarch's own, read by the scheduler.
 SHARED_PROVIDER_KEYS = ("type", "rate_limit", "retry", "consistency_window", "boot_timeout")
@@ -39,6 +40,27 @@ def config_schema(types: Mapping[str, ProviderType]) -> dict[str, Any]:
     schema = copy.deepcopy(load_schema("navarch"))
     schema["$defs"]["provider"]["allOf"] = [provider_block(t) for t in types.values()]
     return schema
+
+
+def launch_validator(kind: ProviderType) -> Any:
+    """A pool's `launch:` overrides for a provider of this type: only its launch options,
+    each with the type's own rule for it."""
+    if id(kind) not in _LAUNCH:
+        _LAUNCH[id(kind)] = _launch_validator(kind)
+    return _LAUNCH[id(kind)]
+
+
+_LAUNCH: dict[int, Any] = {}
+
+
+def _launch_validator(kind: ProviderType) -> Any:
+    properties = dict((kind.options_schema or {}).get("properties", {}))
+    schema = {"$defs": load_schema("navarch")["$defs"], "type": "object",
+              "additionalProperties": False,
+              "properties": {k: properties.get(k, True) for k in sorted(kind.launch_options)}}
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)
 
 
 def config_validator(types: Mapping[str, ProviderType]) -> Any:

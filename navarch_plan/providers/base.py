@@ -176,6 +176,11 @@ class ProviderType(Protocol):
     def consistency(self) -> Consistency: ...
     @property
     def rate_limit(self) -> RateLimit: ...
+    @property
+    def launch_options(self) -> frozenset[str]:
+        """The options a pool may set for its own nodes (`launch:`), over the
+        provider's: each must be a property of `options_schema`."""
+        ...
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:

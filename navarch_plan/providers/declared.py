@@ -38,6 +38,7 @@ class DeclaredType:
     consistency: Consistency = DEFAULT_CONSISTENCY
     rate_limit: RateLimit = RateLimit()
     node_checks: tuple[NodeCheck, ...] = field(default=(), compare=False)
+    launch_options: frozenset[str] = frozenset()
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:
@@ -59,7 +60,8 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
     where `cfg` is its YAML mapping, `type` included. Optional class attributes declare
     the rest: `options_schema`, `label_rules`, `title`, `default_consistency`,
     `default_rate_limit`. Without `options_schema` any keys pass the config's schema, so
-    `from_config` must check them."""
+    `from_config` must check them. `launch_options`: option names a pool may override
+    (they reach `provision` as `ProvisionRequest.launch`)."""
     def factory(provider: str, options: Mapping[str, Any], env: Mapping[str, str],
                 context: BuildContext) -> Provider:
         built: Provider = cls.from_config(provider, {"type": name, **options}, env)
@@ -70,4 +72,5 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
         options_schema=getattr(cls, "options_schema", None),
         label_rules=getattr(cls, "label_rules", None),
         consistency=getattr(cls, "default_consistency", DEFAULT_CONSISTENCY),
-        rate_limit=getattr(cls, "default_rate_limit", RateLimit()))
+        rate_limit=getattr(cls, "default_rate_limit", RateLimit()),
+        launch_options=frozenset(getattr(cls, "launch_options", ())))
