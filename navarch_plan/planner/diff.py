@@ -42,7 +42,6 @@ from navarch_plan.planner.inputs import (
     live_fingerprint,
     options_json,
 )
-from navarch_plan.planner.interrupted import InterruptedLaunches
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
 from navarch_plan.state.model import NodeRecord
@@ -59,7 +58,7 @@ def make_plan(inputs: PlanInputs, options: PlanOptions,
     return planner.run()
 
 
-class _Planner(InterruptedLaunches, References):
+class _Planner(References):
     def run(self) -> Plan:
         self._check_inputs()
         self.claimed |= {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
