@@ -37,7 +37,8 @@ from navarch_plan.providers.base import (
 )
 from navarch_plan.providers.registry import build_provider, provider_types
 from navarch_plan.state.backends import StateStore, open_store
-from navarch_plan.state.model import StateDoc
+from navarch_plan.state.model import NodeRecord, StateDoc
+from navarch_plan.state.ops import Identity, JournalOp, Put, Remove
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
@@ -158,7 +159,7 @@ class Engine:
         doc = self.store.loaded
         if self.store.exists() and not doc.upgraded:
             return
-        self.store.record({"op": "identity", "fingerprint_key": doc.fingerprint_key})
+        self.store.record(Identity(doc.fingerprint_key))
         if snapshot:
             self.store.compact()
         doc.upgraded = False
@@ -169,13 +170,13 @@ class Engine:
         a node that cannot be seen yet (or whose zone could not be read) is left as it
         is: only a proven absence removes a record."""
         doc = self.store.loaded
-        ops: list[dict[str, object]] = []
+        ops: list[JournalOp] = []
         for address, record in doc.nodes.items():
             presence = self.observed.presence(record.provider, record.id, record.region,
                                               record.zone, record.created_at)
             live = presence.node
             if presence.seen == Seen.GONE:
-                ops.append({"op": "remove", "address": address})
+                ops.append(Remove(address))
             if presence.seen != Seen.LIVE or live is None:
                 continue
             seen = {"status": live.status.value, "labels": dict(live.labels),
@@ -183,7 +184,7 @@ class Engine:
                     "zone": live.zone, "ip_address": live.ip_address or record.ip_address}
             updated = {**record.to_json(), **seen}
             if updated != record.to_json():
-                ops.append({"op": "put", "address": address, "record": updated})
+                ops.append(Put(address, NodeRecord.from_json(updated)))
         if ops:
             self.store.record(*ops)
         return len(ops)
