@@ -13,7 +13,9 @@ from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.config.desired import DesiredNode, Placement, render_refs
+from navarch_plan.config.load import is_public_key, public_key_problem
 from navarch_plan.errors import (
+    ApplyError,
     AuthError,
     CapacityError,
     DuplicateLaunchError,
@@ -59,6 +61,27 @@ class LaunchDeferred(NavarchError):
 
 def _put(address: str, record: NodeRecord) -> dict[str, object]:
     return {"op": "put", "address": address, "record": record.to_json()}
+
+
+def read_public_keys(node: DesiredNode) -> dict[str, str]:
+    """The node's ssh_public_keys as key material: key text as written, a .pub file read
+    here, at the edge (the config only joined its path). Raises ApplyError, before any
+    cloud call, for a file that cannot be read or holds no public key."""
+    keys = {}
+    for name, value in node.public_keys.items():
+        if is_public_key(value):
+            keys[name] = value
+            continue
+        try:
+            with open(value, encoding="utf-8") as f:
+                text = f.read(16384).strip()
+        except OSError as exc:
+            raise ApplyError(f"ssh_public_keys.{name}: cannot read {value}: "
+                             f"{exc.strerror}") from None
+        if (why := public_key_problem(text)) is not None:
+            raise ApplyError(f"ssh_public_keys.{name}: {value} {why}")
+        keys[name] = text
+    return keys
 
 
 def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
@@ -191,11 +214,12 @@ class ActionRunner:
         """The Provision calls, each after its durable intent; returns the new node, its
         placement and the id of the intent it was made under (still open)."""
         attempt = _Attempt(action)
+        public_keys = read_public_keys(node)
 
         def make(p: Placement) -> ProvisionRequest:
             return ProvisionRequest(
                 name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
-                ssh_key_names=node.ssh_keys,
+                ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
                 idempotency_key=attempt.next_key(p))
