@@ -157,7 +157,10 @@ class GcpFixtures:
     def request_factory(self) -> RequestFactory:
         return lambda name, labels: ProvisionRequest(
             name=name, instance_type="g2-standard-4", region="us-central1",
-            zone="us-central1-a", ssh_key_names=("ops-team",), labels=labels)
+            zone="us-central1-a", ssh_key_names=("ops-team",), labels=labels,
+            # GCE installs keys from their text (ssh-keys metadata), never by name.
+            ssh_public_keys={"ops-team": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW5ZlEhYkw1VmXr"
+                                              "SDsBmNvzkQ5GhGkQpUqMR3sEOLfB ops"})
 
     @pytest.fixture
     def capacity_exhausted(self, cloud: StrictGce) -> CapacityHook:

@@ -34,6 +34,8 @@ POOL = "workers"
 USER_LABELS = {"team": "ml", "workload": "training"}
 AMI = "ami-0123456789abcdef0"  # moto accepts any image id unless told to validate them
 LAMBDA_KEY_ENV = "E2E_LAMBDA_API_KEY"
+# ops-team's public key: GCE installs keys from their text (ssh-keys metadata).
+OPS_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW5ZlEhYkw1VmXrSDsBmNvzkQ5GhGkQpUqMR3sEOLfB ops"
 # These local servers show every change at once, so a deletion outside navarch is proven
 # by the next lookup; the clouds' lag and its own windows are tests/test_consistency.py's.
 CONSISTENT = {"consistency_window": 0}
@@ -236,7 +238,7 @@ class Session:
         doc = {"version": 1, "workspace": WORKSPACE,
                "providers": {self.cloud.name: self.cloud.provider},
                "defaults": {"ssh_keys": ["ops-team"], "labels": {"team": USER_LABELS["team"]}},
-               "pools": {POOL: pool}}
+               "ssh_public_keys": {"ops-team": OPS_KEY}, "pools": {POOL: pool}}
         self.work.write(json.dumps(doc, indent=2) + "\n")  # JSON is YAML
 
     def run(self, *args: str) -> str:
