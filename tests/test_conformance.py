@@ -29,6 +29,7 @@ from navarch_plan.testing import (
     ProviderConformance,
     RequestFactory,
 )
+from tests.conftest import OPS_KEY
 from tests.fakes.gce_server import FakeGce, HttpError
 from tests.fakes.gce_server import serve as serve_gce
 from tests.fakes.lambda_server import FakeLambda
@@ -159,8 +160,7 @@ class GcpFixtures:
             name=name, instance_type="g2-standard-4", region="us-central1",
             zone="us-central1-a", ssh_key_names=("ops-team",), labels=labels,
             # GCE installs keys from their text (ssh-keys metadata), never by name.
-            ssh_public_keys={"ops-team": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW5ZlEhYkw1VmXr"
-                                              "SDsBmNvzkQ5GhGkQpUqMR3sEOLfB ops"})
+            ssh_public_keys={"ops-team": OPS_KEY})
 
     @pytest.fixture
     def capacity_exhausted(self, cloud: StrictGce) -> CapacityHook:

@@ -27,15 +27,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, OPS_KEY, Workdir, navarch_argv
 
 WORKSPACE = "e2e"
 POOL = "workers"
 USER_LABELS = {"team": "ml", "workload": "training"}
 AMI = "ami-0123456789abcdef0"  # moto accepts any image id unless told to validate them
 LAMBDA_KEY_ENV = "E2E_LAMBDA_API_KEY"
-# ops-team's public key: GCE installs keys from their text (ssh-keys metadata).
-OPS_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW5ZlEhYkw1VmXrSDsBmNvzkQ5GhGkQpUqMR3sEOLfB ops"
 # These local servers show every change at once, so a deletion outside navarch is proven
 # by the next lookup; the clouds' lag and its own windows are tests/test_consistency.py's.
 CONSISTENT = {"consistency_window": 0}

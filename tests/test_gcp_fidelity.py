@@ -335,3 +335,25 @@ def test_cli_fails_over_past_a_zone_without_the_type(work: Workdir, tmp_path: Pa
     assert inst["zone"].endswith("/us-central1-a")
     keys = {i["key"]: i["value"] for i in inst["metadata"]["items"]}["ssh-keys"]
     assert keys == f"navarch:{KEY}"
+
+
+def test_cli_unreadable_pub_file_fails_the_launch_before_any_call(work: Workdir) -> None:
+    fake = FakeGce(project=PROJECT)
+    (work.path / "bob.pub").write_text("not a key\n")
+    with serve(fake) as url:
+        work.write(json.dumps({
+            "version": 1, "workspace": "test",
+            "ssh_public_keys": {"alice": "keys/alice.pub", "bob": "bob.pub"},
+            "providers": {"g": {"type": "gcp", "project": PROJECT, "endpoint": url,
+                                "credentials": "anonymous", "consistency_window": 0}},
+            "nodes": {"a": {"provider": "g", "ssh_keys": ["alice"], "region": "us-central1",
+                            "zone": "us-central1-a", "instance_type": "g2-standard-4"},
+                      "b": {"provider": "g", "ssh_keys": ["bob"], "region": "us-central1",
+                            "zone": "us-central1-a", "instance_type": "g2-standard-4"}}}))
+        assert work.cli("validate", env=OFFLINE_ENV).code == 0  # no file read at load
+        result = work.cli("apply", "--auto-approve", env=OFFLINE_ENV)
+    assert result.code == 1
+    assert "ssh_public_keys.alice: cannot read" in result.err + result.out
+    assert "ssh_public_keys.bob: " in result.err + result.out
+    assert "is not an OpenSSH public key" in result.err + result.out
+    assert not [r for r in fake.calls("POST") if r.path.endswith("/instances")]
