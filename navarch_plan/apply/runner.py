@@ -10,6 +10,7 @@ from typing import Any
 
 from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.apply.keys import read_public_keys
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.config.desired import DesiredNode, Placement, render_refs
@@ -195,11 +196,12 @@ class ActionRunner:
         """The Provision calls, each after its durable intent; returns the new node, its
         placement and the id of the intent it was made under (still open)."""
         attempt = _Attempt(action)
+        public_keys = read_public_keys(node)
 
         def make(p: Placement) -> ProvisionRequest:
             return ProvisionRequest(
                 name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
-                ssh_key_names=node.ssh_keys,
+                ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
                 idempotency_key=attempt.next_key(p))

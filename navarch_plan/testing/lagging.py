@@ -17,6 +17,7 @@ nothing of a finished destroy left running. Every test destroys what it made.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import uuid
@@ -138,7 +139,10 @@ class _Rig:
         sample: ProvisionRequest = request_factory("probe", {})
         zone = f", zone: {sample.zone}" if sample.zone else ""
         keys = ", ".join(sample.ssh_key_names) or "ops"
-        text = (f"version: 1\nworkspace: {self.workspace}\n"
+        # The sample's key material too (JSON is YAML): clouds such as GCE need it.
+        material = (f"ssh_public_keys: {json.dumps(dict(sample.ssh_public_keys))}\n"
+                    if sample.ssh_public_keys else "")
+        text = (f"version: 1\nworkspace: {self.workspace}\n{material}"
                 f"providers: {{{wrapped.name}: {{type: conformance}}}}\n"
                 f"defaults: {{ssh_keys: [{keys}]}}\n"
                 f"pools:\n  w: {{provider: {wrapped.name}, instance_type: "
