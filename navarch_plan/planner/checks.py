@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
-from navarch_plan.model import Node, NodeStatus, parse_address
+from navarch_plan.model import LABEL_ADDRESS, Node, NodeStatus, address_from_label, parse_address
 from navarch_plan.plan import Action, ActionKind, Plan
+from navarch_plan.planner.observed import Observed
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
@@ -36,33 +37,49 @@ def _sum(prices: list[float | None]) -> tuple[float, bool]:
 
 def plan_cost(inputs: PlanInputs, state: StateDoc, owned: Mapping[str, Node],
               actions: Sequence[Action]) -> dict[str, Any]:
-    """Hourly cost, per pool and in all, of what runs now (recorded and alive) and of
-    what runs after this plan. An unknown price makes a total a lower bound
-    ("complete": false), never a silent zero."""
+    """Hourly cost, per pool and in all, of every instance this state owns that bills
+    now (recorded or not, healthy or not: only stopped and ended ones do not), and of
+    what bills after this plan: those minus what it terminates, plus what it launches.
+    Adopting an instance changes nothing: it bills already. An unknown price makes a
+    total a lower bound ("complete": false), never a silent zero."""
     def price(provider: str, itype: str) -> float | None:
         return inputs.prices.get((provider, itype))
 
+    billing = _billing(state, owned, inputs.observed or Observed.of(inputs.live))
+    ended = {a.node_id for a in actions
+             if a.action in (ActionKind.DELETE, ActionKind.REPLACE) and a.node_id}
     before: dict[str, list[float | None]] = {}
     after: dict[str, list[float | None]] = {}
-    acting = {a.address: a for a in actions if a.key == a.address}
-    for address, record in state.nodes.items():
-        live = owned.get(record.id)
-        if live is None or live.status not in (NodeStatus.RUNNING, NodeStatus.PROVISIONING):
-            continue
-        group = parse_address(address)[1]
-        before.setdefault(group, []).append(price(record.provider, record.instance_type))
-        if address not in acting:
-            after.setdefault(group, []).append(price(record.provider, record.instance_type))
-    for action in acting.values():
-        if action.action in (ActionKind.CREATE, ActionKind.REPLACE):
+    for group, node in billing.values():
+        cost = price(node.provider, node.instance_type)
+        before.setdefault(group, []).append(cost)
+        if node.id not in ended:
+            after.setdefault(group, []).append(cost)
+    for action in actions:
+        launched_already = (action.provider, action.new_node_id) in billing
+        if action.action in (ActionKind.CREATE, ActionKind.REPLACE) and not launched_already:
             after.setdefault(action.group, []).append(action.cost_after)
-        elif action.action == ActionKind.ADOPT:
-            after.setdefault(action.group, []).append(price(action.provider,
-                                                            action.instance_type))
     pools = {g: _totals(before.get(g, []), after.get(g, []))
              for g in sorted(set(before) | set(after))}
     every = _totals([p for v in before.values() for p in v], [p for v in after.values() for p in v])
     return {"currency": "USD", **every, "pools": pools}
+
+
+def _billing(state: StateDoc, owned: Mapping[str, Node], observed: Observed
+             ) -> dict[tuple[str, str], tuple[str, Node]]:
+    """Every instance of this state that bills, by (provider, id), with its pool: owned
+    by its labels, or known to state by id (a record, or the old half of a replacement)."""
+    at = {(r.provider, r.id): a for a, r in state.nodes.items()}
+    known = [observed.by_id.get((r.provider, r.id))
+             for r in (*state.nodes.values(), *state.deposed.values())]
+    found: dict[tuple[str, str], tuple[str, Node]] = {}
+    for node in (*owned.values(), *(n for n in known if n is not None)):
+        if node.status.is_gone or node.status == NodeStatus.STOPPED:
+            continue
+        key = (node.provider, node.id)
+        address = at.get(key) or address_from_label(node.labels.get(LABEL_ADDRESS, ""))
+        found[key] = (parse_address(address)[1] if address else "", node)
+    return found
 
 
 def _totals(before: list[float | None], after: list[float | None]) -> dict[str, Any]:

@@ -50,6 +50,8 @@ def _action_row(action: dict[str, Any]) -> str:
         "cost_before")
     sign = "-" if action["action"] == "delete" else ""
     cost_text = "unknown" if cost is None else f"{sign}{money(cost)}/h"
+    if action["action"] in ("adopt", "forget"):  # bills already, or no longer
+        cost_text = "$0.00/h change"
     changes = "<br>".join(_changes(action)) or ""
     return (f"| `{symbol(action)}` | `{_cell(action['address'])}` | {action['action']} | "
             f"{action['reason']} | {_cell(where)} | `{_cell(action['instance_type'])}` | "

@@ -148,12 +148,13 @@ def _group_title(action: dict[str, Any]) -> str:
 
 
 def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
-    """`$1.00 -> $2.00 (+$1.00/h)`, with "at least" when a price is unknown."""
+    """`$1.00 -> $2.00 (+$1.00/h)`, `(no change)` when the total stays, with "at least"
+    when a price is unknown."""
     prefix = "" if cost.get("complete", True) else "at least "
     delta = cost["hourly_delta"]
-    sign = "+" if delta >= 0 else "-"
+    change = "no change" if delta == 0 else f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
     return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
-            f"{prefix}{money(cost['hourly_after'])}{unit} ({sign}{money(abs(delta))}/h)")
+            f"{prefix}{money(cost['hourly_after'])}{unit} ({change})")
 
 
 def _cost_line(cost: dict[str, Any]) -> str:
