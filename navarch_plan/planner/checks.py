@@ -7,16 +7,24 @@ from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
-from navarch_plan.model import LABEL_ADDRESS, Node, NodeStatus, address_from_label, parse_address
+from navarch_plan.model import (
+    LABEL_ADDRESS,
+    Node,
+    NodeStatus,
+    address_from_label,
+    named_address,
+    parse_address,
+)
 from navarch_plan.plan import Action, ActionKind, Plan
+from navarch_plan.planner.graph import in_scope
 from navarch_plan.planner.observed import Observed
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
     from navarch_plan.planner.inputs import PlanInputs
 
-__all__ = ["check_budget", "check_prevent_destroy", "check_saved_actions", "plan_cost",
-           "no_changes_reason"]
+__all__ = ["check_budget", "check_prevent_destroy", "check_replace", "check_saved_actions",
+           "plan_cost", "no_changes_reason", "plural"]
 
 
 def check_prevent_destroy(actions: Sequence[Action], groups: Mapping[str, Group]) -> None:
@@ -122,23 +130,81 @@ def no_changes_reason(plan: Plan, planner: Any) -> str:
     if plan.options.get("refresh_only"):
         drift = len(plan.drift)
         return ("refresh-only: no actions are proposed; " +
-                (f"{drift} drift item(s) found" if drift else "no drift found") + unsure)
+                (plural(drift, "drift item") + " found" if drift else "no drift found") + unsure)
     if plan.options.get("destroy"):
         return ("nothing to destroy: this workspace owns no instances" if not waiting
                 else f"nothing can be destroyed yet{unsure}")
-    desired = len(planner.desired)
-    held = {u.address for u in plan.unsettled} & set(planner.desired)
-    ready = max(0, plan.unchanged - len(held))
-    if desired == 0 and not waiting:
+    desired = planner.desired
+    if not desired and not waiting:
         return "the configuration declares no nodes and this workspace owns none"
-    groups = len({d.group for d in planner.desired.values()})
-    counted = f"all {desired}" if ready == desired else f"{ready} of {desired}"
-    text = (f"{counted} desired node(s) in {groups} pool(s)/named node(s) exist, are "
-            "running or provisioning, and match the configured spec")
-    if ready + len(held) < desired and (plan.options.get("target")
-                                        or plan.options.get("exclude")):
-        text += "; the others are outside this partial plan (--target/--exclude)"
+    groups = planner.inputs.groups
+    scope = [a for a, node in desired.items() if in_scope(a, node.group, groups, plan.options)]
+    held = {u.address for u in plan.unsettled}
+    ready = sum(a in planner.filled and a not in planner.actions and a not in held
+                for a in scope)
+    counted = f"all {len(scope)}" if ready == len(scope) else f"{ready} of {len(scope)}"
+    outside = len(desired) - len(scope)
+    where = "in this partial plan" if outside else "in " + _groups_phrase(
+        {desired[a].group for a in scope}, groups)
+    text = (f"{counted} desired {_noun(len(scope), 'node')} {where} "
+            f"{'exists, is' if len(scope) == 1 else 'exist, are'} running or provisioning, "
+            "and match the configured spec")
+    if outside:
+        text += (f"; {outside} more {_noun(outside, 'is', 'are')} outside it "
+                 f"({_scope_flags(plan.options)}) and {_noun(outside, 'was', 'were')} "
+                 "not compared")
     return text + unsure
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 node`, `2 nodes`."""
+    return f"{count} {_noun(count, noun)}"
+
+
+def _noun(count: int, one: str, many: str = "") -> str:
+    return one if count == 1 else (many or one + "s")
+
+
+def _groups_phrase(names: set[str], groups: Mapping[str, Group]) -> str:
+    pools = sum(groups[n].kind == "pool" for n in names if n in groups)
+    named = len(names) - pools
+    said = [plural(pools, "pool")] if pools else []
+    said += [plural(named, "named node")] if named else []
+    return " and ".join(said) or "no pool"
+
+
+def _scope_flags(options: Mapping[str, Any]) -> str:
+    flags = [f"--target {t}" for t in options.get("target", [])]
+    return ", ".join(flags + [f"--exclude {x}" for x in options.get("exclude", [])])
+
+
+def check_replace(addresses: Sequence[str], state: StateDoc,
+                  groups: Mapping[str, Group]) -> None:
+    """--replace names one recorded node; a pool, or a named node spelt as a pool,
+    gets the address it most likely meant."""
+    for address in addresses:
+        if address not in state.nodes:
+            raise PlanError(f"--replace {address}: no such node in state"
+                            + _address_hint(address, state, groups))
+
+
+def _address_hint(address: str, state: StateDoc, groups: Mapping[str, Group]) -> str:
+    name = address.split(".", 1)[-1].split("[", 1)[0]
+    group = groups.get(name)
+    if group is None:
+        return f" (the config has no pool or named node called {name!r})"
+    if group.kind == "node":
+        return f"; did you mean {named_address(name)}?"
+    recorded = sorted((a for a in state.nodes if parse_address(a)[:2] == ("pool", name)),
+                      key=lambda a: parse_address(a)[2] or 0)
+    if not recorded:
+        return f" (pool {name} has no node in state yet)"
+    span = recorded[0] if len(recorded) == 1 else f"{recorded[0]} ... {recorded[-1]}"
+    has = f"pool {name} has {span} in state"
+    if "[" not in address:
+        return (f"; did you mean {recorded[0]}? --replace takes one node ({has}; repeat "
+                "--replace for more)")
+    return f" ({has})"
 
 
 def check_saved_actions(plan: Plan, config: Any, doc: StateDoc, owned: set[str],
