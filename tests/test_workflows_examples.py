@@ -6,8 +6,10 @@ all, by bash against the fake cloud, in the order a pull request lives: plan, me
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,29 @@ def test_a_drift_check_that_fails_says_so_and_fails_the_run(work: Workdir) -> No
     work.write("version: [\n")
     code, out = run_step(work, DRIFT, "drift", "Check drift")
     assert code == 1 and out == {"drift": "error"}
+
+
+def doc_commands(name: str) -> list[str]:
+    """The navarch command lines of a doc's ```sh blocks, continuations joined."""
+    text = (ROOT / "docs" / name).read_text()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    lines = [line.strip() for block in blocks
+             for line in re.sub(r"\\\n\s*", " ", textwrap.dedent(block)).splitlines()]
+    return [line for line in lines if line.startswith("navarch ")]
+
+
+def test_the_ci_commands_of_the_docs_run_as_written(work: Workdir) -> None:
+    """In the order of the loop: plan the pull request, apply it on merge, then check
+    drift in every format."""
+    _fleet(work)
+    commands = doc_commands("reviewing-plans.md") + doc_commands("drift.md")
+    assert len(commands) >= 5
+    codes = []
+    for command in commands:
+        proc = subprocess.run(["bash", "-c", command], cwd=work.path, capture_output=True,
+                              text=True, timeout=120)
+        codes.append((command.split()[1], proc.returncode))
+        assert proc.returncode in (0, 2), f"{command}: {proc.stderr}"
+    assert codes[:2] == [("plan", 2), ("apply", 0)]
+    assert {code for verb, code in codes if verb == "drift"} == {0}
+    assert len(work.state()["nodes"]) == 2
