@@ -55,6 +55,8 @@ def test_ten_thousand_creates_fit_in_one_comment() -> None:
     shown = markdown.count("| `+` | `pool.")
     assert 100 < shown < 10_000
     assert f"{shown:,} of 10,000 rows are listed" in markdown
+    listed = markdown.count("\n#### `p")
+    assert f"*{100 - listed} more tables (pools, drift) not listed" in markdown
     assert "| `p0` | 100 | 0 | 0 | 0 | 0 | $0.00/h → $75.00/h (+$75.00/h) |" in markdown
 
 

@@ -185,7 +185,7 @@ def _shortened(plan: dict[str, Any], head: list[str], parts: list[_Table | list[
     top = [*head, *_pool_summary(plan, limit // 4), ""]
     budget = limit - _length([*top, *_footer(plan)]) - 600  # the note and table wrappers
     kept: list[str] = []
-    shown = 0
+    shown = left_out = 0
     for part in parts:
         if isinstance(part, list):
             if _length(part) <= budget:
@@ -195,10 +195,15 @@ def _shortened(plan: dict[str, Any], head: list[str], parts: list[_Table | list[
         if fit:
             section = part.render(fit)
             kept, budget, shown = kept + section, budget - _length(section), shown + fit
+        else:
+            left_out += 1
     note = ["> [!NOTE]", f"> This plan was shortened to fit a comment ({limit:,} "
             f"characters): {shown:,} of {rows:,} rows are listed below; the summary above "
             "counts them all. The full plan is the saved plan file: `navarch show "
             "PLANFILE` renders it (in CI, the plan artifact of this run).", ""]
+    if left_out:
+        kept += [f"*{left_out} more tables (pools, drift) not listed: see the summary "
+                 "above and the full plan.*", ""]
     return "\n".join([*top, *note, *kept, *_footer(plan)])
 
 
