@@ -19,7 +19,7 @@ from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
-from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
+from navarch_plan.errors import ConfigError, ProviderError, StalePlanError, StateError
 from navarch_plan.model import Consistency, Listing, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
@@ -169,6 +169,7 @@ class Engine:
         knows. Never provisions or terminates; unmanaged instances are left to plan, and
         a node that cannot be seen yet (or whose zone could not be read) is left as it
         is: only a proven absence removes a record."""
+        self._require_lock("record_drift")
         doc = self.store.loaded
         ops: list[JournalOp] = []
         for address, record in doc.nodes.items():
@@ -271,8 +272,15 @@ class Engine:
         )
         return make_plan(inputs, options or PlanOptions())
 
+    def _require_lock(self, method: str) -> None:
+        if not self._held:
+            raise StateError(f"Engine.{method} reads the state, so it runs under the state "
+                             f"lock: call it inside `with engine.locked(\"{method}\"):` "
+                             "(Engine.plan and Engine.apply take the lock themselves)")
+
     def check_fresh(self, plan: Plan, source: str) -> None:
         """A saved plan runs only against exactly what it was planned against."""
+        self._require_lock("check_fresh")
         doc = self.store.loaded
         against = plan.planned_against
         if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:

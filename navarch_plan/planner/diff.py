@@ -31,6 +31,7 @@ from navarch_plan.planner.base import placement_of
 from navarch_plan.planner.checks import (
     check_budget,
     check_prevent_destroy,
+    check_replace,
     no_changes_reason,
     plan_cost,
 )
@@ -84,9 +85,7 @@ class _Planner(References):
                 raise PlanError(f"state holds {address} on provider {holder.provider!r}, which "
                                 "the config no longer defines; add the provider back, or "
                                 f"remove the record with: navarch state rm {address}")
-        for address in self.options.replace:
-            if address not in self.state.nodes:
-                raise PlanError(f"--replace {address}: no such node in state")
+        check_replace(self.options.replace, self.state, self.inputs.groups)
 
     # -- interrupted provisions ------------------------------------------------------
     # -- records in state ----------------------------------------------------------
