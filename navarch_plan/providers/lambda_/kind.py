@@ -42,11 +42,11 @@ LAUNCH_SCHEMA: dict[str, Any] = {
     "image": {
         "description": "the machine image (launch: image), by id or by family; default: "
                        "the latest Lambda Stack",
-        "oneOf": [
-            {"type": "object", "required": ["id"], "additionalProperties": False,
-             "properties": {"id": {"type": "string", "minLength": 1}}},
-            {"type": "object", "required": ["family"], "additionalProperties": False,
-             "properties": {"family": {"type": "string", "minLength": 1}}}]},
+        # One of id or family; written this way (not oneOf) so an error names the key.
+        "type": "object", "minProperties": 1, "maxProperties": 1,
+        "additionalProperties": False,
+        "properties": {"id": {"type": "string", "minLength": 1},
+                       "family": {"type": "string", "minLength": 1}}},
 }
 LAUNCH_OPTIONS = frozenset(LAUNCH_SCHEMA)
 
