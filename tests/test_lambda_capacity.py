@@ -93,6 +93,20 @@ def test_a_listing_made_for_the_plan_counts_as_the_read(fake, key):
     assert len(fake.requests("GET", TYPES)) == 1
 
 
+def test_no_capacity_is_confirmed_by_a_read_made_now_not_an_older_one(fake, key):
+    """Capacity comes back: a region is never skipped on a read made for an earlier
+    launch, however fresh; a region with capacity is."""
+    fake.capacity[(H100, "us-west-1")] = 0
+    with provider(fake, key) as p:
+        with pytest.raises(NoCapacityListedError):
+            p.provision(request("us-west-1"))
+        assert len(fake.requests("GET", TYPES)) == 1, "the read made now is the proof"
+        fake.capacity[(H100, "us-west-1")] = 1
+        node = p.provision(request("us-west-1", name="n-1"))
+    assert node.region == "us-west-1"
+    assert len(fake.requests("GET", TYPES)) == 2
+
+
 def test_an_unreadable_catalog_leaves_the_answer_to_the_launch(fake, key):
     fake.inject(503, method="GET", path=TYPES)
     with provider(fake, key) as p:
@@ -168,7 +182,8 @@ def test_apply_launches_only_where_the_live_catalog_lists_capacity(work: Workdir
                 in result.out), result.out
         launches = lam.fake.requests("POST", LAUNCH)
         assert [r.body["region_name"] for r in launches] == ["us-east-1"]
-        # The plan's listing of instance types was the catalog the launch looked at.
-        assert len(lam.fake.requests("GET", TYPES)) == 1
+        # The plan's listing, and one read made to confirm the region without capacity
+        # (a "no" is never taken from an older read); then it was ruled out for the run.
+        assert len(lam.fake.requests("GET", TYPES)) == 2
         (record,) = work.state("e2e")["nodes"].values()
         assert record["region"] == "us-east-1"

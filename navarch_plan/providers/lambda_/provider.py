@@ -232,7 +232,7 @@ class LambdaProvider:
         and not this region among `regions_with_capacity_available`. A type it does not
         list, or a catalog that cannot be read now, is the launch's to answer. The list
         is a hint, not a reservation: a launch it lets through may still be refused."""
-        regions = self._capacity.regions(req.instance_type)
+        regions = self._capacity.regions(req.instance_type, req.region)
         if regions is None or req.region in regions:
             return
         where = ", ".join(sorted(regions)) or "no region"
