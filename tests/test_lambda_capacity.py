@@ -122,6 +122,23 @@ def test_a_type_the_catalog_does_not_list_is_the_launchs_to_refuse(fake, key):
     assert err.value.code == "global/object-does-not-exist"
 
 
+def test_the_fake_refuses_a_launch_where_it_lists_no_capacity_as_lambda_does(fake, key):
+    """What the check saves: the launch would be answered with Lambda's own 400."""
+    client = httpx.Client(transport=httpx.WSGITransport(app=fake),
+                          base_url="http://lambda.test/api/v1",
+                          headers={"Authorization": f"Bearer {key}"})
+    listed = client.get(TYPES).json()["data"][H100]["regions_with_capacity_available"]
+    assert [r["name"] for r in listed] == ["us-east-1"]
+    resp = client.post(LAUNCH, json={"region_name": "us-west-1", "instance_type_name": H100,
+                                     "ssh_key_names": ["ops-team"]})
+    assert resp.status_code == 400
+    assert resp.json()["error"] == {
+        "code": "instance-operations/launch/insufficient-capacity",
+        "message": "Not enough capacity to fulfill launch request.",
+        "suggestion": "Choose an instance type with more availability, or try again later."}
+    assert fake.instances == {}
+
+
 # -- apply's launch slots ----------------------------------------------------------------------
 
 def _placement(region: str) -> Placement:

@@ -389,8 +389,9 @@ class FakeLambda:
         return 200, {"data": {"instance_ids": [inst.id]}}, {}
 
     def _check_launch(self, body: Any) -> Reply | None:
-        def bad(message: str, code: str = "global/invalid-parameters", status: int = 400) -> Reply:
-            return status, error_body(code, message), {}
+        def bad(message: str, code: str = "global/invalid-parameters", status: int = 400,
+                suggestion: str = "") -> Reply:
+            return status, error_body(code, message, suggestion), {}
         if not isinstance(body, dict):
             return bad("Invalid request data.")
         if set(body) - LAUNCH_FIELDS:
@@ -420,7 +421,9 @@ class FakeLambda:
             return bad("Quota exceeded.", "global/quota-exceeded")
         if self._remaining(body["instance_type_name"], body["region_name"]) <= 0:
             return bad("Not enough capacity to fulfill launch request.",
-                       "instance-operations/launch/insufficient-capacity")
+                       "instance-operations/launch/insufficient-capacity",
+                       suggestion="Choose an instance type with more availability, or try "
+                                  "again later.")
         return None
 
     def _check_attachments(self, body: dict[str, Any]) -> tuple[str, str] | None:
