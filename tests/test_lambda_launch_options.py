@@ -15,9 +15,11 @@ import pytest
 
 from navarch_plan.errors import InvalidRequestError
 from navarch_plan.model import ProvisionRequest
+from navarch_plan.providers.base import BuildContext
 from navarch_plan.providers.lambda_ import LambdaProvider
+from navarch_plan.providers.lambda_.kind import LAMBDA
 from tests.conftest import Workdir
-from tests.fakes.lambda_server import LAUNCH, FakeLambda
+from tests.fakes.lambda_server import LAUNCH, FakeLambda, serve
 from tests.test_e2e_clouds import LambdaCloud
 
 REQ = ProvisionRequest(name="n-0", instance_type="gpu_1x_a10", region="us-east-1",
@@ -101,6 +103,21 @@ def test_the_fake_refuses_malformed_launch_fields_as_lambda_does(fake, key, extr
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "global/invalid-parameters"
     assert fake.instances == {}
+
+
+def test_the_type_builds_the_provider_with_its_launch_and_capacity_options(fake, key):
+    """From a config's options (as `navarch` builds it): the launch options reach every
+    launch, and capacity_cache_seconds: 0 reads the catalog before each one."""
+    with serve(fake) as url:
+        built = LAMBDA.build("lambda", {"api_key_env": "K", "base_url": url,
+                                        "launch_interval": 0, "capacity_cache_seconds": 0,
+                                        **EAST}, {"K": key}, BuildContext())
+        with built as p:
+            p.provision(REQ)
+            p.provision(ProvisionRequest(**{**REQ.__dict__, "name": "n-1"}))
+    assert len(fake.requests("GET", "/instance-types")) == 2
+    assert [b["image"] for b in launch_bodies(fake)] == [EAST["image"]] * 2
+    assert [b["file_system_names"] for b in launch_bodies(fake)] == [["datasets-east"]] * 2
 
 
 # -- through the navarch command ---------------------------------------------------------------
