@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import OFFLINE_ENV, OPS_KEY, Workdir, navarch_argv
+from tests.fakes.lambda_server import error_body
 
 WORKSPACE = "e2e"
 POOL = "workers"
@@ -400,7 +401,11 @@ def test_failover_from_lambda_stockout_to_ec2(work: Workdir, moto_endpoint: str)
     HTTP 400 error code), EC2 in moto takes the node."""
     with ExitStack() as stack:
         lam = LambdaCloud(stack)
-        lam.fake.capacity[("gpu_1x_a10", "us-east-1")] = 0
+        # The catalog still lists capacity (a hint, not a reservation); the launch is
+        # refused with Lambda's own error.
+        lam.fake.inject(400, method="POST", path="/instance-operations/launch",
+                        body=error_body("instance-operations/launch/insufficient-capacity",
+                                        "Not enough capacity to fulfill launch request."))
         aws = AwsCloud(moto_endpoint, work.path)
         doc = {"version": 1, "workspace": WORKSPACE,
                "providers": {"lambda": lam.provider, "aws": aws.provider},
