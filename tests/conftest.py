@@ -1,6 +1,16 @@
 """Shared test helpers: run the real `navarch` command in a folder, write configs,
 and open the fake cloud's database to look at what happened.
 
+Hypothesis profiles: "ci" (the default) runs fewer examples, derandomized (the same
+examples every run, so CI is repeatable) and without deadlines; "full" runs the full
+counts with fresh random examples, for a soak:
+
+    HYPOTHESIS_PROFILE=full python -m pytest -p no:cacheprovider tests/test_properties.py \
+        tests/test_fault_schedules.py
+
+Tests that name their own example counts write `examples(n)`: n under "full", a fraction
+of it (at least a few) under "ci".
+
 The suite runs in parallel (`pytest -n auto`, pytest-xdist): every test works in its own
 tmp_path, servers listen on free ports, and environment variables go through monkeypatch
 or the `env=` of `Workdir.run`/`Workdir.cli`, never straight into os.environ.
@@ -38,6 +48,7 @@ import importlib
 import io
 import json
 import logging
+import math
 import os
 import shutil
 import signal
@@ -53,10 +64,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from navarch_plan.providers.fake import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# -- Hypothesis profiles -----------------------------------------------------------------
+
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+CI_EXAMPLES = 1 / 3  # the share of a test's full example count that "ci" runs
+settings.register_profile("ci", max_examples=25, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("full", max_examples=100, derandomize=False, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(full: int, least: int = 5) -> int:
+    """A test's example count: `full` under the "full" profile, a third of it (but at
+    least `least`, and never more than `full`) under "ci"."""
+    if HYPOTHESIS_PROFILE == "full":
+        return full
+    return min(full, max(least, math.ceil(full * CI_EXAMPLES)))
+
 
 def navarch_argv() -> list[str]:
     """The installed console script, as a user runs it; `python -m` when not installed."""
