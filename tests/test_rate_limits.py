@@ -134,6 +134,29 @@ def test_a_timed_out_launch_is_resent_unchanged_where_the_cloud_dedupes(
     assert len(slow.list()) == 1
 
 
+def test_a_resend_refused_for_rate_keeps_its_key_and_makes_no_duplicate(
+        work: Workdir) -> None:
+    """The first launch took effect but its reply was lost; the re-send is refused for
+    rate. That refusal says nothing about the first launch: the launch is re-sent with
+    the same key after the hold, never started afresh beside the instance already made
+    (found by test_fault_schedules_in_process)."""
+    two_clouds(work, slow={"faults": [
+        {"op": "provision", "error": "transient", "effect": True},
+        {"op": "provision", "error": "rate_limit", "retry_after": 0.3}],
+        "retry": FAST_RETRY}, fast={}, slow_nodes=1, fast_nodes=0)
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.out + result.err
+    launches = calls(work, "slow")
+    assert [bool(c["ok"]) for c in launches] == [False, False, True]
+    assert len({c["target"] for c in launches}) == 1, "one name throughout"
+    assert launches[2]["started"] >= launches[1]["started"] + 0.3, "the hold was waited"
+    slow = FakeProvider("slow", path=str(work.path / "state" / "slow.db"))
+    [node] = slow.list()
+    assert work.state()["nodes"]["pool.slowpool[0]"]["id"] == node.id
+    assert work.state()["intents"] == []
+    assert work.cli("plan", "--detailed-exitcode").code == 0
+
+
 def test_idempotent_calls_are_retried_with_backoff(work: Workdir) -> None:
     two_clouds(work, slow={}, fast={}, slow_nodes=1, fast_nodes=1)
     assert work.cli("apply", "--auto-approve").code == 0
