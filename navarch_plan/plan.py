@@ -45,6 +45,7 @@ class Reason(StrEnum):
     DESTROY = "destroy"
     DEPOSED = "deposed"  # the old half of a replacement that was interrupted
     INTERRUPTED = "interrupted"  # an apply was cut short while provisioning this node
+    PREEMPTED = "preempted"  # the cloud took this spot node back
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Action:
 @dataclass(frozen=True)
 class Drift:
     address: str
-    kind: str  # deleted_outside | unmanaged | status_changed | labels_changed | ...
+    kind: str  # deleted_outside | preempted | unmanaged | status_changed | labels_changed | ...
     detail: str
     provider: str = ""
     node_id: str = ""

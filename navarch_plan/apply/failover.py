@@ -4,7 +4,8 @@ capacity or quota error, never after an auth or invalid-request error.
 `provision_with_failover` is the one loop; the executor uses it for every create, and
 `navarch_plan.pool.Pool` wraps it as the library API.
 `RuledOut` remembers, for one run, what is known not to work: a capacity error rules out
-that (provider, region, zone, type); a provider-wide quota error the whole provider; a
+that (provider, region, zone, type, purchase model: a spot stock-out leaves on-demand
+to try); a provider-wide quota error the whole provider; a
 regional quota error that (provider, region). Nothing is remembered across runs.
 """
 
@@ -57,8 +58,8 @@ class RuledOut:
     Once a placement has worked, attempts on it run in parallel."""
 
     _keys: set[tuple[str, ...]] = field(default_factory=set)
-    _proven: set[tuple[str, str, str, str]] = field(default_factory=set)
-    _probing: dict[tuple[str, str, str, str], threading.Event] = field(default_factory=dict)
+    _proven: set[tuple[str, ...]] = field(default_factory=set)
+    _probing: dict[tuple[str, ...], threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def probe(self, placement: Placement) -> bool:

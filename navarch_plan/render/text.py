@@ -84,7 +84,7 @@ def _action_lines(action: dict[str, Any], building: set[str],
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
-            f"({action['reason']})  {where}  {action['instance_type']}")
+            f"({action['reason']})  {where}  {action['instance_type']}{_spot_mark(action)}")
     if action.get("node_id"):
         head += f"  [{action['node_id']}]"
     lines = [head]
@@ -92,6 +92,15 @@ def _action_lines(action: dict[str, Any], building: set[str],
         lines.append(f"        {action['detail']}")
     lines += [f"        {line}" for line in _fields(action, building, shown)]
     return lines
+
+
+def _spot_mark(action: dict[str, Any]) -> str:
+    """` (spot)` when the instance the action names is (to be) bought spot: a create's
+    first candidate, else the recorded spec."""
+    first = (action.get("candidates") or [{}])[0]
+    spec = action.get("after") or action.get("before") or {}
+    spot = first.get("purchase", spec.get("purchase")) == "spot"
+    return " (spot)" if spot else ""
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.providers.base import BuildContext, LabelRules, Provider
-from navarch_plan.providers.declared import DeclaredType
+from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
 
 __all__ = ["AWS", "TAG_RULES"]
 
@@ -63,4 +63,5 @@ AWS = DeclaredType(
     # EC2's token buckets: RunInstances refills two per second (after a burst we do not
     # rely on); describe calls twenty per second.
     rate_limit=RateLimit(launches_per_second=2.0, calls_per_second=20.0),
+    purchase_models=SPOT_AND_ON_DEMAND,
 )
