@@ -28,7 +28,14 @@ from navarch_plan.errors import (
 )
 from navarch_plan.model import NodeStatus
 
-__all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape"]
+__all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape", "SPOT_MARKET"]
+
+#: RunInstances' InstanceMarketOptions for a spot launch (spot_policy): a one-time
+#: request (no persistent request relaunching behind navarch's back) whose instance is
+#: terminated, not stopped, when EC2 takes it back; navarch's next plan recreates it.
+SPOT_MARKET = {"MarketType": "spot",
+               "SpotOptions": {"SpotInstanceType": "one-time",
+                               "InstanceInterruptionBehavior": "terminate"}}
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ ERROR_CLASSES: tuple[tuple[frozenset[str], type[ProviderError]], ...] = (
     (frozenset({"IdempotentParameterMismatch"}), DuplicateLaunchError),
     (frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity",
                 "InsufficientReservedInstanceCapacity",
+                # A spot launch whose price cap is under the spot price: no spot there now.
+                "SpotMaxPriceTooLow",
                 "Unsupported"}), CapacityError),  # Unsupported: type not offered in that AZ
     (frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded",
                 "MaxSpotInstanceCountExceeded"}), QuotaError),

@@ -52,7 +52,7 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
+from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES, SPOT_MARKET
 from navarch_plan.providers.aws.kind import AWS
 
 __all__ = ["AwsProvider"]
@@ -209,6 +209,8 @@ class AwsProvider:
             params["SubnetId"] = self.subnet_id
         if self.security_group_ids:
             params["SecurityGroupIds"] = list(self.security_group_ids)
+        if req.purchase == "spot":
+            params["InstanceMarketOptions"] = SPOT_MARKET
         return params
 
     def _image_for(self, region: str) -> str:
