@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from navarch_plan.catalog.facts import purchase_problem
 from navarch_plan.config import parse_config
 from navarch_plan.config.desired import ON_DEMAND, SPOT
 from navarch_plan.errors import ConfigError
@@ -174,6 +175,14 @@ def test_gcp_spot_pools_resolve_gpus_to_types_sold_as_spot() -> None:
         ("a3-highgpu-1g", SPOT)}
     with pytest.raises(ConfigError, match="offers the requested GPUs on-demand"):
         parse_config(head + "}\n", "navarch.yaml", {})
+
+
+def test_only_a_catalog_that_records_purchase_models_rules_spot_out() -> None:
+    """GCP's table says how each type is sold; the others record on-demand only because
+    nobody read their other ways, which says nothing against spot."""
+    assert purchase_problem("gcp", "a3-highgpu-1g", SPOT) is None
+    assert purchase_problem("aws", "g5.xlarge", SPOT) is None
+    assert purchase_problem("gcp", "a3-highgpu-1g", ON_DEMAND) is not None
 
 
 def test_intents_without_a_purchase_read_as_on_demand() -> None:
