@@ -14,6 +14,7 @@ from navarch_plan.catalog.facts import purchase_problem
 from navarch_plan.config import parse_config
 from navarch_plan.config.desired import ON_DEMAND, SPOT
 from navarch_plan.errors import ConfigError
+from navarch_plan.schemas import validator
 from navarch_plan.state.model import Intent
 from tests.conftest import Workdir, actions_of
 
@@ -38,6 +39,7 @@ def test_a_spot_pool_plans_and_applies_spot_instances(work: Workdir) -> None:
     assert {a["cost_after"] for a in creates} == {None}
     assert plan["cost"]["complete"] is False
     assert all(a["after"]["purchase"] == "spot" for a in creates)
+    assert list(validator("plan").iter_errors(plan)) == []
     text = work.cli("plan").out
     assert "us-west-1  gpu_1x_a10 (spot)" in text
     assert "at least" in text
@@ -99,9 +101,11 @@ def test_a_preempted_spot_node_comes_back_as_preempted(work: Workdir) -> None:
     assert [(a["action"], a["reason"]) for a in plan["actions"]] == [("create", "preempted")]
     assert "spot instance was taken back" in plan["actions"][0]["detail"]
     assert [(d["kind"], d["node_id"]) for d in plan["drift"]] == [("preempted", record["id"])]
+    assert list(validator("plan").iter_errors(plan)) == []
     drift = work.cli("drift", "--format", "json")
     report = json.loads(drift.out)
     assert report["summary"]["by_kind"] == {"preempted": 1}
+    assert list(validator("drift").iter_errors(report)) == []
     assert work.cli("apply", "--auto-approve").code == 0
     again = work.state()["nodes"][NODE]
     assert again["id"] != record["id"] and work.cloud().purchase(again["id"]) == SPOT
@@ -194,3 +198,23 @@ def test_intents_without_a_purchase_read_as_on_demand() -> None:
                                 "idempotency_key": "", "node_id": ""}
     spot = Intent(**old, purchase=SPOT)
     assert Intent(**spot.to_json()) == spot and spot.to_json()["purchase"] == SPOT
+
+
+@pytest.mark.parametrize("purchase", [SPOT, ON_DEMAND])
+def test_an_interrupted_launch_is_resent_bought_the_way_it_was(purchase: str) -> None:
+    """The intent names its placement with the purchase model, so an auto pool's
+    resent launch goes first where the lost one went: spot, or the on-demand fallback."""
+    from tests.planner_world import BASE, World, config
+    world = World(config(BASE.replace("    nodes: 3\n", "    nodes: 3\n    spot_policy: auto\n")))
+    address = "pool.workers[1]"
+    record = world.state.nodes.pop(address)
+    world.live = [n for n in world.live if n.id != record.id]
+    world.state.intents["i-1"] = Intent(
+        id="i-1", address=address, provider="sim", region="us-west-1", name="ws-w-1-zzzz",
+        started_at="2026-01-01T00:00:00+00:00", instance_type="gpu_1x_a100",
+        idempotency_key="key-1", purchase=purchase)
+    plan = world.plan(idempotent=frozenset({"sim"}))
+    [action] = [a for a in plan["actions"] if a["address"] == address]
+    assert (action["action"], action["intent_id"]) == ("create", "i-1")
+    assert action["candidates"][0].get("purchase", ON_DEMAND) == purchase
+    assert len(action["candidates"]) == 2
