@@ -42,7 +42,7 @@ def test_a_spot_pool_plans_and_applies_spot_instances(work: Workdir) -> None:
     assert list(validator("plan").iter_errors(plan)) == []
     text = work.cli("plan").out
     assert "us-west-1  gpu_1x_a10 (spot)" in text
-    assert "at least" in text
+    assert "Hourly cost: at least $0.00 -> at least $0.00 (change unknown)" in text
     assert work.cli("apply", "--auto-approve").code == 0
     cloud = work.cloud()
     records = work.state()["nodes"]

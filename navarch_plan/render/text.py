@@ -166,10 +166,12 @@ def _group_title(action: dict[str, Any]) -> str:
 
 def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
     """`$1.00 -> $2.00 (+$1.00/h)`, `(no change)` when the total stays, with "at least"
-    when a price is unknown."""
+    when a price is unknown (and then no claim that nothing changes: an unknown price,
+    e.g. a spot node's, may be what changed)."""
     prefix = "" if cost.get("complete", True) else "at least "
     delta = cost["hourly_delta"]
-    change = "no change" if delta == 0 else f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
+    change = ("no change" if prefix == "" else "change unknown") if delta == 0 else \
+        f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
     return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
             f"{prefix}{money(cost['hourly_after'])}{unit} ({change})")
 
