@@ -5,6 +5,7 @@ Spot refusals are capacity errors, so failover moves on to the on-demand fallbac
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,8 +17,10 @@ from navarch_plan.apply.failover import RuledOut, provision_with_failover
 from navarch_plan.config.desired import ON_DEMAND, SPOT, Placement
 from navarch_plan.errors import CapacityError
 from navarch_plan.model import NodeStatus, ProvisionRequest
+from navarch_plan.planner.preemption import was_preempted
 from navarch_plan.providers.aws import AwsProvider
 from navarch_plan.providers.gcp import GcpProvider
+from navarch_plan.state.model import NodeRecord
 from tests.conftest import reset_moto
 from tests.fakes.gce_server import FakeGce, serve
 from tests.fakes.moto_server import AMI, Recorder, error_response
@@ -110,6 +113,36 @@ def test_a_spot_stock_out_fails_over_to_on_demand_of_the_same_type(aws: AwsProvi
                                                 "aws/us-east-1 created"]
     assert ruled_out.excludes(spot) and not ruled_out.excludes(on_demand)
     assert [_market_fields(f) != {} for f in sent.forms] == [True, False]
+
+
+def test_an_ec2_spot_interruption_reads_as_preempted(aws: AwsProvider,
+                                                     moto_endpoint: str) -> None:
+    """moto terminates as a user would; EC2's reason for an interruption is put on the
+    provider's own client's DescribeInstances reply (botocore's after-call event)."""
+    node = aws.provision(_ec2_request("research-w-0-intr", SPOT))
+    boto3.client("ec2", region_name=EAST, endpoint_url=moto_endpoint).terminate_instances(
+        InstanceIds=[node.id])
+    record = NodeRecord(id=node.id, provider="aws", region=EAST, zone=node.zone,
+                        instance_type="g5.xlarge", name=node.name,
+                        spec={"purchase": SPOT}, spec_hash="", status="running",
+                        ip_address="", labels={}, created_at="")
+    user_ended = aws.get(node.id)
+    assert user_ended is not None and user_ended.status is NodeStatus.TERMINATED
+    assert not was_preempted(record, user_ended)  # a user's termination is not a preemption
+
+    def interrupted(parsed: dict[str, Any], **_: Any) -> None:
+        for reservation in parsed.get("Reservations", []):
+            for instance in reservation["Instances"]:
+                instance["StateReason"] = {"Code": "Server.SpotInstanceTermination",
+                                           "Message": "Server.SpotInstanceTermination: "
+                                           "Spot instance termination"}
+
+    aws.client(EAST).meta.events.register("after-call.ec2.DescribeInstances", interrupted)
+    taken = aws.get(node.id)
+    assert taken is not None and taken.status is NodeStatus.TERMINATED
+    assert taken.status_word == "terminated (Server.SpotInstanceTermination)"
+    assert was_preempted(record, taken)
+    assert not was_preempted(replace(record, spec={}), taken)  # on-demand: never preempted
 
 
 # -- GCE ------------------------------------------------------------------------------

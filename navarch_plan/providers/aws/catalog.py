@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from navarch_plan.catalog.facts import cloud_table
 from navarch_plan.errors import (
@@ -28,7 +29,8 @@ from navarch_plan.errors import (
 )
 from navarch_plan.model import NodeStatus
 
-__all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape", "SPOT_MARKET"]
+__all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape", "SPOT_MARKET",
+           "cloud_word"]
 
 #: RunInstances' InstanceMarketOptions for a spot launch (spot_policy): a one-time
 #: request (no persistent request relaunching behind navarch's back) whose instance is
@@ -36,6 +38,15 @@ __all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape", "SPOT_MARKET"
 SPOT_MARKET = {"MarketType": "spot",
                "SpotOptions": {"SpotInstanceType": "one-time",
                                "InstanceInterruptionBehavior": "terminate"}}
+#: StateReason.Code of an instance EC2 took back from spot.
+SPOT_TERMINATION = "Server.SpotInstanceTermination"
+
+
+def cloud_word(instance: Mapping[str, Any]) -> str:
+    """EC2's word for an instance's status: its state name, or, for a spot instance EC2
+    interrupted, the reason code, which tells the planner it was preempted."""
+    code = (instance.get("StateReason") or {}).get("Code", "")
+    return code if code == SPOT_TERMINATION else str(instance["State"]["Name"])
 
 
 @dataclass(frozen=True)

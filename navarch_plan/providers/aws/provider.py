@@ -52,7 +52,13 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES, SPOT_MARKET
+from navarch_plan.providers.aws.catalog import (
+    EC2_STATUS,
+    ERROR_CLASSES,
+    GPU_TYPES,
+    SPOT_MARKET,
+    cloud_word,
+)
 from navarch_plan.providers.aws.kind import AWS
 
 __all__ = ["AwsProvider"]
@@ -354,7 +360,7 @@ class AwsProvider:
             id=instance["InstanceId"], provider=self.name, region=region,
             instance_type=instance["InstanceType"],
             status=EC2_STATUS.get(instance["State"]["Name"], NodeStatus.UNKNOWN),
-            cloud_status=instance["State"]["Name"],
+            cloud_status=cloud_word(instance),
             zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
             name=tags.get("Name", ""),
             ip_address=instance.get("PublicIpAddress") or instance.get("PrivateIpAddress") or "",
