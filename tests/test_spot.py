@@ -43,6 +43,7 @@ def test_a_spot_pool_plans_and_applies_spot_instances(work: Workdir) -> None:
     text = work.cli("plan").out
     assert "us-west-1  gpu_1x_a10 (spot)" in text
     assert "Hourly cost: at least $0.00 -> at least $0.00 (change unknown)" in text
+    assert "| `gpu_1x_a10` (spot) | unknown |" in work.cli("plan", "--format", "markdown").out
     assert work.cli("apply", "--auto-approve").code == 0
     cloud = work.cloud()
     records = work.state()["nodes"]

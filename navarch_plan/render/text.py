@@ -13,7 +13,7 @@ from typing import Any
 from navarch_plan.config.desired import find_refs
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
-           "unsettled_lines"]
+           "spot_mark", "unsettled_lines"]
 
 SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": "."}
 
@@ -84,7 +84,7 @@ def _action_lines(action: dict[str, Any], building: set[str],
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
-            f"({action['reason']})  {where}  {action['instance_type']}{_spot_mark(action)}")
+            f"({action['reason']})  {where}  {action['instance_type']}{spot_mark(action)}")
     if action.get("node_id"):
         head += f"  [{action['node_id']}]"
     lines = [head]
@@ -94,7 +94,7 @@ def _action_lines(action: dict[str, Any], building: set[str],
     return lines
 
 
-def _spot_mark(action: dict[str, Any]) -> str:
+def spot_mark(action: dict[str, Any]) -> str:
     """` (spot)` when the instance the action names is (to be) bought spot: a create's
     first candidate, else the recorded spec."""
     first = (action.get("candidates") or [{}])[0]
