@@ -6,6 +6,7 @@ load error. The cloud clients' request bodies are in test_spot_requests.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from navarch_plan.catalog.facts import purchase_problem
 from navarch_plan.config import parse_config
 from navarch_plan.config.desired import ON_DEMAND, SPOT
 from navarch_plan.errors import ConfigError
+from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.schemas import validator
 from navarch_plan.state.model import Intent
 from tests.conftest import Workdir, actions_of
@@ -219,3 +221,26 @@ def test_an_interrupted_launch_is_resent_bought_the_way_it_was(purchase: str) ->
     assert (action["action"], action["intent_id"]) == ("create", "i-1")
     assert action["candidates"][0].get("purchase", ON_DEMAND) == purchase
     assert len(action["candidates"]) == 2
+
+
+def test_the_spot_example_plans_three_policies_and_applies(work: Workdir) -> None:
+    example = (Path(__file__).parent.parent / "examples" / "spot.yaml").read_text()
+    (work.path / "examples").mkdir()
+    (work.path / "examples" / "spot.yaml").write_text(example)
+    args = ("-c", "examples/spot.yaml")
+    plan = json.loads(work.cli("plan", *args, "--format", "json").out)
+    first = {a["group"]: a["candidates"][0].get("purchase", ON_DEMAND) if a["candidates"]
+             else ON_DEMAND for a in plan["actions"]}
+    assert first == {"batch": SPOT, "trainers": SPOT, "serving": ON_DEMAND}
+    assert plan["cost"]["pools"]["serving"]["complete"] is True
+    assert plan["cost"]["pools"]["batch"]["complete"] is False
+    applied = work.cli("apply", *args, "--auto-approve")
+    assert applied.code == 0, applied.err
+    assert applied.out.count("(spot) no capacity, trying the next candidate") == 1
+    cloud = FakeProvider("sim", path=str(work.path / "state" / "spot-cloud.db"))
+    records = work.state("spot-demo")["nodes"]
+    bought = sorted((address, cloud.purchase(r["id"])) for address, r in records.items())
+    assert bought == [("pool.batch[0]", SPOT), ("pool.batch[1]", SPOT),
+                      ("pool.serving[0]", ON_DEMAND), ("pool.trainers[0]", ON_DEMAND),
+                      # the stock-out ruled spot out there for the rest of the run
+                      ("pool.trainers[1]", ON_DEMAND)]
