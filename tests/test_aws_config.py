@@ -91,6 +91,19 @@ def test_the_launch_options_a_user_needs_load() -> None:
 
 # -- through the command ----------------------------------------------------------------------
 
+def test_validate_names_the_region_a_map_lacks(work: Workdir, aws_credentials: None) -> None:
+    text = config({"image_id": {EAST: "ami-0aaa"}, "root_volume_gb": 300})
+    work.write(text)
+    result = work.cli("validate")
+    assert result.code == 1 and result.out == ""
+    line = line_of(text, '"image_id"')
+    column = text.splitlines()[line - 1].index('"') + 1
+    assert result.err.strip() == (
+        f"Error: navarch.yaml:{line}:{column}: "
+        "providers.aws.image_id: image_id has no value for region us-west-2, where this node "
+        "may launch (an AMI id belongs to one region)")
+
+
 def test_failover_to_another_region_launches_that_regions_ami(
         work: Workdir, moto_endpoint: str, aws_credentials: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
