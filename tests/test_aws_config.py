@@ -79,6 +79,11 @@ def test_options_the_cloud_would_refuse(options: dict[str, Any], bad: str) -> No
     assert load_error(config(options)).path.startswith(f"providers.aws.{bad}")
 
 
+def test_a_bad_entry_of_a_map_is_named() -> None:
+    err = load_error(config({"image_id": {EAST: "ami-0aaa", WEST: "ami-zz"}}))
+    assert err.path == "providers.aws.image_id.us-west-2" and "'ami-zz'" in err.message
+
+
 def test_the_launch_options_a_user_needs_load() -> None:
     text = config({"image_id": "resolve:ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/"
                                "gpu/recommended/image_id",

@@ -29,10 +29,12 @@ _LOCATION = {"$ref": "#/$defs/location"}
 
 
 def _per_location(value: dict[str, Any], keys: str) -> dict[str, Any]:
-    """One value for every region, or a map from region (or zone) to its own value."""
-    return {"anyOf": [value, {"description": f"one value per {keys}", "type": "object",
-                              "propertyNames": _LOCATION, "minProperties": 1,
-                              "additionalProperties": value}]}
+    """One value for every region, or a map from region (or zone) to its own value. One
+    schema for both (string/array keywords ignore objects and the other way round), so an
+    error names the bad entry instead of "not of type string"."""
+    return {**value, "description": f"one value, or one per {keys}",
+            "type": [value["type"], "object"], "propertyNames": _LOCATION,
+            "minProperties": 1, "additionalProperties": value}
 
 
 _IMAGE = {"type": "string", "pattern": r"^(ami-[0-9a-f]+|resolve:ssm:/\S+)$"}
