@@ -4,11 +4,15 @@ functions the provider uses to build RunInstances, so a config that loads launch
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from navarch_plan.model import ProvisionRequest
+
 __all__ = ["DEFAULT_IMAGE", "LAUNCH_OPTIONS", "REGION_SCOPED", "SSM_PREFIX",
-           "block_device_mappings", "instance_profile", "missing_scope", "value_for"]
+           "block_device_mappings", "client_token", "instance_profile", "missing_scope",
+           "value_for"]
 
 #: EC2's own syntax for "the AMI id this SSM parameter holds in the launch's region"
 #: (RunInstances and launch templates accept it): navarch resolves it itself, per region,
@@ -69,3 +73,14 @@ def block_device_mappings(root_device: str, size_gb: int | None,
 def instance_profile(value: str) -> dict[str, str]:
     """RunInstances' IamInstanceProfile: an ARN as `Arn`, anything else as `Name`."""
     return {"Arn": value} if value.startswith("arn:") else {"Name": value}
+
+
+def client_token(req: ProvisionRequest, region: str) -> str:
+    """Deterministic RunInstances token (<= 64 ASCII chars) for this request.
+
+    A retry of the same request gets the same token, so EC2 returns the first launch instead
+    of making a second. Zone, type and region are part of it so that a failover attempt under
+    the same name is a new request, not an IdempotentParameterMismatch.
+    """
+    basis = "\0".join((req.name, region, req.zone, req.instance_type, req.idempotency_key))
+    return "navarch-" + hashlib.sha256(basis.encode()).hexdigest()[:48]

@@ -13,7 +13,6 @@ it does not exist.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,11 +46,12 @@ from navarch_plan.providers.aws.launch import (
     DEFAULT_IMAGE,
     LAUNCH_OPTIONS,
     block_device_mappings,
+    client_token,
     instance_profile,
     value_for,
 )
 
-__all__ = ["AwsProvider"]
+__all__ = ["AwsProvider", "client_token"]
 
 # One attempt only: a botocore retry of RunInstances after an ambiguous failure is a blind
 # relaunch. Every other call is read-only or idempotent, so standard retries are safe.
@@ -63,17 +63,6 @@ _CALL_CONFIG = Config(retries={"mode": "standard"}, user_agent_extra="navarch-pl
 _LISTED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
 # Codes meaning "no instance with that id here"; Malformed: no instance can have that id.
 _ABSENT = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
-
-def client_token(req: ProvisionRequest, region: str) -> str:
-    """Deterministic RunInstances token (<= 64 ASCII chars) for this request.
-
-    A retry of the same request gets the same token, so EC2 returns the first launch instead
-    of making a second. Zone, type and region are part of it so that a failover attempt under
-    the same name is a new request, not an IdempotentParameterMismatch.
-    """
-    basis = "\0".join((req.name, region, req.zone, req.instance_type, req.idempotency_key))
-    return "navarch-" + hashlib.sha256(basis.encode()).hexdigest()[:48]
-
 
 class AwsProvider:
     """EC2 instances in a fixed set of regions.
