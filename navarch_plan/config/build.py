@@ -131,13 +131,13 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
                           instance_type=placement.instance_type, ssh_keys=ssh_keys,
                           labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys))
         provider = providers[placement.provider]
+        if placement.launch_json:
+            _check_launch(placement, types[provider.type], spec, ctx, path)
         # The options this candidate launches with: the provider's, under the pool's.
         options = {**provider.options, **placement.launch}
         for problem in types[provider.type].check_node(options, facts):
-            raise ctx.error(_problem_path(problem, provider, spec, defaults, path, placement),
+            raise ctx.error(_problem_path(problem, provider, placement, spec, defaults, path),
                             problem.message)
-        if placement.launch_json:
-            _check_launch(placement, types[provider.type], spec, ctx, path)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
     return [
@@ -154,7 +154,6 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
 def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],
                   ctx: Context, path: tuple) -> None:
     """A pool's launch overrides: only options the candidate's type lets a pool set."""
-    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
     for error in launch_validator(kind).iter_errors(placement.launch):
         key = str(error.path[0]) if error.path else ""
         if not key:  # an unknown option: additionalProperties names none in the path
@@ -164,24 +163,27 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
                        f"{placement.provider!r} (a pool may set: {allowed})")
         else:
             message = error.message
-        where = ((*path, "providers", placement.entry, "launch", key)
-                 if key in entry.get("launch", {}) else (*path, "launch", key))
-        raise ctx.error(where, message)
+        raise ctx.error(_launch_path(placement, spec, path, key), message)
 
 
-def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],
-                  defaults: dict[str, Any], path: tuple, placement: Placement) -> tuple:
-    """Where in the file a provider type's objection points: the option it lacks (in the
-    pool's launch overrides when set there), else the node's key (in the node, else in
-    `defaults`), else the node itself."""
+def _launch_path(placement: Placement, spec: dict[str, Any], path: tuple,
+                 key: str) -> tuple:
+    """Where a pool sets launch option `key`: its providers entry's `launch`, else its own."""
+    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
+    return ((*path, "providers", placement.entry, "launch", key)
+            if key in entry.get("launch", {}) else (*path, "launch", key))
+
+
+def _problem_path(problem: NodeProblem, provider: ProviderConfig, placement: Placement,
+                  spec: dict[str, Any], defaults: dict[str, Any], path: tuple) -> tuple:
+    """Where in the file a provider type's objection points: the option it lacks (where
+    the pool overrides it, else in the provider), else the node's key (in the node, else
+    in `defaults`), else the node itself."""
     if problem.option:
-        option = tuple(problem.option.split("."))
-        entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
-        if option[0] in entry.get("launch", {}):
-            return (*path, "providers", placement.entry, "launch", *option)
-        if option[0] in spec.get("launch", {}):
-            return (*path, "launch", *option)
-        return ("providers", provider.name, *option)
+        head, *rest = problem.option.split(".")
+        if head in placement.launch:
+            return (*_launch_path(placement, spec, path, head), *rest)
+        return ("providers", provider.name, head, *rest)
     keys = tuple(problem.field.split(".", 1)) if problem.field else ()
     if keys and _has(spec, keys):
         return (*path, *keys)
