@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
 from navarch_plan.config.schema import launch_validator
+from navarch_plan.config.yamlpos import Path as KeyPath
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 
@@ -60,7 +61,7 @@ def _group_specs(data: dict[str, Any], ctx: Context) -> list[tuple[str, str, dic
 
 
 def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                     ctx: Context, path: tuple) -> None:
+                     ctx: Context, path: KeyPath) -> None:
     """Every provider the pool names exists, and is named once."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
@@ -78,7 +79,7 @@ def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfi
                         "regions instead")
 
 
-def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: tuple) -> set[str]:
+def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: KeyPath) -> set[str]:
     deps = set()
     for ref in find_refs(user_data):
         where = (*path, "user_data")
@@ -96,7 +97,7 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: t
 
 
 def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
-           counts: Mapping[str, int], ctx: Context, path: tuple) -> Group:
+           counts: Mapping[str, int], ctx: Context, path: KeyPath) -> Group:
     depends_on = list(spec.get("depends_on", []))
     for i, dep in enumerate(depends_on):
         if dep not in counts:
@@ -119,7 +120,7 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
               providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
-              defaults: dict[str, Any], ctx: Context, path: tuple,
+              defaults: dict[str, Any], ctx: Context, path: KeyPath,
               public_keys: Mapping[str, str]) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
@@ -152,7 +153,7 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
 
 
 def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],
-                  ctx: Context, path: tuple) -> None:
+                  ctx: Context, path: KeyPath) -> None:
     """A pool's launch overrides: only options the candidate's type lets a pool set."""
     for error in launch_validator(kind).iter_errors(placement.launch):
         key = str(error.path[0]) if error.path else ""
@@ -166,8 +167,8 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
         raise ctx.error(_launch_path(placement, spec, path, key), message)
 
 
-def _launch_path(placement: Placement, spec: dict[str, Any], path: tuple,
-                 key: str) -> tuple:
+def _launch_path(placement: Placement, spec: dict[str, Any], path: KeyPath,
+                 key: str) -> KeyPath:
     """Where a pool sets launch option `key`: its providers entry's `launch`, else its own."""
     entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
     return ((*path, "providers", placement.entry, "launch", key)
@@ -175,7 +176,7 @@ def _launch_path(placement: Placement, spec: dict[str, Any], path: tuple,
 
 
 def _problem_path(problem: NodeProblem, provider: ProviderConfig, placement: Placement,
-                  spec: dict[str, Any], defaults: dict[str, Any], path: tuple) -> tuple:
+                  spec: dict[str, Any], defaults: dict[str, Any], path: KeyPath) -> KeyPath:
     """Where in the file a provider type's objection points: the option it lacks (where
     the pool overrides it, else in the provider), else the node's key (in the node, else
     in `defaults`), else the node itself."""
