@@ -45,7 +45,7 @@ def provider_error(exc: ClientError | BotoCoreError, provider: str, region: str,
     A vCPU quota rules out the types of its family group in this region (EC2 counts
     "Running On-Demand P instances" apart from "G and VT" and standard ones)."""
     if not isinstance(exc, ClientError):
-        cls = (AuthError if isinstance(exc, _CREDENTIAL_ERRORS)
+        cls: type[ProviderError] = (AuthError if isinstance(exc, _CREDENTIAL_ERRORS)
                else TransientError if isinstance(exc, _TRANSPORT_ERRORS)
                else InvalidRequestError)  # e.g. ParamValidationError: our request is wrong
         return cls(f"{what}: {exc}", provider=provider, region=region,
