@@ -129,15 +129,17 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
     user_data = spec.get("user_data", "")
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
-    return [
-        DesiredNode(
-            address=address, group=name, index=i if kind == "pool" else None,
-            ssh_keys=ssh_keys, labels=labels, user_data=user_data,
-            candidates=tuple(placements), refs=tuple(find_refs(user_data)),
-            strategy=spec.get("strategy", "priority"),
-        )
-        for i, address in enumerate(addresses)
-    ]
+    candidates, refs = tuple(placements), tuple(find_refs(user_data))
+    strategy = spec.get("strategy", "priority")
+    if not addresses:  # nodes: 0
+        return []
+    first = DesiredNode(
+        address=addresses[0], group=name, index=0 if kind == "pool" else None,
+        ssh_keys=ssh_keys, labels=labels, user_data=user_data,
+        candidates=candidates, refs=refs, strategy=strategy,
+    )
+    # The pool's other nodes differ from the first only in address and index.
+    return [first, *(first.at(address, i) for i, address in enumerate(addresses) if i)]
 
 
 def _check_cloud_rules(provider: ProviderConfig, ssh_keys: tuple[str, ...], zone: str,
