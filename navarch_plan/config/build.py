@@ -141,15 +141,17 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
                             problem.message)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
-    return [
-        DesiredNode(
-            address=address, group=name, index=i if kind == "pool" else None,
-            ssh_keys=ssh_keys, labels=labels, user_data=user_data,
-            candidates=tuple(placements), refs=tuple(find_refs(user_data)),
-            strategy=spec.get("strategy", "priority"), public_keys=keys,
-        )
-        for i, address in enumerate(addresses)
-    ]
+    candidates, refs = tuple(placements), tuple(find_refs(user_data))
+    strategy = spec.get("strategy", "priority")
+    if not addresses:  # nodes: 0
+        return []
+    first = DesiredNode(
+        address=addresses[0], group=name, index=0 if kind == "pool" else None,
+        ssh_keys=ssh_keys, labels=labels, user_data=user_data,
+        candidates=candidates, refs=refs, strategy=strategy, public_keys=keys,
+    )
+    # The pool's other nodes differ from the first only in address and index.
+    return [first, *(first.at(address, i) for i, address in enumerate(addresses) if i)]
 
 
 def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],

@@ -64,9 +64,14 @@ class _Planner(References):
         self._check_inputs()
         self.claimed |= {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
         outcomes = self._resolve_intents()
-        for address in dict.fromkeys([*self.state.nodes, *outcomes]):
-            self._address(address, self.state.nodes.get(address), outcomes.get(address, []))
-        self._address_of_id = {r.id: a for a, r in self.state.nodes.items()}
+        nodes, unchanged = self.state.nodes, self._unchanged
+        for address in dict.fromkeys([*nodes, *outcomes]):
+            record, found = nodes.get(address), outcomes.get(address)
+            # Most addresses of most plans: a record, no interrupted launch, unchanged.
+            if found is None and record is not None and unchanged(address, record):
+                continue
+            self._address(address, record, found or [])
+        self._address_of_id = {r.id: a for a, r in nodes.items()}
         for record in self.state.deposed.values():
             self._deposed(record)
         self._orphans()
@@ -105,12 +110,16 @@ class _Planner(References):
 
     # -- owned instances missing from state ------------------------------------------
     def _orphans(self) -> None:
+        # Those state or an intent accounts for are skipped before sorting (the loop
+        # never claims any): usually all of them, and then nothing else is needed.
+        unclaimed = [n for n in self.owned.values()
+                     if n.id not in self.claimed and not n.status.is_gone]
+        if not unclaimed:
+            return
         names = {r.name: r.id for r in (*self.state.nodes.values(),
                                         *self.state.deposed.values())}
         names |= {i.name: i.node_id for i in self.state.intents.values()}
-        for node in sorted(self.owned.values(), key=lambda n: (n.provider, n.name, n.id)):
-            if node.id in self.claimed or node.status.is_gone:
-                continue
+        for node in sorted(unclaimed, key=lambda n: (n.provider, n.name, n.id)):
             address = address_from_label(node.labels.get(LABEL_ADDRESS, "")) or f"?{node.id}"
             if node.name in names and names[node.name] != node.id:
                 # navarch names are unique: a second instance under one is a copy made
