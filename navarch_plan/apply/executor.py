@@ -66,7 +66,10 @@ class Executor:
                  store: StateStore, hooks: Hooks | None = None, parallelism: int = 10,
                  gates: Mapping[str, Gate] | None = None,
                  consistency: Mapping[str, Consistency] | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, stop: threading.Event | None = None,
+                 abort: threading.Event | None = None) -> None:
+        """`stop` (no new action starts) and `abort` (running ones stop waiting too):
+        the caller's events, set from its signal handler (see the module doc)."""
         self.groups = groups
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
@@ -76,8 +79,8 @@ class Executor:
         self._current = threading.local()  # the action each worker runs, for retry notes
         gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
                                      self._note_retry) for name, p in providers.items()}
-        self.stop = threading.Event()
-        self.abort = threading.Event()
+        self.stop = stop or threading.Event()
+        self.abort = abort or threading.Event()
         self.intents = plan.intents
         self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
                                    consistency, clock, self.abort)

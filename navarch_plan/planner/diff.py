@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from navarch_plan.errors import PlanError
+from navarch_plan.errors import PlanError, RefusedPlanError
 from navarch_plan.model import (
     LABEL_ADDRESS,
     LABEL_LINEAGE,
@@ -168,7 +168,11 @@ class _Planner(InterruptedLaunches, References):
         actions, warnings = scope_actions(actions, self.inputs.groups, self.options)
         check_prevent_destroy(actions, self.inputs.groups)
         cost = plan_cost(self.inputs, self.state, self.owned, actions)
-        warnings += check_budget(cost, self.inputs.groups, self.inputs.max_hourly_cost)
+        try:
+            warnings += check_budget(cost, self.inputs.groups, self.inputs.max_hourly_cost)
+            refusal = None
+        except PlanError as exc:
+            refusal = exc  # raised below, with the plan it refuses
         warnings += _unreachable_warnings(self.observed)
         warnings += [self.foreign_warning] if self.foreign_warning else []
         position = {name: i for i, name in enumerate(self.inputs.groups)}
@@ -190,7 +194,10 @@ class _Planner(InterruptedLaunches, References):
             unsettled=tuple(sorted(self.unsettled, key=lambda u: (u.address, u.kind))),
             unreachable=self.observed.unreachable(),
         )
-        return dataclasses.replace(plan, no_changes_reason=no_changes_reason(plan, self))
+        plan = dataclasses.replace(plan, no_changes_reason=no_changes_reason(plan, self))
+        if refusal is not None:
+            raise RefusedPlanError(str(refusal), plan)
+        return plan
 
 
 def _foreign_refusal(blocking: list[tuple[str, Node]], workspace: str, lineage: str) -> str:
