@@ -165,7 +165,7 @@ def cmd_output(args: argparse.Namespace, io: IO) -> int:
         io.out(next(iter(rows.values()))["ip_address"] or "")
     elif args.format == "json":
         io.out(json.dumps(rows, indent=2, sort_keys=True))
-    else:
+    elif rows:  # one tab-separated line per node; nothing at all for none
         io.out("\n".join(f"{a}\t{r['id']}\t{r['ip_address'] or '-'}"
                          for a, r in rows.items()))
     return 0
