@@ -2,7 +2,7 @@
 they always offer exactly the commands and options navarch has.
 
 Install: `navarch completion bash > ~/.local/share/bash-completion/completions/navarch`;
-zsh: `navarch completion zsh > "${fpath[1]}/_navarch"`; fish:
+zsh: `source <(navarch completion zsh)` in ~/.zshrc; fish:
 `navarch completion fish > ~/.config/fish/completions/navarch.fish`.
 """
 
