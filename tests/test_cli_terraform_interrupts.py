@@ -74,3 +74,25 @@ def test_a_second_ctrl_c_stops_waiting_keeps_every_launch_and_exits_130(
     assert plan.code == 0, plan.err
     creates = [a["address"] for a in plan.json()["actions"] if a["action"] == "create"]
     assert creates == ["pool.w[1]"], "w[0] is the booting instance; only w[1] is new"
+
+
+def test_a_second_ctrl_c_stops_waiting_for_a_retry(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.run("apply", "--auto-approve").code == 0
+    # Every terminate fails as transient, and the next try is 30 s away.
+    work.config(pools={"w": {"nodes": 1}},
+                sim={"retry": {"base_delay": 30, "max_delay": 30},
+                     "faults": [{"op": "terminate", "error": "transient"}] * 5})
+    argv = [*navarch_argv(), "destroy", "-auto-approve", "-no-color"]
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
+                          timeout=60, dimensions=(50, 200))
+    child.expect(r"retrying in \d+\.\ds")
+    child.sendintr()
+    child.expect("Gracefully shutting down...", timeout=2)
+    child.sendintr()
+    pressed = time.monotonic()
+    code, rest = finish(child, within=15)
+    assert code == 130, rest
+    assert time.monotonic() - pressed < 5, "the 30 s retry wait was cut short"
+    assert list(work.state()["nodes"]) == ["pool.w[0]"], "its record stays"
+    assert len(work.cloud().list()) == 1

@@ -7,7 +7,8 @@ Invariants:
   (unless the pool asks for destroy_before_create);
 - a failed action skips everything that depends on it; independent work goes on;
 - once `stop` is set, no new action starts; running ones finish; once `abort` is set,
-  running ones stop waiting too (boots, confirmations), keeping every intent and record;
+  running ones stop waiting too (boots, confirmations, retries), keeping every intent
+  and record;
 - no worker waits for a provider's rate limit at the start of an action: the action
   stays queued until its provider's gate admits it (see throttle.py).
 """
@@ -77,10 +78,11 @@ class Executor:
         self.clock = clock
         self._open_gate = Gate("", RateLimit(), RetryPolicy(), clock)
         self._current = threading.local()  # the action each worker runs, for retry notes
-        gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
-                                     self._note_retry) for name, p in providers.items()}
         self.stop = stop or threading.Event()
         self.abort = abort or threading.Event()
+        gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
+                                     self._note_retry, stop=self.abort)
+                 for name, p in providers.items()}
         self.intents = plan.intents
         self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
                                    consistency, clock, self.abort)
