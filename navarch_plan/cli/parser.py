@@ -254,9 +254,10 @@ def command_parser(parser: argparse.ArgumentParser,
 
 
 def _unknown(extras: Sequence[str], command: argparse.ArgumentParser) -> str:
-    option = next((e for e in extras if e.startswith("-") and e != "-"), None)
+    before = extras[:extras.index("--")] if "--" in extras else extras
+    option = next((e for e in before if e.startswith("-") and e != "-"), None)
     if option is None:
-        return f"unexpected argument {extras[0]!r}"
+        return f"unexpected argument {next(e for e in extras if e != '--')!r}"
     name = option.split("=", 1)[0]
     known = [s for a in command._actions for s in a.option_strings if s.startswith("--")]
     close = difflib.get_close_matches("--" + name.lstrip("-"), known, n=1)
