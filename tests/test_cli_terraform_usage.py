@@ -21,8 +21,9 @@ from tests.conftest import Workdir, navarch_argv
     (["plna"], "unknown command 'plna' (did you mean plan?)"),
     (["state", "lst"], "unknown command 'lst' (did you mean list?)"),
     (["apply", "--parallelism", "many"], "argument --parallelism: invalid int value"),
+    (["plan", "--", "-x"], "unexpected argument '-x'"),
 ], ids=["unknown-option", "bad-choice", "bad-duration", "missing-argument",
-        "unknown-command", "unknown-subcommand", "bad-int"])
+        "unknown-command", "unknown-subcommand", "bad-int", "after-double-dash"])
 def test_usage_errors_exit_1_with_one_line_naming_the_problem(
         work: Workdir, args: list[str], named: str) -> None:
     work.config(pools={"w": {"nodes": 1}})
