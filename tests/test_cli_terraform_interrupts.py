@@ -64,6 +64,7 @@ def test_a_second_ctrl_c_stops_waiting_keeps_every_launch_and_exits_130(
     code, rest = finish(child, within=15)
     assert code == 130, rest
     assert time.monotonic() - pressed < 10, "stopped within seconds, not after the boot"
+    assert "still provisioning after" in rest and "(stopped waiting: interrupted)" in rest
     launched = work.cloud().list()
     assert len(launched) == 1
     state = work.state()
