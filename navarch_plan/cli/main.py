@@ -1,8 +1,10 @@
 """The `navarch` command: the only module that prints or exits.
 
-Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error; 2 changes
-present (with --detailed-exitcode) or drift found (drift). Errors are one line on
-stderr; --debug adds the traceback.
+Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error, usage errors
+included; 2 only for changes present (with --detailed-exitcode) or drift found (drift,
+plan --refresh-only --detailed-exitcode); 130/143 interrupted (SIGINT/SIGTERM); 141 when
+stdout's reader went away, as git and Terraform. Errors are one line on stderr; --debug
+adds the traceback. The parser is cli/parser.py.
 """
 
 from __future__ import annotations
