@@ -33,6 +33,9 @@ def navarch_argv() -> list[str]:
 # For commands whose clients could reach the internet: a proxy-aware client (httpx,
 # requests, botocore, google-auth) fails fast instead, 127.0.0.1 stays reachable, and no
 # GCE metadata server is ever asked for credentials.
+# ops-team's public key, for configs whose nodes name it on GCE (which installs keys
+# from their text): an ed25519 key nobody holds the private half of.
+OPS_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW5ZlEhYkw1VmXrSDsBmNvzkQ5GhGkQpUqMR3sEOLfB ops"
 OFFLINE_ENV = {
     "HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
     "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",

@@ -27,7 +27,7 @@ def test_fresh_plan_apply_then_no_changes(work: Workdir) -> None:
     again = work.run("plan", "--detailed-exitcode")
     assert again.code == 0, again.out + again.err
     assert "No changes. Your infrastructure matches the configuration." in again.out
-    assert "all 4 desired node(s)" in again.out
+    assert "all 4 desired nodes" in again.out
 
 
 def test_scale_up_then_down_touches_the_highest_indices(work: Workdir) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, OPS_KEY, Workdir, navarch_argv
 
 WORKSPACE = "e2e"
 POOL = "workers"
@@ -236,7 +236,7 @@ class Session:
         doc = {"version": 1, "workspace": WORKSPACE,
                "providers": {self.cloud.name: self.cloud.provider},
                "defaults": {"ssh_keys": ["ops-team"], "labels": {"team": USER_LABELS["team"]}},
-               "pools": {POOL: pool}}
+               "ssh_public_keys": {"ops-team": OPS_KEY}, "pools": {POOL: pool}}
         self.work.write(json.dumps(doc, indent=2) + "\n")  # JSON is YAML
 
     def run(self, *args: str) -> str:

@@ -25,7 +25,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from navarch_plan.errors import LockError, StateError
-from navarch_plan.state.model import StateDoc
+from navarch_plan.state.model import Intent, NodeRecord, StateDoc
+from navarch_plan.state.ops import IntentDone, IntentStarted, Put, Remove
 from navarch_plan.state.stores.s3 import S3StateStore
 from tests.conftest import Workdir, navarch_argv, owned, reset_moto
 
@@ -99,11 +100,11 @@ def store(moto: MotoS3, tmp_path: Path, key: str = KEY) -> S3StateStore:
                         rescue_dir=str(tmp_path))
 
 
-def put(address: str, node_id: str, status: str = "running") -> dict[str, Any]:
+def put(address: str, node_id: str, status: str = "running") -> Put:
     record = {"id": node_id, "provider": "sim", "region": "us-west-1", "zone": "",
               "instance_type": "gpu_1x_a10", "name": node_id, "spec": {}, "spec_hash": "h",
               "status": status, "ip_address": "", "labels": {}, "created_at": "t"}
-    return {"op": "put", "address": address, "record": record}
+    return Put(address, NodeRecord.from_json(record))
 
 
 def ids_in(state: dict[str, Any]) -> set[str]:
@@ -285,7 +286,7 @@ def test_each_record_is_one_object_replayed_in_order(moto: MotoS3, s3: Any,
     writer.load()
     for n in range(12):  # more than 10: order must be numeric, not "10" < "2"
         writer.record(put("node.a", f"i-{n}"))
-    writer.record(put("node.b", "i-b"), {"op": "remove", "address": "node.b"})
+    writer.record(put("node.b", "i-b"), Remove("node.b"))
     journal = keys(s3, KEY + ".journal/")
     assert journal[0] == f"{KEY}.journal/0/00000000.json" and len(journal) == 13
     assert KEY not in keys(s3), "no snapshot until compaction"
@@ -313,9 +314,9 @@ def test_compaction_keeps_a_backup_and_skips_unchanged_runs(moto: MotoS3, s3: An
     second = store(moto, tmp_path)
     second.load()
     assert second.compact() is False and keys(s3) == [KEY], "nothing recorded: no write"
-    second.record({"op": "intent", "intent": {"id": "x", "address": "node.a", "provider": "sim",
-                                              "region": "r", "name": "n", "started_at": "t"}})
-    second.record({"op": "intent_done", "id": "x"})
+    second.record(IntentStarted(Intent(id="x", address="node.a", provider="sim", region="r",
+                                       name="n", started_at="t")))
+    second.record(IntentDone("x"))
     assert second.compact() is False, "same content: same serial"
     second.record(put("node.a", "i-2"))
     assert second.compact() is True
@@ -345,7 +346,7 @@ def test_stale_and_foreign_journal_objects(moto: MotoS3, s3: Any, tmp_path: Path
     # A compaction cut short before its cleanup leaves objects of the old serial behind.
     leftover = f"{KEY}.journal/0/00000000.json"
     s3.put_object(Bucket=BUCKET, Key=leftover, Body=json.dumps(
-        {"lineage": lineage, "serial": 0, "seq": 0, "ops": [put("node.z", "i-z")]}))
+        {"lineage": lineage, "serial": 0, "seq": 0, "ops": [put("node.z", "i-z").to_json()]}))
     reader = store(moto, tmp_path)
     assert "node.z" not in reader.load().nodes and reader.has_journal()
     reader.compact()

@@ -15,6 +15,7 @@ from navarch_plan.render import render_json
 from navarch_plan.render.state import state_list_document
 from navarch_plan.render.words import plural
 from navarch_plan.state.backends import migrate_state, open_store, state_from_url
+from navarch_plan.state.ops import Remove
 
 __all__ = ["cmd_state", "cmd_force_unlock"]
 
@@ -39,7 +40,7 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     with engine.locked("state rm") as doc:
         if args.address not in doc.nodes:
             raise UsageError(f"{args.address} is not in state")
-        engine.store.record({"op": "remove", "address": args.address})
+        engine.store.record(Remove(args.address))
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
     return 0

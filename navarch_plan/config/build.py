@@ -21,8 +21,9 @@ MAX_TOTAL_NODES = 100_000
 
 
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
-                  types: Mapping[str, ProviderType]
+                  types: Mapping[str, ProviderType], public_keys: Mapping[str, str] | None = None
                   ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+    """`public_keys`: ssh_public_keys, name -> key text or .pub path."""
     for name, provider in providers.items():
         if provider.type not in types:
             known = ", ".join(sorted(types))
@@ -41,7 +42,8 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
         _check_providers(spec, providers, ctx, path)
         ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
         groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
-        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path):
+        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path,
+                              public_keys or {}):
             desired[node.address] = node
     _check_cycles(groups, ctx)
     return groups, desired
@@ -117,18 +119,22 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
               providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
-              defaults: dict[str, Any], ctx: Context, path: tuple) -> list[DesiredNode]:
+              defaults: dict[str, Any], ctx: Context, path: tuple,
+              public_keys: Mapping[str, str]) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
+    keys = {k: public_keys[k] for k in ssh_keys if k in public_keys}
     user_data = spec.get("user_data", "")
     for placement in placements:
         facts = NodeFacts(region=placement.region, zone=placement.zone,
                           instance_type=placement.instance_type, ssh_keys=ssh_keys,
-                          labels=labels, user_data=user_data)
+                          labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys))
         provider = providers[placement.provider]
-        for problem in types[provider.type].check_node(provider.options, facts):
-            raise ctx.error(_problem_path(problem, provider, spec, defaults, path),
+        # The options this candidate launches with: the provider's, under the pool's.
+        options = {**provider.options, **placement.launch}
+        for problem in types[provider.type].check_node(options, facts):
+            raise ctx.error(_problem_path(problem, provider, spec, defaults, path, placement),
                             problem.message)
         if placement.launch_json:
             _check_launch(placement, types[provider.type], spec, ctx, path)
@@ -139,7 +145,7 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
             address=address, group=name, index=i if kind == "pool" else None,
             ssh_keys=ssh_keys, labels=labels, user_data=user_data,
             candidates=tuple(placements), refs=tuple(find_refs(user_data)),
-            strategy=spec.get("strategy", "priority"),
+            strategy=spec.get("strategy", "priority"), public_keys=keys,
         )
         for i, address in enumerate(addresses)
     ]
@@ -164,11 +170,18 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
 
 
 def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],
-                  defaults: dict[str, Any], path: tuple) -> tuple:
-    """Where in the file a provider type's objection points: the option it lacks, else
-    the node's key (in the node, else in `defaults`), else the node itself."""
+                  defaults: dict[str, Any], path: tuple, placement: Placement) -> tuple:
+    """Where in the file a provider type's objection points: the option it lacks (in the
+    pool's launch overrides when set there), else the node's key (in the node, else in
+    `defaults`), else the node itself."""
     if problem.option:
-        return ("providers", provider.name, *problem.option.split("."))
+        option = tuple(problem.option.split("."))
+        entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
+        if option[0] in entry.get("launch", {}):
+            return (*path, "providers", placement.entry, "launch", *option)
+        if option[0] in spec.get("launch", {}):
+            return (*path, "launch", *option)
+        return ("providers", provider.name, *option)
     keys = tuple(problem.field.split(".", 1)) if problem.field else ()
     if keys and _has(spec, keys):
         return (*path, *keys)

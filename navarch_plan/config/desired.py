@@ -118,6 +118,10 @@ class DesiredNode:
     # The state's fingerprint key: user_data's fingerprint in the spec (and so the spec
     # hash) is an HMAC under it. Empty: the plain sha256, as before keys existed.
     fingerprint_key: str = ""
+    # ssh_keys name -> its public key as the config gives it (`ssh_public_keys`): OpenSSH
+    # key text, or the path of a .pub file (joined to the config's folder), which apply
+    # reads when it launches. Not in the spec: the names are.
+    public_keys: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))

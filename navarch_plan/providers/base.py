@@ -127,6 +127,8 @@ class NodeFacts:
     ssh_keys: tuple[str, ...]
     labels: Mapping[str, str]
     user_data: str
+    # The names of `ssh_keys` the config gives public key material for (ssh_public_keys).
+    ssh_public_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
