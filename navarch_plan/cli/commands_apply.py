@@ -17,7 +17,7 @@ from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError
 from navarch_plan.plan import ActionKind, Plan
 from navarch_plan.render import render_plan_text
-from navarch_plan.render.words import plural
+from navarch_plan.words import plural
 
 __all__ = ["cmd_apply", "cmd_destroy"]
 

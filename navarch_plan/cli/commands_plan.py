@@ -31,9 +31,9 @@ from navarch_plan.render.drift import (
 )
 from navarch_plan.render.markdown import render_plan_markdown
 from navarch_plan.render.offers import render_offers_text
-from navarch_plan.render.words import plural
 from navarch_plan.state.backends import state_location
 from navarch_plan.state.stores.local import write_json_atomically
+from navarch_plan.words import plural
 
 __all__ = ["cmd_validate", "cmd_plan", "cmd_drift", "cmd_show", "cmd_output",
            "cmd_instance_types"]

@@ -13,9 +13,9 @@ from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import UsageError
 from navarch_plan.render import render_json
 from navarch_plan.render.state import state_list_document
-from navarch_plan.render.words import plural
 from navarch_plan.state.backends import migrate_state, open_store, state_from_url
 from navarch_plan.state.ops import Remove
+from navarch_plan.words import plural
 
 __all__ = ["cmd_state", "cmd_force_unlock"]
 

@@ -46,6 +46,7 @@ from navarch_plan.planner.inputs import (
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.words import plural
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]
 
@@ -201,7 +202,8 @@ class _Planner(References):
 def _foreign_refusal(blocking: list[tuple[str, Node]], workspace: str, lineage: str) -> str:
     address, node = blocking[0]
     theirs = node.labels.get(LABEL_LINEAGE, "")
-    more = f" (and {len(blocking) - 1} more address(es))" if len(blocking) > 1 else ""
+    more = (f" (and {plural(len(blocking) - 1, 'more address')})" if len(blocking) > 1
+            else "")
     return (f"{address}{more} is held by instance {node.id} of another state of workspace "
             f"{workspace} (lineage {theirs}; this state's is {lineage}): navarch will not "
             "launch beside it. If that state is lost, take its instances over with "

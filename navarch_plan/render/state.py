@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from navarch_plan.render.words import plural
+from navarch_plan.words import plural
 
 __all__ = ["render_state_text", "state_list_document"]
 

@@ -1,4 +1,5 @@
-"""Counted nouns, said right: "1 node", "2 nodes", never "node(s)" or "1 nodes"."""
+"""Counted nouns, said right: "1 node", "2 nodes", never "node(s)" or "1 nodes". A leaf
+module (no imports), so the planner, the renderings and the CLI can all use it."""
 
 from __future__ import annotations
 
@@ -12,4 +13,7 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     plural is not `word + "s"` and not one of the few irregular words we use)."""
     if count == 1:
         return f"{count} {word}"
-    return f"{count} {many or _IRREGULAR.get(word, word + 's')}"
+    if many is None:  # the last word takes the plural: "more address" -> "more addresses"
+        head, _, last = word.rpartition(" ")
+        many = head + (" " if head else "") + _IRREGULAR.get(last, last + "s")
+    return f"{count} {many}"
