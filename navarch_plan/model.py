@@ -188,6 +188,9 @@ class InstanceType:
     price_per_hr: float | None
     regions: tuple[str, ...] = ()
     available: bool = True
+    # Per GPU, when the offer itself says (Lambda's "Tesla V100 (16 GB)"); None: ask the
+    # shipped catalog.
+    gpu_memory_gb: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))

@@ -67,6 +67,12 @@ class Group:
     max_hourly_cost: float | None = None
 
 
+def where(provider: str, region: str, zone: str = "") -> str:
+    """`lambda/us-east-1`, or `gcp/us-central1-a` when a zone is set: how progress and
+    failover lines name a place (a zone names its region)."""
+    return "/".join(x for x in (provider, zone or region) if x)
+
+
 @dataclass(frozen=True)
 class Placement:
     """One place a node may run: a candidate of its pool. `priority`, `weight` and
@@ -94,8 +100,7 @@ class Placement:
 
     @property
     def where(self) -> str:
-        """`lambda/us-east-1`, or `gcp/us-central1-a` when a zone is set."""
-        return "/".join(x for x in (self.provider, self.zone or self.region) if x)
+        return where(self.provider, self.region, self.zone)
 
 
 @dataclass(frozen=True)
