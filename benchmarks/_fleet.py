@@ -12,6 +12,7 @@ import json
 import math
 import os
 import resource
+import sqlite3
 import statistics
 import time
 import uuid
@@ -59,6 +60,14 @@ def write_config(folder: Path, nodes: int, pools: int, instance_type: str = "gpu
     return write_doc(folder, doc)
 
 
+def fleet_files(config_path: Path) -> tuple[Path, Path, list[Path]]:
+    """A config's inputs: the config, its local state snapshot, its fake clouds' files."""
+    config = load_config(str(config_path))
+    clouds = [Path(config.base_dir, pc.options["path"]) for pc in config.providers.values()
+              if pc.type == "fake"]
+    return config_path, Path(config.state.path), clouds
+
+
 def engine(config_path: Path) -> Engine:
     return Engine(load_config(str(config_path)))
 
@@ -88,6 +97,7 @@ def build_direct(config_path: Path, batch: int = 2000) -> int:
         assert pc.type == "fake", "build_direct builds fake clouds only"
         path = os.path.join(config.base_dir, pc.options["path"])
         clouds[name] = FakeProvider(name, path=path)
+        _index_launches(clouds[name], path)
     store = LocalStateStore(config.state.path, workspace)
     store.load()
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -117,6 +127,20 @@ def build_direct(config_path: Path, batch: int = 2000) -> int:
     store.compact()
     store.close_journal()
     return len(config.desired)
+
+
+def _index_launches(cloud: FakeProvider, path: str) -> None:
+    """The fake cloud looks a launch up by its idempotency key (a re-sent launch returns
+    the original) with no index: every provision scans the table, so a build grows with
+    the square of its size. An index in the file (the fake's own schema and code
+    unchanged; a listing reads no differently) keeps it linear: 100,000 nodes in 60-92 s
+    on 2 shared cores under load."""
+    cloud.list()  # creates the file and its schema
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE INDEX IF NOT EXISTS bench_launch ON instances(idem_key, name)")
+    finally:
+        conn.close()
 
 
 def installed_env(folder: Path) -> dict[str, str]:

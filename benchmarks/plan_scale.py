@@ -7,17 +7,20 @@ For each N and plan it prints:
   per provider, planning; rendering timed apart): each measurement runs in a fresh process
   after a warm-up plan of a tiny fleet, and --repeat rounds measure every size in turn
   (interleaved, so a change in machine load hits all sizes alike); medians;
-- the time merely to load the inputs (parse the config, read the state, list the fake
-  cloud): the physical bound, and the ratio plan / load;
+- the raw bound (_bound.py): in a fresh interpreter, the time merely to parse the same
+  inputs with stock parsers (the config with PyYAML's C loader, the state with
+  json.loads, every row of the fake cloud's SQLite table), and the ratio plan / raw;
+- the time for navarch merely to load its inputs (parse the config, read the state,
+  list the fake cloud), and the ratio plan / load;
 - peak memory, measured in a fresh subprocess that plans once (as the CLI would), and
   its increase over the interpreter with navarch imported;
 - per-node time at each N and the growth exponent of a log-log fit over the sizes
   (1.0 is linear).
 
-Targets: the no-change plan proposes nothing (0 changes, N unchanged, no drift); ratio
-plan / load <= 3; plan <= 0.2 ms per node (2 s at 10,000); peak <= 30 KB per node (300 MB
-at 10,000, and never less than 300 MB); growth exponent of plan time (over all sizes, and
-between the two largest) and of memory <= 1.15.
+Targets: the no-change plan proposes nothing (0 changes, N unchanged, no drift); ratios
+plan / raw and plan / load <= 3; plan <= 0.2 ms per node (2 s at 10,000); peak <= 30 KB
+per node (300 MB at 10,000, and never less than 300 MB); growth exponent of plan time
+(over all sizes, and between the two largest) and of memory <= 1.15.
 
 The fleet is built directly by default (one fake provision per node and the state records
 the executor would write, through navarch's public functions: seconds, not minutes, at
@@ -38,20 +41,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bound import raw_bound
 from _fleet import (
-    Row,
     apply,
     build_direct,
     engine,
+    fleet_files,
     load_note,
-    loglog_slope,
-    median,
     peak_rss_mb,
     rss_mb,
-    spread,
     write_config,
     write_report,
 )
+from _plan_report import VARIANTS, growth_rows, size_rows
 
 from navarch_plan import engine as navarch_engine
 from navarch_plan.engine import load_config
@@ -60,14 +62,9 @@ from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.render import render_plan_text
 from navarch_plan.state.stores.local import LocalStateStore
 
-RATIO_TARGET = 3.0
-MS_PER_NODE_TARGET = 0.2
-KB_PER_NODE_TARGET = 30.0
-EXPONENT_TARGET = 1.15
-
 
 def _load_inputs(config_path: Path) -> dict[str, float]:
-    """The bound: parse the config, read the state, list the cloud; nothing else."""
+    """navarch's own loading: parse the config, read the state, list the cloud."""
     t0 = time.perf_counter()
     config = load_config(str(config_path))
     t1 = time.perf_counter()
@@ -144,10 +141,7 @@ def _child(args: list[str]) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"measurement failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-VARIANTS = (("no-change", 0), ("10% changed", 10))  # percent of pools changed
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def _fleet_size(size: int, per_pool: int) -> tuple[int, int]:
@@ -155,8 +149,47 @@ def _fleet_size(size: int, per_pool: int) -> tuple[int, int]:
     return (pools * per_pool if size >= per_pool else size), pools
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _setup(root: Path, args: argparse.Namespace) -> tuple[Path, dict[int, tuple[Path, int]]]:
+    """The warm-up fleet, and one fleet per size: {nodes: (folder, pools)}."""
+    warm = write_config(_mkdir(root / "warm"), 10, 1)
+    build_direct(warm)
+    folders: dict[int, tuple[Path, int]] = {}
+    for size in args.sizes:
+        nodes, pools = _fleet_size(size, args.per_pool)
+        folder = _mkdir(root / str(nodes))
+        config_path = write_config(folder, nodes, pools)
+        started = time.perf_counter()
+        built = apply(config_path)[1] if args.setup == "apply" else build_direct(config_path)
+        print(f"setup ({args.setup}): {built} nodes in {pools} pools in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+        folders[nodes] = (folder, pools)
+    return warm, folders
+
+
+Key = tuple[str, int]
+
+
+def _rounds(folders: dict[int, tuple[Path, int]], warm: Path, repeat: int
+            ) -> tuple[dict[Key, list[dict[str, Any]]], dict[Key, dict[str, Any]]]:
+    """Every size and variant once per round, each plan in a fresh process, each followed
+    by the raw bound of the same inputs in a fresh interpreter."""
+    runs: dict[Key, list[dict[str, Any]]] = {}
+    last: dict[Key, dict[str, Any]] = {}
+    for round_ in range(repeat):
+        for nodes, (folder, pools) in folders.items():
+            for label, percent in VARIANTS:
+                r = _child(["--measure", str(folder), str(nodes), str(pools),
+                            str(pools * percent // 100), str(warm)])
+                # The child wrote this variant's config: the bound parses that one.
+                r["run"].update(raw_bound(*fleet_files(folder / "navarch.yaml")))
+                runs.setdefault((label, nodes), []).append(r["run"])
+                last[(label, nodes)] = r
+        print(f"round {round_ + 1}/{repeat} done ({load_note()})", flush=True)
+    return runs, last
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 50_000])
     parser.add_argument("--per-pool", type=int, default=100, help="nodes per pool")
     parser.add_argument("--repeat", type=int, default=5,
@@ -167,7 +200,11 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     parser.add_argument("--memory", nargs=4, metavar=("DIR", "N", "POOLS", "CHANGED"),
                         help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _args()
     if args.measure:
         d, n, p, c, w = args.measure
         print(json.dumps(measure(Path(d), int(n), int(p), int(c), Path(w))))
@@ -176,120 +213,17 @@ def main() -> None:
         d, n, p, c = args.memory
         print(json.dumps(memory(Path(d), int(n), int(p), int(c))))
         return
-
     print(f"plan_scale: sizes {args.sizes}, {args.per_pool} nodes per pool; {args.repeat} "
           f"rounds, sizes interleaved, each measurement in a fresh process after a warm-up; "
-          f"medians; {load_note()}")
+          f"medians; {load_note()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="plan-scale-") as tmp:
-        root = Path(tmp)
-        warm = write_config(_mkdir(root / "warm"), 10, 1)
-        build_direct(warm)
-        folders: dict[int, tuple[Path, int]] = {}
-        for size in args.sizes:
-            nodes, pools = _fleet_size(size, args.per_pool)
-            folder = _mkdir(root / str(nodes))
-            config_path = write_config(folder, nodes, pools)
-            started = time.perf_counter()
-            built = apply(config_path)[1] if args.setup == "apply" else build_direct(config_path)
-            print(f"setup ({args.setup}): {built} nodes in {pools} pools in "
-                  f"{time.perf_counter() - started:.1f} s")
-            folders[nodes] = (folder, pools)
-
-        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        last: dict[tuple[str, int], dict[str, Any]] = {}
-        for round_ in range(args.repeat):
-            for nodes, (folder, pools) in folders.items():
-                for label, percent in VARIANTS:
-                    r = _child(["--measure", str(folder), str(nodes), str(pools),
-                                str(pools * percent // 100), str(warm)])
-                    runs.setdefault((label, nodes), []).append(r["run"])
-                    last[(label, nodes)] = r
-            print(f"round {round_ + 1}/{args.repeat} done ({load_note()})")
+        warm, folders = _setup(Path(tmp), args)
+        runs, last = _rounds(folders, warm, args.repeat)
         mem = {(label, nodes): _child(["--memory", str(folder), str(nodes), str(pools),
                                        str(pools * percent // 100)])
                for nodes, (folder, pools) in folders.items() for label, percent in VARIANTS}
-
-    rows: list[Row] = []
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    for nodes, (_, pools) in folders.items():
-        print(f"\nN = {nodes} ({pools} pools)")
-        for label, percent in VARIANTS:
-            key = (label, nodes)
-            rs, r, m = runs[key], last[key], mem[key]
-            med = {k: median(run[k] for run in rs) for k in rs[0]}
-            res = {**med, "ratio": med["plan_s"] / med["load_s"], **m}
-            results[key] = res
-            s = r["summary"]
-            print(f"  {label:>11}: plan {spread([x['plan_s'] for x in rs])} s, cpu "
-                  f"{med['plan_cpu_s']:.3f} s [config {med['config_s']:.3f}, lock+state "
-                  f"{med['lock_state_s']:.3f}, list {med['refresh_s']:.3f}, planning "
-                  f"{med['planning_s']:.3f}, unlock {med['unlock_s']:.3f}; render "
-                  f"{med['render_s']:.3f}]")
-            print(f"  {'':>11}  load {spread([x['load_s'] for x in rs])} s [config "
-                  f"{med['load_config_s']:.3f}, state {med['load_state_s']:.3f}, list "
-                  f"{med['load_list_s']:.3f}] -> ratio plan/load {res['ratio']:.2f}")
-            print(f"  {'':>11}  {1e6 * med['plan_s'] / nodes:.1f} us/node; peak "
-                  f"{m['peak_mb']:.0f} MB (+{m['peak_mb'] - m['baseline_mb']:.0f} MB over "
-                  f"{m['baseline_mb']:.0f} MB with navarch imported)")
-            print(f"  {'':>11}  plan: {s['replace']} replace, {s['create']} create, "
-                  f"{s['delete']} delete, {s['unchanged']} unchanged, {s['drift']} drift")
-            name = f"{label} N={nodes}"
-            if percent == 0:
-                right = r["changes"] == 0 and s["unchanged"] == nodes and s["drift"] == 0 \
-                    and not r["has_changes"]
-                rows.append(Row("plan_scale", f"{name}: changes / unchanged / drift",
-                                f"0 / {nodes} / 0",
-                                f"{r['changes']} / {s['unchanged']} / {s['drift']}", right))
-            else:
-                want = pools * percent // 100 * args.per_pool
-                right = s["replace"] == want and s["unchanged"] == nodes - want
-                rows.append(Row("plan_scale", f"{name}: replace / unchanged",
-                                f"{want} / {nodes - want}",
-                                f"{s['replace']} / {s['unchanged']}", right))
-            rows.append(Row("plan_scale", f"{name}: plan / load", f"<= {RATIO_TARGET}",
-                            f"{res['ratio']:.2f} ({med['plan_s']:.3f} s / "
-                            f"{med['load_s']:.3f} s)", res["ratio"] <= RATIO_TARGET))
-            limit = MS_PER_NODE_TARGET * nodes / 1000
-            rows.append(Row("plan_scale", f"{name}: plan wall", f"<= {limit:.2f} s",
-                            f"{med['plan_s']:.3f} s", med["plan_s"] <= limit))
-            mb_limit = max(300.0, KB_PER_NODE_TARGET * nodes / 1024)
-            rows.append(Row("plan_scale", f"{name}: peak memory", f"<= {mb_limit:.0f} MB",
-                            f"{m['peak_mb']:.0f} MB", m["peak_mb"] <= mb_limit))
-
-    sizes = sorted(folders)
-    if len(sizes) >= 2:
-        print("\nGrowth with N (log-log least-squares slope of the medians; 1.0 = linear):")
-        for label, _ in VARIANTS:
-            def fit(key: str, ns: list[int], lbl: str = label) -> float:
-                return loglog_slope(ns, [results[(lbl, n)][key] for n in ns])
-
-            per_node = ", ".join(f"{n}: {1e6 * results[(label, n)]['plan_s'] / n:.1f} us"
-                                 for n in sizes)
-            mem_slope = loglog_slope(sizes, [max(1.0, results[(label, n)]["peak_mb"]
-                                                 - results[(label, n)]["baseline_mb"])
-                                             for n in sizes])
-            top = sizes[-2:]
-            print(f"  {label:>11}: plan time per node {per_node}")
-            print(f"  {'':>11}  exponent over {sizes[0]}..{sizes[-1]}: plan "
-                  f"{fit('plan_s', sizes):.2f} (cpu {fit('plan_cpu_s', sizes):.2f}), load "
-                  f"{fit('load_s', sizes):.2f}, "
-                  f"planning alone {fit('planning_s', sizes):.2f}, memory over baseline "
-                  f"{mem_slope:.2f}")
-            print(f"  {'':>11}  exponent {top[0]} -> {top[1]}: plan {fit('plan_s', top):.2f} "
-                  f"(cpu {fit('plan_cpu_s', top):.2f}), load {fit('load_s', top):.2f}, "
-                  f"config {fit('config_s', top):.2f}, lock+state {fit('lock_state_s', top):.2f}, "
-                  f"list {fit('refresh_s', top):.2f}, planning {fit('planning_s', top):.2f}")
-            rows.append(Row("plan_scale", f"{label}: growth exponent of plan time, "
-                            f"{sizes[0]}..{sizes[-1]}", f"<= {EXPONENT_TARGET}",
-                            f"{fit('plan_s', sizes):.2f}",
-                            fit("plan_s", sizes) <= EXPONENT_TARGET))
-            rows.append(Row("plan_scale", f"{label}: growth exponent of plan time, "
-                            f"{top[0]}->{top[1]}", f"<= {EXPONENT_TARGET}",
-                            f"{fit('plan_s', top):.2f} (cpu {fit('plan_cpu_s', top):.2f})",
-                            fit("plan_s", top) <= EXPONENT_TARGET))
-            rows.append(Row("plan_scale", f"{label}: growth exponent of memory",
-                            f"<= {EXPONENT_TARGET}", f"{mem_slope:.2f}",
-                            mem_slope <= EXPONENT_TARGET))
+    results, rows = size_rows(folders, runs, last, mem, args.per_pool)
+    rows += growth_rows(sorted(folders), results)
     print(f"\nSummary ({load_note()}):")
     write_report(args.report, rows)
 

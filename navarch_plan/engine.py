@@ -19,7 +19,13 @@ from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
-from navarch_plan.errors import ConfigError, ProviderError, StalePlanError, StateError
+from navarch_plan.errors import (
+    ConfigError,
+    LockError,
+    ProviderError,
+    StalePlanError,
+    StateError,
+)
 from navarch_plan.model import Consistency, Listing, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
@@ -118,7 +124,7 @@ class Engine:
         """Hold the state lock; load state; fold any journal into a snapshot on the way
         in (a crashed run's leftovers) and on the way out (this run's). `read_only`
         writes nothing at all (drift checks promise that)."""
-        self.store.lock(operation, self.lock_timeout)
+        self._lock(operation)
         self._held = True
         dead = self.store.took_over
         if dead is not None:
@@ -137,6 +143,18 @@ class Engine:
         finally:
             self._held = False
             self.store.unlock()
+
+    def _lock(self, operation: str) -> None:
+        """Take the state lock; when it is held and a lock timeout allows waiting, say
+        so once (Terraform's words) before waiting in silence."""
+        if self.lock_timeout <= 0:
+            self.store.lock(operation, 0.0)
+            return
+        try:
+            self.store.lock(operation, 0.0)
+        except LockError:
+            self.notice("Acquiring state lock. This may take a few moments...")
+            self.store.lock(operation, self.lock_timeout)
 
     @cached_property
     def consistency(self) -> dict[str, Consistency]:
@@ -301,15 +319,17 @@ class Engine:
         # do what this config and state allow (planner_checks.check_saved_actions).
         check_saved_actions(plan, self.config, doc, set(owned), source)
 
-    def apply(self, plan: Plan, parallelism: int = 10,
-              stop: threading.Event | None = None) -> ApplyResult:
+    def apply(self, plan: Plan, parallelism: int = 10, stop: threading.Event | None = None,
+              abort: threading.Event | None = None) -> ApplyResult:
         """Run the plan. Setting `stop` starts no new action; running ones finish.
+        Setting `abort` too cuts their waits (boots, confirmations) short, keeping every
+        intent and record for the next plan to settle.
         Outside `locked()` it takes the lock itself and first checks, as for a saved
         plan, that nothing it was planned against has moved."""
         if not self._held:
             with self.locked("apply"):
                 self.check_fresh(plan, "the plan")
-                return self.apply(plan, parallelism, stop)
+                return self.apply(plan, parallelism, stop, abort)
         if plan.actions:
             self.keep_identity(snapshot=False)
         gates = {name: gate_for(name, provider, self.config.providers[name].options,
@@ -318,9 +338,8 @@ class Engine:
         executor = Executor(plan, desired=self.config.desired, groups=self.config.groups,
                             providers=self.providers, store=self.store, hooks=self.hooks,
                             parallelism=parallelism, gates=gates,
-                            consistency=self.consistency, clock=self.clock)
-        if stop is not None:
-            executor.stop = stop
+                            consistency=self.consistency, clock=self.clock, stop=stop,
+                            abort=abort)
         return executor.run()
 
 

@@ -7,7 +7,8 @@
     ├── StateError                  unreadable, corrupt, newer-format or foreign state
     │   └── LockError               the state lock is held by someone else
     ├── PlanError                   a plan that must not run (prevent_destroy, bad plan file)
-    │   └── StalePlanError          a saved plan no longer matches state, cloud or config
+    │   ├── StalePlanError          a saved plan no longer matches state, cloud or config
+    │   └── RefusedPlanError        a plan over max_hourly_cost: carries the refused plan
     ├── ApplyError                  an action that could not finish; state holds what exists
     │   ├── UnknownReferenceError   a ${...} reference whose node does not exist
     │   ├── BootTimeoutError        a new node still provisioning after the boot timeout
@@ -42,6 +43,7 @@ __all__ = [
     "LockError",
     "PlanError",
     "StalePlanError",
+    "RefusedPlanError",
     "ApplyError",
     "UnknownReferenceError",
     "BootTimeoutError",
@@ -102,6 +104,15 @@ class PlanError(NavarchError):
 
 class StalePlanError(PlanError):
     pass
+
+
+class RefusedPlanError(PlanError):
+    """A plan that was made but must not run (over budget): `plan` is the refused Plan,
+    so the user sees what was refused."""
+
+    def __init__(self, message: str, plan: object) -> None:
+        self.plan = plan
+        super().__init__(message)
 
 
 class ApplyError(NavarchError):

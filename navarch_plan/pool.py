@@ -116,10 +116,10 @@ class Pool:
                     found.append((parse_address(address)[2] or 0, node.id, node))
         return [node for _, _, node in sorted(found, key=lambda t: t[:2])]
 
-    def terminate(self, node: Node | str) -> bool:
+    def terminate(self, node: Node | str) -> bool | None:
         """Terminate one of this pool's nodes (a Node, or its id). NotFoundError when
         the pool has no such node; otherwise the provider's answer (True: it took
-        effect)."""
+        effect; None: the provider does not say)."""
         node_id = node if isinstance(node, str) else node.id
         mine = next((n for n in self.list() if n.id == node_id), None)
         if mine is None:

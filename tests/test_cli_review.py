@@ -83,7 +83,8 @@ def test_every_drift_kind_is_detected_and_state_untouched(fleet: Workdir) -> Non
     markdown = fleet.cli("drift", "--format", "markdown")
     assert markdown.code == 2 and "| `pool.workers[1]` | status_changed |" in markdown.out
     assert path.read_bytes() == edited, "drift never writes state"
-    assert fleet.cli("plan", "--refresh-only", "--detailed-exitcode").code == 0
+    # Drift found: refresh-only with --detailed-exitcode exits 2, as `drift` does.
+    assert fleet.cli("plan", "--refresh-only", "--detailed-exitcode").code == 2
 
     updated = fleet.cli("drift", "--update-state", "--format", "json")
     assert updated.code == 2 and updated.json()["state_updated"] == 6 - 1

@@ -7,7 +7,8 @@ Invariants:
   (unless the pool asks for destroy_before_create);
 - a failed action skips everything that depends on it; independent work goes on;
 - once `stop` is set, no new action starts; running ones finish; once `abort` is set,
-  running ones stop waiting too (boots, confirmations), keeping every intent and record;
+  running ones stop waiting too (boots, confirmations, retries), keeping every intent
+  and record;
 - no worker waits for a provider's rate limit at the start of an action: the action
   stays queued until its provider's gate admits it (see throttle.py).
 """
@@ -66,7 +67,10 @@ class Executor:
                  store: StateStore, hooks: Hooks | None = None, parallelism: int = 10,
                  gates: Mapping[str, Gate] | None = None,
                  consistency: Mapping[str, Consistency] | None = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, stop: threading.Event | None = None,
+                 abort: threading.Event | None = None) -> None:
+        """`stop` (no new action starts) and `abort` (running ones stop waiting too):
+        the caller's events, set from its signal handler (see the module doc)."""
         self.groups = groups
         self.hooks = hooks or Hooks()
         self.parallelism = max(1, parallelism)
@@ -74,10 +78,11 @@ class Executor:
         self.clock = clock
         self._open_gate = Gate("", RateLimit(), RetryPolicy(), clock)
         self._current = threading.local()  # the action each worker runs, for retry notes
+        self.stop = stop or threading.Event()
+        self.abort = abort or threading.Event()
         gated = {name: GatedProvider(p, self.gates.get(name) or self._open_gate,
-                                     self._note_retry) for name, p in providers.items()}
-        self.stop = threading.Event()
-        self.abort = threading.Event()
+                                     self._note_retry, stop=self.abort)
+                 for name, p in providers.items()}
         self.intents = plan.intents
         self.runner = ActionRunner(plan.workspace, desired, gated, store, self.hooks,
                                    consistency, clock, self.abort)

@@ -198,8 +198,10 @@ class GatedProvider:
 
     def __init__(self, inner: Provider, gate: Gate,
                  notify: Callable[[str], None] = lambda message: None,
-                 rng: random.Random | None = None) -> None:
-        self.inner, self.gate, self.notify = inner, gate, notify
+                 rng: random.Random | None = None,
+                 stop: threading.Event | None = None) -> None:
+        """`stop`: once set, no retry waits any longer (the last error stands)."""
+        self.inner, self.gate, self.notify, self.stop = inner, gate, notify, stop
         self.name = inner.name
         self._rng = rng or random.Random()
 
@@ -230,7 +232,7 @@ class GatedProvider:
     def _retried(self, what: str, call: Callable[[], T]) -> T:
         return retrying(lambda: self._paced("call", call), self.gate.retry, self._rng,
                         self.notify, f"{self.name} {what}",
-                        self.gate.pacers["call"].push_back, self.gate.clock)
+                        self.gate.pacers["call"].push_back, self.gate.clock, stop=self.stop)
 
 
 def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
@@ -238,11 +240,12 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
              on_rate_limit: Callable[[float], None] = lambda seconds: None,
              clock: Clock = SYSTEM_CLOCK,
              retry_on: tuple[type[ProviderError], ...] = (RateLimitError, TransientError),
-             ) -> T:
+             stop: threading.Event | None = None) -> T:
     """Runs a call until it succeeds, fails otherwise, or the policy gives up (by default
     an idempotent call, retried after rate limits and transient failures; a launch only
     after a rate limit, which created nothing). A RateLimitError's wait is also passed
-    to `on_rate_limit` (to slow the others)."""
+    to `on_rate_limit` (to slow the others). Once `stop` is set (a second Ctrl-C), the
+    wait for the next try is cut short and the last error stands."""
     attempt = 1
     while True:
         try:
@@ -255,5 +258,8 @@ def retrying(call: Callable[[], T], policy: RetryPolicy, rng: random.Random,
                 on_rate_limit(delay)
             notify(f"{what}: {exc.message}; retrying in {delay:.1f}s "
                    f"(try {attempt + 1} of {policy.max_attempts})")
-            clock.sleep(delay)
+            if stop is None:
+                clock.sleep(delay)
+            elif stop.is_set() or clock.wait(stop, delay):
+                raise
             attempt += 1

@@ -76,9 +76,11 @@ class CloudWaits:
                 raise VanishedError(f"{action.address}: new instance {node.id} was not seen "
                                     f"again within {c.window:.0f}s of its launch")
             if waited > c.boot_timeout or self.stop.is_set():
+                why = ("stopped waiting: interrupted" if self.stop.is_set()
+                       else f"boot_timeout {c.boot_timeout:.0f}s")
                 raise BootTimeoutError(f"{action.address}: {node.id} still provisioning "
-                                       f"after {waited:.0f}s (boot_timeout "
-                                       f"{c.boot_timeout:.0f}s); the next plan settles it")
+                                       f"after {waited:.0f}s ({why}); the next plan "
+                                       "settles it")
             self.hooks.action_progress(action, f"waiting for {node.id} to boot" if current
                                        else f"waiting for {node.id} to become visible")
             delay = self._pause(delay)

@@ -115,7 +115,8 @@ def _document() -> Mapping[str, Any]:
     # importlib.resources finds the file in a source checkout, an installed wheel or a zip
     # alike. Cached: the only file read the catalog ever does.
     source = resources.files("navarch_plan").joinpath("data").joinpath("catalog.json")
-    return json.loads(source.read_text(encoding="utf-8"))
+    data: Mapping[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return data
 
 
 def _price(value: Any) -> float | None:

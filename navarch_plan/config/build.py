@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
 from navarch_plan.config.schema import launch_validator
+from navarch_plan.config.yamlpos import Path as KeyPath
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 
@@ -60,7 +61,7 @@ def _group_specs(data: dict[str, Any], ctx: Context) -> list[tuple[str, str, dic
 
 
 def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                     ctx: Context, path: tuple) -> None:
+                     ctx: Context, path: KeyPath) -> None:
     """Every provider the pool names exists, and is named once."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
@@ -78,7 +79,7 @@ def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfi
                         "regions instead")
 
 
-def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: tuple) -> set[str]:
+def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: KeyPath) -> set[str]:
     deps = set()
     for ref in find_refs(user_data):
         where = (*path, "user_data")
@@ -96,7 +97,7 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: t
 
 
 def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
-           counts: Mapping[str, int], ctx: Context, path: tuple) -> Group:
+           counts: Mapping[str, int], ctx: Context, path: KeyPath) -> Group:
     depends_on = list(spec.get("depends_on", []))
     for i, dep in enumerate(depends_on):
         if dep not in counts:
@@ -119,7 +120,7 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
               providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
-              defaults: dict[str, Any], ctx: Context, path: tuple,
+              defaults: dict[str, Any], ctx: Context, path: KeyPath,
               public_keys: Mapping[str, str]) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path, types)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
@@ -131,30 +132,31 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
                           instance_type=placement.instance_type, ssh_keys=ssh_keys,
                           labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys))
         provider = providers[placement.provider]
+        if placement.launch_json:
+            _check_launch(placement, types[provider.type], spec, ctx, path)
         # The options this candidate launches with: the provider's, under the pool's.
         options = {**provider.options, **placement.launch}
         for problem in types[provider.type].check_node(options, facts):
-            raise ctx.error(_problem_path(problem, provider, spec, defaults, path, placement),
+            raise ctx.error(_problem_path(problem, provider, placement, spec, defaults, path),
                             problem.message)
-        if placement.launch_json:
-            _check_launch(placement, types[provider.type], spec, ctx, path)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
-    return [
-        DesiredNode(
-            address=address, group=name, index=i if kind == "pool" else None,
-            ssh_keys=ssh_keys, labels=labels, user_data=user_data,
-            candidates=tuple(placements), refs=tuple(find_refs(user_data)),
-            strategy=spec.get("strategy", "priority"), public_keys=keys,
-        )
-        for i, address in enumerate(addresses)
-    ]
+    candidates, refs = tuple(placements), tuple(find_refs(user_data))
+    strategy = spec.get("strategy", "priority")
+    if not addresses:  # nodes: 0
+        return []
+    first = DesiredNode(
+        address=addresses[0], group=name, index=0 if kind == "pool" else None,
+        ssh_keys=ssh_keys, labels=labels, user_data=user_data,
+        candidates=candidates, refs=refs, strategy=strategy, public_keys=keys,
+    )
+    # The pool's other nodes differ from the first only in address and index.
+    return [first, *(first.at(address, i) for i, address in enumerate(addresses) if i)]
 
 
 def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],
-                  ctx: Context, path: tuple) -> None:
+                  ctx: Context, path: KeyPath) -> None:
     """A pool's launch overrides: only options the candidate's type lets a pool set."""
-    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
     for error in launch_validator(kind).iter_errors(placement.launch):
         key = str(error.path[0]) if error.path else ""
         if not key:  # an unknown option: additionalProperties names none in the path
@@ -164,24 +166,27 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
                        f"{placement.provider!r} (a pool may set: {allowed})")
         else:
             message = error.message
-        where = ((*path, "providers", placement.entry, "launch", key)
-                 if key in entry.get("launch", {}) else (*path, "launch", key))
-        raise ctx.error(where, message)
+        raise ctx.error(_launch_path(placement, spec, path, key), message)
 
 
-def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],
-                  defaults: dict[str, Any], path: tuple, placement: Placement) -> tuple:
-    """Where in the file a provider type's objection points: the option it lacks (in the
-    pool's launch overrides when set there), else the node's key (in the node, else in
-    `defaults`), else the node itself."""
+def _launch_path(placement: Placement, spec: dict[str, Any], path: KeyPath,
+                 key: str) -> KeyPath:
+    """Where a pool sets launch option `key`: its providers entry's `launch`, else its own."""
+    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
+    return ((*path, "providers", placement.entry, "launch", key)
+            if key in entry.get("launch", {}) else (*path, "launch", key))
+
+
+def _problem_path(problem: NodeProblem, provider: ProviderConfig, placement: Placement,
+                  spec: dict[str, Any], defaults: dict[str, Any], path: KeyPath) -> KeyPath:
+    """Where in the file a provider type's objection points: the option it lacks (where
+    the pool overrides it, else in the provider), else the node's key (in the node, else
+    in `defaults`), else the node itself."""
     if problem.option:
-        option = tuple(problem.option.split("."))
-        entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
-        if option[0] in entry.get("launch", {}):
-            return (*path, "providers", placement.entry, "launch", *option)
-        if option[0] in spec.get("launch", {}):
-            return (*path, "launch", *option)
-        return ("providers", provider.name, *option)
+        head, *rest = problem.option.split(".")
+        if head in placement.launch:
+            return (*_launch_path(placement, spec, path, head), *rest)
+        return ("providers", provider.name, head, *rest)
     keys = tuple(problem.field.split(".", 1)) if problem.field else ()
     if keys and _has(spec, keys):
         return (*path, *keys)

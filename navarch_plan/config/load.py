@@ -161,7 +161,7 @@ def _leaves(err: Any) -> list[Any]:
 def _name_rule(err: Any) -> str:
     if err.validator == "not":
         return "the navarch- prefix is reserved for ownership labels"
-    return err.schema.get("description", err.message)
+    return str(err.schema.get("description", err.message))
 
 
 def _refuse_unsupported(data: dict[str, Any], ctx: Context) -> None:

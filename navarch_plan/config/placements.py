@@ -14,12 +14,13 @@ from navarch_plan.config.desired import Placement
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import Context, ProviderConfig
+    from navarch_plan.config.yamlpos import Path
     from navarch_plan.providers.base import ProviderType
 
 __all__ = ["placements_of"]
 
 
-def _entries(spec: dict[str, Any]) -> list[tuple[tuple, dict[str, Any]]]:
+def _entries(spec: dict[str, Any]) -> list[tuple[Path, dict[str, Any]]]:
     if spec.get("providers"):
         return [(("providers", i), e) for i, e in enumerate(spec["providers"])]
     return [(("provider",), {"name": spec["provider"]})]
@@ -30,7 +31,7 @@ POLICIES = {"on-demand": (ON_DEMAND,), "spot": (SPOT,), "auto": (SPOT, ON_DEMAND
 
 
 def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                  defaults: dict[str, Any], ctx: Context, path: tuple,
+                  defaults: dict[str, Any], ctx: Context, path: Path,
                   types: Mapping[str, ProviderType] | None = None) -> list[Placement]:
     """Every candidate: with spot_policy auto, every spot placement, then every
     on-demand one. A provider type that sells no spot gets only on-demand placements
@@ -67,9 +68,9 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
     return out
 
 
-def _entry_placements(i: int, where: tuple, entry: dict[str, Any], provider: ProviderConfig,
+def _entry_placements(i: int, where: Path, entry: dict[str, Any], provider: ProviderConfig,
                       spec: dict[str, Any], gpus: list[Any], defaults: dict[str, Any],
-                      ctx: Context, path: tuple, model: str, strict: bool) -> list[Placement]:
+                      ctx: Context, path: Path, model: str, strict: bool) -> list[Placement]:
     types = _types(entry, spec, provider, gpus, ctx, (*path, *where), model, strict)
     regions = (entry.get("regions") or [spec.get("region") or defaults.get("region")
                                         or provider.options.get("region")])
@@ -85,7 +86,7 @@ def _entry_placements(i: int, where: tuple, entry: dict[str, Any], provider: Pro
             for t in types]
 
 
-def _zones_in(region: str, zones: list[str], ctx: Context, where: tuple) -> list[str]:
+def _zones_in(region: str, zones: list[str], ctx: Context, where: Path) -> list[str]:
     if not zones:
         return [""]
     inside = [z for z in zones if z.startswith(region)]
@@ -94,7 +95,7 @@ def _zones_in(region: str, zones: list[str], ctx: Context, where: tuple) -> list
     return inside
 
 
-def _gpu_specs(spec: dict[str, Any], ctx: Context, path: tuple) -> list[Any]:
+def _gpu_specs(spec: dict[str, Any], ctx: Context, path: Path) -> list[Any]:
     if "gpu" not in spec:
         if not spec.get("instance_type") and not any(
                 e.get("instance_type") for e in spec.get("providers", [])):
@@ -109,7 +110,7 @@ def _gpu_specs(spec: dict[str, Any], ctx: Context, path: tuple) -> list[Any]:
 
 
 def _types(entry: dict[str, Any], spec: dict[str, Any], provider: ProviderConfig,
-           gpus: list[Any], ctx: Context, where: tuple, model: str = ON_DEMAND,
+           gpus: list[Any], ctx: Context, where: Path, model: str = ON_DEMAND,
            strict: bool = True) -> list[str]:
     wanted = entry.get("instance_type") or spec.get("instance_type")
     if wanted:

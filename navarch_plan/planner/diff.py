@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from navarch_plan.errors import PlanError
+from navarch_plan.errors import PlanError, RefusedPlanError
 from navarch_plan.model import (
     LABEL_ADDRESS,
     LABEL_LINEAGE,
@@ -46,6 +46,7 @@ from navarch_plan.planner.inputs import (
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.words import plural
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]
 
@@ -64,9 +65,14 @@ class _Planner(References):
         self._check_inputs()
         self.claimed |= {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
         outcomes = self._resolve_intents()
-        for address in dict.fromkeys([*self.state.nodes, *outcomes]):
-            self._address(address, self.state.nodes.get(address), outcomes.get(address, []))
-        self._address_of_id = {r.id: a for a, r in self.state.nodes.items()}
+        nodes, unchanged = self.state.nodes, self._unchanged
+        for address in dict.fromkeys([*nodes, *outcomes]):
+            record, found = nodes.get(address), outcomes.get(address)
+            # Most addresses of most plans: a record, no interrupted launch, unchanged.
+            if found is None and record is not None and unchanged(address, record):
+                continue
+            self._address(address, record, found or [])
+        self._address_of_id = {r.id: a for a, r in nodes.items()}
         for record in self.state.deposed.values():
             self._deposed(record)
         self._orphans()
@@ -105,12 +111,16 @@ class _Planner(References):
 
     # -- owned instances missing from state ------------------------------------------
     def _orphans(self) -> None:
+        # Those state or an intent accounts for are skipped before sorting (the loop
+        # never claims any): usually all of them, and then nothing else is needed.
+        unclaimed = [n for n in self.owned.values()
+                     if n.id not in self.claimed and not n.status.is_gone]
+        if not unclaimed:
+            return
         names = {r.name: r.id for r in (*self.state.nodes.values(),
                                         *self.state.deposed.values())}
         names |= {i.name: i.node_id for i in self.state.intents.values()}
-        for node in sorted(self.owned.values(), key=lambda n: (n.provider, n.name, n.id)):
-            if node.id in self.claimed or node.status.is_gone:
-                continue
+        for node in sorted(unclaimed, key=lambda n: (n.provider, n.name, n.id)):
             address = address_from_label(node.labels.get(LABEL_ADDRESS, "")) or f"?{node.id}"
             if node.name in names and names[node.name] != node.id:
                 # navarch names are unique: a second instance under one is a copy made
@@ -166,7 +176,11 @@ class _Planner(References):
         actions, warnings = scope_actions(actions, self.inputs.groups, self.options)
         check_prevent_destroy(actions, self.inputs.groups)
         cost = plan_cost(self.inputs, self.state, self.owned, actions)
-        warnings += check_budget(cost, self.inputs.groups, self.inputs.max_hourly_cost)
+        try:
+            warnings += check_budget(cost, self.inputs.groups, self.inputs.max_hourly_cost)
+            refusal = None
+        except PlanError as exc:
+            refusal = exc  # raised below, with the plan it refuses
         warnings += _unreachable_warnings(self.observed)
         warnings += [self.foreign_warning] if self.foreign_warning else []
         position = {name: i for i, name in enumerate(self.inputs.groups)}
@@ -188,13 +202,17 @@ class _Planner(References):
             unsettled=tuple(sorted(self.unsettled, key=lambda u: (u.address, u.kind))),
             unreachable=self.observed.unreachable(),
         )
-        return dataclasses.replace(plan, no_changes_reason=no_changes_reason(plan, self))
+        plan = dataclasses.replace(plan, no_changes_reason=no_changes_reason(plan, self))
+        if refusal is not None:
+            raise RefusedPlanError(str(refusal), plan)
+        return plan
 
 
 def _foreign_refusal(blocking: list[tuple[str, Node]], workspace: str, lineage: str) -> str:
     address, node = blocking[0]
     theirs = node.labels.get(LABEL_LINEAGE, "")
-    more = f" (and {len(blocking) - 1} more address(es))" if len(blocking) > 1 else ""
+    more = (f" (and {plural(len(blocking) - 1, 'more address')})" if len(blocking) > 1
+            else "")
     return (f"{address}{more} is held by instance {node.id} of another state of workspace "
             f"{workspace} (lineage {theirs}; this state's is {lineage}): navarch will not "
             "launch beside it. If that state is lost, take its instances over with "

@@ -146,10 +146,10 @@ def ids_to_confirm(listings: Mapping[str, Listing],
     """Of the (provider, id) pairs state knows, those the listings did not show, by
     provider: what the engine must look up by id before anything is planned."""
     listed = {(n.provider, n.id) for listing in listings.values() for n in listing.nodes}
-    wanted: dict[str, list[str]] = {}
+    # Ids in order of first sight, once each: a dict, as a list's `in` made this
+    # quadratic in the number of ids a listing missed.
+    wanted: dict[str, dict[str, None]] = {}
     for provider, node_id in known:
         if provider in listings and node_id and (provider, node_id) not in listed:
-            wanted.setdefault(provider, [])
-            if node_id not in wanted[provider]:
-                wanted[provider].append(node_id)
-    return wanted
+            wanted.setdefault(provider, {})[node_id] = None
+    return {provider: list(ids) for provider, ids in wanted.items()}

@@ -11,6 +11,7 @@ from navarch_plan.render.markdown import (
     render_unsettled_markdown,
 )
 from navarch_plan.render.text import unsettled_lines
+from navarch_plan.words import plural
 
 __all__ = ["drift_document", "drift_gaps", "render_drift_text", "render_drift_markdown_report",
            "DRIFT_FORMAT_VERSION"]
@@ -43,7 +44,9 @@ def drift_document(plan: dict[str, Any], updated: int | None = None) -> dict[str
 def _updated_line(report: dict[str, Any]) -> str:
     if report["state_updated"] is None:
         return "State was not changed (use --update-state to record what was found)."
-    return f"State updated: {report['state_updated']} record(s) now match the cloud."
+    updated = report["state_updated"]
+    return (f"State updated: {plural(updated, 'record')} now "
+            f"{'matches' if updated == 1 else 'match'} the cloud.")
 
 
 def render_drift_text(report: dict[str, Any]) -> str:
@@ -67,7 +70,7 @@ def drift_gaps(report: dict[str, Any]) -> str:
     places = [f"{p}: {', '.join(v)}" for p, v in sorted(report["unreachable"].items())]
     unknown = sum(u["kind"] == "unknown" for u in report["unsettled"])
     said = [f"could not read {'; '.join(places)}"] if places else []
-    said += [f"{unknown} node(s) could not be checked"] if unknown else []
+    said += [f"{plural(unknown, 'node')} could not be checked"] if unknown else []
     return " and ".join(said)
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from navarch_plan.words import plural
+
 __all__ = ["render_state_text", "state_list_document"]
 
 
 def render_state_text(state: dict[str, Any]) -> str:
     nodes = state.get("nodes", {})
     head = (f"Workspace {state['workspace']}, state serial {state['serial']}, "
-            f"lineage {state['lineage']}: {len(nodes)} node(s)")
+            f"lineage {state['lineage']}: {plural(len(nodes), 'node')}")
     if not nodes:
         return head + "\n"
     rows = [("ADDRESS", "ID", "WHERE", "TYPE", "STATUS", "IP")]
@@ -23,9 +25,9 @@ def render_state_text(state: dict[str, Any]) -> str:
              for r in rows]
     extra = []
     if state.get("deposed"):
-        extra.append(f"{len(state['deposed'])} deposed node(s) awaiting termination")
+        extra.append(f"{plural(len(state['deposed']), 'deposed node')} awaiting termination")
     if state.get("intents"):
-        extra.append(f"{len(state['intents'])} interrupted provision(s) to resolve")
+        extra.append(f"{plural(len(state['intents']), 'interrupted provision')} to resolve")
     return "\n".join([head, *lines, *extra]) + "\n"
 
 

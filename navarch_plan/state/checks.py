@@ -11,6 +11,7 @@ real instance while "replacing" the other.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from operator import itemgetter
@@ -180,18 +181,36 @@ def check_snapshot(data: object) -> None:
                                  f"{DUPLICATE}")
 
 
+def _settle() -> None:
+    """File what was just decoded (four containers per record, in no reference cycle,
+    kept for the whole run) with the long-lived objects. Left young, it is walked by the
+    next young collections and then, as new long-lived objects, brings on a full one
+    (with gc left alone, a no-change plan took ~15% more CPU at 10,000 nodes and ~1 s
+    more at 100,000). Freeze then unfreeze moves everything
+    tracked to the oldest generation (done only when nothing else is frozen)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+
+
 def decode_snapshot(raw: bytes, path: str, workspace: str, corrupt: Callable[[str], str],
                     point_at: str) -> tuple[StateDoc, dict[str, Any]]:
     """A snapshot's bytes as a StateDoc of `workspace`, and its content as it is stored
     minus serial (what compact() compares against to tell whether anything changed).
     `corrupt` words the error for this backend; `point_at` says what to fix on a
     workspace mismatch."""
+    collecting = gc.isenabled()
+    gc.disable()  # while decoding: it makes no reference cycles (see _settle)
     try:
         data = json.loads(raw)
         check_snapshot(data)
         doc = StateDoc.from_json(data)
+        _settle()
     except (ValueError, KeyError, TypeError) as exc:
         raise StateError(corrupt(f"is not a valid state file ({exc})")) from None
+    finally:
+        if collecting:
+            gc.enable()
     if doc.workspace != workspace:
         raise StateError(f"{path} belongs to workspace {doc.workspace!r}, not "
                          f"{workspace!r}; point {point_at}")

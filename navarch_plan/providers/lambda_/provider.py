@@ -373,9 +373,10 @@ class LambdaProvider:
                 cls = AuthError
             else:  # includes a 404 without Lambda's code: likely a wrong base_url
                 cls = InvalidRequestError
-        if cls is QuotaError:  # Lambda quotas are account-wide, not per region
-            return QuotaError(message, provider_wide=True, **kw)
-        return cls(message, **kw)
+        error = cls(message, **kw)
+        if isinstance(error, QuotaError):  # Lambda quotas are account-wide, not per region
+            error.provider_wide = True
+        return error
 
     def _scrub(self, text: str) -> str:
         """Some errors echo the request back: the key never leaves the client's headers."""

@@ -1,0 +1,184 @@
+"""The commands that read and report: validate, plan, drift, show, output and
+instance-types. The return value is the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from navarch_plan.catalog.offers import select_offers
+from navarch_plan.cli.common import (
+    IO,
+    engine_for,
+    make_plan,
+    plan_options,
+    read_plan,
+    shown,
+    warn_default_workspace,
+)
+from navarch_plan.cli.validate import validate_against_catalogs
+from navarch_plan.errors import ConfigError, NavarchError, UsageError
+from navarch_plan.plan import Plan
+from navarch_plan.planner import PlanOptions
+from navarch_plan.providers.base import InstanceTypeLister
+from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.render.drift import (
+    drift_document,
+    drift_gaps,
+    render_drift_markdown_report,
+    render_drift_text,
+)
+from navarch_plan.render.markdown import render_plan_markdown
+from navarch_plan.render.offers import render_offers_text
+from navarch_plan.state.backends import state_location
+from navarch_plan.state.stores.local import write_json_atomically
+from navarch_plan.words import plural
+
+__all__ = ["cmd_validate", "cmd_plan", "cmd_drift", "cmd_show", "cmd_output",
+           "cmd_instance_types"]
+
+
+def cmd_validate(args: argparse.Namespace, io: IO) -> int:
+    try:
+        engine = engine_for(args, io)
+        warn_default_workspace(engine.config, io)
+        validate_against_catalogs(engine.config, engine.providers)
+    except NavarchError as exc:
+        if args.format != "json":
+            raise
+        io.out(render_json(_validation(exc)))  # `terraform validate -json`'s shape
+        return 1
+    config = engine.config
+    if args.format == "json":
+        io.out(render_json(_validation(None)))
+        return 0
+    pools = sum(1 for g in config.groups.values() if g.kind == "pool")
+    io.out(f"The configuration is valid: {plural(len(config.desired), 'node')} "
+           f"({plural(pools, 'pool')}, {plural(len(config.groups) - pools, 'named node')}) "
+           f"on {plural(len(config.providers), 'provider')}; state at "
+           f"{state_location(config.state)}.")
+    return 0
+
+
+def _validation(error: NavarchError | None) -> dict[str, Any]:
+    diagnostics = []
+    if error is not None:
+        diagnostic: dict[str, Any] = {"severity": "error", "summary": str(error)}
+        if isinstance(error, ConfigError):
+            diagnostic.update(detail=error.message, path=error.path, range={
+                "filename": error.file, "start": {"line": error.line,
+                                                  "column": error.column}})
+        diagnostics.append(diagnostic)
+    return {"format_version": "1.0", "valid": error is None,
+            "error_count": len(diagnostics), "warning_count": 0,
+            "diagnostics": diagnostics}
+
+
+def cmd_plan(args: argparse.Namespace, io: IO) -> int:
+    engine = engine_for(args, io)
+    warn_default_workspace(engine.config, io)
+
+    def render(plan: Plan) -> None:
+        document = plan.to_json()
+        if args.format == "json":
+            io.out(render_json(document))
+        elif args.format == "markdown":
+            io.out(render_plan_markdown(document))
+        else:
+            io.show(render_plan_text(document, shown(args, engine)))
+
+    with engine.locked("plan"):
+        if args.out:
+            engine.keep_identity()
+        plan = make_plan(engine, plan_options(args), render)
+    if args.out:
+        write_json_atomically(args.out, plan.to_json())  # 0600: plans are private
+    render(plan)
+    if args.format == "text":
+        if args.out:
+            io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
+                   f"navarch apply {args.out}")
+        elif plan.has_changes:
+            io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
+                   "these actions if you run `navarch apply` now.")
+    # With --refresh-only nothing is proposed: "changes" are the drift found, as `drift`.
+    found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
+             else plan.has_changes)
+    return 2 if args.detailed_exitcode and found else 0
+
+
+def cmd_drift(args: argparse.Namespace, io: IO) -> int:
+    engine = engine_for(args, io)
+    updated = None
+    with engine.locked("drift", read_only=not args.update_state):
+        plan = engine.plan(PlanOptions(refresh_only=True))
+        if args.update_state:
+            updated = engine.record_drift(plan)
+    report = drift_document(plan.to_json(), updated)
+    renderers = {"json": render_json, "markdown": render_drift_markdown_report,
+                 "text": render_drift_text}
+    (io.show if args.format == "text" else io.out)(renderers[args.format](report))
+    if not report["clean"]:
+        return 2
+    if not report["complete"]:
+        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
+        return 1
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, io: IO) -> int:
+    if args.planfile:
+        document = read_plan(args.planfile).to_json()
+        if args.format == "json":
+            io.out(render_json(document))
+        else:
+            io.show(render_plan_text(document))
+        return 0
+    engine = engine_for(args, io)
+    if not engine.store.exists():
+        # As `terraform show` with no state: said, exit 0; no lineage is made up.
+        io.out(render_json({"nodes": {}}) if args.format == "json" else
+               f"No state yet: {engine.store.path} does not exist (navarch apply creates "
+               "it).")
+        return 0
+    document = engine.store.load().to_json()
+    document.pop("fingerprint_key")  # a secret: it keys what plans publish
+    io.out(render_json(document) if args.format == "json" else render_state_text(document))
+    return 0
+
+
+def cmd_output(args: argparse.Namespace, io: IO) -> int:
+    """Addresses, ids and IPs from state (no cloud call, no lock): for scripts."""
+    engine = engine_for(args, io)
+    nodes = engine.store.load().nodes if engine.store.exists() else {}
+    wanted = sorted(a for a in nodes if args.address is None or a == args.address
+                    or a.startswith(f"{args.address}["))
+    if args.address is not None and not wanted:
+        raise UsageError(f"{args.address} is not in state (see navarch state list)")
+    rows = {a: {"id": nodes[a].id, "provider": nodes[a].provider,
+                "region": nodes[a].region, "ip_address": nodes[a].ip_address,
+                "status": nodes[a].status} for a in wanted}
+    if args.raw:
+        if len(rows) != 1:
+            raise UsageError("--raw needs the address of one node")
+        io.out(next(iter(rows.values()))["ip_address"] or "")
+    elif args.format == "json":
+        io.out(json.dumps(rows, indent=2, sort_keys=True))
+    elif rows:  # one tab-separated line per node; nothing at all for none
+        io.out("\n".join(f"{a}\t{r['id']}\t{r['ip_address'] or '-'}"
+                         for a, r in rows.items()))
+    return 0
+
+
+def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
+    engine = engine_for(args, io)
+    unknown = sorted(set(args.provider) - set(engine.config.providers))
+    if unknown:
+        raise UsageError(f"--provider {unknown[0]}: no such provider in {args.config}")
+    wanted = set(args.provider) or set(engine.config.providers)
+    offers = {name: p.list_instance_types() for name, p in engine.providers.items()
+              if name in wanted and isinstance(p, InstanceTypeLister)}
+    rows = select_offers(engine.config, offers, args.gpu, args.pool)
+    io.out(render_json(rows) if args.format == "json" else render_offers_text(rows))
+    return 0

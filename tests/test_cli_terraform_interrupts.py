@@ -1,0 +1,99 @@
+"""Ctrl-C during an apply, in a pseudo-terminal, as a user presses it: the first press
+says at once what happens (Terraform's words) and what a second press does, lets
+running actions finish and starts no new one; a second press stops the waiting within
+seconds, keeps every launch recorded, and exits 130; the next plan settles the rest."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pexpect
+
+from tests.conftest import Workdir, navarch_argv
+
+BOOTING = r"waiting for fake-\w+ to boot"  # the live view's line for pool.w[0]
+
+
+def spawn_apply(work: Workdir) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
+    argv = [*navarch_argv(), "apply", "-auto-approve", "-parallelism=1"]
+    return pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
+                         env={**env, "TERM": "xterm-256color"}, dimensions=(50, 200),
+                         timeout=60)
+
+
+def finish(child: pexpect.spawn, within: float) -> tuple[int, str]:
+    child.expect(pexpect.EOF, timeout=within)
+    child.close()
+    return child.exitstatus, child.before
+
+
+def test_the_first_ctrl_c_says_so_at_once_and_lets_running_actions_finish(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 3}}, sim={"boot_time": 3})
+    child = spawn_apply(work)
+    child.expect(BOOTING)
+    child.sendintr()
+    pressed = time.monotonic()
+    child.expect("Interrupt received.", timeout=2)
+    assert time.monotonic() - pressed < 1.5, "said at once, not when the boot ends"
+    child.expect("Please wait for navarch to exit or data loss may occur.")
+    child.expect("Gracefully shutting down...")
+    child.expect("Press Ctrl-C again")
+    code, rest = finish(child, within=30)
+    assert code == 130, rest
+    assert "pool.w[0]: created" in rest, "the running action finished"
+    assert "2 actions not started: pool.w[1], pool.w[2]" in rest
+    assert list(work.state()["nodes"]) == ["pool.w[0]"]
+    assert len(work.cloud().list()) == 1, "no new action started"
+
+
+def test_a_second_ctrl_c_stops_waiting_keeps_every_launch_and_exits_130(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}}, sim={"boot_time": 120})
+    child = spawn_apply(work)
+    child.expect(BOOTING)
+    child.sendintr()
+    child.expect("Gracefully shutting down...", timeout=2)
+    time.sleep(1)
+    assert child.isalive(), "the first press waits for the booting node"
+    child.sendintr()
+    pressed = time.monotonic()
+    child.expect("Two interrupts received", timeout=2)
+    code, rest = finish(child, within=15)
+    assert code == 130, rest
+    assert time.monotonic() - pressed < 10, "stopped within seconds, not after the boot"
+    assert "still provisioning after" in rest and "(stopped waiting: interrupted)" in rest
+    launched = work.cloud().list()
+    assert len(launched) == 1
+    state = work.state()
+    kept = {r["id"] for r in state["nodes"].values()} | {
+        i.get("node_id") for i in state.get("intents", [])}
+    assert launched[0].id in kept, "the launch is recorded (as a record or an intent)"
+    plan = work.run("plan", "--json")
+    assert plan.code == 0, plan.err
+    creates = [a["address"] for a in plan.json()["actions"] if a["action"] == "create"]
+    assert creates == ["pool.w[1]"], "w[0] is the booting instance; only w[1] is new"
+
+
+def test_a_second_ctrl_c_stops_waiting_for_a_retry(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.run("apply", "--auto-approve").code == 0
+    # Every terminate fails as transient, and the next try is 30 s away.
+    work.config(pools={"w": {"nodes": 1}},
+                sim={"retry": {"base_delay": 30, "max_delay": 30},
+                     "faults": [{"op": "terminate", "error": "transient"}] * 5})
+    argv = [*navarch_argv(), "destroy", "-auto-approve", "-no-color"]
+    child = pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
+                          timeout=60, dimensions=(50, 200))
+    child.expect(r"retrying in \d+\.\ds")
+    child.sendintr()
+    child.expect("Gracefully shutting down...", timeout=2)
+    child.sendintr()
+    pressed = time.monotonic()
+    code, rest = finish(child, within=15)
+    assert code == 130, rest
+    assert time.monotonic() - pressed < 5, "the 30 s retry wait was cut short"
+    assert list(work.state()["nodes"]) == ["pool.w[0]"], "its record stays"
+    assert len(work.cloud().list()) == 1
