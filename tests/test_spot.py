@@ -92,6 +92,21 @@ def test_auto_falls_back_to_on_demand_when_spot_is_refused(work: Workdir) -> Non
     assert not work.plan_json()["actions"]
 
 
+def test_a_spot_quota_leaves_on_demand_in_that_region_to_try(work: Workdir) -> None:
+    """Spot quotas are their own: a regional quota error on a spot launch rules out the
+    spot candidates there, not the on-demand ones."""
+    work.config(pools={"w": {"nodes": 2, "spot_policy": "auto"}},
+                sim={"faults": [{"op": "provision", "error": "quota", "purchase": "spot"}]})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    out = result.out + result.err
+    assert out.count("(spot) over quota, trying the next candidate") == 1
+    assert "(spot) ruled out earlier in this run -> sim/us-west-1 created" in out
+    cloud = work.cloud()
+    assert [cloud.purchase(r["id"]) for r in work.state()["nodes"].values()] == [
+        ON_DEMAND, ON_DEMAND]
+
+
 def test_auto_with_spot_available_buys_spot(work: Workdir) -> None:
     record = _applied(work, spot_policy="auto")
     assert work.cloud().purchase(record["id"]) == SPOT
