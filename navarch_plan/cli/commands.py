@@ -248,7 +248,8 @@ def _report(plan: Plan, result: ApplyResult, io: IO, as_json: bool) -> int:
                            "failed": result.failed, "skipped": result.skipped,
                            "not_started": result.not_started}, sort_keys=True))
     else:
-        line = (f"{counts['create']} added, {counts['replace']} replaced, "
+        updated = f"{counts['update']} updated, " if counts["update"] else ""
+        line = (f"{counts['create']} added, {updated}{counts['replace']} replaced, "
                 f"{counts['delete']} destroyed, {counts['adopt']} adopted, "
                 f"{counts['forget']} forgotten")
         if result.ok:

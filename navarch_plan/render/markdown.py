@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from navarch_plan.plan import describe_label_changes
 from navarch_plan.render.text import cost_change, money, sensitive, summary_line, symbol
 
 __all__ = ["render_plan_markdown", "render_drift_markdown", "render_unsettled_markdown",
@@ -61,6 +62,8 @@ def _changes(action: dict[str, Any]) -> list[str]:
                        f"{sensitive(after.get('user_data_sha256'))}")
         else:
             out.append(f"{name}: `{before.get(name)}` → `{after.get(name)}`")
+    changes = describe_label_changes(action.get("label_changes", []))
+    out += ["labels:", *changes] if changes else []
     if action.get("detail"):
         out.append(action["detail"])
     return out
@@ -80,7 +83,7 @@ def _groups(actions: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any
 def _group_section(name: str, actions: list[dict[str, Any]]) -> list[str]:
     table = [*_HEADER, *(_action_row(a) for a in actions)]
     kinds = ", ".join(f"{sum(a['action'] == k for a in actions)} {k}"
-                      for k in ("create", "replace", "delete", "adopt", "forget")
+                      for k in ("create", "update", "replace", "delete", "adopt", "forget")
                       if any(a["action"] == k for a in actions))
     title = f"#### `{name}`: {kinds}"
     if len(actions) <= FOLD_AFTER:
