@@ -5,8 +5,9 @@ where a provider cannot set labels. Pure."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from navarch_plan.config.desired import DesiredNode
+from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.model import LABEL_SPEC, Node
 from navarch_plan.plan import Drift, Reason, describe_label_changes, label_changes
 from navarch_plan.planner.base import PlannerBase
@@ -34,33 +35,34 @@ class LabelUpdates(PlannerBase):
 
     def _label_update(self, address: str, record: NodeRecord, live: Node,
                       wanted: DesiredNode) -> None:
-        placement = wanted.accepted_hashes().get(record.spec_hash)
-        new_spec, new_hash = record.spec, record.spec_hash
-        if placement is None:
-            placement = labels_only_placement(wanted, record)
-            if placement is None:  # not a label-only difference: base.py replaces it
-                return
-            new_spec, new_hash = wanted.spec_for(placement), wanted.hash_for(placement)
-        lineage = self.state.lineage
-        target = target_labels(self.inputs.workspace, lineage, wanted, placement,
-                               live.labels, new_hash)
-        if dict(live.labels) == target and record.spec_hash == new_hash:
+        after = _spec_after(wanted, record)
+        if after is None:  # not a label-only difference: base.py replaced it
             return
-        # What navarch last set: its ownership labels, the recorded spec's hash and labels.
+        placement, new_spec, new_hash = after
+        target = target_labels(self.inputs.workspace, self.state.lineage, wanted, placement,
+                               live.labels, new_hash)
+        # Any hash the config accepts for this placement is a true navarch-spec label (an
+        # instance labelled before the state had a fingerprint key keeps the plain one).
+        fits = wanted.accepted_hashes().get(live.labels.get(LABEL_SPEC, "")) == placement
+        if _but_spec(live.labels) == _but_spec(target) and fits \
+                and record.spec_hash == new_hash:
+            return
+        # What navarch last set: its ownership labels and the recorded spec's labels.
         last_set = {**{k: v for k, v in target.items() if k not in wanted.labels},
                     LABEL_SPEC: record.spec_hash, **record.spec.get("labels", {})}
         settable = record.provider in self.inputs.label_setters
-        if dict(live.labels) != last_set:
+        if _but_spec(live.labels) != _but_spec(last_set) or not (
+                fits or live.labels.get(LABEL_SPEC) == record.spec_hash):
             self._label_drift(address, record, last_set, live, settable)
         changes = label_changes(live.labels, target)
-        config_changed = user_labels(record.spec.get("labels", {})) != dict(wanted.labels)
         if not settable:
             self.label_warnings.append(
                 f"{address}: its labels differ from the config "
-                f"({'; '.join(describe_label_changes(changes))}), but provider {record.provider} "
-                "cannot update labels in place, so the instance keeps them; to apply them, "
-                f"replace it: navarch apply --replace {address}")
+                f"({'; '.join(describe_label_changes(changes))}), but provider "
+                f"{record.provider} cannot update labels in place, so the instance keeps "
+                f"them; to apply them, replace it: navarch apply --replace {address}")
             return
+        config_changed = user_labels(record.spec.get("labels", {})) != dict(wanted.labels)
         reason = Reason.LABELS_CHANGED if config_changed else Reason.LABELS_DRIFTED
         self._add(self.make.update(address, wanted, record, live, reason, target,
                                    {**new_spec, "spec_hash": new_hash}, changes))
@@ -78,3 +80,20 @@ class LabelUpdates(PlannerBase):
         self.drift.append(Drift(address, "labels_changed", f"labels changed outside "
                                 f"navarch: {what or 'navarch labels'}; {then}",
                                 record.provider, record.id))
+
+
+def _spec_after(wanted: DesiredNode, record: NodeRecord
+                ) -> tuple[Placement, Mapping[str, Any], str] | None:
+    """Where the node runs, and the spec and hash its record has after this plan: its
+    own when the config accepts them, else the config's when only labels differ."""
+    placement = wanted.accepted_hashes().get(record.spec_hash)
+    if placement is not None:
+        return placement, record.spec, record.spec_hash
+    placement = labels_only_placement(wanted, record)
+    if placement is None:
+        return None
+    return placement, wanted.spec_for(placement), wanted.hash_for(placement)
+
+
+def _but_spec(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in labels.items() if k != LABEL_SPEC}
