@@ -11,7 +11,9 @@ import boto3
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
-from navarch_plan.model import ProvisionRequest
+from navarch_plan.apply.throttle import Gate, GatedProvider, RetryPolicy
+from navarch_plan.errors import TransientError
+from navarch_plan.model import ProvisionRequest, RateLimit
 from navarch_plan.providers.aws import AwsProvider
 from navarch_plan.providers.base import LabelSetter
 from navarch_plan.providers.gcp import GcpProvider
@@ -87,3 +89,26 @@ def test_gce_labels_are_set_with_their_fingerprint(gce: tuple[FakeGce, GcpProvid
     gcp.set_labels(node.id, AFTER)
     second = [r.body for r in fake.calls("POST", "setLabels")][1]
     assert second["labelFingerprint"] != fingerprint
+
+
+@pytest.mark.usefixtures("offline")
+def test_gce_stale_fingerprint_is_retried_with_a_fresh_one(
+        gce: tuple[FakeGce, GcpProvider]) -> None:
+    """Someone changed the labels between navarch's read and its setLabels: GCE says 412;
+    the retry (as apply's gated provider makes it) reads the new fingerprint."""
+    fake, gcp = gce
+    node = gcp.provision(ProvisionRequest(name="research-head-0-ab12",
+                                          instance_type="a3-highgpu-8g", region="us-central1",
+                                          zone="us-central1-a", labels=BEFORE))
+    fake.fail_next(412, "Labels fingerprint either invalid or resource labels have changed",
+                   "conditionNotMet", method="POST", path_contains="setLabels")
+    with pytest.raises(TransientError, match="stale label fingerprint"):
+        gcp.set_labels(node.id, AFTER)
+    fake.fail_next(412, "Labels fingerprint either invalid or resource labels have changed",
+                   "conditionNotMet", method="POST", path_contains="setLabels")
+    notes: list[str] = []
+    gated = GatedProvider(gcp, Gate("gcp", RateLimit(), RetryPolicy(base_delay=0.01)),
+                          notes.append)
+    gated.set_labels(node.id, AFTER)
+    assert gcp.get(node.id).labels == AFTER
+    assert len(notes) == 1 and "stale label fingerprint" in notes[0]
