@@ -29,6 +29,7 @@ from navarch_plan.planner.actions import instance_name
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.fake import FakeProvider
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.ops import Put
 from navarch_plan.state.stores.local import LocalStateStore
 
 HERE = Path(__file__).resolve().parent
@@ -90,7 +91,7 @@ def build_direct(config_path: Path, batch: int = 2000) -> int:
     store = LocalStateStore(config.state.path, workspace)
     store.load()
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    ops: list[dict[str, Any]] = []
+    ops: list[Put] = []
     for address, node in config.desired.items():
         placement = node.candidates[0]
         assert not node.refs, "build_direct does not resolve ${...} references"
@@ -107,7 +108,7 @@ def build_direct(config_path: Path, batch: int = 2000) -> int:
             spec=node.spec_for(placement), spec_hash=node.hash_for(placement),
             status=created.status.value, ip_address=created.ip_address,
             labels=dict(created.labels), created_at=now, ref_values={})
-        ops.append({"op": "put", "address": address, "record": record.to_json()})
+        ops.append(Put(address, record))
         if len(ops) >= batch:
             store.record(*ops)
             ops.clear()

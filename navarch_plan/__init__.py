@@ -9,8 +9,7 @@ provider class that needs one is asked for).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from navarch_plan.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -41,10 +40,7 @@ _WHERE = {
 __all__ = ["__version__", *sorted(_WHERE)]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 def __dir__() -> list[str]:

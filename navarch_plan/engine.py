@@ -19,7 +19,7 @@ from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
-from navarch_plan.errors import ConfigError, ProviderError, StalePlanError
+from navarch_plan.errors import ConfigError, ProviderError, StalePlanError, StateError
 from navarch_plan.model import Consistency, Listing, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
@@ -38,7 +38,8 @@ from navarch_plan.providers.base import (
 )
 from navarch_plan.providers.registry import build_provider, provider_types
 from navarch_plan.state.backends import StateStore, open_store
-from navarch_plan.state.model import StateDoc
+from navarch_plan.state.model import NodeRecord, StateDoc
+from navarch_plan.state.ops import Identity, JournalOp, Put, Remove
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
@@ -159,7 +160,7 @@ class Engine:
         doc = self.store.loaded
         if self.store.exists() and not doc.upgraded:
             return
-        self.store.record({"op": "identity", "fingerprint_key": doc.fingerprint_key})
+        self.store.record(Identity(doc.fingerprint_key))
         if snapshot:
             self.store.compact()
         doc.upgraded = False
@@ -169,14 +170,15 @@ class Engine:
         knows. Never provisions or terminates; unmanaged instances are left to plan, and
         a node that cannot be seen yet (or whose zone could not be read) is left as it
         is: only a proven absence removes a record."""
+        self._require_lock("record_drift")
         doc = self.store.loaded
-        ops: list[dict[str, object]] = []
+        ops: list[JournalOp] = []
         for address, record in doc.nodes.items():
             presence = self.observed.presence(record.provider, record.id, record.region,
                                               record.zone, record.created_at)
             live = presence.node
             if presence.seen == Seen.GONE:
-                ops.append({"op": "remove", "address": address})
+                ops.append(Remove(address))
             if presence.seen != Seen.LIVE or live is None:
                 continue
             seen = {"status": live.status.value, "labels": dict(live.labels),
@@ -184,7 +186,7 @@ class Engine:
                     "zone": live.zone, "ip_address": live.ip_address or record.ip_address}
             updated = {**record.to_json(), **seen}
             if updated != record.to_json():
-                ops.append({"op": "put", "address": address, "record": updated})
+                ops.append(Put(address, NodeRecord.from_json(updated)))
         if ops:
             self.store.record(*ops)
         return len(ops)
@@ -273,8 +275,15 @@ class Engine:
         )
         return make_plan(inputs, options or PlanOptions())
 
+    def _require_lock(self, method: str) -> None:
+        if not self._held:
+            raise StateError(f"Engine.{method} reads the state, so it runs under the state "
+                             f"lock: call it inside `with engine.locked(\"{method}\"):` "
+                             "(Engine.plan and Engine.apply take the lock themselves)")
+
     def check_fresh(self, plan: Plan, source: str) -> None:
         """A saved plan runs only against exactly what it was planned against."""
+        self._require_lock("check_fresh")
         doc = self.store.loaded
         against = plan.planned_against
         if plan.workspace != self.config.workspace or against["lineage"] != doc.lineage:

@@ -16,7 +16,9 @@
     │   └── TerminateTimeoutError   a terminate the cloud never confirmed
     └── ProviderError               a cloud said no; carries provider, region, code, message
         ├── CapacityError           no capacity for this type here: try elsewhere
-        │   └── NotOfferedError     this type is not sold here at all
+        │   ├── NotOfferedError     this type is not sold here at all
+        │   └── NoCapacityListedError  the cloud's live catalog lists no capacity here:
+        │                             refused before any launch call
         ├── QuotaError              over quota (provider_wide: the whole provider is out)
         ├── RateLimitError          slow down (retry_after seconds, if the cloud said)
         ├── AuthError               credentials missing, wrong or inactive
@@ -49,6 +51,7 @@ __all__ = [
     "ProviderError",
     "CapacityError",
     "NotOfferedError",
+    "NoCapacityListedError",
     "QuotaError",
     "RateLimitError",
     "AuthError",
@@ -145,6 +148,12 @@ class NotOfferedError(CapacityError):
     """The cloud does not sell this type in this zone or region at all (GCE: machine or
     accelerator type absent from the zone; EC2 `Unsupported`): not a mistake in the
     request, so failover moves on, and no retry will help here."""
+
+
+class NoCapacityListedError(CapacityError):
+    """The cloud's own live catalog lists no capacity for this type here (Lambda's
+    `regions_with_capacity_available`): refused before any launch was sent, so it cost
+    no launch call and no launch slot; failover moves on."""
 
 
 class QuotaError(ProviderError):

@@ -164,9 +164,14 @@ class ProvisionRequest:
     # derive them from it, so a retry of this call is deduplicated and a later attempt
     # is not mistaken for it.
     idempotency_key: str = ""
+    # Key name -> OpenSSH public key material, for the keys of `ssh_key_names` the config
+    # gives material for (`ssh_public_keys`); clouds that install keys themselves (GCE's
+    # `ssh-keys` metadata) need it, clouds that know keys by name ignore it.
+    ssh_public_keys: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))
+        object.__setattr__(self, "ssh_public_keys", MappingProxyType(dict(self.ssh_public_keys)))
         object.__setattr__(self, "labels", _frozen_labels(self.labels))
         object.__setattr__(self, "launch", MappingProxyType(dict(self.launch)))
 
@@ -183,6 +188,9 @@ class InstanceType:
     price_per_hr: float | None
     regions: tuple[str, ...] = ()
     available: bool = True
+    # Per GPU, when the offer itself says (Lambda's "Tesla V100 (16 GB)"); None: ask the
+    # shipped catalog.
+    gpu_memory_gb: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))

@@ -18,6 +18,9 @@ windows targeted by watching the cloud, the journal and the output:
 - `terminated`: the cloud terminated an instance, navarch has not heard yet;
 - `finish`: right after the last action was reported: during the final state write.
 Shared by tests/test_crash_kill.py and benchmarks/crash_soak.py (which only counts).
+The killed applies are always `navarch` processes of their own; the plans and applies
+that check them run the command's main() in-process (Workdir.cli) on the main thread,
+and as processes of their own from the soak's worker threads.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,7 +438,7 @@ class CrashRun:
             labels={"navarch-workspace": "other", "navarch-address": "p_w_0"})).id
         if self.scenario.before:
             self.configure(self.scenario.before)
-            done = self.work.run("apply", "--auto-approve", "--parallelism", "10")
+            done = self.work.cli("apply", "--auto-approve", "--parallelism", "10")
             if done.code != 0:
                 self.problem(f"setup apply failed: {done.err or done.out}")
                 return False
@@ -604,7 +608,7 @@ class CrashRun:
     def check_plan(self) -> None:
         state = read_state(self.work)
         live = self.view.owned()
-        result = self.work.run("plan", "--format", "json")
+        result = self.work.cli("plan", "--format", "json")
         if result.code != 0:
             self.problem(f"plan after a kill exited {result.code}: {result.err.strip()}")
             return
@@ -667,7 +671,7 @@ class CrashRun:
             # Past the consistency window: every instance is visible, and an interrupted
             # launch that made nothing is proven to have made nothing.
             time.sleep(self.window + 0.2)
-        result = self.work.run("apply", "--auto-approve", "--parallelism", "10")
+        result = self.work.cli("apply", "--auto-approve", "--parallelism", "10")
         if result.code != 0:
             self.problem(f"apply after kills exited {result.code}: "
                          f"{(result.err or result.out).strip()[-600:]}")
@@ -707,7 +711,7 @@ class CrashRun:
                                  f"but its references now say {rendered!r}")
         if self.foreign not in self.view.nodes():
             self.problem("the foreign workspace's instance was terminated")
-        again = self.work.run("plan", "--detailed-exitcode")
+        again = self.work.cli("plan", "--detailed-exitcode")
         if again.code != 0:
             self.problem(f"plan after convergence exited {again.code}: {again.out[-400:]}")
         leftovers = [p.name for p in (self.work.path / "state").iterdir()
@@ -729,16 +733,24 @@ def _drain(proc: subprocess.Popen[str], out: list[str]) -> None:
 
 
 def run_scenario(work: Workdir, scenario: Scenario, seed: int, kills: int,
-                 chain_max: int = 3, change_config: float = 0.0, lag: float = 0.0) -> Stats:
+                 chain_max: int = 3, change_config: float = 0.0, lag: float = 0.0, *,
+                 until: Callable[[Stats], bool] | None = None) -> Stats:
     """Chains of kills on one scenario until `kills` kills were made (or attempts ran
-    out); every chain ends in a converging apply."""
+    out); every chain ends in a converging apply. With `until`, the chains go on past
+    `kills` until it holds for the stats so far (within the same bound on attempts)."""
     started = time.monotonic()
     run = CrashRun(work, scenario, seed, change_config, lag)
+
+    def wanted() -> int:
+        if until is not None and not until(run.stats):
+            return max(1, kills - run.stats.kills)
+        return kills - run.stats.kills
+
     if run.setup():
-        attempts = 0
-        while run.stats.kills < kills and attempts < 4 * kills:
+        attempts, limit = 0, 4 * max(kills, len(scenario.strategies) + 1)
+        while wanted() > 0 and attempts < limit:
             attempts += 1
-            run.chain(min(chain_max, kills - run.stats.kills))
+            run.chain(min(chain_max, wanted()))
             if run.stats.problems:
                 break
     run.stats.seconds = time.monotonic() - started

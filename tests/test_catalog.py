@@ -19,11 +19,13 @@ from navarch_plan.catalog.facts import (
     CLOUDS,
     FAKE_CATALOG,
     FAKE_REGIONS,
+    PURCHASE_MODELS,
     abstract_types,
     cloud_offers,
     cloud_table,
     native_type,
     offer,
+    purchase_problem,
 )
 from navarch_plan.providers.aws import catalog as aws_catalog
 from navarch_plan.providers.fake import FakeProvider
@@ -105,9 +107,12 @@ def test_the_file_has_exactly_the_documented_shape() -> None:
     doc = json.loads(JSON_PATH.read_text(encoding="utf-8"))
     assert set(doc["clouds"]) == set(CLOUDS)
     for cloud, table in doc["clouds"].items():
-        assert set(table) == {"price_source", "price_date", "currency", "note", "types"}, cloud
+        assert {"price_source", "price_date", "currency", "note", "types"} <= set(table) <= {
+            "price_source", "price_date", "currency", "note", "types", "purchase_source",
+            "purchase_default"}, cloud
         for name, entry in table["types"].items():
-            assert set(entry) == TYPE_FIELDS, (cloud, name)
+            assert TYPE_FIELDS <= set(entry) <= TYPE_FIELDS | {"purchase"}, (cloud, name)
+            assert set(entry.get("purchase", PURCHASE_MODELS)) <= set(PURCHASE_MODELS)
     for name, entry in doc["abstract"].items():
         assert set(entry) <= {"description", "gpu_type", "gpu_count", "gpu_memory_gb",
                               "gpu_type_aliases", "native"}, name
@@ -222,3 +227,28 @@ def test_every_built_in_provider_type_has_a_catalog_table() -> None:
     types = builtin_types()
     assert set(types) == set(CLOUDS)
     assert all(kind.name == name for name, kind in types.items())
+
+
+# -- how each type can be bought -----------------------------------------------------------
+
+def test_gcp_types_record_how_they_can_be_bought_and_where_that_was_read() -> None:
+    table = cloud_table("gcp")
+    assert "https://cloud.google.com/compute/docs/accelerator-optimized-machines" in \
+        table.purchase_source and "2025-06" in table.purchase_source
+    not_on_demand = {n for n, t in table.types.items() if "on-demand" not in t.purchase}
+    assert not_on_demand == {"a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g",
+                             "a3-ultragpu-8g", "a4-highgpu-8g"}
+    assert table.types["a3-highgpu-1g"].purchase == {"spot", "flex-start"}
+    assert table.types["a3-highgpu-8g"].purchase == set(PURCHASE_MODELS)
+    # A cloud without purchase data is on-demand only, as before.
+    assert {t.purchase for t in cloud_table("lambda").types.values()} == {
+        frozenset({"on-demand"})}
+
+
+def test_purchase_problem_says_how_a_type_can_be_bought() -> None:
+    assert purchase_problem("gcp", "a3-highgpu-8g") is None
+    assert purchase_problem("gcp", "a3-highgpu-1g", "spot") is None
+    assert purchase_problem("gcp", "a3-highgpu-1g") == (
+        "a3-highgpu-1g is not sold on-demand on gcp: only as spot, flex-start; see "
+        "https://cloud.google.com/compute/docs/accelerator-optimized-machines")
+    assert purchase_problem("gcp", "no-such-type") is None

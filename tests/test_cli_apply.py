@@ -21,9 +21,9 @@ def test_depends_on_orders_creates_and_references_hold_real_values(work: Workdir
         },
         nodes={"box": {}},
     )
-    plan = work.run("plan")
+    plan = work.cli("plan")
     assert "${pools.head.nodes[0].ip_address} = (known after apply)" in plan.out
-    result = work.run("apply", "--auto-approve")
+    result = work.cli("apply", "--auto-approve")
     assert result.code == 0, result.err
 
     calls = work.cloud().calls("provision")
@@ -49,23 +49,23 @@ def test_replacing_a_referenced_node_replaces_its_dependents(work: Workdir) -> N
              "trainers": {"nodes": 2, "user_data": "HEAD=${pools.head.nodes[0].ip_address}"},
              "other": {"nodes": 1}}
     work.config(pools=pools)
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     plan = work.plan_json("--replace", "pool.head[0]")
     reasons = {a["address"]: a["reason"] for a in plan["actions"]}
     assert reasons == {"pool.head[0]": "requested", "pool.trainers[0]": "dependency_changed",
                        "pool.trainers[1]": "dependency_changed"}
-    assert work.run("apply", "--auto-approve", "--replace", "pool.head[0]").code == 0
+    assert work.cli("apply", "--auto-approve", "--replace", "pool.head[0]").code == 0
     state = work.state()["nodes"]
     new_ip = state["pool.head[0]"]["ip_address"]
     cloud = work.cloud()
     assert all(cloud.user_data(state[f"pool.trainers[{i}]"]["id"]) == f"HEAD={new_ip}"
                for i in range(2))
-    assert work.run("plan", "--detailed-exitcode").code == 0
+    assert work.cli("plan", "--detailed-exitcode").code == 0
 
 
 def test_parallelism_bounds_calls_in_flight(work: Workdir) -> None:
     work.config(sim={"latency": 0.2}, pools={"workers": {"nodes": 20}})
-    result = work.run("apply", "--auto-approve", "--parallelism", "10")
+    result = work.cli("apply", "--auto-approve", "--parallelism", "10")
     assert result.code == 0, result.err
     calls = work.cloud().calls("provision")
     assert len(calls) == 20
@@ -78,7 +78,7 @@ def test_a_failed_provision_skips_dependents_and_the_rest_completes(work: Workdi
              "trainers": {"nodes": 2, "depends_on": ["head"]},
              "independent": {"nodes": 3}}
     work.config(sim={"capacity": {"gpu_8x_h100": 0}}, pools=pools)
-    result = work.run("apply", "--auto-approve")
+    result = work.cli("apply", "--auto-approve")
     assert result.code == 1
     assert "pool.head[0]: FAILED" in result.out and "no capacity" in result.out
     assert "pool.trainers[0]: skipped (pool.head[0] failed)" in result.out
@@ -90,46 +90,47 @@ def test_a_failed_provision_skips_dependents_and_the_rest_completes(work: Workdi
     assert state["intents"] == []
 
     work.config(pools=pools)  # capacity restored
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     assert len(owned(work.cloud())) == 6
-    assert work.run("plan", "--detailed-exitcode").code == 0
+    assert work.cli("plan", "--detailed-exitcode").code == 0
 
 
 def test_saved_plan_runs_exactly_and_stale_plans_are_refused(work: Workdir) -> None:
     work.config(pools={"workers": {"nodes": 2}})
-    made = work.run("plan", "--out", "tf.plan")
+    made = work.cli("plan", "--out", "tf.plan")
     assert made.code == 0 and "navarch apply tf.plan" in made.out
     saved = json.loads((work.path / "tf.plan").read_text())
     names = sorted(a["name"] for a in saved["actions"])
-    assert work.run("show", "tf.plan").out.count("create (missing)") == 2
-    applied = work.run("apply", "tf.plan")  # the file is the approval: no prompt
+    assert work.cli("show", "tf.plan").out.count("create (missing)") == 2
+    applied = work.cli("apply", "tf.plan")  # the file is the approval: no prompt
     assert applied.code == 0, applied.err
     assert sorted(n.name for n in owned(work.cloud())) == names
 
     # Applied once: the state moved on, so the same file is stale now.
-    again = work.run("apply", "tf.plan")
+    again = work.cli("apply", "tf.plan")
     assert again.code == 1 and "Saved plan is stale" in again.err
 
-    assert work.run("plan", "--out", "p2.plan").code == 0
+    assert work.cli("plan", "--out", "p2.plan").code == 0
     work.config(pools={"workers": {"nodes": 3}})
-    stale = work.run("apply", "p2.plan")
+    stale = work.cli("apply", "p2.plan")
     assert stale.code == 1 and "navarch.yaml changed" in stale.err
 
-    assert work.run("plan", "--out", "p3.plan").code == 0
+    assert work.cli("plan", "--out", "p3.plan").code == 0
     work.cloud().terminate(work.state()["nodes"]["pool.workers[0]"]["id"])
-    cloud_moved = work.run("apply", "p3.plan")
+    cloud_moved = work.cli("apply", "p3.plan")
     assert cloud_moved.code == 1 and "instances in the cloud changed" in cloud_moved.err
 
-    assert work.run("plan", "--out", "p4.plan").code == 0
+    assert work.cli("plan", "--out", "p4.plan").code == 0
     edited = json.loads((work.path / "p4.plan").read_text())
     edited["actions"][0]["instance_type"] = "gpu_8x_h100"
     (work.path / "p4.plan").write_text(json.dumps(edited))
-    tampered = work.run("apply", "p4.plan")
+    tampered = work.cli("apply", "p4.plan")
     assert tampered.code == 1 and "modified after it was written" in tampered.err
 
 
 def test_second_concurrent_apply_fails_fast_naming_the_holder(work: Workdir) -> None:
-    work.config(sim={"latency": 0.3}, pools={"workers": {"nodes": 6}})
+    """The first apply is another process; the second runs here, while it holds the lock."""
+    work.config(sim={"latency": 0.2}, pools={"workers": {"nodes": 6}})
     first = subprocess.Popen([*navarch_argv(), "apply", "--auto-approve", "--parallelism", "1"],
                              cwd=work.path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -138,7 +139,7 @@ def test_second_concurrent_apply_fails_fast_naming_the_holder(work: Workdir) -> 
     while not lock.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     started = time.monotonic()
-    second = work.run("apply", "--auto-approve")
+    second = work.cli("apply", "--auto-approve")
     took = time.monotonic() - started
     first.communicate(timeout=60)
     assert first.returncode == 0
@@ -157,31 +158,31 @@ def test_lock_timeout_waits_and_force_unlock_releases(work: Workdir) -> None:
                                 "pid": 1, "version": "0", "created": "2026-01-01T00:00:00",
                                 "path": "state/test.json"}))
     started = time.monotonic()
-    waited = work.run("plan", "--lock-timeout", "1s")
+    waited = work.cli("plan", "--lock-timeout", "1s")
     assert time.monotonic() - started >= 1.0, "--lock-timeout waited before giving up"
     assert waited.code == 1 and "ci@elsewhere" in waited.err
-    wrong = work.run("force-unlock", "--force", "nope")
+    wrong = work.cli("force-unlock", "--force", "nope")
     assert wrong.code == 1 and "does not match" in wrong.err
-    asked = work.run("force-unlock", "abc-123", stdin="no\n")
+    asked = work.cli("force-unlock", "abc-123", stdin="no\n")
     assert asked.code == 1 and "Do you really want to force-unlock" in asked.out
     assert lock.exists(), "not confirmed: nothing released"
-    released = work.run("force-unlock", "abc-123", stdin="yes\n")
+    released = work.cli("force-unlock", "abc-123", stdin="yes\n")
     assert released.code == 0 and not lock.exists()
-    again = work.run("force-unlock", "--force", "abc-123")
+    again = work.cli("force-unlock", "--force", "abc-123")
     assert again.code == 1 and "is not locked" in again.err
-    assert work.run("plan").code == 0
+    assert work.cli("plan").code == 0
 
 
 def test_corrupt_or_newer_state_is_refused_and_left_alone(work: Workdir) -> None:
     work.config(pools={"workers": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
-    assert work.run("apply", "--auto-approve").code == 0  # no-op run
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0  # no-op run
     path = work.path / "state" / "test.json"
     good = path.read_bytes()
 
     path.write_bytes(good[: len(good) // 2])
     torn = path.read_bytes()
-    result = work.run("plan")
+    result = work.cli("plan")
     assert result.code == 1 and "is not a valid state file" in result.err
     assert "Traceback" not in result.err and result.err.count("\n") == 1
     assert path.read_bytes() == torn, "nothing overwritten"
@@ -189,14 +190,14 @@ def test_corrupt_or_newer_state_is_refused_and_left_alone(work: Workdir) -> None
     newer = json.loads(good)
     newer["format_version"] = 99
     path.write_text(json.dumps(newer))
-    result = work.run("apply", "--auto-approve")
+    result = work.cli("apply", "--auto-approve")
     assert result.code == 1 and "newer navarch-plan" in result.err
     assert json.loads(path.read_text())["format_version"] == 99
 
     foreign = json.loads(good)
     foreign["workspace"] = "someone-else"
     path.write_text(json.dumps(foreign))
-    result = work.run("plan")
+    result = work.cli("plan")
     assert result.code == 1 and "belongs to workspace 'someone-else'" in result.err
 
 
@@ -206,8 +207,8 @@ def test_one_list_per_provider_per_run_and_providers_listed_concurrently(
         version: 1
         workspace: test
         providers:
-          east: {type: fake, path: state/east.db, latency: 0.4}
-          west: {type: fake, path: state/west.db, latency: 0.4}
+          east: {type: fake, path: state/east.db, latency: 0.2}
+          west: {type: fake, path: state/west.db, latency: 0.2}
         defaults: {ssh_keys: [ops]}
         pools:
           a: {provider: east, instance_type: gpu_1x_a10, region: us-east-1, nodes: 2}
@@ -217,9 +218,9 @@ def test_one_list_per_provider_per_run_and_providers_listed_concurrently(
 
     east = FakeProvider("east", path=str(work.path / "state" / "east.db"))
     west = FakeProvider("west", path=str(work.path / "state" / "west.db"))
-    assert work.run("plan").code == 0
-    assert work.run("apply", "--auto-approve").code == 0
-    assert work.run("plan").code == 0
+    assert work.cli("plan").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert work.cli("plan").code == 0
     for cloud in (east, west):
         assert len(cloud.calls("list")) == 3, "one list() per run: plan, apply, plan"
     east_calls, west_calls = east.calls("list"), west.calls("list")
@@ -249,11 +250,11 @@ def test_sigterm_during_apply_finishes_in_flight_work_and_exits_143(work: Workdi
     assert {r["id"] for r in state["nodes"].values()} == {n.id for n in created}
     assert state["intents"] == []
     assert not (work.path / "state" / "test.json.lock").exists()
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     assert len(owned(cloud)) == 12
 
 
 def test_saved_plan_files_are_private(work: Workdir) -> None:
     work.config(pools={"workers": {"nodes": 1}})
-    assert work.run("plan", "--out", "p.plan").code == 0
+    assert work.cli("plan", "--out", "p.plan").code == 0
     assert (work.path / "p.plan").stat().st_mode & 0o777 == 0o600

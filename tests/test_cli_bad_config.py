@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -93,18 +94,28 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "place", "message"), CASES, ids=[c[0] for c in CASES])
-def test_bad_config_is_one_clear_line(work: Workdir, name: str, text: str,
-                                      place: str | None, message: str | None) -> None:
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Workdir:
+    """One applied fleet for the whole table; each case works on its own copy."""
+    work = Workdir(tmp_path_factory.mktemp("bad-config-fleet"))
     work.config(pools={"w": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
+    applied = work.cli("apply", "--auto-approve")
+    assert applied.code == 0, applied.err
+    return work
+
+
+@pytest.mark.parametrize(("name", "text", "place", "message"), CASES, ids=[c[0] for c in CASES])
+def test_bad_config_is_one_clear_line(fleet: Workdir, tmp_path: Path, name: str, text: str,
+                                      place: str | None, message: str | None) -> None:
+    work = fleet.copy_to(tmp_path / "fleet")
+    assert work.state()["serial"] == 1 and len(work.state()["nodes"]) == 1
     state_before = (work.path / "state" / "test.json").read_bytes()
     (work.path / "navarch.yaml").write_text(text)
     if message is None:  # a valid config: the control case of the table
-        assert work.run("plan").code == 0
+        assert work.cli("plan").code == 0
         return
     for command in (["plan"], ["apply", "--auto-approve"], ["validate"]):
-        result = work.run(*command)
+        result = work.cli(*command)
         assert result.code == 1, (command, result.out)
         assert result.err.count("\n") == 1, result.err
         assert "Traceback" not in result.err
@@ -119,7 +130,7 @@ def test_bad_config_is_one_clear_line(work: Workdir, name: str, text: str,
 
 
 def test_missing_config_file(work: Workdir) -> None:
-    result = work.run("plan", "-c", "nope.yaml")
+    result = work.cli("plan", "-c", "nope.yaml")
     assert result.code == 1 and "nope.yaml: no such file" in result.err
 
 
@@ -128,12 +139,12 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
                "    region: ${REGION}\n    nodes: ${COUNT}\n"
                "    user_data: 'echo $${HOME} ${GREETING}'\n")
     env = {"REGION": "us-east-1", "COUNT": "2", "GREETING": "hi"}
-    plan = work.run("plan", "--out", "p.plan", env=env)
+    plan = work.cli("plan", "--out", "p.plan", env=env)
     assert plan.code == 0, plan.err
     actions = json.loads((work.path / "p.plan").read_text())["actions"]
     assert len(actions) == 2 and actions[0]["region"] == "us-east-1"
     assert "us-east-1" not in plan.out, "a value from the environment is redacted"
-    assert work.run("apply", "--auto-approve", env=env).code == 0
+    assert work.cli("apply", "--auto-approve", env=env).code == 0
     node_id = work.state()["nodes"]["pool.w[0]"]["id"]
     assert work.cloud().user_data(node_id) == "echo ${HOME} hi"
 
@@ -157,7 +168,7 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
 def test_cloud_rules_are_refused_before_any_call(work: Workdir, providers: str, pool: str,
                                                  place: str, message: str) -> None:
     work.write(f"version: 1\nworkspace: test\nproviders:\n  {providers}\npools:\n  w: {pool}\n")
-    result = work.run("validate")
+    result = work.cli("validate")
     assert result.code == 1 and message in result.err, result.err
     assert f"navarch.yaml:{place}:" in result.err, result.err
     assert "Traceback" not in result.err
@@ -177,6 +188,6 @@ pools:
     instance_type: a3-highgpu-8g
     nodes: 1
 """)
-    result = work.run("validate")
+    result = work.cli("validate")
     assert result.code == 1
     assert "region 'antarctica1' does not offer a3-highgpu-8g" in result.err

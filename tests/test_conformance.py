@@ -29,6 +29,7 @@ from navarch_plan.testing import (
     ProviderConformance,
     RequestFactory,
 )
+from tests.conftest import OPS_KEY
 from tests.fakes.gce_server import FakeGce, HttpError
 from tests.fakes.gce_server import serve as serve_gce
 from tests.fakes.lambda_server import FakeLambda
@@ -157,7 +158,9 @@ class GcpFixtures:
     def request_factory(self) -> RequestFactory:
         return lambda name, labels: ProvisionRequest(
             name=name, instance_type="g2-standard-4", region="us-central1",
-            zone="us-central1-a", ssh_key_names=("ops-team",), labels=labels)
+            zone="us-central1-a", ssh_key_names=("ops-team",), labels=labels,
+            # GCE installs keys from their text (ssh-keys metadata), never by name.
+            ssh_public_keys={"ops-team": OPS_KEY})
 
     @pytest.fixture
     def capacity_exhausted(self, cloud: StrictGce) -> CapacityHook:

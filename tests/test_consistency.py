@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OFFLINE_ENV, Result, Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, OPS_KEY, Result, Workdir, navarch_argv
 from tests.lagging_clouds import WINDOW, Adapter, adapter
 
 WS = "lag"
@@ -40,7 +40,8 @@ class Session:
                             "instance_type": self.cloud.instance_type, **self.cloud.far_location}
         doc = {"version": 1, "workspace": WS,
                "providers": {self.cloud.name: {**self.cloud.provider(), **provider}},
-               "defaults": {"ssh_keys": ["ops-team"]}, "pools": pools}
+               "defaults": {"ssh_keys": ["ops-team"]}, "pools": pools,
+               "ssh_public_keys": {"ops-team": OPS_KEY}}
         self.work.write(json.dumps(doc, indent=1) + "\n")
 
     def run(self, *args: str) -> Result:

@@ -7,8 +7,12 @@ Engine REST server, and moto's ThreadedMotoServer. Every cloud-side check (owner
 labels, what exists, what is gone) and every out-of-band change goes through the cloud's
 own API or the fake's own state, never through navarch.
 
-Nothing may leave 127.0.0.1: the subprocesses get proxies pointing at a closed local
-port (with 127.0.0.1 exempt), no AWS config or credential files, and no metadata server.
+Nothing may leave 127.0.0.1: each run gets proxies pointing at a closed local port (with
+127.0.0.1 exempt), no AWS config or credential files, and no metadata server. The runs
+are the command's main() in this process (Workdir.cli, with that environment for the
+call): the same parser, engine and exit codes, without an interpreter start (and, for
+gcp, a google-cloud-compute import) per run. The installed console script and what a
+separate process writes are covered by tests/test_secrets.py and tests/test_crash_kill.py.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,7 +30,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import OFFLINE_ENV, Workdir, navarch_argv
+from tests.conftest import OFFLINE_ENV, OPS_KEY, Workdir
+from tests.fakes.lambda_server import error_body
 
 WORKSPACE = "e2e"
 POOL = "workers"
@@ -99,7 +103,7 @@ class LambdaCloud:
         self.key = f"sk-e2e-{uuid.uuid4().hex}"
         self.fake = FakeLambda(api_key=self.key)
         self.base_url = stack.enter_context(serve(self.fake))
-        self.env = {LAMBDA_KEY_ENV: self.key}  # only ever in the subprocess environment
+        self.env = {LAMBDA_KEY_ENV: self.key}  # only ever in the environment of navarch's runs
         self.provider = {"type": "lambda", "api_key_env": LAMBDA_KEY_ENV,
                          "base_url": self.base_url, "launch_interval": 0, **CONSISTENT}
 
@@ -236,21 +240,19 @@ class Session:
         doc = {"version": 1, "workspace": WORKSPACE,
                "providers": {self.cloud.name: self.cloud.provider},
                "defaults": {"ssh_keys": ["ops-team"], "labels": {"team": USER_LABELS["team"]}},
-               "pools": {POOL: pool}}
+               "ssh_public_keys": {"ops-team": OPS_KEY}, "pools": {POOL: pool}}
         self.work.write(json.dumps(doc, indent=2) + "\n")  # JSON is YAML
 
     def run(self, *args: str) -> str:
         # No AWS settings of the machine running the tests: only what the cloud gives.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        proc = subprocess.run([*navarch_argv(), *args], cwd=self.work.path, input="",
-                              capture_output=True, text=True, timeout=60,
-                              env={**env, **OFFLINE_ENV, **self.cloud.env})
-        self.outputs += [proc.stdout, proc.stderr]
-        assert proc.returncode == 0, (
-            f"navarch {' '.join(args)} exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
-        assert "Traceback" not in proc.stderr
-        return proc.stdout
+        unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("AWS_")}
+        result = self.work.cli(*args, env={**unset, **OFFLINE_ENV, **self.cloud.env})
+        self.outputs += [result.out, result.err]
+        assert result.code == 0, (
+            f"navarch {' '.join(args)} exited {result.code}\n"
+            f"--- stdout\n{result.out}\n--- stderr\n{result.err}")
+        assert "Traceback" not in result.err
+        return result.out
 
     def plan(self) -> dict[str, Any]:
         return json.loads(self.run("plan", "--format", "json"))
@@ -325,8 +327,7 @@ def test_fleet_lifecycle(work: Workdir, cloud: Cloud) -> None:
     kept = s.state()["nodes"][f"pool.{POOL}[0]"]["id"]
     assert kept == first[f"pool.{POOL}[0]"], "the remaining node is untouched"
     # (No separate no-changes check here or after step 3: the next step's plan must hold
-    # exactly its own actions, which a leftover change would break. Each navarch run of
-    # the gcp case costs ~1.5 s of google-cloud-compute import.)
+    # exactly its own actions, which a leftover change would break.)
 
     # 3. A new instance type: replaced, the new node first, then the old one goes.
     s.configure(1, cloud.type_b)
@@ -362,7 +363,7 @@ def test_fleet_lifecycle(work: Workdir, cloud: Cloud) -> None:
     # 3 created + 1 replacement + 1 re-creation after the drift: no launch twice, no extra.
     assert cloud.launches() == 5
 
-    # The Lambda API key went only into the subprocess environment: never out again.
+    # The Lambda API key went only into the environment of the runs: never out again.
     if isinstance(cloud, LambdaCloud):
         assert not any(cloud.key in text for text in s.outputs)
         files = [p for p in work.path.rglob("*") if p.is_file()]
@@ -400,7 +401,11 @@ def test_failover_from_lambda_stockout_to_ec2(work: Workdir, moto_endpoint: str)
     HTTP 400 error code), EC2 in moto takes the node."""
     with ExitStack() as stack:
         lam = LambdaCloud(stack)
-        lam.fake.capacity[("gpu_1x_a10", "us-east-1")] = 0
+        # The catalog still lists capacity (a hint, not a reservation); the launch is
+        # refused with Lambda's own error.
+        lam.fake.inject(400, method="POST", path="/instance-operations/launch",
+                        body=error_body("instance-operations/launch/insufficient-capacity",
+                                        "Not enough capacity to fulfill launch request."))
         aws = AwsCloud(moto_endpoint, work.path)
         doc = {"version": 1, "workspace": WORKSPACE,
                "providers": {"lambda": lam.provider, "aws": aws.provider},
@@ -413,12 +418,13 @@ def test_failover_from_lambda_stockout_to_ec2(work: Workdir, moto_endpoint: str)
                         "instance_type": "g5.xlarge"}],
                    "nodes": 1}}}
         (work.path / "navarch.yaml").write_text(json.dumps(doc))
-        result = work.run("apply", "--auto-approve", env={**lam.env, **aws.env})
+        env = {**OFFLINE_ENV, **lam.env, **aws.env}
+        result = work.cli("apply", "--auto-approve", env=env)
         assert result.code == 0, result.out + result.err
         assert "lambda/us-east-1 no capacity -> aws/us-east-1 created" in result.out
         assert lam.launches() == 1 and [i for i in lam.instances() if i.alive] == []
         created = [i for i in aws.instances() if i.alive]
         assert len(created) == 1 and created[0].labels["navarch-address"] == "p_workers_0"
         assert work.state(WORKSPACE)["nodes"]["pool.workers[0]"]["provider"] == "aws"
-        again = work.run("plan", "--detailed-exitcode", env={**lam.env, **aws.env})
+        again = work.cli("plan", "--detailed-exitcode", env=env)
         assert again.code == 0, again.out + again.err

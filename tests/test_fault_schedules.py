@@ -10,8 +10,10 @@ but happened, failing reads) and fleets to move between, and proves:
   instance of another workspace is never touched.
 
 The faults are set the way a user sets them: in the config (`providers.sim.faults`).
-Most examples drive the engine in-process (the same code the CLI runs, many examples a
-second); a smaller number go through the real `navarch` command.
+Most examples drive the engine directly (the same code the CLI runs, many examples a
+second); a smaller number go through the `navarch` command's main() (Workdir.cli).
+Example counts follow the Hypothesis profile (tests/conftest.py): HYPOTHESIS_PROFILE=full
+runs the full counts with fresh examples.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from navarch_plan.engine import Engine, load_config
@@ -30,7 +32,7 @@ from navarch_plan.errors import NavarchError
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.fake import FakeProvider
-from tests.conftest import FAST_RETRY, Workdir
+from tests.conftest import FAST_RETRY, Workdir, examples
 from tests.crash_harness import CloudView, expected_actions, keyed_config, read_state
 
 TYPES = ["gpu_1x_a10", "gpu_1x_a100"]
@@ -137,8 +139,7 @@ def _check_converged(work: Workdir, foreign: str) -> None:
     assert foreign in view.nodes(), "another workspace's instance was touched"
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120))  # the "ci" profile runs 40 (tests/conftest.py)
 @given(before=fleets(), after=fleets(), runs=st.lists(schedules, min_size=1, max_size=3))
 def test_fault_schedules_in_process(before: dict[str, Any], after: dict[str, Any],
                                     runs: list[list[dict[str, Any]]]) -> None:
@@ -163,8 +164,7 @@ def test_fault_schedules_in_process(before: dict[str, Any], after: dict[str, Any
             assert not engine.plan(PlanOptions()).has_changes
 
 
-@settings(max_examples=12, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(36, least=12))  # "ci": 12, as many as before in processes
 @given(before=fleets(), after=fleets(), faults=schedules)
 def test_fault_schedules_through_the_cli(before: dict[str, Any], after: dict[str, Any],
                                          faults: list[dict[str, Any]]) -> None:
@@ -172,9 +172,9 @@ def test_fault_schedules_through_the_cli(before: dict[str, Any], after: dict[str
         work = Workdir(Path(tmp))
         foreign = _seed_foreign(work)
         work.config(pools=before)
-        assert work.run("apply", "--auto-approve").code == 0
+        assert work.cli("apply", "--auto-approve").code == 0
         work.config(pools=after, sim={"faults": faults, "retry": FAST_RETRY})
-        faulty = work.run("apply", "--auto-approve", "--parallelism", "3")
+        faulty = work.cli("apply", "--auto-approve", "--parallelism", "3")
         assert faulty.code in (0, 1) and "Traceback" not in faulty.err
         if faulty.code == 1:
             assert faulty.err.startswith("Error: ") or "Apply finished with errors" in faulty.out
@@ -183,10 +183,10 @@ def test_fault_schedules_through_the_cli(before: dict[str, Any], after: dict[str
         plan = work.plan_json()
         assert {a["key"]: (a["address"], a["action"], a["reason"], a["node_id"] or "")
                 for a in plan["actions"]} == expected_actions(work, state, live)
-        result = work.run("apply", "--auto-approve")
+        result = work.cli("apply", "--auto-approve")
         assert result.code == 0, result.out + result.err
         _check_converged(work, foreign)
-        assert work.run("plan", "--detailed-exitcode").code == 0
+        assert work.cli("plan", "--detailed-exitcode").code == 0
 
 
 def test_each_fault_kind_does_what_it_says(work: Workdir) -> None:
@@ -253,17 +253,17 @@ def test_faults_match_by_address_and_keep_their_order(work: Workdir) -> None:
 ])
 def test_bad_fault_specs_are_refused_in_the_config(work: Workdir, fault: dict[str, Any]) -> None:
     work.config(pools={"w": {"nodes": 1}}, sim={"faults": [fault]})
-    result = work.run("validate")
+    result = work.cli("validate")
     assert result.code == 1 and "providers.sim.faults[0]" in result.err, result.err
     assert "Traceback" not in result.err
 
 
 def test_a_terminate_that_failed_but_happened_is_not_left_in_state(work: Workdir) -> None:
     work.config(pools={"w": {"nodes": 2}})
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     work.config(pools={"w": {"nodes": 1}},
                 sim={"faults": [{"op": "terminate", "error": "transient", "effect": True}]})
-    work.run("apply", "--auto-approve")
+    work.cli("apply", "--auto-approve")
     live = set(CloudView(work.cloud_path).owned())
     state = read_state(work)
     assert {r["id"] for r in state["nodes"].values()} <= live, \
@@ -272,12 +272,12 @@ def test_a_terminate_that_failed_but_happened_is_not_left_in_state(work: Workdir
 
 def test_a_failed_create_drops_the_record_of_the_vanished_instance(work: Workdir) -> None:
     work.config(pools={"w": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     gone = work.state()["nodes"]["pool.w[0]"]["id"]
     work.cloud().terminate(gone)  # deleted in the console
     work.config(pools={"w": {"nodes": 1}},
                 sim={"faults": [{"op": "provision", "error": "capacity"}]})
-    failed = work.run("apply", "--auto-approve")
+    failed = work.cli("apply", "--auto-approve")
     assert failed.code == 1 and "create (deleted_outside)" in failed.out
     state = read_state(work)
     assert gone not in {r["id"] for r in state["nodes"].values()}, \

@@ -3,10 +3,13 @@ violations, names and labels the clouds would refuse, unicode and terminal escap
 unset variables, foreign or damaged state, plan and cloud files.
 
 Every case starts from the same applied fleet (a copy of one folder) and must give:
-exit 1, one line on stderr naming the place, no traceback, bounded time and memory
-(the command runs under an address-space limit), and nothing written: every file under
-the folder is byte-for-byte as before (the fake cloud's own call log aside, which is the
-cloud's business), the cloud's instances are untouched and no cloud call changed them.
+exit 1, one line on stderr naming the place, no traceback, bounded time and memory,
+and nothing written: every file under the folder is byte-for-byte as before (the fake
+cloud's own call log aside, which is the cloud's business), the cloud's instances are
+untouched and no cloud call changed them. The cases built to exhaust memory or time
+(bombs, huge files, deep nesting, huge counts) run the installed command in a child
+process under an address-space limit; the others run `navarch` in this process (the
+same main()), their Python allocations bounded by tracemalloc's peak.
 tests/test_cli_bad_config.py holds the everyday config mistakes; these are the nasty ones.
 """
 
@@ -19,6 +22,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +45,7 @@ pools:
 HEAD = GOOD.split("pools:")[0]
 POOL = "  w: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 2%s}\n"
 MEMORY_LIMIT = 2 * 1024 ** 3  # address space of the navarch process
+IN_PROCESS_PEAK = 256 * 1024 ** 2  # Python allocations of an in-process run
 TIME_LIMIT = 15.0
 
 
@@ -292,6 +297,13 @@ CASES = [
 ]
 
 
+# The cases built to exhaust memory or time: the installed command in a child process,
+# under an address-space limit (the others run in this process).
+IN_A_CHILD = {"billion laughs", "merge-key bomb", "50 MB file", "binary junk",
+              "deep flow nesting", "deep block nesting", "nodes 100000000", "nodes 1e400",
+              "fleet over the total limit", "user_data over 64 KiB"}
+
+
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An applied fleet, a foreign instance and saved plans, copied by every case."""
@@ -300,19 +312,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (root / name).mkdir()
     work, other = Workdir(root / "fleet"), Workdir(root / "other-ws")
     (work.path / "navarch.yaml").write_text(GOOD)
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     (work.path / "plans").mkdir()
-    assert work.run("plan", "--out", "plans/current.plan").code == 0
+    assert work.cli("plan", "--out", "plans/current.plan").code == 0
     foreign = FakeProvider("sim", path=work.cloud_path).provision(ProvisionRequest(
         "theirs", "gpu_1x_a10", "us-west-1", labels={"navarch-workspace": "other"})).id
     current = json.loads((work.path / "plans" / "current.plan").read_text())
     current["_foreign"] = foreign  # for the forging case; the file is refused as it is
     (work.path / "plans" / "current.plan").write_text(json.dumps(current))
     (work.path / "navarch.yaml").write_text(GOOD.replace("nodes: 2", "nodes: 3"))
-    assert work.run("plan", "--out", "plans/grow.plan").code == 0
+    assert work.cli("plan", "--out", "plans/grow.plan").code == 0
     (work.path / "navarch.yaml").write_text(GOOD)
     (other.path / "navarch.yaml").write_text(GOOD.replace("workspace: test", "workspace: ot"))
-    assert other.run("plan", "--out", str(work.path / "plans" / "other.plan")).code == 0
+    assert other.cli("plan", "--out", str(work.path / "plans" / "other.plan")).code == 0
     shutil.rmtree(other.path)
     db = sqlite3.connect(work.cloud_path)  # fold the WAL in: the file alone is the cloud
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -361,17 +373,28 @@ def test_hostile_input_is_one_clear_line_and_changes_nothing(
     damaged_cloud = cloud_before[1] < 0
     before = _files(folder, damaged_cloud)
     started = time.monotonic()
-    proc = subprocess.run([*navarch_argv(), *case.command], cwd=folder, input="",
-                          capture_output=True, timeout=60, preexec_fn=_limit_memory,
-                          env={**os.environ, **case.env})
+    if case.name in IN_A_CHILD:
+        proc = subprocess.run([*navarch_argv(), *case.command], cwd=folder, input="",
+                              capture_output=True, timeout=60, preexec_fn=_limit_memory,
+                              env={**os.environ, **case.env})
+        code, out, err_bytes = proc.returncode, proc.stdout, proc.stderr
+    else:
+        tracemalloc.start()
+        try:
+            result = Workdir(folder).cli(*case.command, env=case.env)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < IN_PROCESS_PEAK, f"allocated {peak / 1024 ** 2:.0f} MiB at the peak"
+        code, out, err_bytes = result.code, result.out.encode(), result.err.encode()
     took = time.monotonic() - started
-    err = proc.stderr.decode("utf-8", "replace")
-    assert proc.returncode == 1, (proc.returncode, err, proc.stdout[-500:])
+    err = err_bytes.decode("utf-8", "replace")
+    assert code == 1, (code, err, out[-500:])
     assert err.count("\n") == 1 and err.startswith("Error: "), err
     assert "Traceback" not in err and "internal error" not in err, err
     assert case.message in err, err
     assert case.place in err, err
-    assert b"\x1b" not in proc.stderr + proc.stdout, "a raw terminal escape was echoed"
+    assert b"\x1b" not in err_bytes + out, "a raw terminal escape was echoed"
     assert took < TIME_LIMIT, f"took {took:.1f}s"
     assert _files(folder, damaged_cloud) == before, "a file was written, created or removed"
     if not damaged_cloud:
@@ -383,7 +406,7 @@ def test_a_huge_count_is_refused_before_any_cloud_call(tmp_path: Path) -> None:
     work = Workdir(tmp_path)
     (work.path / "navarch.yaml").write_text(GOOD.replace("nodes: 2", "nodes: 100000000"))
     for command in (("plan",), ("apply", "--auto-approve"), ("validate",)):
-        result = work.run(*command)
+        result = work.cli(*command)
         assert result.code == 1 and "greater than the maximum" in result.err
     assert sorted(p.name for p in work.path.rglob("*")) == ["navarch.yaml", "state"]
 
@@ -391,12 +414,13 @@ def test_a_huge_count_is_refused_before_any_cloud_call(tmp_path: Path) -> None:
 def test_the_table_is_big_enough() -> None:
     assert len(CASES) >= 40
     assert len({c.name for c in CASES}) == len(CASES)
+    assert {c.name for c in CASES} >= IN_A_CHILD, "every bounded case is in the table"
 
 
 @pytest.mark.parametrize("value", ["nan", "-5s", "inf m"])
 def test_a_lock_timeout_that_is_no_duration_is_refused(work: Workdir, value: str) -> None:
     work.config(pools={"p": {"nodes": 1}})
-    result = work.run("plan", f"--lock-timeout={value}")
+    result = work.cli("plan", f"--lock-timeout={value}")
     assert result.code == 2, "a usage error, like every bad argument"
     assert f"not a duration: {value!r}" in result.err
     assert not (work.path / "state" / "test.json").exists()

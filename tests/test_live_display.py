@@ -1,6 +1,8 @@
 """What `navarch` shows while it works: the live view and coloured plans in a
 pseudo-terminal (pexpect), plain timestamped lines without one or when colour is turned
-off, and JSON events with --json. Every run is the real command on the fake cloud."""
+off, and JSON events with --json. Every run in a terminal is the installed command in a
+pseudo-terminal; without one, the command's main() runs in this process (Workdir.cli,
+whose standard output is no terminal), on the same fake cloud."""
 
 from __future__ import annotations
 
@@ -130,7 +132,7 @@ def test_failures_and_skips_are_counted_and_logged_in_the_live_view(work: Workdi
 
 def test_without_a_terminal_progress_is_plain_timestamped_lines(work: Workdir) -> None:
     workers(work, nodes=3)
-    result = work.run("apply", "--auto-approve")
+    result = work.cli("apply", "--auto-approve")
     assert result.code == 0, result.err
     assert_plain_lines(result.out, actions=3)
     assert "\x1b" not in result.err
@@ -163,10 +165,10 @@ def test_json_on_a_terminal_is_still_one_event_per_line(work: Workdir) -> None:
 
 def test_plans_are_coloured_on_a_terminal_and_the_same_text_elsewhere(work: Workdir) -> None:
     work.config(pools={"old": {"nodes": 1}, "workers": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     work.config(pools={"workers": {"nodes": 1, "instance_type": "gpu_1x_l4"},
                        "fresh": {"nodes": 1}})
-    piped = work.run("plan")
+    piped = work.cli("plan")
     assert piped.code == 0 and "\x1b" not in piped.out
     # An empty NO_COLOR does not count as set (no-color.org).
     code, coloured = in_pty(work, "plan", env={"NO_COLOR": ""})

@@ -1,7 +1,9 @@
 """A lock whose holder died (kill -9, OOM, a CI job cancelled) is taken over by the next
 command on the same machine, as Terraform's local backend does: the holder keeps an
 flock() on the lock file, which the kernel drops when the process dies. A lock that
-cannot be proven dead is reported with the exact force-unlock command, as before."""
+cannot be proven dead is reported with the exact force-unlock command, as before.
+The holders, and the command that waits for one, are processes of their own; the next
+command after a holder died runs navarch's main() in this process (Workdir.cli)."""
 
 from __future__ import annotations
 
@@ -54,16 +56,16 @@ def test_a_killed_holders_lock_is_taken_over_by_the_next_command(work: Workdir) 
     work.config(pools={"w": {"nodes": 1}})
     holder = _holder(work.path / "state" / "test.json", hold=60)
     dead_id = _wait_ready(holder)
-    held = work.run("plan")
+    held = work.cli("plan")
     assert held.code == 1 and f"pid {holder.pid}" in held.err, "alive: refused, named"
     assert "stale" not in held.err
     holder.send_signal(signal.SIGKILL)
     holder.wait()
     assert json.loads(_lock_file(work).read_text())["id"] == dead_id, "left behind"
-    result = work.run("apply", "--auto-approve")
+    result = work.cli("apply", "--auto-approve")
     assert result.code == 0, result.err
     assert not _lock_file(work).exists()
-    assert work.run("plan", "--detailed-exitcode").code == 0
+    assert work.cli("plan", "--detailed-exitcode").code == 0
 
 
 def test_a_waiting_command_takes_over_as_soon_as_the_holder_dies(work: Workdir) -> None:
@@ -119,13 +121,13 @@ def test_a_lock_that_cannot_be_proven_dead_is_reported_not_taken(
             "path": "state/test.json", **change}
     _lock_file(work).write_text(json.dumps(body))
     before = _lock_file(work).read_bytes()
-    result = work.run("plan")
+    result = work.cli("plan")
     assert result.code == 1
     assert "navarch force-unlock lock-123" in result.err
     assert ("the lock is stale" in result.err) == stale, result.err
     assert _lock_file(work).read_bytes() == before, "left exactly as it was"
-    assert work.run("force-unlock", "--force", "lock-123").code == 0
-    assert work.run("plan").code == 0
+    assert work.cli("force-unlock", "--force", "lock-123").code == 0
+    assert work.cli("plan").code == 0
 
 
 def test_an_empty_lock_file_is_not_taken_over(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_a_takeover_is_reported(work: Workdir) -> None:
     dead_id = _wait_ready(holder)
     holder.send_signal(signal.SIGKILL)
     holder.wait()
-    result = work.run("plan")
+    result = work.cli("plan")
     assert result.code == 0
     assert "took over the state lock" in result.err and dead_id in result.err
     assert f"pid {holder.pid}" in result.err

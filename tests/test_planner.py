@@ -41,7 +41,7 @@ def test_nothing_exists_everything_is_created() -> None:
 def test_in_sync_means_no_changes_with_a_reason() -> None:
     plan = World(config()).plan()
     assert plan["actions"] == [] and plan["summary"]["unchanged"] == 4
-    assert "all 4 desired node(s)" in plan["no_changes_reason"]
+    assert "all 4 desired nodes" in plan["no_changes_reason"]
     assert "No changes." in render_plan_text(plan)
 
 

@@ -58,7 +58,7 @@ def test_a_record_missing_within_the_window_is_not_yet_visible() -> None:
     plan = checked(world.plan(observed=seen(world, hide=(gone,))))
     assert plan["actions"] == [] and plan["drift"] == []
     assert unsettled(plan) == [(W1, "not_yet_visible")]
-    assert "3 of 4 desired node(s)" in plan["no_changes_reason"]
+    assert "3 of 4 desired nodes" in plan["no_changes_reason"]
     assert "1 cannot be settled yet" in plan["no_changes_reason"]
 
 

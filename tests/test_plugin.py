@@ -1,5 +1,5 @@
-"""A third-party provider through the `navarch` command: the example plugin in
-examples/plugin, found through its `navarch_plan.providers` entry point.
+"""A third-party provider through the `navarch` command (its main(), in this process): the
+example plugin in examples/plugin, found through its `navarch_plan.providers` entry point.
 
 CI installs it (`pip install -e examples/plugin`); without it these tests fail, saying so.
 """
@@ -62,16 +62,16 @@ def test_plugin_type_plans_applies_and_destroys(work: Workdir) -> None:
     from navarch_example_provider import ExampleCloud, ExampleProvider
 
     example_config(work)
-    validated = work.run("validate")
+    validated = work.cli("validate")
     assert validated.code == 0, validated.err
-    plan = work.run("plan")
+    plan = work.cli("plan")
     assert plan.code == 0, plan.err
     assert "Plan: 3 to add, 0 to replace, 0 to destroy." in plan.out
     assert "+ node.box  create (missing)  ex/south-1  ex-h100-8" in plan.out
     assert "(+$22.70/h)" in plan.out  # 2 x 0.60 + 21.50, from the plugin's price list
     assert cloud_instances(work) == [], "plan must not create anything"
 
-    applied = work.run("apply", "--auto-approve")
+    applied = work.cli("apply", "--auto-approve")
     assert applied.code == 0, applied.err
     assert "Apply complete! Nodes: 3 added" in applied.out
     by_address = {i["tags"][LABEL_ADDRESS]: i for i in cloud_instances(work)}
@@ -88,11 +88,11 @@ def test_plugin_type_plans_applies_and_destroys(work: Workdir) -> None:
     assert {n.id for n in listed} == {r["id"] for r in state.values()}
     assert {n.status.value for n in listed} == {"running"}
 
-    again = work.run("plan", "--detailed-exitcode")
+    again = work.cli("plan", "--detailed-exitcode")
     assert again.code == 0, again.out + again.err
     assert "No changes." in again.out
 
-    destroyed = work.run("destroy", "--auto-approve")
+    destroyed = work.cli("destroy", "--auto-approve")
     assert destroyed.code == 0, destroyed.err
     assert "3 destroyed" in destroyed.out
     assert cloud_instances(work) == []
@@ -104,25 +104,25 @@ def test_plugin_capacity_error_fails_only_what_it_hits(work: Workdir) -> None:
     example_config(work, provider="{type: example, path: " + CLOUD + ", capacity: {ex-h100-8: 1}}",
                    pools="  big: {provider: ex, instance_type: ex-h100-8, region: north-1, "
                          "nodes: 1}")
-    applied = work.run("apply", "--auto-approve")
+    applied = work.cli("apply", "--auto-approve")
     assert applied.code == 1, applied.out + applied.err
     assert "3 added" in applied.out and "1 failed" in applied.out
     assert "sold out" in applied.out and "(sold-out)" in applied.out  # message and code
     assert len(cloud_instances(work)) == 3
-    assert work.run("destroy", "--auto-approve").code == 0
+    assert work.cli("destroy", "--auto-approve").code == 0
     assert cloud_instances(work) == []
 
 
 def test_plugin_checks_its_own_options(work: Workdir) -> None:
     require_plugin()
     example_config(work, provider="{type: example, colour: blue}")
-    line = one_line_error(work.run("plan"))
+    line = one_line_error(work.cli("plan"))
     assert "providers.ex" in line and "unknown option(s) colour" in line
 
 
 def test_unknown_provider_type_is_one_clear_line(work: Workdir) -> None:
     example_config(work, provider="{type: examplee, path: " + CLOUD + "}")
-    line = one_line_error(work.run("plan"))
+    line = one_line_error(work.cli("plan"))
     known = ", ".join(sorted(provider_types()))  # built-ins and installed plugins
     assert line == (f"Error: navarch.yaml:4:8: providers.ex.type: unknown provider type "
                     f"'examplee' (known: {known})")

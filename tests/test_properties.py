@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from navarch_plan.config import parse_config
@@ -19,7 +19,7 @@ from navarch_plan.model import ProvisionRequest
 from navarch_plan.planner import PlanOptions
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.fake import FakeProvider
-from tests.conftest import FAST_RETRY
+from tests.conftest import FAST_RETRY, examples
 
 TYPES = ["gpu_1x_a10", "gpu_1x_a100", "gpu_1x_l4"]
 
@@ -95,9 +95,9 @@ def check_consistent(engine: Engine, converged: bool) -> None:
         assert doc.intents == {} and doc.deposed == {}
 
 
-# Seeded (derandomized) so CI is repeatable; widen max_examples for a soak on demand.
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+# The "ci" Hypothesis profile (tests/conftest.py) is derandomized, so CI is repeatable,
+# and runs a third of these counts; HYPOTHESIS_PROFILE=full runs them all, fresh.
+@settings(max_examples=examples(60))
 @given(pools=fleets(), orphans=st.lists(st.integers(0, 50), max_size=3), resize=fleets())
 def test_apply_converges_and_then_plans_nothing(pools: dict[str, Any], orphans: list[int],
                                                 resize: dict[str, Any]) -> None:
@@ -115,8 +115,7 @@ def test_apply_converges_and_then_plans_nothing(pools: dict[str, Any], orphans: 
         assert plan_is_empty(engine_for(folder, resize))
 
 
-@settings(max_examples=50, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50))
 @given(pools=fleets(), fail_rate=st.floats(0.05, 0.6), seed=st.integers(0, 10_000),
        then=fleets())
 def test_random_failures_never_corrupt_state(pools: dict[str, Any], fail_rate: float,

@@ -23,6 +23,7 @@ from navarch_plan.errors import (
     ConfigError,
     DuplicateLaunchError,
     InvalidRequestError,
+    NotOfferedError,
     ProviderError,
     QuotaError,
     RateLimitError,
@@ -183,7 +184,9 @@ def test_capacity_error_is_not_retried_by_botocore(provider: AwsProvider,
     (400, "VcpuLimitExceeded", QuotaError),
     (400, "InstanceLimitExceeded", QuotaError),
     (401, "AuthFailure", AuthError),
-    (400, "Unsupported", CapacityError),
+    (400, "Unsupported", NotOfferedError),
+    (400, "InvalidAMIID.NotFound", InvalidRequestError),
+    (400, "InvalidSubnetID.NotFound", InvalidRequestError),
     (400, "InvalidParameterValue", InvalidRequestError),
     (400, "IdempotentParameterMismatch", DuplicateLaunchError),
     (503, "RequestLimitExceeded", RateLimitError),
@@ -196,7 +199,7 @@ def test_launch_error_mapping(provider: AwsProvider, status: int, code: str,
     with pytest.raises(ProviderError) as info:
         provider.provision(request("research-x-0-eeee"))
     assert type(info.value) is kind
-    assert (info.value.code, info.value.cloud_message) == (code, f"{code} says no")
+    assert info.value.code == code and info.value.cloud_message == f"{code} says no"
     assert info.value.provider == "aws" and info.value.region == EAST
     assert sent.calls == 1
     assert looked.calls == 0  # a definite "no" needs no lookup
@@ -368,6 +371,6 @@ def test_built_from_its_type(endpoint: str) -> None:
     assert set(p.regions) == {WEST, EAST, "eu-west-1"}
     assert p.security_group_ids == ("sg-1",) and p.endpoint_url == endpoint
     with pytest.raises(ConfigError) as info:
-        parse_config("version: 1\nproviders: {cloud: {type: aws, region: us-east-1}}\n",
+        parse_config("version: 1\nproviders: {cloud: {type: aws, image_id: ami-0abc}}\n",
                      "n.yaml", {})
-    assert "image_id" in str(info.value) and "n.yaml:2" in str(info.value)
+    assert "region" in str(info.value) and "n.yaml:2" in str(info.value)

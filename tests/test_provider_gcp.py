@@ -31,9 +31,11 @@ from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.base import BuildContext, InstanceTypeLister, NodeGetter, Provider
 from navarch_plan.providers.gcp import DEFAULT_IMAGE, GcpProvider
 from navarch_plan.providers.gcp.kind import GCP
+from navarch_plan.providers.gcp.launch import run_once_script
 from tests.fakes.gce_server import FakeGce, serve
 
 PROJECT = "test-project"
+OPS_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@team"  # the provider passes it as is
 WS = {"navarch-workspace": "research"}
 
 
@@ -76,7 +78,8 @@ def metadata(body: dict) -> dict[str, str]:
 
 def test_provision_a3_round_trip(gcp: GcpProvider, fake: FakeGce) -> None:
     req = request(labels={**WS, "navarch-address": "p_train_0", "team": "ml"},
-                  user_data="#!/bin/bash\necho hi\n", ssh_key_names=("ops-team", "alice"))
+                  user_data="#!/bin/bash\necho hi\n", ssh_key_names=("ops-team", "alice"),
+                  ssh_public_keys={"ops-team": OPS_KEY, "alice": OPS_KEY + "-2"})
     node = gcp.provision(req)
 
     assert node.id == "us-central1-a/research-train-0-ab12"
@@ -96,8 +99,9 @@ def test_provision_a3_round_trip(gcp: GcpProvider, fake: FakeGce) -> None:
     assert "guestAccelerators" not in body  # A3 has its GPUs built in
     assert body["labels"] == {**WS, "navarch-address": "p_train_0", "team": "ml"}
     meta = metadata(body)
-    assert meta["startup-script"] == "#!/bin/bash\necho hi\n"
-    assert meta["ssh-keys"] == "navarch:ops-team\nnavarch:alice"
+    assert meta["user-data"] == "#!/bin/bash\necho hi\n"
+    assert meta["startup-script"] == run_once_script("#!/bin/bash\necho hi\n")
+    assert meta["ssh-keys"] == f"navarch:{OPS_KEY}\nnavarch:{OPS_KEY}-2"
     (disk,) = body["disks"]
     assert disk["boot"] and disk["autoDelete"]
     assert disk["initializeParams"]["sourceImage"] == DEFAULT_IMAGE
@@ -127,7 +131,8 @@ def test_request_id_is_deterministic_per_name_and_zone() -> None:
         fake = FakeGce(project=PROJECT)
         with serve(fake) as url:
             GcpProvider("gcp", PROJECT, endpoint=url, credentials=AnonymousCredentials(),
-                        poll_interval=0).provision(request(name=name, zone=zone))
+                        poll_interval=0).provision(request(name=name, zone=zone,
+                                                           instance_type="g2-standard-4"))
         (call,) = [r for r in fake.calls("POST") if r.path.endswith("/instances")]
         seen.append(call.query["requestId"])
     assert seen[0] == seen[1]

@@ -21,6 +21,7 @@ from navarch_plan.errors import (
     CapacityError,
     ConfigError,
     InvalidRequestError,
+    NoCapacityListedError,
     NotFoundError,
     ProviderError,
     QuotaError,
@@ -84,7 +85,8 @@ def test_provision_sends_exact_launch_body_and_returns_the_node(fake, provider):
         "ssh_key_names": ["ops-team"], "name": "research-trainers-0-ab12",
         "tags": [{"key": k, "value": LABELS[k]} for k in sorted(LABELS)],
         "user_data": "#!/bin/bash\necho hello\n"}
-    assert [r.path for r in fake.log] == [LAUNCH, f"/instances/{node.id}"]
+    # One look at where capacity is, then the launch, then the new instance.
+    assert [r.path for r in fake.log] == ["/instance-types", LAUNCH, f"/instances/{node.id}"]
     assert all(r.authorized for r in fake.log)
     assert node.id in fake.instances
     assert (node.provider, node.region, node.zone, node.instance_type, node.name) == (
@@ -204,12 +206,12 @@ def test_instance_types_prices_and_availability(key):
 
         p.provision(REQ)
         assert not {o.name: o for o in p.list_instance_types()}["gpu_1x_h100_pcie"].available
-        with pytest.raises(CapacityError) as err:
+        # That listing is the live catalog the next launch looks at: no launch is sent.
+        with pytest.raises(NoCapacityListedError) as err:
             p.provision(REQ)
     assert (err.value.provider, err.value.region) == ("lambda", "us-east-1")
-    assert err.value.code == "instance-operations/launch/insufficient-capacity"
-    assert "Not enough capacity" in err.value.cloud_message
-    assert len(fake.requests("POST", LAUNCH)) == 2
+    assert "no launch was sent" in str(err.value)
+    assert len(fake.requests("POST", LAUNCH)) == 1
     assert len(fake.instances) == 1
 
 
@@ -250,7 +252,10 @@ def test_error_codes_map_to_error_classes(fake, key, status, code, cls):
     ("instance-operations/launch/insufficient-capacity", CapacityError),
     ("global/quota-exceeded", QuotaError),
     ("global/invalid-parameters", InvalidRequestError),
-    ("global/object-does-not-exist", NotFoundError),
+    # A launch naming what the account lacks (type, key, file system, image): the
+    # request is wrong, wherever it goes.
+    ("global/object-does-not-exist", InvalidRequestError),
+    ("instance-operations/launch/file-system-in-wrong-region", InvalidRequestError),
     ("global/account-inactive", AuthError),
 ])
 def test_launch_refusals_carry_region_and_are_not_retried(fake, provider, key, code, cls):
@@ -259,7 +264,8 @@ def test_launch_refusals_carry_region_and_are_not_retried(fake, provider, key, c
     with pytest.raises(cls) as err:
         provider.provision(REQ)
     assert (err.value.region, err.value.code) == ("us-east-1", code)
-    assert [r.path for r in fake.log] == [LAUNCH]  # no retry, no re-list
+    # no retry, no re-list
+    assert [r.path for r in fake.log] == ["/instance-types", LAUNCH]
     if cls is QuotaError:
         assert err.value.provider_wide
     assert secret_free(err.value, key)
@@ -367,7 +373,7 @@ def test_launch_5xx_without_an_instance_relists_and_fails(fake, provider):
     with pytest.raises(TransientError) as err:
         provider.provision(REQ)
     assert err.value.region == "us-east-1" and REQ.name in str(err.value)
-    assert [r.path for r in fake.log] == [LAUNCH, "/instances"]
+    assert [r.path for r in fake.log] == ["/instance-types", LAUNCH, "/instances"]
     assert fake.instances == {}
 
 
@@ -389,7 +395,7 @@ def test_launch_timeout_after_creation_relists_instead_of_launching_again(fake, 
         elapsed = time.monotonic() - start
     assert 0.3 <= elapsed < 2.0
     assert len(fake.requests("POST", LAUNCH)) == 1
-    assert [r.path for r in fake.log] == [LAUNCH, "/instances"]
+    assert [r.path for r in fake.log] == ["/instance-types", LAUNCH, "/instances"]
     assert list(fake.instances) == [node.id] and node.name == REQ.name
 
 

@@ -4,6 +4,10 @@ including runs where the cloud's errors echo the request back, key and all. Ever
 navarch writes (stdout, stderr, every file under the work folder) is searched for the
 canary, raw and encoded. user_data, which often carries secrets of its own, appears in
 plans only as a hash.
+
+The two sweeps of every command run the installed command in child processes: what a
+separate process writes, warnings and all, is the point. The tests about what plans and
+files hold run its main() in this process (Session.cli).
 """
 
 from __future__ import annotations
@@ -41,6 +45,18 @@ class Session:
         proc = subprocess.run([*navarch_argv(), *args], cwd=self.work.path, input=b"",
                               capture_output=True, timeout=120,
                               env={**os.environ, **OFFLINE_ENV, KEY_ENV: self.key, **(env or {})})
+        self.outputs.append((" ".join(args), proc.stdout + proc.stderr))
+        assert proc.returncode in expect, (args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def cli(self, *args: str, expect: tuple[int, ...] = (0,),
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """The same command in this process (Workdir.cli), for the tests about what
+        files and plans hold rather than what a process writes; its output is kept
+        and searched all the same."""
+        result = self.work.cli(*args, env={**OFFLINE_ENV, KEY_ENV: self.key, **(env or {})})
+        proc = subprocess.CompletedProcess(list(args), result.code, result.out.encode(),
+                                           result.err.encode())
         self.outputs.append((" ".join(args), proc.stdout + proc.stderr))
         assert proc.returncode in expect, (args, proc.returncode, proc.stdout, proc.stderr)
         return proc
@@ -165,7 +181,7 @@ def test_user_data_appears_in_plans_only_as_a_keyed_fingerprint(session: Session
     a short secret in it cannot be found by hashing guesses, neither from the
     fingerprint nor from the spec hash."""
     s = session
-    s.run("plan", "--out", "p.plan")  # a saved plan: state (and its key) exist from here
+    s.cli("plan", "--out", "p.plan")  # a saved plan: state (and its key) exist from here
     plan = json.loads((s.work.path / "p.plan").read_text())
     after = plan["actions"][0]["after"]
     assert after["user_data_sha256"] == _keyed(s)
@@ -173,25 +189,25 @@ def test_user_data_appears_in_plans_only_as_a_keyed_fingerprint(session: Session
     unkeyed_spec = {**{k: v for k, v in after.items()
                        if k not in ("spec_hash", "refs")}, "user_data_sha256": plain}
     assert spec_hash(unkeyed_spec) != after["spec_hash"]
-    text = s.run("plan").stdout.decode()
+    text = s.cli("plan").stdout.decode()
     assert s.user_data.split("\n")[1] not in text
     assert _keyed(s)[5:17] in text and plain[:12] not in text
-    s.run("apply", "p.plan")
+    s.cli("apply", "p.plan")
     for name in ("p.plan", "state/test.json"):
         text = (s.work.path / name).read_text()
         assert plain not in text and s.user_data not in text
     key = json.loads((s.work.path / "state" / "test.json").read_text())["fingerprint_key"]
-    assert key not in s.run("show", "--json").stdout.decode()
+    assert key not in s.cli("show", "--json").stdout.decode()
     assert not s.leaks(), s.leaks()
 
 
 def test_plans_show_user_data_as_sensitive_with_its_fingerprint(session: Session) -> None:
     s = session
-    s.run("plan", "--out", "p.plan")
+    s.cli("plan", "--out", "p.plan")
     digest = _keyed(s)
-    text = s.run("plan").stdout.decode()
+    text = s.cli("plan").stdout.decode()
     assert f"user_data: (sensitive, hmac:{digest[5:17]})" in text
-    shown = s.run("plan", "--show-sensitive", "--out", "p.plan").stdout.decode()
+    shown = s.cli("plan", "--show-sensitive", "--out", "p.plan").stdout.decode()
     assert "export DB_PASSWORD=ud-canary-" in shown
     saved = (s.work.path / "p.plan").read_text()
     assert digest in saved and "ud-canary-" not in saved, "a saved plan never holds user_data"
@@ -199,13 +215,13 @@ def test_plans_show_user_data_as_sensitive_with_its_fingerprint(session: Session
 
 def test_state_and_plan_files_are_private(session: Session) -> None:
     s = session
-    s.run("plan", "--out", "p.plan")
-    s.run("apply", "p.plan")
-    s.run("apply", "--auto-approve")  # a second snapshot: the backup exists now
+    s.cli("plan", "--out", "p.plan")
+    s.cli("apply", "p.plan")
+    s.cli("apply", "--auto-approve")  # a second snapshot: the backup exists now
     doc = json.loads((s.work.path / "navarch.yaml").read_text())
     doc["pools"]["w"]["nodes"] = 1
     (s.work.path / "navarch.yaml").write_text(json.dumps(doc))
-    s.run("apply", "--auto-approve")
+    s.cli("apply", "--auto-approve")
     files = [s.work.path / "p.plan", *sorted((s.work.path / "state").glob("test.json*"))]
     assert {p.name for p in files} >= {"p.plan", "test.json", "test.json.backup"}
     for path in files:

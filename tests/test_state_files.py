@@ -27,6 +27,8 @@ from navarch_plan.errors import LockError, StateError
 from navarch_plan.state import FileLock, LocalStateStore, LockLost, force_unlock
 from navarch_plan.state.files import Files, use_files
 from navarch_plan.state.lock_info import current_boot_id
+from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.ops import Put, Remove
 from navarch_plan.state.rescue import write_rescue
 from tests.conftest import Result, Workdir, navarch_argv
 
@@ -103,7 +105,7 @@ def test_two_paths_to_one_file_share_one_journal(linked: Workdir) -> None:
     applied(work, 2)
     by_link = LocalStateStore(str(work.path / STATE), "test")
     by_link.load()
-    by_link.record({"op": "remove", "address": "pool.w[1]"})
+    by_link.record(Remove("pool.w[1]"))
     by_link.close_journal()
     assert (work.path / "state" / "prod.json.journal").exists()
     assert not (work.path / "state" / "test.json.journal").exists()
@@ -150,7 +152,7 @@ def test_every_state_file_is_created_private(work: Workdir, umask: int,
         store = LocalStateStore(str(work.path / STATE), "test")
         info = store.lock("apply")
         doc = store.load()
-        store.record({"op": "remove", "address": "pool.w[1]"})
+        store.record(Remove("pool.w[1]"))
         rescue = Path(write_rescue(doc, str(work.path)))
         files = {"snapshot": work.path / STATE, "backup": work.path / f"{STATE}.backup",
                  "journal": work.path / f"{STATE}.journal",
@@ -198,7 +200,7 @@ def test_force_unlock_refuses_a_living_holder_unless_forced(work: Workdir) -> No
     with pytest.raises(LockLost, match=f"state lock {info.id} on .* is no longer ours"):
         store.check_held()
     with pytest.raises(LockLost, match="records nothing more"):
-        store.record({"op": "remove", "address": "pool.w[0]"})
+        store.record(Remove("pool.w[0]"))
     successor = FileLock(path)
     successor.acquire("plan")
     with pytest.raises(LockLost):
@@ -474,13 +476,13 @@ def test_a_failed_journal_append_is_cut_back_to_its_last_good_line(tmp_path: Pat
     record = {"id": "i-1", "provider": "sim", "region": "r", "zone": "", "instance_type": "t",
               "name": "n", "spec": {}, "spec_hash": "h", "status": "running",
               "ip_address": "", "labels": {}, "created_at": "now"}
-    store.record({"op": "put", "address": "pool.a[0]", "record": record})
+    store.record(Put("pool.a[0]", NodeRecord.from_json(record)))
     with pytest.raises(StateError, match="could not be written to .*s.json.journal: No space"):
-        store.record({"op": "remove", "address": "pool.a[9]"},
-                     {"op": "put", "address": "pool.a[1]", "record": {**record, "id": "i-2"}})
+        store.record(Remove("pool.a[9]"),
+                     Put("pool.a[1]", NodeRecord.from_json({**record, "id": "i-2"})))
     assert sorted(store.doc.nodes) == ["pool.a[0]"], "memory never runs ahead of the disk"
     with pytest.raises(StateError, match="nothing more is recorded in this run"):
-        store.record({"op": "remove", "address": "pool.a[0]"})
+        store.record(Remove("pool.a[0]"))
     again = LocalStateStore(path, "ws").load()  # the file holds whole lines only
     assert sorted(again.nodes) == ["pool.a[0]"]
     assert faulty.hits == 1 and Path(path + ".journal").read_bytes().endswith(b"\n")

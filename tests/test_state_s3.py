@@ -2,6 +2,8 @@
 
 Through the `navarch` command: plan, apply, drift and state commands on S3 state; two
 applies at once; migration local -> S3 -> local; an S3 outage in the middle of an apply.
+Concurrent applies and the apply cut off by the outage are `navarch` processes of their
+own; the other commands run its main() in this process (Workdir.cli).
 Directly on S3StateStore: journal replay and compaction, ETag conflicts, the lock.
 moto keeps its data in this process, so a server stopped and started again on the same
 port serves the same buckets: that is how an outage and the recovery are staged.
@@ -25,7 +27,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from navarch_plan.errors import LockError, StateError
-from navarch_plan.state.model import StateDoc
+from navarch_plan.state.model import Intent, NodeRecord, StateDoc
+from navarch_plan.state.ops import IntentDone, IntentStarted, Put, Remove
 from navarch_plan.state.stores.s3 import S3StateStore
 from tests.conftest import Workdir, navarch_argv, owned, reset_moto
 
@@ -99,11 +102,11 @@ def store(moto: MotoS3, tmp_path: Path, key: str = KEY) -> S3StateStore:
                         rescue_dir=str(tmp_path))
 
 
-def put(address: str, node_id: str, status: str = "running") -> dict[str, Any]:
+def put(address: str, node_id: str, status: str = "running") -> Put:
     record = {"id": node_id, "provider": "sim", "region": "us-west-1", "zone": "",
               "instance_type": "gpu_1x_a10", "name": node_id, "spec": {}, "spec_hash": "h",
               "status": status, "ip_address": "", "labels": {}, "created_at": "t"}
-    return {"op": "put", "address": address, "record": record}
+    return Put(address, NodeRecord.from_json(record))
 
 
 def ids_in(state: dict[str, Any]) -> set[str]:
@@ -115,15 +118,15 @@ def ids_in(state: dict[str, Any]) -> set[str]:
 def test_plan_apply_drift_and_state_commands_on_s3_state(work: Workdir, moto: MotoS3,
                                                          s3: Any) -> None:
     s3_config(work, moto, pools={"w": {"nodes": 2}})
-    assert f"state at {URL}" in work.run("validate").out
-    assert work.run("plan").code == 0
+    assert f"state at {URL}" in work.cli("validate").out
+    assert work.cli("plan").code == 0
     assert keys(s3) == [], "a plan writes no state (and its lock is gone)"
-    planned = work.run("plan", "--out", "first.plan")
+    planned = work.cli("plan", "--out", "first.plan")
     assert planned.code == 0 and "2 to add" in planned.out, planned.out + planned.err
     assert keys(s3) == [KEY], "a saved plan's state identity (lineage, key) is written"
     assert read(s3)["nodes"] == {} and read(s3)["serial"] == 1
 
-    applied = work.run("apply", "first.plan")  # a saved plan, checked against S3 state
+    applied = work.cli("apply", "first.plan")  # a saved plan, checked against S3 state
     assert applied.code == 0, applied.err
     assert keys(s3) == [KEY, f"{KEY}.backup"], \
         "the snapshot and its backup; journal folded and deleted; lock released"
@@ -132,27 +135,27 @@ def test_plan_apply_drift_and_state_commands_on_s3_state(work: Workdir, moto: Mo
     assert ids_in(state) == {n.id for n in owned(work.cloud())}
     assert not (work.path / "state" / "test.json").exists(), "nothing local"
 
-    again = work.run("plan", "--detailed-exitcode")
+    again = work.cli("plan", "--detailed-exitcode")
     assert again.code == 0, again.out
-    assert work.run("state", "list").out.split() == ["pool.w[0]", "pool.w[1]"]
-    shown = work.run("show", "--json")
+    assert work.cli("state", "list").out.split() == ["pool.w[0]", "pool.w[1]"]
+    shown = work.cli("show", "--json")
     assert shown.code == 0 and shown.json()["lineage"] == state["lineage"]
 
     work.cloud().terminate(state["nodes"]["pool.w[1]"]["id"])
-    drift = work.run("drift")
+    drift = work.cli("drift")
     assert drift.code == 2 and "pool.w[1]" in drift.out, drift.out + drift.err
     assert read(s3) == state, "drift without --update-state writes nothing"
-    assert work.run("apply", "--auto-approve").code == 0
-    assert read(s3)["serial"] == 3 and work.run("drift").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert read(s3)["serial"] == 3 and work.cli("drift").code == 0
 
 
 def test_a_missing_bucket_or_a_bad_config_is_one_clear_line(work: Workdir, moto: MotoS3,
                                                             s3: Any) -> None:
     s3_config(work, moto, pools={"w": {"nodes": 1}})
-    wrong = work.run("plan", "--state", "s3://no-such-bucket/x.json")
+    wrong = work.cli("plan", "--state", "s3://no-such-bucket/x.json")
     assert wrong.code == 1 and "bucket 'no-such-bucket' does not exist" in wrong.err, wrong.err
     assert wrong.err.count("\n") == 1 and "Traceback" not in wrong.err
-    assert work.run("plan", "--state", "s3://only-a-bucket").code == 1
+    assert work.cli("plan", "--state", "s3://only-a-bucket").code == 1
     assert owned(work.cloud()) == [] and keys(s3) == []
 
 
@@ -178,28 +181,28 @@ def test_two_applies_at_once_exactly_one_runs(work: Workdir, moto: MotoS3, s3: A
     assert keys(s3) == [KEY] and state["serial"] == 1 and not state["intents"]
     cloud = owned(work.cloud())
     assert len(cloud) == 4 and ids_in(state) == {n.id for n in cloud}, "no duplicate, no leak"
-    assert work.run("plan", "--detailed-exitcode").code == 0
+    assert work.cli("plan", "--detailed-exitcode").code == 0
 
 
 def test_migration_local_to_s3_and_back_keeps_lineage_and_serial(work: Workdir, moto: MotoS3,
                                                                  s3: Any) -> None:
     work.config(pools={"w": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     work.config(pools={"w": {"nodes": 2}})
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     local = work.state()
     assert local["serial"] == 2
 
     env = {"AWS_ENDPOINT_URL_S3": moto.endpoint}  # the config is local: boto3's own way
-    moved = work.run("state", "migrate", "--to", URL, env=env)
+    moved = work.cli("state", "migrate", "--to", URL, env=env)
     assert moved.code == 0, moved.err
     assert "serial 2" in moved.out and local["lineage"] in moved.out
     assert read(s3) == local
-    assert work.run("plan", "--detailed-exitcode", "--state", URL, env=env).code == 0
-    again = work.run("state", "migrate", "--to", URL, env=env)
+    assert work.cli("plan", "--detailed-exitcode", "--state", URL, env=env).code == 0
+    again = work.cli("state", "migrate", "--to", URL, env=env)
     assert again.code == 0 and "nothing to copy" in again.out
 
-    back = work.run("state", "migrate", "--state", URL, "--to", "back/test.json", env=env)
+    back = work.cli("state", "migrate", "--state", URL, "--to", "back/test.json", env=env)
     assert back.code == 0, back.err
     copy = work.path / "back" / "test.json"
     assert json.loads(copy.read_text()) == local
@@ -211,24 +214,24 @@ def test_migration_onto_another_lineage_or_a_newer_state_is_refused(
         work: Workdir, moto: MotoS3, s3: Any, tmp_path: Path) -> None:
     env = {"AWS_ENDPOINT_URL_S3": moto.endpoint}
     work.config(pools={"w": {"nodes": 1}})
-    assert work.run("apply", "--auto-approve").code == 0
-    assert work.run("state", "migrate", "--to", URL, env=env).code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert work.cli("state", "migrate", "--to", URL, env=env).code == 0
     before = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
 
     (tmp_path / "other").mkdir()
     other = Workdir(tmp_path / "other")  # same workspace name, its own state: other lineage
     other.config(pools={"w": {"nodes": 1}})
-    assert other.run("apply", "--auto-approve").code == 0
-    refused = other.run("state", "migrate", "--to", URL, env=env)
+    assert other.cli("apply", "--auto-approve").code == 0
+    refused = other.cli("state", "migrate", "--to", URL, env=env)
     assert refused.code == 1 and "another state (lineage" in refused.err, refused.err
     assert other.state()["lineage"] in refused.err
 
     # Same lineage, but S3 moved on (serial 2) while the local copy stayed at serial 1.
-    assert work.run("apply", "--auto-approve", "--state", URL, "--replace", "pool.w[0]",
+    assert work.cli("apply", "--auto-approve", "--state", URL, "--replace", "pool.w[0]",
                     env=env).code == 0
     newer = s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
     assert newer != before and json.loads(newer)["serial"] == 2
-    stale = work.run("state", "migrate", "--to", URL, env=env)
+    stale = work.cli("state", "migrate", "--to", URL, env=env)
     assert stale.code == 1 and "is newer (serial 2)" in stale.err, stale.err
     assert s3.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == newer
     assert keys(s3) == [KEY, KEY + ".backup"], "no lock left behind"
@@ -260,17 +263,17 @@ def test_s3_outage_during_apply_leaves_fleet_and_local_copy_recoverable(
     assert ids_in(copy) == {n.id for n in cloud}, "the local copy knows every instance"
 
     # Recovery: release the lock the dead run left, push the copy, finish the apply.
-    held = work.run("plan")
+    held = work.cli("plan")
     lock_id = re.search(r"force-unlock (\S+)", held.err)
     assert held.code == 1 and lock_id, held.err
-    assert work.run("force-unlock", "--force", lock_id.group(1)).code == 0
-    restored = work.run("state", "migrate", "--state", str(rescue), "--to", URL)
+    assert work.cli("force-unlock", "--force", lock_id.group(1)).code == 0
+    restored = work.cli("state", "migrate", "--state", str(rescue), "--to", URL)
     assert restored.code == 0, restored.err
     assert read(s3)["lineage"] == copy["lineage"] and read(s3)["serial"] == copy["serial"]
     plan = work.plan_json()
     assert {a["action"] for a in plan["actions"]} == {"create"}
     assert len(plan["actions"]) == 6 - len(cloud), "nothing recorded is made twice"
-    assert work.run("apply", "--auto-approve").code == 0
+    assert work.cli("apply", "--auto-approve").code == 0
     final = read(s3)
     assert len(owned(work.cloud())) == 6 and ids_in(final) == {n.id for n in owned(work.cloud())}
     assert keys(s3) == [KEY, KEY + ".backup"]
@@ -285,7 +288,7 @@ def test_each_record_is_one_object_replayed_in_order(moto: MotoS3, s3: Any,
     writer.load()
     for n in range(12):  # more than 10: order must be numeric, not "10" < "2"
         writer.record(put("node.a", f"i-{n}"))
-    writer.record(put("node.b", "i-b"), {"op": "remove", "address": "node.b"})
+    writer.record(put("node.b", "i-b"), Remove("node.b"))
     journal = keys(s3, KEY + ".journal/")
     assert journal[0] == f"{KEY}.journal/0/00000000.json" and len(journal) == 13
     assert KEY not in keys(s3), "no snapshot until compaction"
@@ -313,9 +316,9 @@ def test_compaction_keeps_a_backup_and_skips_unchanged_runs(moto: MotoS3, s3: An
     second = store(moto, tmp_path)
     second.load()
     assert second.compact() is False and keys(s3) == [KEY], "nothing recorded: no write"
-    second.record({"op": "intent", "intent": {"id": "x", "address": "node.a", "provider": "sim",
-                                              "region": "r", "name": "n", "started_at": "t"}})
-    second.record({"op": "intent_done", "id": "x"})
+    second.record(IntentStarted(Intent(id="x", address="node.a", provider="sim", region="r",
+                                       name="n", started_at="t")))
+    second.record(IntentDone("x"))
     assert second.compact() is False, "same content: same serial"
     second.record(put("node.a", "i-2"))
     assert second.compact() is True
@@ -345,7 +348,7 @@ def test_stale_and_foreign_journal_objects(moto: MotoS3, s3: Any, tmp_path: Path
     # A compaction cut short before its cleanup leaves objects of the old serial behind.
     leftover = f"{KEY}.journal/0/00000000.json"
     s3.put_object(Bucket=BUCKET, Key=leftover, Body=json.dumps(
-        {"lineage": lineage, "serial": 0, "seq": 0, "ops": [put("node.z", "i-z")]}))
+        {"lineage": lineage, "serial": 0, "seq": 0, "ops": [put("node.z", "i-z").to_json()]}))
     reader = store(moto, tmp_path)
     assert "node.z" not in reader.load().nodes and reader.has_journal()
     reader.compact()
@@ -391,9 +394,9 @@ def test_writer_whose_lock_was_force_unlocked_stops_and_cannot_overwrite(
     held = first.lock("apply")
     first.load()
     first.record(put("node.a", "i-1"))
-    wrong = work.run("force-unlock", "--force", "not-the-id")
+    wrong = work.cli("force-unlock", "--force", "not-the-id")
     assert wrong.code == 1 and "does not match" in wrong.err
-    released = work.run("force-unlock", "--force", held.id)
+    released = work.cli("force-unlock", "--force", held.id)
     assert released.code == 0 and f"Released the lock on {URL}" in released.out
 
     second = store(moto, tmp_path)
@@ -424,11 +427,23 @@ def test_lock_is_exclusive_and_waits_with_a_timeout(moto: MotoS3, s3: Any,
     with pytest.raises(LockError, match=f"{info.id}, held by .* for apply") as caught:
         store(moto, tmp_path).lock("plan")
     assert caught.value.info["id"] == info.id
-    threading.Timer(0.5, holder.unlock).start()
-    started = time.monotonic()
+    released: list[float] = []
+
+    def release() -> None:
+        holder.unlock()
+        released.append(time.monotonic())
+
+    started = time.monotonic()  # (read first: the holder lets go 0.5 s after it)
+    timer = threading.Timer(0.5, release)
+    timer.start()
     waiter = store(moto, tmp_path)
     assert waiter.lock("plan", timeout=10).operation == "plan"
-    assert 0.3 < time.monotonic() - started < 5
+    took = time.monotonic()
+    timer.join()
+    assert took - started >= 0.5, "taken only once the holder let go"
+    # Noticed soon after the release: timed from when it was done, not from when the
+    # holder began it (its own S3 calls are slow on a loaded machine).
+    assert took - released[0] < 5
     waiter.unlock()
     assert keys(s3) == []
 

@@ -11,6 +11,8 @@ import pytest
 
 from navarch_plan.errors import LockError, StateError
 from navarch_plan.state import FORMAT_VERSION, FileLock, LocalStateStore, force_unlock
+from navarch_plan.state.model import Intent, NodeRecord
+from navarch_plan.state.ops import Depose, IntentStarted, Put, decode_op
 
 
 def record(node_id: str) -> dict:
@@ -20,7 +22,7 @@ def record(node_id: str) -> dict:
 
 
 def put(store: LocalStateStore, address: str, node_id: str) -> None:
-    store.record({"op": "put", "address": address, "record": record(node_id)})
+    store.record(Put(address, NodeRecord.from_json(record(node_id))))
 
 
 def store_with(path: str, *node_ids: str, compact: bool = False) -> LocalStateStore:
@@ -110,16 +112,15 @@ def test_a_journal_of_another_lineage_is_refused(tmp_path: Path) -> None:
 def test_deposed_and_intents_round_trip(tmp_path: Path) -> None:
     path = str(tmp_path / "s.json")
     store = store_with(path, "i-1")
-    store.record({"op": "depose", "address": "pool.a[0]"})
-    store.record({"op": "intent", "intent": {"id": "t1", "address": "pool.a[0]",
-                                             "provider": "sim", "region": "r", "name": "n",
-                                             "started_at": "now"}})
+    store.record(Depose("pool.a[0]"))
+    store.record(IntentStarted(Intent(id="t1", address="pool.a[0]", provider="sim",
+                                      region="r", name="n", started_at="now")))
     store.compact()
     doc = LocalStateStore(path, "ws").load()
     assert list(doc.deposed) == ["i-1"] and doc.nodes == {}
     assert list(doc.intents) == ["t1"]
-    with pytest.raises(StateError, match="unknown journal operation"):
-        doc.apply_op({"op": "explode"})
+    with pytest.raises(ValueError, match="unknown journal operation"):
+        decode_op({"op": "explode"})
 
 
 def test_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:

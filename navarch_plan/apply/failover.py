@@ -15,7 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from navarch_plan.config.desired import Placement
-from navarch_plan.errors import CapacityError, NotOfferedError, ProviderError, QuotaError
+from navarch_plan.errors import (
+    CapacityError,
+    NoCapacityListedError,
+    NotOfferedError,
+    ProviderError,
+    QuotaError,
+)
 from navarch_plan.model import Node, ProvisionRequest
 from navarch_plan.providers.base import Provider
 
@@ -109,6 +115,8 @@ def _outcome(error: ProviderError) -> str:
         return "over quota (whole provider)" if error.provider_wide else "over quota"
     if isinstance(error, NotOfferedError):
         return "not offered here"
+    if isinstance(error, NoCapacityListedError):
+        return "no capacity (live catalog)"
     return "no capacity"
 
 

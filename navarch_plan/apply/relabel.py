@@ -29,6 +29,7 @@ from navarch_plan.plan import Action
 from navarch_plan.providers.base import LabelSetter
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.ops import Put
 
 __all__ = ["update_labels"]
 
@@ -47,7 +48,7 @@ def update_labels(action: Action, wanted: DesiredNode, provider: LabelSetter,
     provider.set_labels(action.node_id, labels)
     updated = dataclasses.replace(record, spec=spec, spec_hash=labels[LABEL_SPEC],
                                   labels=labels)
-    store.record({"op": "put", "address": action.address, "record": updated.to_json()})
+    store.record(Put(action.address, updated))
 
 
 def _new_spec(action: Action, wanted: DesiredNode, record: NodeRecord) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.apply.keys import read_public_keys
 from navarch_plan.apply.relabel import update_labels
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
@@ -37,7 +38,16 @@ from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.base import LabelSetter, Provider
 from navarch_plan.state.backends import StateStore
-from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.model import Intent, NodeRecord
+from navarch_plan.state.ops import (
+    Depose,
+    ForgetDeposed,
+    IntentDone,
+    IntentLaunched,
+    IntentStarted,
+    Put,
+    Remove,
+)
 
 __all__ = ["ActionRunner", "LaunchDeferred"]
 
@@ -56,10 +66,6 @@ class LaunchDeferred(NavarchError):
     def __init__(self, cause: RateLimitError) -> None:
         self.cause = cause
         super().__init__(str(cause))
-
-
-def _put(address: str, record: NodeRecord) -> dict[str, object]:
-    return {"op": "put", "address": address, "record": record.to_json()}
 
 
 def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
@@ -91,7 +97,7 @@ class ActionRunner:
         intent stays until an action closes it, or a later plan settles it."""
         doc = self.store.loaded
         dropped = [n["id"] for n in notes if n.get("kind") == "drop" and n.get("id")]
-        ops = [{"op": "intent_done", "id": i} for i in dropped if i in doc.intents]
+        ops = [IntentDone(i) for i in dropped if i in doc.intents]
         if ops:
             self.store.record(*ops)
 
@@ -114,37 +120,36 @@ class ActionRunner:
         if action.reason == Reason.DELETED_OUTSIDE:
             # The plan proved the recorded instance gone: drop its record first, so that
             # a failed create leaves no record of an instance that no longer exists.
-            self.store.record({"op": "remove", "address": action.address})
+            self.store.record(Remove(action.address))
         record, intent_done = self._provision(action, deferrable)
-        self.store.record(_put(action.address, record), intent_done)
+        self.store.record(Put(action.address, record), intent_done)
 
     def _replace(self, action: Action) -> None:
         if action.replace_mode == "destroy_before_create" and not action.new_node_id:
             self._terminate(action)
-            self.store.record({"op": "remove", "address": action.address})
+            self.store.record(Remove(action.address))
             self._create(action, deferrable=False)
             return
         record, intent_done = self._provision(action)
         # Old node to `deposed` and new node in, before the old one is terminated: a crash
         # in between leaves a deposed record that the next plan deletes.
-        self.store.record({"op": "depose", "address": action.address},
-                          _put(action.address, record), intent_done)
+        self.store.record(Depose(action.address), Put(action.address, record), intent_done)
         self._terminate(action)
-        self.store.record({"op": "forget_deposed", "id": action.node_id})
+        self.store.record(ForgetDeposed(action.node_id))
 
     def _delete(self, action: Action) -> None:
         self._terminate(action)
         self._forget(action)
         if action.intent_id:
-            self.store.record({"op": "intent_done", "id": action.intent_id})
+            self.store.record(IntentDone(action.intent_id))
 
     def _forget(self, action: Action) -> None:
         doc = self.store.loaded
         if action.node_id in doc.deposed:
-            self.store.record({"op": "forget_deposed", "id": action.node_id})
+            self.store.record(ForgetDeposed(action.node_id))
         current = doc.nodes.get(action.address)
         if current is not None and current.id == action.node_id:
-            self.store.record({"op": "remove", "address": action.address})
+            self.store.record(Remove(action.address))
 
     def _update(self, action: Action) -> None:
         provider = self.providers[action.provider]
@@ -166,11 +171,11 @@ class ActionRunner:
             raise StalePlanError(f"{action.address}: instance {action.node_id} no longer "
                                "carries the spec label it was planned with; make a new plan")
         record = self._record(wanted, node, self._ref_values(action), placement)
-        self.store.record(_put(action.address, record), *self._intent_done(action.intent_id))
+        self.store.record(Put(action.address, record), *self._intent_done(action.intent_id))
 
     # -- cloud calls -----------------------------------------------------------------
     def _provision(self, action: Action,
-                   deferrable: bool = True) -> tuple[NodeRecord, dict[str, str]]:
+                   deferrable: bool = True) -> tuple[NodeRecord, IntentDone]:
         """Provision (failing over across the action's candidates), or take the node an
         interrupted launch made, and wait until running; returns the record and the
         intent_done operation, for the caller to write with what the node replaces."""
@@ -183,7 +188,7 @@ class ActionRunner:
             intent_id = action.intent_id
         else:
             created, placement, intent_id = self._launch(action, node, refs, deferrable)
-        done = {"op": "intent_done", "id": intent_id}
+        done = IntentDone(intent_id)
         try:
             created = self.waits.wait_running(action, created, launched)
         except NavarchError:
@@ -201,24 +206,25 @@ class ActionRunner:
         """The Provision calls, each after its durable intent; returns the new node, its
         placement and the id of the intent it was made under (still open)."""
         attempt = _Attempt(action)
+        public_keys = read_public_keys(node)
 
         def make(p: Placement) -> ProvisionRequest:
             return ProvisionRequest(
                 name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
-                ssh_key_names=node.ssh_keys,
+                ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
                 idempotency_key=attempt.next_key(p))
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:
             if not attempt.resumed:  # a resumed launch re-uses the intent it left
-                self.store.record({"op": "intent", "intent": attempt.intent(p, self.clock)})
+                self.store.record(IntentStarted(attempt.intent(p, self.clock)))
             if attempt.count > 1:  # a failover: say where it went (the start said the first)
                 self.hooks.action_progress(action, f"launching on {p.where}")
 
         def failed_over(failure: Attempt) -> None:
             # Capacity and quota errors prove nothing was created: the intent can go.
-            self.store.record({"op": "intent_done", "id": attempt.id})
+            self.store.record(IntentDone(attempt.id))
             self.hooks.failover_attempt(action, failure)
 
         def launch(p: Placement, request: ProvisionRequest) -> Node:
@@ -232,8 +238,7 @@ class ActionRunner:
                 created = self.waits.recover_launch(p.provider, request, exc, started)
             # The id is durable before the (possibly very long) boot wait: a run killed
             # now leaves an intent that names its instance.
-            self.store.record({"op": "intent_launched", "id": attempt.id,
-                               "node_id": created.id})
+            self.store.record(IntentLaunched(attempt.id, created.id))
             return created
 
         try:
@@ -244,7 +249,7 @@ class ActionRunner:
             # A duplicate launch proves the first one happened: its intent stays, for the
             # next plan to find the instance by name.
             if attempt.id and not isinstance(exc, DuplicateLaunchError):
-                self.store.record({"op": "intent_done", "id": attempt.id})
+                self.store.record(IntentDone(attempt.id))
             if isinstance(exc, RateLimitError) and deferrable:
                 raise LaunchDeferred(exc) from exc
             raise
@@ -256,8 +261,8 @@ class ActionRunner:
               placement: Placement) -> None:
         record = self._record(self.desired[action.address], created, refs, placement)
         if action.action == ActionKind.REPLACE and action.replace_mode != "destroy_before_create":
-            self.store.record({"op": "depose", "address": action.address})
-        self.store.record(_put(action.address, record))
+            self.store.record(Depose(action.address))
+        self.store.record(Put(action.address, record))
 
     def _terminate(self, action: Action) -> None:
         self.store.check_held()
@@ -275,8 +280,8 @@ class ActionRunner:
         doc = self.store.loaded
         return doc.lineage
 
-    def _intent_done(self, intent_id: str) -> list[dict[str, str]]:
-        return [{"op": "intent_done", "id": intent_id}] if intent_id else []
+    def _intent_done(self, intent_id: str) -> list[IntentDone]:
+        return [IntentDone(intent_id)] if intent_id else []
 
     # -- records ---------------------------------------------------------------------
     def _ref_values(self, action: Action) -> dict[str, str]:
@@ -322,8 +327,8 @@ class _Attempt:
         self.key = a.idempotency_key if resuming else self.id
         return self.key
 
-    def intent(self, p: Placement, clock: Clock) -> dict[str, str]:
-        return {"id": self.id, "address": self.action.address, "provider": p.provider,
-                "region": p.region, "zone": p.zone, "instance_type": p.instance_type,
-                "name": self.action.name, "idempotency_key": self.key,
-                "started_at": clock.now_iso()}
+    def intent(self, p: Placement, clock: Clock) -> Intent:
+        return Intent(id=self.id, address=self.action.address, provider=p.provider,
+                      region=p.region, zone=p.zone, instance_type=p.instance_type,
+                      name=self.action.name, idempotency_key=self.key,
+                      started_at=clock.now_iso())

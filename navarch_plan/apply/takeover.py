@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from navarch_plan.clock import Clock
 from navarch_plan.config.desired import DesiredNode, Placement
@@ -20,6 +19,7 @@ from navarch_plan.model import LABEL_ADDRESS, LABEL_LINEAGE, Node, address_from_
 from navarch_plan.planner.ownership import ownership_labels
 from navarch_plan.providers.base import LabelSetter, NodeGetter, Provider
 from navarch_plan.state.model import NodeRecord, StateDoc
+from navarch_plan.state.ops import JournalOp, Put
 
 __all__ = ["TakeOver", "Taken"]
 
@@ -51,7 +51,7 @@ class TakeOver:
                 return node
         raise UsageError(f"no instance {node_id} on {' or '.join(names)}")
 
-    def import_one(self, address: str, node: Node, taken: Taken) -> list[dict[str, Any]]:
+    def import_one(self, address: str, node: Node, taken: Taken) -> list[JournalOp]:
         """The journal operations that record `node` at `address` (after relabelling it);
         refuses with a NavarchError when it cannot go there."""
         wanted = self.desired.get(address)
@@ -75,13 +75,13 @@ class TakeOver:
             status=node.status.value, ip_address=node.ip_address, labels=labels,
             created_at=self.clock.now_iso(), ref_values=self._refs(wanted))
         taken.recorded.append((address, node.id))
-        return [{"op": "put", "address": address, "record": record.to_json()}]
+        return [Put(address, record)]
 
-    def adopt(self, lineage: str, nodes: list[Node], taken: Taken) -> list[dict[str, Any]]:
+    def adopt(self, lineage: str, nodes: list[Node], taken: Taken) -> list[JournalOp]:
         """Every instance of this workspace carrying `lineage`: relabelled as ours, and
         recorded where its address is desired and free (the rest the next plan handles
         as this state's own: adopted, or deleted if nothing desires them)."""
-        ops: list[dict[str, Any]] = []
+        ops: list[JournalOp] = []
         for node in sorted(nodes, key=lambda n: n.id):
             if node.labels.get(LABEL_LINEAGE) != lineage or node.status.is_gone:
                 continue

@@ -34,7 +34,13 @@ from navarch_plan.errors import (
     TransientError,
 )
 from navarch_plan.model import Node, ProvisionRequest, RateLimit
-from navarch_plan.providers.base import LabelSetter, NodeGetter, Provider, RateLimited
+from navarch_plan.providers.base import (
+    LabelSetter,
+    LaunchPrechecked,
+    NodeGetter,
+    Provider,
+    RateLimited,
+)
 
 __all__ = ["Gate", "GatedProvider", "Pacer", "RetryPolicy", "CallKind", "SCHEDULER_OPTIONS",
            "gate_for", "retry_policy", "retrying"]
@@ -91,6 +97,18 @@ class Pacer:
             self._next = now + self.interval
             return 0.0
 
+    def booking(self) -> float:
+        """The mark of the latest slot booked by `admit` (for `give_back`)."""
+        with self._lock:
+            return self._next
+
+    def give_back(self, booking: float) -> None:
+        """A slot booked at admission that no call used: free it, unless another
+        booking or call came since (then it is no longer the latest to give back)."""
+        with self._lock:
+            if self._next == booking:
+                self._next = self._last + self.interval
+
     def slot(self, booked: bool) -> float:
         """When this call may start (monotonic), recorded as started then. A booked
         call keeps its slot: it only keeps its distance from the previous call and
@@ -143,12 +161,18 @@ class Gate:
     @contextmanager
     def booked(self, kind: CallKind | None) -> Iterator[None]:
         """Run an admitted action in this worker: its first `kind` call uses the slot
-        booked at admission."""
-        _local.booked = {(id(self), kind)} if kind else set()
+        booked at admission. An action that made no such call (every launch it meant
+        was skipped before the call, or it failed over elsewhere) gives the slot back."""
+        held = (id(self), kind)
+        booking = self.pacers[kind].booking() if kind else None
+        _local.booked = {held} if kind else set()
         try:
             yield
         finally:
+            unused = kind is not None and held in _local.booked
             _local.booked = set()
+            if unused and kind is not None and booking is not None:
+                self.pacers[kind].give_back(booking)
 
     def wait_turn(self, kind: CallKind) -> None:
         held: set[tuple[int, str]] = getattr(_local, "booked", set())
@@ -191,7 +215,12 @@ class GatedProvider:
         self._rng = rng or random.Random()
 
     def provision(self, req: ProvisionRequest) -> Node:
-        return self._paced("launch", lambda: self.inner.provision(req))
+        """A provider that can tell a launch is doomed (LaunchPrechecked) says so before
+        the launch waits for its slot: a region skipped that way costs no launch slot."""
+        inner = self.inner
+        if isinstance(inner, LaunchPrechecked):
+            self._paced("call", lambda: inner.check_launch(req))
+        return self._paced("launch", lambda: inner.provision(req))
 
     def terminate(self, node_id: str) -> bool | None:
         return self._retried("terminate", lambda: self.inner.terminate(node_id))

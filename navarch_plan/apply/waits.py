@@ -25,6 +25,7 @@ from navarch_plan.errors import (
     LaunchLostError,
     NotRunningError,
     ProviderError,
+    RateLimitError,
     TerminateTimeoutError,
     TransientError,
     VanishedError,
@@ -149,18 +150,23 @@ class CloudWaits:
         return self._look_for(provider_name, req, failure, launched)
 
     def _resend(self, provider_name: str, req: ProvisionRequest,
-                failure: TransientError) -> Node:
+                failure: ProviderError) -> Node:
         """Same name, same key: the cloud returns the first launch's instance, or makes
-        the one it never made (EC2's documented recovery for a lost RunInstances)."""
+        the one it never made (EC2's documented recovery for a lost RunInstances). A
+        re-send refused for rate proves nothing about the first launch: it is re-sent
+        again after the wait the cloud asked for, never given up as if nothing was made."""
         delay = _FIRST_DELAY
+        hold = 0.0
         for _ in range(_RESENDS):
             if self.stop.is_set():
                 break
-            delay = self._pause(delay)
+            delay = self._pause(max(delay, hold))
             try:
                 return self.providers[provider_name].provision(req)
             except TransientError as exc:
-                failure = exc
+                failure, hold = exc, 0.0
+            except RateLimitError as exc:
+                failure, hold = exc, exc.retry_after or 0.0
         raise TransientError(f"{failure.message}; outcome unknown after {_RESENDS} re-sends "
                              "with the same idempotency key: the next plan settles it",
                              provider=provider_name, region=req.region,

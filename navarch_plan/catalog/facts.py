@@ -15,6 +15,7 @@ Lambda's live `/instance-types` API stays authoritative for Lambda at run time.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +30,8 @@ __all__ = [
     "CLOUDS",
     "FAKE_CATALOG",
     "FAKE_REGIONS",
+    "ON_DEMAND",
+    "PURCHASE_MODELS",
     "AbstractType",
     "CloudTable",
     "TypeFacts",
@@ -37,10 +40,14 @@ __all__ = [
     "cloud_table",
     "native_type",
     "offer",
+    "purchase_problem",
     "type_facts",
 ]
 
 CLOUDS = ("fake", "lambda", "gcp", "aws")
+#: How a type can be bought. A pool buys on-demand today; spot is issue 15's `spot_policy`.
+PURCHASE_MODELS = ("on-demand", "spot", "reservation", "flex-start")
+ON_DEMAND = "on-demand"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,9 @@ class TypeFacts:
     memory_gb: float
     price_per_hr: float | None
     regions: tuple[str, ...]
+    # How the cloud sells it (PURCHASE_MODELS): a type left out of on-demand can only be
+    # had through the others, and a pool that buys on-demand must not resolve to it.
+    purchase: frozenset[str] = frozenset({ON_DEMAND})
 
     def offer(self, regions: Sequence[str] | None = None) -> InstanceType:
         """As an InstanceType; `regions` overrides the catalog's (AWS offers every type in
@@ -76,6 +86,7 @@ class CloudTable:
     currency: str
     note: str
     types: Mapping[str, TypeFacts]
+    purchase_source: str = ""  # where the types' purchase models were read, and when
 
 
 @dataclass(frozen=True)
@@ -102,28 +113,33 @@ def _document() -> Mapping[str, Any]:
     # importlib.resources finds the file in a source checkout, an installed wheel or a zip
     # alike. Cached: the only file read the catalog ever does.
     source = resources.files("navarch_plan").joinpath("data").joinpath("catalog.json")
-    return json.loads(source.read_text(encoding="utf-8"))
+    data: Mapping[str, Any] = json.loads(source.read_text(encoding="utf-8"))
+    return data
 
 
 def _price(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _facts(name: str, raw: Mapping[str, Any]) -> TypeFacts:
+def _facts(name: str, raw: Mapping[str, Any], purchase: Sequence[str]) -> TypeFacts:
+    """`purchase`: the table's default, for a type that does not list its own."""
     return TypeFacts(name=name, gpu_type=str(raw["gpu_type"]), gpu_count=int(raw["gpu_count"]),
                      gpu_memory_gb=int(raw["gpu_memory_gb"]), vcpus=int(raw["vcpus"]),
                      memory_gb=float(raw["memory_gb"]), price_per_hr=_price(raw["price_per_hr"]),
-                     regions=tuple(raw["regions"]))
+                     regions=tuple(raw["regions"]),
+                     purchase=frozenset(raw.get("purchase", purchase)))
 
 
 @cache
 def cloud_table(cloud: str) -> CloudTable:
     """The catalog's table for one of CLOUDS; KeyError for any other name."""
     raw = _document()["clouds"][cloud]
-    types = {name: _facts(name, entry) for name, entry in raw["types"].items()}
+    purchase = raw.get("purchase_default", [ON_DEMAND])
+    types = {name: _facts(name, entry, purchase) for name, entry in raw["types"].items()}
     return CloudTable(cloud=cloud, price_source=raw["price_source"],
                       price_date=raw["price_date"], currency=raw["currency"], note=raw["note"],
-                      types=MappingProxyType(types))
+                      types=MappingProxyType(types),
+                      purchase_source=raw.get("purchase_source", ""))
 
 
 def cloud_offers(cloud: str) -> list[InstanceType]:
@@ -141,6 +157,18 @@ def offer(cloud: str, name: str) -> InstanceType | None:
     """One native type of a cloud as an offer; None when the catalog does not know it."""
     facts = type_facts(cloud, name)
     return None if facts is None else facts.offer()
+
+
+def purchase_problem(cloud: str, name: str, model: str = ON_DEMAND) -> str | None:
+    """Why a pool buying `model` cannot have this type, with how it can be bought and
+    where the catalog read that; None when it can (or the catalog does not know it)."""
+    facts = type_facts(cloud, name)
+    if facts is None or model in facts.purchase:
+        return None
+    ways = ", ".join(m for m in PURCHASE_MODELS if m in facts.purchase) or "none recorded"
+    url = re.search(r"https?://[^\s),]+", cloud_table(cloud).purchase_source)
+    source = f"; see {url.group(0)}" if url else ""
+    return f"{name} is not sold {model} on {cloud}: only as {ways}{source}"
 
 
 @cache

@@ -17,8 +17,11 @@ from navarch_plan.render.offers import offer_rows
 __all__ = ["select_offers"]
 
 
-def _gpu_memory(provider_type: str, name: str) -> float | None:
-    facts = type_facts(provider_type, name)
+def _gpu_memory(provider_type: str, offer: InstanceType) -> float | None:
+    """What the offer says (a live catalog), else what the shipped catalog knows."""
+    if offer.gpu_memory_gb is not None:
+        return offer.gpu_memory_gb
+    facts = type_facts(provider_type, offer.name)
     return facts.gpu_memory_gb if facts else None
 
 
@@ -32,7 +35,7 @@ def _matching(config: Config, offers: Mapping[str, Sequence[InstanceType]], gpu:
     for provider, items in offers.items():
         ptype = config.providers[provider].type
         kept[provider] = [o for o in items if any(
-            s.matches(o.gpu_type, o.gpu_count, _gpu_memory(ptype, o.name)) for s in specs)]
+            s.matches(o.gpu_type, o.gpu_count, _gpu_memory(ptype, o)) for s in specs)]
     return kept
 
 

@@ -39,6 +39,7 @@ from navarch_plan.state.backends import (
     state_from_url,
     state_location,
 )
+from navarch_plan.state.ops import Remove
 from navarch_plan.state.stores.local import write_json_atomically
 
 __all__ = ["IO", "dispatch"]
@@ -310,7 +311,7 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     with engine.locked("state rm") as doc:
         if args.address not in doc.nodes:
             raise UsageError(f"{args.address} is not in state")
-        engine.store.record({"op": "remove", "address": args.address})
+        engine.store.record(Remove(args.address))
     io.out(f"Removed {args.address} from state. The instance itself was not touched; while "
            "it carries this workspace's labels, the next plan adopts or deletes it.")
     return 0

@@ -194,7 +194,7 @@ class LiveHooks(Hooks):
             action = item.action
             grid.add_row(item.spinner, action.key,
                          reporting.VERBS[action.action.value][0],
-                         f"{action.provider}/{action.region}",
+                         reporting.location(action),
                          f"{now - item.since:.1f}s", Text(item.message, style="dim"))
         rows: list[RenderableType] = [grid] if shown else []
         if len(shown) < len(running):

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 from navarch_plan.apply.failover import Attempt
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.config.desired import where
 from navarch_plan.plan import Action
 
-__all__ = ["LineHooks", "JsonHooks", "VERBS", "started", "finished", "failed_over",
+__all__ = ["LineHooks", "JsonHooks", "VERBS", "location", "started", "finished", "failed_over",
            "failed", "skipped", "timestamp"]
 
 Emit = Callable[[str], None]
@@ -35,8 +36,13 @@ def timestamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def location(action: Action) -> str:
+    """Where an action acts, as failover lines say it: the zone when it has one."""
+    return where(action.provider, action.region, action.zone)
+
+
 def started(action: Action) -> str:
-    return f"{action.key}: {VERBS[action.action.value][0]} on {action.provider}/{action.region}..."
+    return f"{action.key}: {VERBS[action.action.value][0]} on {location(action)}..."
 
 
 def finished(action: Action, took: float) -> str:
@@ -106,7 +112,7 @@ class JsonHooks(Hooks):
         if action is not None:
             body.update(address=action.address, key=action.key, action=action.action.value,
                         reason=action.reason.value, provider=action.provider,
-                        region=action.region)
+                        region=action.region, zone=action.zone)
         body.update(fields)
         with self._lock:
             self.emit(json.dumps(body, sort_keys=True))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
 from navarch_plan.config.schema import launch_validator
+from navarch_plan.config.yamlpos import Path as KeyPath
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 
@@ -21,8 +22,9 @@ MAX_TOTAL_NODES = 100_000
 
 
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
-                  types: Mapping[str, ProviderType]
+                  types: Mapping[str, ProviderType], public_keys: Mapping[str, str] | None = None
                   ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+    """`public_keys`: ssh_public_keys, name -> key text or .pub path."""
     for name, provider in providers.items():
         if provider.type not in types:
             known = ", ".join(sorted(types))
@@ -41,7 +43,8 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
         _check_providers(spec, providers, ctx, path)
         ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
         groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
-        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path):
+        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path,
+                              public_keys or {}):
             desired[node.address] = node
     _check_cycles(groups, ctx)
     return groups, desired
@@ -58,7 +61,7 @@ def _group_specs(data: dict[str, Any], ctx: Context) -> list[tuple[str, str, dic
 
 
 def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
-                     ctx: Context, path: tuple) -> None:
+                     ctx: Context, path: KeyPath) -> None:
     """Every provider the pool names exists, and is named once."""
     entries = spec.get("providers", [])
     if "provider" in spec and entries:
@@ -76,7 +79,7 @@ def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfi
                         "regions instead")
 
 
-def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: tuple) -> set[str]:
+def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: KeyPath) -> set[str]:
     deps = set()
     for ref in find_refs(user_data):
         where = (*path, "user_data")
@@ -94,7 +97,7 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: t
 
 
 def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
-           counts: Mapping[str, int], ctx: Context, path: tuple) -> Group:
+           counts: Mapping[str, int], ctx: Context, path: KeyPath) -> Group:
     depends_on = list(spec.get("depends_on", []))
     for i, dep in enumerate(depends_on):
         if dep not in counts:
@@ -117,21 +120,25 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
 
 def _nodes_of(kind: str, name: str, spec: dict[str, Any],
               providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
-              defaults: dict[str, Any], ctx: Context, path: tuple) -> list[DesiredNode]:
+              defaults: dict[str, Any], ctx: Context, path: KeyPath,
+              public_keys: Mapping[str, str]) -> list[DesiredNode]:
     placements = placements_of(spec, providers, defaults, ctx, path)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
+    keys = {k: public_keys[k] for k in ssh_keys if k in public_keys}
     user_data = spec.get("user_data", "")
     for placement in placements:
         facts = NodeFacts(region=placement.region, zone=placement.zone,
                           instance_type=placement.instance_type, ssh_keys=ssh_keys,
-                          labels=labels, user_data=user_data)
+                          labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys))
         provider = providers[placement.provider]
-        for problem in types[provider.type].check_node(provider.options, facts):
-            raise ctx.error(_problem_path(problem, provider, spec, defaults, path),
-                            problem.message)
         if placement.launch_json:
             _check_launch(placement, types[provider.type], spec, ctx, path)
+        # The options this candidate launches with: the provider's, under the pool's.
+        options = {**provider.options, **placement.launch}
+        for problem in types[provider.type].check_node(options, facts):
+            raise ctx.error(_problem_path(problem, provider, placement, spec, defaults, path),
+                            problem.message)
     addresses = ([pool_address(name, i) for i in range(spec["nodes"])] if kind == "pool"
                  else [named_address(name)])
     return [
@@ -139,16 +146,15 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
             address=address, group=name, index=i if kind == "pool" else None,
             ssh_keys=ssh_keys, labels=labels, user_data=user_data,
             candidates=tuple(placements), refs=tuple(find_refs(user_data)),
-            strategy=spec.get("strategy", "priority"),
+            strategy=spec.get("strategy", "priority"), public_keys=keys,
         )
         for i, address in enumerate(addresses)
     ]
 
 
 def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any],
-                  ctx: Context, path: tuple) -> None:
+                  ctx: Context, path: KeyPath) -> None:
     """A pool's launch overrides: only options the candidate's type lets a pool set."""
-    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
     for error in launch_validator(kind).iter_errors(placement.launch):
         key = str(error.path[0]) if error.path else ""
         if not key:  # an unknown option: additionalProperties names none in the path
@@ -158,17 +164,27 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
                        f"{placement.provider!r} (a pool may set: {allowed})")
         else:
             message = error.message
-        where = ((*path, "providers", placement.entry, "launch", key)
-                 if key in entry.get("launch", {}) else (*path, "launch", key))
-        raise ctx.error(where, message)
+        raise ctx.error(_launch_path(placement, spec, path, key), message)
 
 
-def _problem_path(problem: NodeProblem, provider: ProviderConfig, spec: dict[str, Any],
-                  defaults: dict[str, Any], path: tuple) -> tuple:
-    """Where in the file a provider type's objection points: the option it lacks, else
-    the node's key (in the node, else in `defaults`), else the node itself."""
+def _launch_path(placement: Placement, spec: dict[str, Any], path: KeyPath,
+                 key: str) -> KeyPath:
+    """Where a pool sets launch option `key`: its providers entry's `launch`, else its own."""
+    entry = spec.get("providers", [{}])[placement.entry] if spec.get("providers") else {}
+    return ((*path, "providers", placement.entry, "launch", key)
+            if key in entry.get("launch", {}) else (*path, "launch", key))
+
+
+def _problem_path(problem: NodeProblem, provider: ProviderConfig, placement: Placement,
+                  spec: dict[str, Any], defaults: dict[str, Any], path: KeyPath) -> KeyPath:
+    """Where in the file a provider type's objection points: the option it lacks (where
+    the pool overrides it, else in the provider), else the node's key (in the node, else
+    in `defaults`), else the node itself."""
     if problem.option:
-        return ("providers", provider.name, *problem.option.split("."))
+        head, *rest = problem.option.split(".")
+        if head in placement.launch:
+            return (*_launch_path(placement, spec, path, head), *rest)
+        return ("providers", provider.name, head, *rest)
     keys = tuple(problem.field.split(".", 1)) if problem.field else ()
     if keys and _has(spec, keys):
         return (*path, *keys)

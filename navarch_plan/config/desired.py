@@ -67,6 +67,12 @@ class Group:
     max_hourly_cost: float | None = None
 
 
+def where(provider: str, region: str, zone: str = "") -> str:
+    """`lambda/us-east-1`, or `gcp/us-central1-a` when a zone is set: how progress and
+    failover lines name a place (a zone names its region)."""
+    return "/".join(x for x in (provider, zone or region) if x)
+
+
 @dataclass(frozen=True)
 class Placement:
     """One place a node may run: a candidate of its pool. `priority`, `weight` and
@@ -94,8 +100,7 @@ class Placement:
 
     @property
     def where(self) -> str:
-        """`lambda/us-east-1`, or `gcp/us-central1-a` when a zone is set."""
-        return "/".join(x for x in (self.provider, self.zone or self.region) if x)
+        return where(self.provider, self.region, self.zone)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,10 @@ class DesiredNode:
     # The state's fingerprint key: user_data's fingerprint in the spec (and so the spec
     # hash) is an HMAC under it. Empty: the plain sha256, as before keys existed.
     fingerprint_key: str = ""
+    # ssh_keys name -> its public key as the config gives it (`ssh_public_keys`): OpenSSH
+    # key text, or the path of a .pub file (joined to the config's folder), which apply
+    # reads when it launches. Not in the spec: the names are.
+    public_keys: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))

@@ -5,6 +5,8 @@ Every error is a ConfigError naming file:line:column and the key path.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import posixpath
@@ -19,7 +21,7 @@ from navarch_plan.config.types import Config, Context, ProviderConfig, StateConf
 from navarch_plan.config.yamlpos import load_yaml
 from navarch_plan.providers.base import ProviderType
 
-__all__ = ["parse_config"]
+__all__ = ["is_public_key", "parse_config", "public_key_problem"]
 
 
 def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
@@ -43,7 +45,8 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
-    groups, desired = build_desired(data, providers, ctx, types)
+    public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir)
+    groups, desired = build_desired(data, providers, ctx, types, public_keys)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Config(
         file=file,
@@ -58,6 +61,53 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         workspace_explicit="workspace" in data,
         env_values=frozenset(env_values),
     )
+
+
+# OpenSSH public key types (ssh-keygen -t ..., and FIDO keys).
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
+              "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com",
+              "sk-ecdsa-sha2-nistp256@openssh.com")
+_KEY_LINE = re.compile(r"^(?P<type>\S+) (?P<blob>AAAA[A-Za-z0-9+/]+={0,3})(?: [^\n]*)?$")
+
+
+def is_public_key(text: str) -> bool:
+    """Whether `text` is written as key text (a type word), not as a file's path."""
+    return text.strip().startswith(("ssh-", "ecdsa-", "sk-"))
+
+
+def public_key_problem(text: str) -> str | None:
+    """Why `text` is not one OpenSSH public key line (TYPE BASE64 [COMMENT]), or None. The
+    base64 must decode to a key of the same type, as sshd reads it."""
+    m = _KEY_LINE.match(text.strip())
+    if not m or m.group("type") not in _KEY_TYPES:
+        return ("is not an OpenSSH public key (TYPE AAAA... [comment], TYPE one of "
+                f"{', '.join(_KEY_TYPES[:3])}, ...)")
+    try:
+        blob = base64.b64decode(m.group("blob"), validate=True)
+    except (binascii.Error, ValueError):
+        return "is not an OpenSSH public key: its base64 part does not decode"
+    size = int.from_bytes(blob[:4], "big")
+    if blob[4:4 + size] != m.group("type").encode():
+        return f"is not an OpenSSH public key: its base64 part is not a {m.group('type')} key"
+    return None
+
+
+def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str) -> dict[str, str]:
+    """Name -> key text, or the .pub file's path joined to the config's folder (read by
+    apply, at the edge: the config stays pure)."""
+    out = {}
+    for name, value in keys.items():
+        if is_public_key(value):
+            if (why := public_key_problem(value)) is not None:
+                raise ctx.error(("ssh_public_keys", name), f"{name} {why}")
+            out[name] = value.strip()
+        elif value.endswith(".pub"):
+            out[name] = posixpath.normpath(posixpath.join(base_dir, value))
+        else:
+            raise ctx.error(("ssh_public_keys", name), f"{name}: give the public key text "
+                            "(ssh-ed25519 AAAA...) or the path of its .pub file; never a "
+                            "private key")
+    return out
 
 
 def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateConfig:
@@ -111,7 +161,7 @@ def _leaves(err: Any) -> list[Any]:
 def _name_rule(err: Any) -> str:
     if err.validator == "not":
         return "the navarch- prefix is reserved for ownership labels"
-    return err.schema.get("description", err.message)
+    return str(err.schema.get("description", err.message))
 
 
 def _refuse_unsupported(data: dict[str, Any], ctx: Context) -> None:

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.catalog.facts import cloud_table, native_type
+from navarch_plan.catalog.facts import ON_DEMAND, cloud_table, native_type, purchase_problem
 from navarch_plan.catalog.gpu_spec import GpuSpecError, matching_types, parse_gpu_specs
 from navarch_plan.config.desired import Placement
 
@@ -45,7 +45,12 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
                                   launch_json)
                         for t in types]
     if not out:
-        raise ctx.error((*path, "gpu"), "no provider of this pool offers the requested GPUs")
+        unbuyable = [why for _, e in _entries(spec)
+                     for name in matching_types(gpus, _catalog_facts(providers[e["name"]].type,
+                                                                     on_demand=False))
+                     if (why := purchase_problem(providers[e["name"]].type, name))]
+        raise ctx.error((*path, "gpu"), "no provider of this pool offers the requested GPUs"
+                        + (" on-demand: " + "; ".join(unbuyable) if unbuyable else ""))
     return out
 
 
@@ -76,18 +81,26 @@ def _types(entry: dict[str, Any], spec: dict[str, Any], provider: ProviderConfig
            gpus: list[Any], ctx: Context, where: tuple) -> list[str]:
     wanted = entry.get("instance_type") or spec.get("instance_type")
     if wanted:
+        pool = where[:-2] if len(where) > 1 and where[-2] == "providers" else where[:-1]
+        key = (*(where if entry.get("instance_type") else pool), "instance_type")
         native = native_type(provider.type, wanted)
         if native is None:
-            key = (*where, "instance_type") if entry.get("instance_type") else where
             raise ctx.error(key, f"{wanted!r} has no {provider.type} equivalent; name a "
                             "native instance type instead")
+        # A pool buys on-demand: a type the cloud sells only otherwise would fail every
+        # launch, so it fails here, saying how it can be bought.
+        if (why := purchase_problem(provider.type, native)) is not None:
+            meaning = f"{wanted} means {native} on {provider.name}; " if wanted != native else ""
+            raise ctx.error(key, meaning + why)
         return [native]
     return matching_types(gpus, _catalog_facts(provider.type))
 
 
-def _catalog_facts(provider_type: str) -> list[Any]:
-    """The shipped catalog's types for a cloud; plugin clouds have none (use a type)."""
+def _catalog_facts(provider_type: str, on_demand: bool = True) -> list[Any]:
+    """The shipped catalog's types for a cloud (those a pool can buy: on-demand); plugin
+    clouds have none (name a type)."""
     try:
-        return list(cloud_table(provider_type).types.values())
+        return [f for f in cloud_table(provider_type).types.values()
+                if ON_DEMAND in f.purchase or not on_demand]
     except KeyError:
         return []

@@ -7,15 +7,24 @@ from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
-from navarch_plan.model import Node, NodeStatus, parse_address
+from navarch_plan.model import (
+    LABEL_ADDRESS,
+    Node,
+    NodeStatus,
+    address_from_label,
+    named_address,
+    parse_address,
+)
 from navarch_plan.plan import Action, ActionKind, Plan
+from navarch_plan.planner.graph import in_scope
+from navarch_plan.planner.observed import Observed
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
     from navarch_plan.planner.inputs import PlanInputs
 
-__all__ = ["check_budget", "check_prevent_destroy", "check_saved_actions", "plan_cost",
-           "no_changes_reason"]
+__all__ = ["check_budget", "check_prevent_destroy", "check_replace", "check_saved_actions",
+           "plan_cost", "no_changes_reason", "plural"]
 
 
 def check_prevent_destroy(actions: Sequence[Action], groups: Mapping[str, Group]) -> None:
@@ -36,35 +45,49 @@ def _sum(prices: list[float | None]) -> tuple[float, bool]:
 
 def plan_cost(inputs: PlanInputs, state: StateDoc, owned: Mapping[str, Node],
               actions: Sequence[Action]) -> dict[str, Any]:
-    """Hourly cost, per pool and in all, of what runs now (recorded and alive) and of
-    what runs after this plan. An unknown price makes a total a lower bound
-    ("complete": false), never a silent zero."""
+    """Hourly cost, per pool and in all, of every instance this state owns that bills
+    now (recorded or not, healthy or not: only stopped and ended ones do not), and of
+    what bills after this plan: those minus what it terminates, plus what it launches.
+    Adopting an instance changes nothing: it bills already. An unknown price makes a
+    total a lower bound ("complete": false), never a silent zero."""
     def price(provider: str, itype: str) -> float | None:
         return inputs.prices.get((provider, itype))
 
+    billing = _billing(state, owned, inputs.observed or Observed.of(inputs.live))
+    ended = {a.node_id for a in actions
+             if a.action in (ActionKind.DELETE, ActionKind.REPLACE) and a.node_id}
     before: dict[str, list[float | None]] = {}
     after: dict[str, list[float | None]] = {}
-    # An update keeps its instance, and what it costs: it counts as running on.
-    acting = {a.address: a for a in actions
-              if a.key == a.address and a.action != ActionKind.UPDATE}
-    for address, record in state.nodes.items():
-        live = owned.get(record.id)
-        if live is None or live.status not in (NodeStatus.RUNNING, NodeStatus.PROVISIONING):
-            continue
-        group = parse_address(address)[1]
-        before.setdefault(group, []).append(price(record.provider, record.instance_type))
-        if address not in acting:
-            after.setdefault(group, []).append(price(record.provider, record.instance_type))
-    for action in acting.values():
-        if action.action in (ActionKind.CREATE, ActionKind.REPLACE):
+    for group, node in billing.values():
+        cost = price(node.provider, node.instance_type)
+        before.setdefault(group, []).append(cost)
+        if node.id not in ended:
+            after.setdefault(group, []).append(cost)
+    for action in actions:
+        launched_already = (action.provider, action.new_node_id) in billing
+        if action.action in (ActionKind.CREATE, ActionKind.REPLACE) and not launched_already:
             after.setdefault(action.group, []).append(action.cost_after)
-        elif action.action == ActionKind.ADOPT:
-            after.setdefault(action.group, []).append(price(action.provider,
-                                                            action.instance_type))
     pools = {g: _totals(before.get(g, []), after.get(g, []))
              for g in sorted(set(before) | set(after))}
     every = _totals([p for v in before.values() for p in v], [p for v in after.values() for p in v])
     return {"currency": "USD", **every, "pools": pools}
+
+
+def _billing(state: StateDoc, owned: Mapping[str, Node], observed: Observed
+             ) -> dict[tuple[str, str], tuple[str, Node]]:
+    """Every instance of this state that bills, by (provider, id), with its pool: owned
+    by its labels, or known to state by id (a record, or the old half of a replacement)."""
+    at = {(r.provider, r.id): a for a, r in state.nodes.items()}
+    known = [observed.by_id.get((r.provider, r.id))
+             for r in (*state.nodes.values(), *state.deposed.values())]
+    found: dict[tuple[str, str], tuple[str, Node]] = {}
+    for node in (*owned.values(), *(n for n in known if n is not None)):
+        if node.status.is_gone or node.status == NodeStatus.STOPPED:
+            continue
+        key = (node.provider, node.id)
+        address = at.get(key) or address_from_label(node.labels.get(LABEL_ADDRESS, ""))
+        found[key] = (parse_address(address)[1] if address else "", node)
+    return found
 
 
 def _totals(before: list[float | None], after: list[float | None]) -> dict[str, Any]:
@@ -107,23 +130,81 @@ def no_changes_reason(plan: Plan, planner: Any) -> str:
     if plan.options.get("refresh_only"):
         drift = len(plan.drift)
         return ("refresh-only: no actions are proposed; " +
-                (f"{drift} drift item(s) found" if drift else "no drift found") + unsure)
+                (plural(drift, "drift item") + " found" if drift else "no drift found") + unsure)
     if plan.options.get("destroy"):
         return ("nothing to destroy: this workspace owns no instances" if not waiting
                 else f"nothing can be destroyed yet{unsure}")
-    desired = len(planner.desired)
-    held = {u.address for u in plan.unsettled} & set(planner.desired)
-    ready = max(0, plan.unchanged - len(held))
-    if desired == 0 and not waiting:
+    desired = planner.desired
+    if not desired and not waiting:
         return "the configuration declares no nodes and this workspace owns none"
-    groups = len({d.group for d in planner.desired.values()})
-    counted = f"all {desired}" if ready == desired else f"{ready} of {desired}"
-    text = (f"{counted} desired node(s) in {groups} pool(s)/named node(s) exist, are "
-            "running or provisioning, and match the configured spec")
-    if ready + len(held) < desired and (plan.options.get("target")
-                                        or plan.options.get("exclude")):
-        text += "; the others are outside this partial plan (--target/--exclude)"
+    groups = planner.inputs.groups
+    scope = [a for a, node in desired.items() if in_scope(a, node.group, groups, plan.options)]
+    held = {u.address for u in plan.unsettled}
+    ready = sum(a in planner.filled and a not in planner.actions and a not in held
+                for a in scope)
+    counted = f"all {len(scope)}" if ready == len(scope) else f"{ready} of {len(scope)}"
+    outside = len(desired) - len(scope)
+    where = "in this partial plan" if outside else "in " + _groups_phrase(
+        {desired[a].group for a in scope}, groups)
+    text = (f"{counted} desired {_noun(len(scope), 'node')} {where} "
+            f"{'exists, is' if len(scope) == 1 else 'exist, are'} running or provisioning, "
+            "and match the configured spec")
+    if outside:
+        text += (f"; {outside} more {_noun(outside, 'is', 'are')} outside it "
+                 f"({_scope_flags(plan.options)}) and {_noun(outside, 'was', 'were')} "
+                 "not compared")
     return text + unsure
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 node`, `2 nodes`."""
+    return f"{count} {_noun(count, noun)}"
+
+
+def _noun(count: int, one: str, many: str = "") -> str:
+    return one if count == 1 else (many or one + "s")
+
+
+def _groups_phrase(names: set[str], groups: Mapping[str, Group]) -> str:
+    pools = sum(groups[n].kind == "pool" for n in names if n in groups)
+    named = len(names) - pools
+    said = [plural(pools, "pool")] if pools else []
+    said += [plural(named, "named node")] if named else []
+    return " and ".join(said) or "no pool"
+
+
+def _scope_flags(options: Mapping[str, Any]) -> str:
+    flags = [f"--target {t}" for t in options.get("target", [])]
+    return ", ".join(flags + [f"--exclude {x}" for x in options.get("exclude", [])])
+
+
+def check_replace(addresses: Sequence[str], state: StateDoc,
+                  groups: Mapping[str, Group]) -> None:
+    """--replace names one recorded node; a pool, or a named node spelt as a pool,
+    gets the address it most likely meant."""
+    for address in addresses:
+        if address not in state.nodes:
+            raise PlanError(f"--replace {address}: no such node in state"
+                            + _address_hint(address, state, groups))
+
+
+def _address_hint(address: str, state: StateDoc, groups: Mapping[str, Group]) -> str:
+    name = address.split(".", 1)[-1].split("[", 1)[0]
+    group = groups.get(name)
+    if group is None:
+        return f" (the config has no pool or named node called {name!r})"
+    if group.kind == "node":
+        return f"; did you mean {named_address(name)}?"
+    recorded = sorted((a for a in state.nodes if parse_address(a)[:2] == ("pool", name)),
+                      key=lambda a: parse_address(a)[2] or 0)
+    if not recorded:
+        return f" (pool {name} has no node in state yet)"
+    span = recorded[0] if len(recorded) == 1 else f"{recorded[0]} ... {recorded[-1]}"
+    has = f"pool {name} has {span} in state"
+    if "[" not in address:
+        return (f"; did you mean {recorded[0]}? --replace takes one node ({has}; repeat "
+                "--replace for more)")
+    return f" ({has})"
 
 
 def check_saved_actions(plan: Plan, config: Any, doc: StateDoc, owned: set[str],

@@ -31,6 +31,7 @@ from navarch_plan.planner.base import placement_of
 from navarch_plan.planner.checks import (
     check_budget,
     check_prevent_destroy,
+    check_replace,
     no_changes_reason,
     plan_cost,
 )
@@ -42,7 +43,6 @@ from navarch_plan.planner.inputs import (
     live_fingerprint,
     options_json,
 )
-from navarch_plan.planner.interrupted import InterruptedLaunches
 from navarch_plan.planner.label_updates import LabelUpdates
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
@@ -60,7 +60,7 @@ def make_plan(inputs: PlanInputs, options: PlanOptions,
     return planner.run()
 
 
-class _Planner(InterruptedLaunches, References, LabelUpdates):
+class _Planner(References, LabelUpdates):
     def run(self) -> Plan:
         self._check_inputs()
         self.claimed |= {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
@@ -87,9 +87,7 @@ class _Planner(InterruptedLaunches, References, LabelUpdates):
                 raise PlanError(f"state holds {address} on provider {holder.provider!r}, which "
                                 "the config no longer defines; add the provider back, or "
                                 f"remove the record with: navarch state rm {address}")
-        for address in self.options.replace:
-            if address not in self.state.nodes:
-                raise PlanError(f"--replace {address}: no such node in state")
+        check_replace(self.options.replace, self.state, self.inputs.groups)
 
     # -- interrupted provisions ------------------------------------------------------
     # -- records in state ----------------------------------------------------------

@@ -12,7 +12,7 @@ the executor's business: they are not edges between actions.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import Group
 from navarch_plan.errors import PlanError
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from navarch_plan.planner.inputs import PlanOptions
 
 __all__ = ["build_edges", "closure", "phase_of", "scope_actions", "dependents_of",
-           "dependencies_of"]
+           "dependencies_of", "in_scope"]
 
 _BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
 # An adoption fills an address that references may read: dependents wait for it too.
@@ -106,6 +106,27 @@ def scope_actions(actions: list[Action], groups: Mapping[str, Group], options: P
         warnings.append("partial plan: " + ", ".join(options.exclude) +
                         " (and what depends on it) were left out")
     return actions, warnings
+
+
+def in_scope(address: str, group: str, groups: Mapping[str, Group],
+             options: Mapping[str, Any]) -> bool:
+    """Whether a desired address is part of a plan scoped by `options` (its JSON form):
+    named by --target or a dependency of what is, and not named by --exclude nor a
+    dependent of what is."""
+    def named(selector: str) -> bool:
+        return address == selector or (selector.startswith(("pool.", "node."))
+                                       and "[" not in selector
+                                       and group == selector.split(".", 1)[1])
+
+    targets, excludes = options.get("target") or [], options.get("exclude") or []
+    if targets and not any(named(t) for t in targets):
+        picked = {t.split(".", 1)[-1].split("[", 1)[0] for t in targets}
+        if group not in dependencies_of(picked, groups) - picked:
+            return False
+    # As scope_actions: excluding any node of a group drops the builds of that group
+    # and of every group that depends on it.
+    dropped = {x.split(".", 1)[-1].split("[", 1)[0] for x in excludes}
+    return not any(named(x) for x in excludes) and group not in dependents_of(dropped, groups)
 
 
 def _check_selectors(selectors: Sequence[str], actions: Sequence[Action],

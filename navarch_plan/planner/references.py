@@ -9,13 +9,16 @@ from typing import Any
 
 from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.plan import ActionKind, Reason
-from navarch_plan.planner.base import PlannerBase
+from navarch_plan.planner.interrupted import InterruptedLaunches
 from navarch_plan.state.model import NodeRecord
 
 __all__ = ["References", "topological"]
 
 
-class References(PlannerBase):
+class References(InterruptedLaunches):
+    """Built on the interrupted-launch part: a reference change may re-use or drop a
+    spare instance an interrupted launch made."""
+
     def _dependency_changes(self) -> None:
         """Replace nodes whose referenced values will change, in dependency order so a
         replacement propagates down a chain of references."""

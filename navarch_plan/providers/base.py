@@ -13,8 +13,8 @@ from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.model import Consistency, InstanceType, Listing, Node, ProvisionRequest, RateLimit
 
 __all__ = ["Provider", "InstanceTypeLister", "NodeGetter", "RateLimited", "PartialLister",
-           "EventuallyConsistent", "LabelSetter", "DEFAULT_CONSISTENCY", "ProviderType",
-           "LabelRules", "NodeFacts", "NodeProblem", "BuildContext"]
+           "EventuallyConsistent", "LabelSetter", "LaunchPrechecked", "DEFAULT_CONSISTENCY",
+           "ProviderType", "LabelRules", "NodeFacts", "NodeProblem", "BuildContext"]
 
 #: What navarch assumes of a provider that does not say (a plugin without
 #: `consistency()`): reads may lag a minute; no idempotent launches.
@@ -91,6 +91,16 @@ class LabelSetter(Protocol):
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None: ...
 
 
+@runtime_checkable
+class LaunchPrechecked(Protocol):
+    """A look before a launch, taken before the launch waits for its launch slot: raises
+    a CapacityError when the cloud already says the launch would fail (Lambda's live
+    catalog lists no capacity for the type in the region), so a doomed launch costs no
+    launch call and no slot. When it cannot tell, it returns and the launch goes ahead."""
+
+    def check_launch(self, req: ProvisionRequest) -> None: ...
+
+
 # -- provider types ------------------------------------------------------------------------
 
 
@@ -127,6 +137,8 @@ class NodeFacts:
     ssh_keys: tuple[str, ...]
     labels: Mapping[str, str]
     user_data: str
+    # The names of `ssh_keys` the config gives public key material for (ssh_public_keys).
+    ssh_public_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from navarch_plan.render.markdown import render_drift_markdown, render_unsettled_markdown
+from navarch_plan.render.markdown import (
+    MAX_CHARS,
+    render_drift_markdown,
+    render_unsettled_markdown,
+)
 from navarch_plan.render.text import unsettled_lines
 
 __all__ = ["drift_document", "drift_gaps", "render_drift_text", "render_drift_markdown_report",
@@ -75,6 +79,12 @@ def render_drift_markdown_report(report: dict[str, Any]) -> str:
             f"cannot tell ({drift_gaps(report)})"
         return "\n".join([title + verdict, *unsettled]).rstrip("\n") + "\n"
     by_kind = ", ".join(f"{n} {k}" for k, n in report["summary"]["by_kind"].items())
-    lines = [title + f"{report['summary']['total']} item(s)", "", by_kind, "",
-             *render_drift_markdown(report["drift"]), *unsettled, _updated_line(report), ""]
-    return "\n".join(lines)
+    head = [title + f"{report['summary']['total']} item(s)", "", by_kind, ""]
+    tail = [*unsettled, _updated_line(report), ""]
+    # One GitHub issue or comment: the drift rows that fit beside the rest.
+    budget = MAX_CHARS - len("\n".join([*head, *tail])) - 200
+    table = render_drift_markdown(report["drift"], budget)
+    if any(line.endswith(" not shown.*") for line in table):
+        tail.insert(0, "Shortened to fit an issue: `navarch drift` (text or `--format json`) "
+                    "lists every item.")
+    return "\n".join([*head, *table, *tail])

@@ -117,8 +117,7 @@ def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = Non
     out += unsettled_lines(plan.get("unsettled", []))
     actions = plan["actions"]
     if not actions:
-        out.append("No changes. Your infrastructure matches the configuration."
-                   if not plan["options"].get("refresh_only") else "No actions proposed.")
+        out.append(_no_changes_line(plan["options"]))
         out.append(f"  ({plan['no_changes_reason']})")
         return "\n".join(out) + "\n"
     building = {a["address"] for a in actions if a["action"] in ("create", "replace")}
@@ -133,6 +132,15 @@ def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = Non
     out.append(summary_line(plan["summary"]))
     out.append(_cost_line(plan["cost"]))
     return "\n".join(out) + "\n"
+
+
+def _no_changes_line(options: dict[str, Any]) -> str:
+    if options.get("refresh_only"):
+        return "No actions proposed."
+    if options.get("target") or options.get("exclude"):
+        return ("No changes. The part of your infrastructure this partial plan covers "
+                "matches the configuration.")
+    return "No changes. Your infrastructure matches the configuration."
 
 
 def unsettled_lines(unsettled: list[dict[str, Any]]) -> list[str]:
@@ -155,12 +163,13 @@ def _group_title(action: dict[str, Any]) -> str:
 
 
 def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
-    """`$1.00 -> $2.00 (+$1.00/h)`, with "at least" when a price is unknown."""
+    """`$1.00 -> $2.00 (+$1.00/h)`, `(no change)` when the total stays, with "at least"
+    when a price is unknown."""
     prefix = "" if cost.get("complete", True) else "at least "
     delta = cost["hourly_delta"]
-    sign = "+" if delta >= 0 else "-"
+    change = "no change" if delta == 0 else f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
     return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
-            f"{prefix}{money(cost['hourly_after'])}{unit} ({sign}{money(abs(delta))}/h)")
+            f"{prefix}{money(cost['hourly_after'])}{unit} ({change})")
 
 
 def _cost_line(cost: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ real instance while "replacing" the other.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from operator import itemgetter
 from typing import Any
 
@@ -21,8 +21,7 @@ from navarch_plan.model import NodeStatus
 from navarch_plan.schemas import validator
 from navarch_plan.state.model import FORMAT_VERSION, REQUIRED_RECORD_FIELDS, StateDoc
 
-__all__ = ["JournalProblem", "check_snapshot", "decode_snapshot", "op_problem",
-           "record_problem", "replay"]
+__all__ = ["DUPLICATE", "check_snapshot", "decode_snapshot", "op_problem", "record_problem"]
 
 _STRINGS = ("id", "provider", "region", "zone", "instance_type", "name", "spec_hash",
             "ip_address", "created_at")
@@ -31,7 +30,7 @@ _INTENT_REQUIRED = ("id", "address", "provider", "region", "name", "started_at")
 _INTENT_FIELDS = frozenset((*_INTENT_REQUIRED, "zone", "instance_type", "idempotency_key",
                             "node_id"))
 _NO_REFS: dict[str, str] = {}
-_DUPLICATE = ("navarch would treat one address's instance as the other's and could "
+DUPLICATE = ("navarch would treat one address's instance as the other's and could "
               "delete it")
 
 
@@ -178,7 +177,7 @@ def check_snapshot(data: object) -> None:
             other = holders.setdefault(record["id"], place)
             if other != place:
                 raise ValueError(f"{other} and {place} both hold instance {record['id']}: "
-                                 f"{_DUPLICATE}")
+                                 f"{DUPLICATE}")
 
 
 def decode_snapshot(raw: bytes, path: str, workspace: str, corrupt: Callable[[str], str],
@@ -197,60 +196,3 @@ def decode_snapshot(raw: bytes, path: str, workspace: str, corrupt: Callable[[st
         raise StateError(f"{path} belongs to workspace {doc.workspace!r}, not "
                          f"{workspace!r}; point {point_at}")
     return doc, {k: v for k, v in data.items() if k not in ("serial", "format_version")}
-
-
-class JournalProblem(StateError):
-    """A journal operation that is malformed, or would break an invariant of state."""
-
-    def __init__(self, where: str, what: str) -> None:
-        self.where, self.what = where, what
-        super().__init__(f"{where}: {what}")
-
-
-class _Holders:
-    """Which place holds each instance id, kept up to date while replaying."""
-
-    def __init__(self, doc: StateDoc) -> None:
-        self.doc = doc
-        self.by_id = {r.id: a for a, r in doc.nodes.items()}
-        self.by_id.update((i, f"deposed.{i}") for i in doc.deposed)
-
-    def conflict(self, op: dict[str, Any]) -> str | None:
-        if op["op"] != "put":
-            return None
-        node_id, address = op["record"]["id"], op["address"]
-        other = self.by_id.get(node_id, address)
-        if other == address:
-            return None
-        return f"puts instance {node_id} at {address}, but {other} holds it: {_DUPLICATE}"
-
-    def track(self, op: dict[str, Any]) -> None:
-        """Before `op` is applied (it reads what the op replaces)."""
-        kind, doc = op["op"], self.doc
-        if kind in ("put", "remove", "depose"):
-            old = doc.nodes.get(op["address"])
-            if old is not None:
-                self.by_id.pop(old.id, None)
-                if kind == "depose":
-                    self.by_id[old.id] = f"deposed.{old.id}"
-            if kind == "put":
-                self.by_id[op["record"]["id"]] = op["address"]
-        elif kind == "forget_deposed" and op["id"] in doc.deposed:
-            self.by_id.pop(op["id"], None)
-
-
-def replay(doc: StateDoc, ops: Iterable[tuple[str, object]]) -> None:
-    """Apply journal operations (each with where it comes from) to `doc`, checking each
-    first. Raises JournalProblem at the first bad one."""
-    # Built at the first operation: a load without a journal never pays for it.
-    holders: _Holders | None = None
-    for where, op in ops:
-        problem = op_problem(op)
-        if problem is not None or not isinstance(op, dict):  # (isinstance: for mypy)
-            raise JournalProblem(where, problem or "not an object")
-        holders = holders or _Holders(doc)
-        problem = holders.conflict(op)
-        if problem is not None:
-            raise JournalProblem(where, problem)
-        holders.track(op)
-        doc.apply_op(op)

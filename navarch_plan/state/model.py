@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from navarch_plan.errors import StateError
@@ -125,32 +125,6 @@ class StateDoc:
             intents={i["id"]: Intent(**i) for i in data.get("intents", [])},
             fingerprint_key=data["fingerprint_key"], upgraded=older,
         )
-
-    def apply_op(self, op: dict[str, Any]) -> None:
-        """One journal operation. Unknown operations are refused, never skipped."""
-        kind = op["op"]
-        if kind == "intent":
-            self.intents[op["intent"]["id"]] = Intent(**op["intent"])
-        elif kind == "intent_done":
-            self.intents.pop(op["id"], None)
-        elif kind == "intent_launched":
-            intent = self.intents.get(op["id"])
-            if intent is not None:
-                self.intents[intent.id] = replace(intent, node_id=str(op["node_id"]))
-        elif kind == "put":
-            self.nodes[op["address"]] = NodeRecord.from_json(op["record"])
-        elif kind == "remove":
-            self.nodes.pop(op["address"], None)
-        elif kind == "depose":
-            record = self.nodes.pop(op["address"], None)
-            if record is not None:
-                self.deposed[record.id] = record
-        elif kind == "forget_deposed":
-            self.deposed.pop(op["id"], None)
-        elif kind == "identity":
-            self.fingerprint_key = str(op["fingerprint_key"])
-        else:
-            raise StateError(f"unknown journal operation {kind!r}")
 
 
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:

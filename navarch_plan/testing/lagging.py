@@ -17,6 +17,7 @@ nothing of a finished destroy left running. Every test destroys what it made.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import uuid
@@ -138,7 +139,10 @@ class _Rig:
         sample: ProvisionRequest = request_factory("probe", {})
         zone = f", zone: {sample.zone}" if sample.zone else ""
         keys = ", ".join(sample.ssh_key_names) or "ops"
-        text = (f"version: 1\nworkspace: {self.workspace}\n"
+        # The sample's key material too (JSON is YAML): clouds such as GCE need it.
+        material = (f"ssh_public_keys: {json.dumps(dict(sample.ssh_public_keys))}\n"
+                    if sample.ssh_public_keys else "")
+        text = (f"version: 1\nworkspace: {self.workspace}\n{material}"
                 f"providers: {{{wrapped.name}: {{type: conformance}}}}\n"
                 f"defaults: {{ssh_keys: [{keys}]}}\n"
                 f"pools:\n  w: {{provider: {wrapped.name}, instance_type: "
@@ -245,17 +249,19 @@ class ConsistencyScenarios:
         instance; later applies adopt it (after waiting for it to show, or by re-sending
         the same launch where that is safe), never launch a second or delete it."""
         from navarch_plan.planner.ownership import ownership_labels
+        from navarch_plan.state.model import Intent
+        from navarch_plan.state.ops import IntentStarted
 
         rig = self.rig(provider, request_factory, tmp_path)
         create = next(a for a in rig.plan().actions if a.address == "pool.w[0]")
         node = rig.engine.config.desired["pool.w[0]"]
         key = uuid.uuid4().hex
         with rig.engine.locked("apply"):
-            rig.engine.store.record({"op": "intent", "intent": {
-                "id": key, "address": create.address, "provider": create.provider,
-                "region": create.region, "zone": create.zone, "idempotency_key": key,
-                "instance_type": create.instance_type, "name": create.name,
-                "started_at": rig.engine.clock.now_iso()}})
+            rig.engine.store.record(IntentStarted(Intent(
+                id=key, address=create.address, provider=create.provider,
+                region=create.region, zone=create.zone, idempotency_key=key,
+                instance_type=create.instance_type, name=create.name,
+                started_at=rig.engine.clock.now_iso())))
             labels = ownership_labels(rig.workspace, node, node.candidates[0],
                                       rig.engine.store.loaded.lineage)
             made = rig.wrapped.provision(dataclasses.replace(

@@ -14,6 +14,14 @@ GCE reports stock-outs), `fail_next_operation(...)` (any operation error, e.g.
 QUOTA_EXCEEDED), and `fail_next(...)` (a synchronous HTTP error such as 403 quotaExceeded,
 401, 500). Every request is logged in `requests` as (method, path, query, body).
 
+Strict where GCE is: machine and accelerator types exist only in some zones
+(`zone_offers`: zone -> machine type prefixes and accelerator names; by default A3 is
+missing from us-central1-b, A2 from us-east4-a, V100 from us-central1-c and us-east4-a).
+An insert of a machine type its zone lacks answers 400 "Invalid value for field
+'resource.machineType': ... Machine type with name 'M' does not exist in zone 'Z'.", of an
+accelerator type 404 "The resource '.../acceleratorTypes/A' was not found", as GCE does.
+Metadata keys must be unique, as in GCE.
+
 Manners of the real service, each off by default (shared/reference/cloud-apis.md section 5):
 
 - `unreachable_zones`: aggregatedList leaves those zones' instances out, and says so the
@@ -58,6 +66,14 @@ from urllib.parse import parse_qs, urlsplit
 __all__ = ["FakeGce", "LoggedRequest", "serve"]
 
 API = "https://www.googleapis.com/compute/v1"
+_ALL = ("n1-", "a2-", "a3-", "a4-", "g2-")
+_ACCELS = ("nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-a100", "nvidia-l4")
+# zone -> (machine type prefixes, accelerator types) it sells; zones not listed sell all.
+ZONE_OFFERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "us-central1-b": (("n1-", "a2-", "g2-"), _ACCELS),
+    "us-central1-c": (_ALL, ("nvidia-tesla-t4", "nvidia-tesla-a100", "nvidia-l4")),
+    "us-east4-a": (("n1-", "a3-", "g2-"), ("nvidia-tesla-t4", "nvidia-l4")),
+}
 GPU_FAMILIES = ("a2-", "a3-", "a4-", "a4x-", "g2-", "g4-")
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
@@ -113,6 +129,8 @@ class FakeGce:
     hide_new_for: float = 0.0            # seconds an inserted instance stays unlisted
     boot_for: float = 0.0                # >0: an insert is DONE (and RUNNING) after this
                                          # many seconds, polled or not, instead of on polls
+    zone_offers: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(
+        default_factory=lambda: dict(ZONE_OFFERS))
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -250,6 +268,8 @@ class FakeGce:
                 raise HttpError(400, f"Invalid value for field 'labels': '{k}'.", "invalid")
         machine = mt.rsplit("/", 1)[-1]
         accels = body.get("guestAccelerators", [])
+        self._check_offered(zone, mt, machine, accels)
+        _check_metadata(body.get("metadata", {}))
         if accels and machine.startswith(GPU_FAMILIES):
             raise HttpError(400, f"Machine type {machine} does not support guest accelerators",
                             "invalid")
@@ -258,6 +278,19 @@ class FakeGce:
             raise HttpError(400, "Instances with guest accelerators do not support live "
                             "migration.", "invalid")
         return name
+
+    def _check_offered(self, zone: str, field_value: str, machine: str,
+                       accels: list[dict[str, Any]]) -> None:
+        machines, accelerators = self.zone_offers.get(zone, (_ALL, _ACCELS))
+        if not machine.startswith(machines):
+            raise HttpError(400, f"Invalid value for field 'resource.machineType': "
+                            f"'{field_value}'. Machine type with name '{machine}' does not "
+                            f"exist in zone '{zone}'.", "invalid")
+        for accel in accels:
+            name = accel.get("acceleratorType", "").rsplit("/", 1)[-1]
+            if name not in accelerators:
+                raise HttpError(404, f"The resource 'projects/{self.project}/zones/{zone}/"
+                                f"acceleratorTypes/{name}' was not found", "notFound")
 
     def _insert(self, zone: str, query: dict[str, str], body: Any) -> dict:
         request_id = query.get("requestId", "")
@@ -450,6 +483,14 @@ def _unreachable(scope: str) -> dict[str, Any]:
     Warning code UNREACHABLE; the message text is the fake's own)."""
     return {"code": "UNREACHABLE", "message": f"Scope '{scope}' is unreachable; its "
             "resources are missing from this list.", "data": [{"key": "scope", "value": scope}]}
+
+
+def _check_metadata(metadata: dict[str, Any]) -> None:
+    items = metadata.get("items", [])
+    keys = [i.get("key", "") for i in items]
+    if len(set(keys)) < len(keys):
+        raise HttpError(400, "Invalid value for field 'resource.metadata': duplicate keys.",
+                        "invalid")
 
 
 def _parse_filter(text: str) -> list[tuple[str, str | None]]:

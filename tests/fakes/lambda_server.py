@@ -77,7 +77,15 @@ DEFAULT_CATALOG: dict[str, dict[str, Any]] = {
     "gpu_8x_h100_sxm5": _offer("gpu_8x_h100_sxm5", "H100 (80 GB SXM5)", 2392, 8, 208, 1800,
                                ["us-west-2", "us-east-1"]),
     "gpu_8x_a100": _offer("gpu_8x_a100", "A100 (40 GB SXM4)", 1032, 8, 124, 1800, []),
+    "gpu_8x_v100": _offer("gpu_8x_v100", "Tesla V100 (16 GB)", 440, 8, 92, 448,
+                          ["us-west-2"]),
 }
+# What the account holds besides instances: file systems and firewall rulesets (name or
+# id -> its region), images (ids and families, in every region).
+DEFAULT_FILE_SYSTEMS = {"datasets-east": "us-east-1", "datasets-west": "us-west-1"}
+DEFAULT_FIREWALL_RULESETS = {"fwr-ssh-east": "us-east-1", "fwr-ssh-west": "us-west-1"}
+DEFAULT_IMAGES = {"id": {"img-5f1e0c"}, "family": {"lambda-stack-22-04",
+                                                   "lambda-stack-24-04"}}
 
 
 def error_body(code: str, message: str = "", suggestion: str = "") -> dict[str, Any]:
@@ -140,6 +148,8 @@ class _Instance:
     name: str = ""
     tags: list[dict[str, str]] = field(default_factory=list)
     user_data: str = ""
+    file_system_names: list[str] = field(default_factory=list)
+    firewall_rulesets: list[dict[str, str]] = field(default_factory=list)
     ip: str = ""
     polls_left: int = 0
     shown_terminated: bool = False
@@ -164,6 +174,9 @@ class FakeLambda:
         self.catalog = dict(catalog or DEFAULT_CATALOG)
         self.capacity = dict(capacity or {})  # (type, region) -> max live instances
         self.ssh_keys = set(ssh_keys)
+        self.file_systems = dict(DEFAULT_FILE_SYSTEMS)
+        self.firewall_rulesets = dict(DEFAULT_FIREWALL_RULESETS)
+        self.images = {k: set(v) for k, v in DEFAULT_IMAGES.items()}
         self.boot_polls, self.terminate_polls, self.quota = boot_polls, terminate_polls, quota
         self.instances: dict[str, _Instance] = {}
         self.log: list[LoggedRequest] = []
@@ -371,11 +384,14 @@ class FakeLambda:
                             list(body["ssh_key_names"]), body.get("name", ""),
                             list(body.get("tags") or []), body.get("user_data", ""))
         inst.polls_left, inst.launched = self.boot_polls, time.monotonic()
+        inst.file_system_names = list(body.get("file_system_names") or [])
+        inst.firewall_rulesets = list(body.get("firewall_rulesets") or [])
         return 200, {"data": {"instance_ids": [inst.id]}}, {}
 
     def _check_launch(self, body: Any) -> Reply | None:
-        def bad(message: str, code: str = "global/invalid-parameters", status: int = 400) -> Reply:
-            return status, error_body(code, message), {}
+        def bad(message: str, code: str = "global/invalid-parameters", status: int = 400,
+                suggestion: str = "") -> Reply:
+            return status, error_body(code, message, suggestion), {}
         if not isinstance(body, dict):
             return bad("Invalid request data.")
         if set(body) - LAUNCH_FIELDS:
@@ -397,12 +413,58 @@ class FakeLambda:
         if body["instance_type_name"] not in self.catalog or keys[0] not in self.ssh_keys:
             return bad("Specified instance type or SSH key does not exist.",
                        "global/object-does-not-exist", 404)
+        attached = self._check_attachments(body)
+        if attached:
+            return bad(*attached)
         alive = sum(i.status in ALIVE for i in self.instances.values())
         if self.quota is not None and alive >= self.quota:
             return bad("Quota exceeded.", "global/quota-exceeded")
         if self._remaining(body["instance_type_name"], body["region_name"]) <= 0:
             return bad("Not enough capacity to fulfill launch request.",
-                       "instance-operations/launch/insufficient-capacity")
+                       "instance-operations/launch/insufficient-capacity",
+                       suggestion="Choose an instance type with more availability, or try "
+                                  "again later.")
+        return None
+
+    def _check_attachments(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """Lambda's launch shapes for user_data, file systems, firewall rulesets and the
+        image, strictly: (message, code) of the 400 the real API answers, or None."""
+        region = body["region_name"]
+        invalid = "global/invalid-parameters"
+        missing = "global/object-does-not-exist"
+        if not isinstance(body.get("user_data", ""), str) or \
+                len(body.get("user_data", "").encode()) > 1 << 20:
+            return "user_data must be plain text of at most 1 MB.", invalid
+        names = body.get("file_system_names", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return "file_system_names must be a list of names.", invalid
+        for name in names:
+            if name not in self.file_systems:
+                return "Filesystem was not found.", missing
+            if self.file_systems[name] != region:
+                return (f"File system {name!r} is in {self.file_systems[name]}, not "
+                        f"{region}.", "instance-operations/launch/file-system-in-wrong-region")
+        rulesets = body.get("firewall_rulesets", [])
+        if not isinstance(rulesets, list) or not all(
+                isinstance(r, dict) and set(r) == {"id"} and isinstance(r["id"], str)
+                for r in rulesets):
+            return "firewall_rulesets must be a list of {id} objects.", invalid
+        for ruleset in rulesets:
+            if self.firewall_rulesets.get(ruleset["id"]) != region:
+                return ("Firewall ruleset does not exist or you do not have permission to "
+                        "access it.", missing)
+        return self._check_image(body.get("image"))
+
+    def _check_image(self, image: Any) -> tuple[str, str] | None:
+        if image is None:
+            return None
+        if not isinstance(image, dict) or len(image) != 1 or \
+                next(iter(image)) not in ("id", "family") or \
+                not isinstance(next(iter(image.values())), str):
+            return "image must be {id} or {family}.", "global/invalid-parameters"
+        (kind, value), = image.items()
+        if value not in self.images[kind]:
+            return "Image was not found.", "global/object-does-not-exist"
         return None
 
     def _terminate(self, body: Any) -> Reply:
@@ -466,11 +528,11 @@ class FakeLambda:
     def _wire(self, inst: _Instance) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": inst.id, "status": inst.status, "ssh_key_names": inst.ssh_key_names,
-            "file_system_names": [],
+            "file_system_names": inst.file_system_names,
             "region": {"name": inst.region,
                        "description": REGION_NAMES.get(inst.region, inst.region)},
             "instance_type": self.catalog[inst.type_name]["instance_type"],
-            "tags": inst.tags, "firewall_rulesets": [],
+            "tags": inst.tags, "firewall_rulesets": inst.firewall_rulesets,
             "actions": {"terminate": {"available": inst.status in ALIVE}}}
         if inst.name:
             out["name"] = inst.name

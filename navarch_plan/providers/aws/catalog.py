@@ -12,6 +12,7 @@ hourly cost, never as a bill. `None` means no reliable on-demand price is known.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,14 +22,17 @@ from navarch_plan.errors import (
     AuthError,
     CapacityError,
     DuplicateLaunchError,
+    InvalidRequestError,
     NotFoundError,
+    NotOfferedError,
     ProviderError,
     QuotaError,
     RateLimitError,
 )
 from navarch_plan.model import NodeStatus
 
-__all__ = ["EC2_STATUS", "ERROR_CLASSES", "GPU_TYPES", "GpuShape"]
+__all__ = ["CONFIG_GAPS", "EC2_STATUS", "ERROR_CLASSES", "FAMILY_QUOTAS", "GPU_TYPES",
+           "GpuShape", "quota_group", "same_quota"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,47 @@ EC2_STATUS: Mapping[str, NodeStatus] = MappingProxyType({
 ERROR_CLASSES: tuple[tuple[frozenset[str], type[ProviderError]], ...] = (
     # The token was used before with other parameters: that launch happened.
     (frozenset({"IdempotentParameterMismatch"}), DuplicateLaunchError),
+    # Unsupported: the type is not sold in that zone at all; failover moves on.
+    (frozenset({"Unsupported"}), NotOfferedError),
     (frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity",
-                "InsufficientReservedInstanceCapacity",
-                "Unsupported"}), CapacityError),  # Unsupported: type not offered in that AZ
+                "InsufficientReservedInstanceCapacity"}), CapacityError),
     (frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded",
                 "MaxSpotInstanceCountExceeded"}), QuotaError),
     (frozenset({"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId",
                 "SignatureDoesNotMatch", "ExpiredToken"}), AuthError),
-    (frozenset({"InvalidInstanceID.NotFound", "InvalidAMIID.NotFound"}), NotFoundError),
+    (frozenset({"InvalidInstanceID.NotFound"}), NotFoundError),
     (frozenset({"RequestLimitExceeded", "Throttling"}), RateLimitError),
+    # A region-scoped id the config gives that this region lacks: the config's gap.
+    (frozenset({"InvalidAMIID.NotFound", "InvalidGroup.NotFound",
+                "InvalidSubnetID.NotFound"}), InvalidRequestError),
 )
+
+#: The option whose value a "not found" code says this region lacks. AMIs and security
+#: groups belong to one region, subnets to one zone.
+CONFIG_GAPS: Mapping[str, str] = MappingProxyType({
+    "InvalidAMIID.NotFound": "image_id",
+    "InvalidGroup.NotFound": "security_group_ids",
+    "InvalidSubnetID.NotFound": "subnet_id",
+})
+
+#: Quota codes that count vCPUs per group of instance families, per region:
+#: "Running On-Demand P instances", "... G and VT instances", "... Standard (A, C, D, H,
+#: I, M, R, T, Z) instances", and the same groups for Spot requests.
+FAMILY_QUOTAS = frozenset({"VcpuLimitExceeded", "MaxSpotInstanceCountExceeded"})
+
+# Family prefix (the letters before the generation digit) -> its vCPU quota group.
+_QUOTA_GROUPS = {"p": "P", "g": "G and VT", "vt": "G and VT", "f": "F", "inf": "Inf",
+                 "trn": "Trn", "x": "X", "dl": "DL", "hpc": "HPC"}
+
+
+def quota_group(instance_type: str) -> str:
+    """The EC2 vCPU quota group of an instance type (`p5.48xlarge` -> "P")."""
+    family = re.match(r"[a-z]*", instance_type)
+    return _QUOTA_GROUPS.get(family.group() if family else "", "Standard")
+
+
+def same_quota(instance_type: str) -> frozenset[str]:
+    """The catalog's types that one vCPU quota covers with `instance_type`: what an
+    exhausted quota rules out in that region, and no more."""
+    group = quota_group(instance_type)
+    return frozenset({instance_type, *(t for t in GPU_TYPES if quota_group(t) == group)})

@@ -3,11 +3,23 @@ importing boto3."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from navarch_plan.model import Consistency, RateLimit
-from navarch_plan.providers.base import BuildContext, LabelRules, Provider
+from navarch_plan.providers.aws.launch import (
+    DEFAULT_IMAGE,
+    LAUNCH_OPTIONS,
+    REGION_SCOPED,
+    missing_scope,
+)
+from navarch_plan.providers.base import (
+    BuildContext,
+    LabelRules,
+    NodeFacts,
+    NodeProblem,
+    Provider,
+)
 from navarch_plan.providers.declared import DeclaredType
 
 __all__ = ["AWS", "TAG_RULES"]
@@ -15,19 +27,54 @@ __all__ = ["AWS", "TAG_RULES"]
 #: The config schema's shared rule for region and zone names.
 _LOCATION = {"$ref": "#/$defs/location"}
 
+
+def _per_location(value: dict[str, Any], keys: str) -> dict[str, Any]:
+    """One value for every region, or a map from region (or zone) to its own value. One
+    schema for both (string/array keywords ignore objects and the other way round), so an
+    error names the bad entry instead of "not of type string"."""
+    return {**value, "description": f"one value, or one per {keys}",
+            "type": [value["type"], "object"], "propertyNames": _LOCATION,
+            "minProperties": 1, "additionalProperties": value}
+
+
+_IMAGE = {"type": "string", "pattern": r"^(ami-[0-9a-f]+|resolve:ssm:/\S+)$"}
+_SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]+$"}
+_GROUPS = {"type": "array", "minItems": 1,
+           "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$"}}
+
 OPTIONS = {
-    "required": ["region", "image_id"],
+    "required": ["region"],
     "properties": {
         "region": _LOCATION,  # the region whose clients are made first
         "regions": {"description": "more regions to list (the candidates' are added)",
                     "type": "array", "items": _LOCATION},
-        "image_id": {"type": "string", "pattern": "^ami-[0-9a-f]+$"},
+        "image_id": _per_location(_IMAGE, "region"),
         "key_name": {"type": "string", "minLength": 1},
         "endpoint_url": {"type": "string", "pattern": "^https?://"},
-        "subnet_id": {"type": "string", "minLength": 1},
-        "security_group_ids": {"type": "array", "items": {"type": "string"}},
+        "subnet_id": _per_location(_SUBNET, "region or zone"),
+        "security_group_ids": _per_location(_GROUPS, "region"),
+        # gp2/gp3 take 1-16384 GiB, standard 1-1024; EC2 also refuses less than the
+        # AMI's snapshot. st1/sc1 cannot boot; io1/io2 need an IOPS figure (not offered).
+        "root_volume_gb": {"type": "integer", "minimum": 1, "maximum": 16384},
+        "root_volume_type": {"enum": ["gp3", "gp2", "standard"]},
+        "iam_instance_profile": {
+            "description": "an instance profile's name or ARN",
+            "type": "string",
+            "pattern": r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/\S+|[\w+=,.@-]{1,128})$"},
     },
 }
+
+
+def region_scoped_values(options: Mapping[str, Any], node: NodeFacts
+                         ) -> Iterator[NodeProblem]:
+    """Each region-scoped option given per region (or zone) has a value where this
+    candidate may launch: said at load, not by EC2 after a failover reached it."""
+    for option, why in REGION_SCOPED.items():
+        lacking = missing_scope(option, options.get(option), node.region, node.zone)
+        if lacking:
+            yield NodeProblem(f"{option} has no value for {lacking}, where this node may "
+                              f"launch ({why})", option=option)
+
 
 # EC2 tags: keys 1-128 characters, values up to 256; the `aws:` prefix is AWS's own.
 TAG_RULES = LabelRules(
@@ -42,14 +89,13 @@ def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],
     never from the config. Every region a candidate names is listed."""
     from navarch_plan.providers.aws.provider import AwsProvider
 
+    launch = {key: options[key] for key in (*LAUNCH_OPTIONS, "subnet_id",
+                                            "security_group_ids") if key in options}
     return AwsProvider(
-        name, options["region"], image_id=options["image_id"],
-        key_name=options.get("key_name", ""),
+        name, options["region"], key_name=options.get("key_name", ""),
         regions=tuple(sorted({*options.get("regions", ()), *context.regions})),
-        endpoint_url=options.get("endpoint_url") or None,
-        subnet_id=options.get("subnet_id", ""),
-        security_group_ids=tuple(options.get("security_group_ids", ())),
-        clock=context.clock)
+        endpoint_url=options.get("endpoint_url") or None, clock=context.clock,
+        **{"image_id": DEFAULT_IMAGE, **launch})
 
 
 AWS = DeclaredType(
@@ -63,4 +109,6 @@ AWS = DeclaredType(
     # EC2's token buckets: RunInstances refills two per second (after a burst we do not
     # rely on); describe calls twenty per second.
     rate_limit=RateLimit(launches_per_second=2.0, calls_per_second=20.0),
+    node_checks=(region_scoped_values,),
+    launch_options=LAUNCH_OPTIONS,
 )

@@ -13,30 +13,16 @@ it does not exist.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    CredentialRetrievalError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    SSOError,
-    TokenRetrievalError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
-    AuthError,
     InvalidRequestError,
     NotFoundError,
     ProviderError,
@@ -52,10 +38,20 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers.aws.catalog import EC2_STATUS, ERROR_CLASSES, GPU_TYPES
+from navarch_plan.providers.aws.catalog import EC2_STATUS, GPU_TYPES
+from navarch_plan.providers.aws.faults import translating
+from navarch_plan.providers.aws.images import RegionImages
 from navarch_plan.providers.aws.kind import AWS
+from navarch_plan.providers.aws.launch import (
+    DEFAULT_IMAGE,
+    LAUNCH_OPTIONS,
+    block_device_mappings,
+    client_token,
+    instance_profile,
+    value_for,
+)
 
-__all__ = ["AwsProvider"]
+__all__ = ["AwsProvider", "client_token"]
 
 # One attempt only: a botocore retry of RunInstances after an ambiguous failure is a blind
 # relaunch. Every other call is read-only or idempotent, so standard retries are safe.
@@ -68,47 +64,16 @@ _LISTED_STATES = ("pending", "running", "shutting-down", "stopping", "stopped")
 # Codes meaning "no instance with that id here"; Malformed: no instance can have that id.
 _ABSENT = frozenset({"InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed"})
 
-_CREDENTIAL_ERRORS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError,
-                      TokenRetrievalError, SSOError)
-_TRANSPORT_ERRORS = (HTTPClientError, BotoConnectionError)  # timeouts, resets, no route
-
-
-def _provider_error(exc: ClientError | BotoCoreError, provider: str, region: str,
-                    what: str) -> ProviderError:
-    """The typed error for a botocore failure; capacity codes win over their HTTP 500."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code") or "Unknown"
-        cloud_message = error.get("Message") or str(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        cls = next((c for codes, c in ERROR_CLASSES if code in codes),
-                   TransientError if status >= 500 else InvalidRequestError)
-    else:
-        code, cloud_message = type(exc).__name__, str(exc)
-        cls = (AuthError if isinstance(exc, _CREDENTIAL_ERRORS)
-               else TransientError if isinstance(exc, _TRANSPORT_ERRORS)
-               else InvalidRequestError)  # e.g. ParamValidationError: our request is wrong
-    return cls(f"{what}: {cloud_message}", provider=provider, region=region, code=code,
-               cloud_message=cloud_message)
-
-
-def client_token(req: ProvisionRequest, region: str) -> str:
-    """Deterministic RunInstances token (<= 64 ASCII chars) for this request.
-
-    A retry of the same request gets the same token, so EC2 returns the first launch instead
-    of making a second. Zone, type and region are part of it so that a failover attempt under
-    the same name is a new request, not an IdempotentParameterMismatch.
-    """
-    basis = "\0".join((req.name, region, req.zone, req.instance_type, req.idempotency_key))
-    return "navarch-" + hashlib.sha256(basis.encode()).hexdigest()[:48]
-
-
 class AwsProvider:
     """EC2 instances in a fixed set of regions.
 
-    `image_id` is one AMI id, or a mapping region -> AMI id (AMIs are regional). EC2 takes a
-    single key pair: the first of the request's `ssh_key_names` is used, else `key_name`.
-    Credentials come from boto3's usual chain; nothing secret is configured here.
+    `image_id` is an AMI id or `resolve:ssm:NAME` (resolved per region), or a mapping
+    region -> either (AMIs are regional); `subnet_id` may map region or zone -> subnet,
+    `security_group_ids` region -> groups. Without image_id: AWS's Deep Learning Base
+    GPU AMI (launch.DEFAULT_IMAGE). A request's `launch` overrides the launch options
+    (launch.LAUNCH_OPTIONS). EC2 takes a single key pair: the first of the request's
+    `ssh_key_names` is used, else `key_name`. Credentials come from boto3's usual chain;
+    nothing secret is configured here.
     """
 
     #: Lookups by Name tag after a launch whose outcome is unknown, and the pause between
@@ -118,54 +83,72 @@ class AwsProvider:
     #: describe_instances page size (EC2 accepts 5..1000; it counts reservations).
     page_size: int = 1000
 
-    def __init__(self, name: str, region: str, *, image_id: str | Mapping[str, str],
+    def __init__(self, name: str, region: str, *,
+                 image_id: str | Mapping[str, str] = DEFAULT_IMAGE,
                  key_name: str = "", regions: Sequence[str] = (),
-                 endpoint_url: str | None = None, subnet_id: str = "",
-                 security_group_ids: Sequence[str] = (), session: Any = None,
+                 endpoint_url: str | None = None,
+                 subnet_id: str | Mapping[str, str] = "",
+                 security_group_ids: Sequence[str] | Mapping[str, Sequence[str]] = (),
+                 root_volume_gb: int | None = None, root_volume_type: str | None = None,
+                 iam_instance_profile: str = "", session: Any = None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.name = name
         self.clock = clock
         self.region = region
         self.regions: tuple[str, ...] = tuple(dict.fromkeys([region, *regions]))
-        self.image_id = image_id
         self.key_name = key_name
         self.endpoint_url = endpoint_url
-        self.subnet_id = subnet_id
-        self.security_group_ids = tuple(security_group_ids)
+        #: The launch options as configured; a request's `launch` is laid over them.
+        self.launch_defaults: dict[str, Any] = {
+            "image_id": image_id, "subnet_id": subnet_id,
+            "security_group_ids": (security_group_ids if isinstance(security_group_ids, Mapping)
+                                   else tuple(security_group_ids)),
+            "root_volume_gb": root_volume_gb, "root_volume_type": root_volume_type,
+            "iam_instance_profile": iam_instance_profile}
         # boto3 sessions are not thread-safe, their clients are: clients are made under a lock.
         self._session = session if session is not None else boto3.session.Session()
-        self._clients: dict[tuple[str, bool], Any] = {}
+        self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self.images = RegionImages(name, self.client, self.ssm_client)
         # instance id -> region (ids do not say); list() threads write distinct keys, which
         # the GIL makes safe without the lock.
         self._region_of: dict[str, str] = {}
+
+    @property
+    def image_id(self) -> Any:
+        return self.launch_defaults["image_id"]
+
+    @property
+    def security_group_ids(self) -> Any:
+        return self.launch_defaults["security_group_ids"]
 
     # -- clients -------------------------------------------------------------------------
 
     def client(self, region: str) -> Any:
         """The EC2 client for every call but RunInstances (standard retries)."""
-        return self._client(region, launch=False)
+        return self._client(region, "ec2")
 
     def launch_client(self, region: str) -> Any:
         """The EC2 client RunInstances goes through: one attempt, no botocore retry.
         Public so that callers and tests can hook its event system."""
-        return self._client(region, launch=True)
+        return self._client(region, "launch")
 
-    def _client(self, region: str, launch: bool) -> Any:
+    def ssm_client(self, region: str) -> Any:
+        """The SSM client `resolve:ssm:` image references are read through."""
+        return self._client(region, "ssm")
+
+    def _client(self, region: str, kind: str) -> Any:
         with self._lock:
-            key = (region, launch)
+            key = (region, kind)
             if key not in self._clients:
                 self._clients[key] = self._session.client(
-                    "ec2", region_name=region, endpoint_url=self.endpoint_url,
-                    config=_LAUNCH_CONFIG if launch else _CALL_CONFIG)
+                    "ssm" if kind == "ssm" else "ec2", region_name=region,
+                    endpoint_url=self.endpoint_url,
+                    config=_LAUNCH_CONFIG if kind == "launch" else _CALL_CONFIG)
             return self._clients[key]
 
-    @contextmanager
-    def _translating(self, region: str, what: str) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            raise _provider_error(exc, self.name, region, what) from exc
+    def _translating(self, region: str, what: str, instance_type: str = "") -> Any:
+        return translating(self.name, region, what, instance_type)
 
     # -- Provider ------------------------------------------------------------------------
 
@@ -179,7 +162,7 @@ class AwsProvider:
         params = self._launch_params(req, region)
         what = f"launching {req.instance_type} {req.name!r}"
         try:
-            with self._translating(region, what):
+            with self._translating(region, what, req.instance_type):
                 reply = self.launch_client(region).run_instances(**params)
         except TransientError as exc:
             return self._recover_launch(req, region, exc)
@@ -191,11 +174,22 @@ class AwsProvider:
         self._region_of[node.id] = region
         return node
 
+    def launch_settings(self, req: ProvisionRequest) -> dict[str, Any]:
+        """The launch options for this request: the provider's, with the pool's
+        overrides (only the options a pool may set) laid over them."""
+        unknown = set(req.launch) - LAUNCH_OPTIONS
+        if unknown:
+            raise InvalidRequestError(f"not launch options of aws: {sorted(unknown)}",
+                                      provider=self.name, code="UnknownLaunchOption")
+        return {**self.launch_defaults, **req.launch}
+
     def _launch_params(self, req: ProvisionRequest, region: str) -> dict[str, Any]:
+        settings = self.launch_settings(req)
         tags = [{"Key": k, "Value": v} for k, v in req.labels.items() if k != "Name"]
         tags.append({"Key": "Name", "Value": req.name})
+        image = self._image_for(settings["image_id"], region)
         params: dict[str, Any] = {
-            "ImageId": self._image_for(region), "InstanceType": req.instance_type,
+            "ImageId": image, "InstanceType": req.instance_type,
             "MinCount": 1, "MaxCount": 1, "ClientToken": client_token(req, region),
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         }
@@ -205,19 +199,24 @@ class AwsProvider:
             params["KeyName"] = key
         if req.user_data:
             params["UserData"] = req.user_data  # botocore base64-encodes it
-        if self.subnet_id:
-            params["SubnetId"] = self.subnet_id
-        if self.security_group_ids:
-            params["SecurityGroupIds"] = list(self.security_group_ids)
+        if subnet := value_for(settings["subnet_id"], region, req.zone):
+            params["SubnetId"] = subnet
+        if groups := value_for(settings["security_group_ids"], region):
+            params["SecurityGroupIds"] = list(groups)
+        if settings["root_volume_gb"] is not None or settings["root_volume_type"]:
+            params["BlockDeviceMappings"] = block_device_mappings(
+                self.images.root_device(image, region), settings["root_volume_gb"],
+                settings["root_volume_type"])
+        if settings["iam_instance_profile"]:
+            params["IamInstanceProfile"] = instance_profile(settings["iam_instance_profile"])
         return params
 
-    def _image_for(self, region: str) -> str:
-        if isinstance(self.image_id, str):
-            return self.image_id
-        if image := self.image_id.get(region):
-            return image
-        raise InvalidRequestError(f"no image_id configured for region {region}",
-                                  provider=self.name, region=region, code="NoImageForRegion")
+    def _image_for(self, image_id: str | Mapping[str, str], region: str) -> str:
+        image = value_for(image_id, region)
+        if not image:
+            raise InvalidRequestError(f"no image_id configured for region {region}",
+                                      provider=self.name, region=region, code="NoImageForRegion")
+        return self.images.ami(image, region)
 
     def _recover_launch(self, req: ProvisionRequest, region: str,
                         failure: TransientError) -> Node:

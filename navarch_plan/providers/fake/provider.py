@@ -57,7 +57,12 @@ _COLUMNS = ("id, name, region, zone, instance_type, status, ip, labels, gpu_coun
 
 
 class FakeProvider:
-    """Provider, InstanceTypeLister and NodeGetter over a SQLite-backed fake cloud."""
+    """Provider, InstanceTypeLister and NodeGetter over a SQLite-backed fake cloud.
+
+    Every instance reports its type's GPUs from the fake catalog (`gpu_8x_h100`: 8 x
+    H100). `gpu_count` is a test override, not a setting: when given, every instance
+    this object launches reports that many GPUs whatever its type, to simulate a cloud
+    whose report disagrees with its catalog. Leave it out otherwise."""
 
     def __init__(self, name: str = "fake", *, path: str | None = None, latency: float = 0.0,
                  capacity: Mapping[str, int] | None = None, fail_rate: float = 0.0,

@@ -33,7 +33,9 @@ __all__ = [
     "has_builtin_gpus",
     "instance_types",
     "node_status",
+    "not_offered",
     "parse_instance_type",
+    "quota_scope",
     "region_of",
     "sanitize_labels",
 ]
@@ -111,6 +113,65 @@ def parse_instance_type(instance_type: str) -> tuple[str, str, int]:
     if n < 1:
         raise ValueError(f"accelerator count must be at least 1 in {instance_type!r}")
     return machine, accel, n
+
+
+# The accelerator each family with built-in GPUs carries (longest prefix first).
+_BUILTIN_ACCELERATOR = (
+    ("a2-ultragpu", "nvidia-a100-80gb"), ("a2-", "nvidia-tesla-a100"),
+    ("a3-megagpu", "nvidia-h100-mega-80gb"), ("a3-ultragpu", "nvidia-h200-141gb"),
+    ("a3-", "nvidia-h100-80gb"), ("a4x-", "nvidia-gb200"), ("a4-", "nvidia-b200"),
+    ("g2-", "nvidia-l4"),
+)
+
+# GCE's GPU quota metrics name the model (NVIDIA_H100_GPUS, PREEMPTIBLE_NVIDIA_A100_80GB_GPUS,
+# COMMITTED_..., or compute.googleapis.com/nvidia_l4_gpus): model token -> accelerator.
+_QUOTA_METRIC = re.compile(r"\b(?:PREEMPTIBLE_|COMMITTED_)?NVIDIA_([A-Z0-9_]+?)_GPUS\b")
+_QUOTA_ACCELERATOR = {
+    "T4": "nvidia-tesla-t4", "P4": "nvidia-tesla-p4", "P100": "nvidia-tesla-p100",
+    "V100": "nvidia-tesla-v100", "L4": "nvidia-l4", "A100": "nvidia-tesla-a100",
+    "A100_80GB": "nvidia-a100-80gb", "H100": "nvidia-h100-80gb",
+    "H100_MEGA": "nvidia-h100-mega-80gb", "H200": "nvidia-h200-141gb", "B200": "nvidia-b200",
+    "GB200": "nvidia-gb200",
+}
+# 400 "Invalid value for field 'resource.machineType': '...'. Machine type with name 'X'
+# does not exist in zone 'Z'." (or the same of an accelerator type); a 404 naming a zone's
+# machine or accelerator type is the same fact.
+_NOT_IN_ZONE = re.compile(r"does not exist in zone|/(machineTypes|acceleratorTypes)/\S+' was "
+                          r"not found")
+
+
+def accelerator_of(instance_type: str) -> str:
+    """The accelerator type an instance type carries (`a3-highgpu-8g` ->
+    `nvidia-h100-80gb`; `n1-standard-8+nvidia-tesla-t4:1` -> `nvidia-tesla-t4`); "" for
+    none or bad syntax."""
+    try:
+        machine, accel, _ = parse_instance_type(instance_type)
+    except ValueError:
+        return ""
+    return accel or next((a for prefix, a in _BUILTIN_ACCELERATOR
+                          if machine.startswith(prefix)), "")
+
+
+def quota_scope(text: str, instance_type: str = "") -> tuple[bool, frozenset[str] | None]:
+    """(provider_wide, instance_types) of an exhausted quota, from its names in `text`.
+    GPUS_ALL_REGIONS is project-wide (SkyPilot's rule too); a GPU model's quota covers the
+    types carrying that model (the catalog's, and `instance_type` when it does) in the
+    region; any other quota (CPUS, INSTANCES, ...) every type there (None)."""
+    names = text.upper().replace("-", "_")
+    if "GPUS_ALL_REGIONS" in names:
+        return True, None
+    accels = {_QUOTA_ACCELERATOR.get(m.group(1), "") for m in _QUOTA_METRIC.finditer(names)}
+    accels.discard("")
+    if not accels:
+        return False, None
+    names_of = [*MACHINE_TYPES, instance_type] if instance_type else list(MACHINE_TYPES)
+    return False, frozenset(n for n in names_of if accelerator_of(n) in accels)
+
+
+def not_offered(status: int, message: str) -> bool:
+    """Whether GCE's answer says the zone does not sell the machine or accelerator type
+    (SkyPilot blocks the zone on the same message): the next zone may."""
+    return status in (400, 404) and _NOT_IN_ZONE.search(message) is not None
 
 
 def boot_disk_type(machine_type: str) -> str:

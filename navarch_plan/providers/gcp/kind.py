@@ -18,18 +18,42 @@ from navarch_plan.providers.declared import DeclaredType
 
 __all__ = ["GCP", "LABEL_RULES"]
 
+_DISK_TYPES = ["pd-balanced", "pd-ssd", "pd-standard", "pd-extreme", "hyperdisk-balanced",
+               "hyperdisk-extreme", "hyperdisk-throughput", "hyperdisk-ml"]
+_RESOURCE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9/._:-]*$", "maxLength": 1024}
+
 OPTIONS = {
     "required": ["project"],
     "properties": {
         "project": {"type": "string", "minLength": 1},
         "endpoint": {"type": "string", "pattern": "^https?://"},
-        "image": {"type": "string", "minLength": 1},
-        "disk_gb": {"type": "integer", "minimum": 10},
+        "image": {"type": "string", "minLength": 1,
+                  "description": "boot image or image family path (default: a Deep Learning "
+                                 "VM image with CUDA)"},
+        "disk_gb": {"type": "integer", "minimum": 10, "description": "boot disk size "
+                    "(default 200)"},
+        "disk_type": {"enum": _DISK_TYPES, "description": "boot disk type (default "
+                      "pd-balanced; hyperdisk-balanced on A3 Ultra, A4, A4X)"},
+        "network": {**_RESOURCE, "description": "VPC network: a name or "
+                    "projects/P/global/networks/N (default: default)"},
+        "subnetwork": {"description": "subnetwork: a name or path, or a map by region",
+                       "oneOf": [_RESOURCE, {"type": "object", "minProperties": 1,
+                                             "additionalProperties": _RESOURCE}]},
+        "service_account": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$",
+                            "description": "email of the service account the VM runs as "
+                                           "(scope cloud-platform; default: none)"},
+        "ssh_user": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]{0,31}$",
+                     "description": "the user ssh_keys are installed for (default navarch)"},
         "credentials": {"description": "default: application-default credentials; "
                                        "anonymous: none (a local test server)",
                         "enum": ["default", "anonymous"]},
     },
 }
+LAUNCH_OPTIONS = frozenset({"image", "disk_gb", "disk_type", "network", "subnetwork",
+                            "service_account"})
+# Families whose boot disk must be Hyperdisk; and those that refuse pd-standard.
+_HYPERDISK_ONLY = ("a3-ultragpu", "a4-", "a4x-")
+_NO_PD_STANDARD = ("a2-", "a3-", "g2-")
 
 # Compute Engine's label rules: keys start with a lowercase letter; keys and values use
 # lowercase letters, digits, '_' and '-', at most 63 characters. The provider fits other
@@ -45,6 +69,27 @@ LABEL_RULES = LabelRules(
 def launch_rules(options: Mapping[str, Any], node: NodeFacts) -> Iterator[NodeProblem]:
     if not node.zone:
         yield NodeProblem("Compute Engine needs a zone (zone: us-central1-a)")
+    subnetwork = options.get("subnetwork")
+    if isinstance(subnetwork, Mapping) and node.region not in subnetwork:
+        yield NodeProblem(f"subnetwork has no value for region {node.region}, a candidate "
+                          f"region (it has: {', '.join(sorted(subnetwork))})",
+                          option="subnetwork")
+    yield from _disk_rules(options.get("disk_type", ""), node.instance_type)
+    missing = [k for k in node.ssh_keys if k not in node.ssh_public_keys]
+    if missing:
+        yield NodeProblem(f"ssh key {missing[0]!r} has no public key in ssh_public_keys: "
+                          "Compute Engine installs keys from their text (ssh-keys metadata)",
+                          field="ssh_keys")
+
+
+def _disk_rules(disk_type: str, instance_type: str) -> Iterator[NodeProblem]:
+    machine = instance_type.split("+", 1)[0]
+    if disk_type.startswith("pd-") and machine.startswith(_HYPERDISK_ONLY):
+        yield NodeProblem(f"{machine} boots only from Hyperdisk (disk_type: "
+                          "hyperdisk-balanced)", option="disk_type")
+    elif disk_type == "pd-standard" and machine.startswith(_NO_PD_STANDARD):
+        yield NodeProblem(f"{machine} does not take pd-standard disks (use pd-balanced or "
+                          "pd-ssd)", option="disk_type")
 
 
 def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],
@@ -53,13 +98,15 @@ def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],
     metadata server), never the config's."""
     from google.auth.credentials import AnonymousCredentials
 
+    from navarch_plan.providers.gcp.launch import LaunchSettings
     from navarch_plan.providers.gcp.provider import GcpProvider
 
     anonymous = options.get("credentials") == "anonymous"
-    extra = {key: options[key] for key in ("image", "disk_gb") if key in options}
+    settings = LaunchSettings.of({k: options[k] for k in (*LAUNCH_OPTIONS, "ssh_user")
+                                  if k in options})
     return GcpProvider(name, str(options["project"]), endpoint=options.get("endpoint"),
                        credentials=AnonymousCredentials() if anonymous else None,
-                       clock=context.clock, **extra)
+                       clock=context.clock, settings=settings)
 
 
 GCP = DeclaredType(
@@ -73,4 +120,5 @@ GCP = DeclaredType(
     # else in the project.
     rate_limit=RateLimit(launches_per_second=5.0, calls_per_second=20.0),
     node_checks=(launch_rules,),
+    launch_options=LAUNCH_OPTIONS,
 )

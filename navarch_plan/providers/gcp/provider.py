@@ -37,6 +37,7 @@ from navarch_plan.errors import (
     CapacityError,
     InvalidRequestError,
     NotFoundError,
+    NotOfferedError,
     ProviderError,
     QuotaError,
     RateLimitError,
@@ -53,13 +54,9 @@ from navarch_plan.model import (
 )
 from navarch_plan.providers.gcp import catalog
 from navarch_plan.providers.gcp.kind import GCP
+from navarch_plan.providers.gcp.launch import DEFAULT_IMAGE, LaunchSettings, instance_body
 
-__all__ = ["GcpProvider"]
-
-# A public Deep Learning VM image family with CUDA 12.4 and the NVIDIA driver installer;
-# overridable per provider (`image:` in the config) with any image or family path.
-DEFAULT_IMAGE = ("projects/deeplearning-platform-release/global/images/family/"
-                 "common-cu124-debian-11-py310")
+__all__ = ["DEFAULT_IMAGE", "GcpProvider"]
 
 _RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _REQUEST_NS = uuid.UUID("5f0c3f7e-2a4b-4d0e-9c51-6e1d8a2b7c40")  # fixed: ids must be stable
@@ -91,12 +88,14 @@ class GcpProvider:
 
     def __init__(self, name: str, project: str, *, zones: Sequence[str] = (),
                  endpoint: str | None = None, credentials: Any = None,
-                 image: str = DEFAULT_IMAGE, disk_gb: int = 200,
+                 settings: LaunchSettings | None = None,
                  operation_timeout: float = 600, poll_interval: float = 2.0,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.name, self.project = name, project
         self.zones = tuple(zones)  # fallback zones for requests that name only a region
-        self.endpoint, self.image, self.disk_gb = endpoint, image, disk_gb
+        self.endpoint = endpoint
+        # The provider's launch options; a request's `launch` overrides them per pool.
+        self.settings = settings or LaunchSettings()
         self.operation_timeout, self.poll_interval = operation_timeout, poll_interval
         self.clock = clock
         self._credentials = credentials
@@ -125,13 +124,16 @@ class GcpProvider:
 
     def _classify(self, status: int, reasons: set[str], message: str, code: str,
                   region: str, *, retry_after: float | None = None,
-                  quota_names: str = "") -> ProviderError:
+                  quota_names: str = "", instance_type: str = "") -> ProviderError:
         if capacity := next((r for r in reasons if r in catalog.CAPACITY_CODES), ""):
             return self._err(CapacityError, message, region, capacity)
         if "quotaExceeded" in reasons or "QUOTA_EXCEEDED" in reasons:
-            # SkyPilot's rule: GPUS_ALL_REGIONS is project-wide, other quotas regional.
-            wide = "GPUS_ALL_REGIONS" in f"{message} {quota_names}".upper()
-            return self._err(QuotaError, message, region, code, provider_wide=wide)
+            wide, types = catalog.quota_scope(f"{message} {quota_names}", instance_type)
+            return self._err(QuotaError, message, region, code, provider_wide=wide,
+                             instance_types=types)
+        if instance_type and catalog.not_offered(status, message):
+            # The zone does not sell the machine or accelerator type: the next may.
+            return self._err(NotOfferedError, message, region, code)
         if status == 429 or reasons & _RATE_REASONS:
             return self._err(RateLimitError, message, region, code, retry_after=retry_after)
         if status in (401, 403):
@@ -146,7 +148,8 @@ class GcpProvider:
             return self._err(TransientError, message, region, code)
         return self._err(ProviderError, message, region, code)
 
-    def _from_http(self, exc: gexc.GoogleAPICallError, region: str) -> ProviderError:
+    def _from_http(self, exc: gexc.GoogleAPICallError, region: str,
+                   instance_type: str = "") -> ProviderError:
         errs = [e for e in exc.errors if isinstance(e, dict)]
         reasons = {str(e.get("reason", "")) for e in errs} | {exc.reason or ""}
         message = next((str(e["message"]) for e in errs if e.get("message")), exc.message)
@@ -156,9 +159,10 @@ class GcpProvider:
         if exc.response is not None:
             header = getattr(exc.response, "headers", {}).get("Retry-After", "")
             retry_after = float(header) if header.replace(".", "", 1).isdigit() else None
-        return self._classify(status, reasons, message, code, region, retry_after=retry_after)
+        return self._classify(status, reasons, message, code, region, retry_after=retry_after,
+                              instance_type=instance_type)
 
-    def _from_operation(self, op: Any, zone: str) -> ProviderError:
+    def _from_operation(self, op: Any, zone: str, instance_type: str = "") -> ProviderError:
         errs = list(op.error.errors)
         codes = [e.code for e in errs if e.code]
         message = "; ".join(e.message for e in errs if e.message)
@@ -168,16 +172,18 @@ class GcpProvider:
                                for e in errs for d in e.error_details)
         code = codes[0] if codes else f"HTTP_{op.http_error_status_code}"
         return self._classify(op.http_error_status_code, set(codes), message, code,
-                              catalog.region_of(zone), quota_names=quota_names)
+                              catalog.region_of(zone), quota_names=quota_names,
+                              instance_type=instance_type)
 
     @contextmanager
-    def _errors(self, zone: str = "") -> Iterator[None]:
-        """Turn client, auth and transport exceptions into the typed ProviderErrors."""
+    def _errors(self, zone: str = "", instance_type: str = "") -> Iterator[None]:
+        """Turn client, auth and transport exceptions into the typed ProviderErrors;
+        `instance_type`: the type an insert asked for (what a quota or a zone refused)."""
         region = catalog.region_of(zone) if zone else ""
         try:
             yield
         except gexc.GoogleAPICallError as e:
-            raise self._from_http(e, region) from e
+            raise self._from_http(e, region, instance_type) from e
         except gexc.RetryError as e:
             raise self._err(TransientError, str(e), region, "RETRY_EXHAUSTED") from e
         except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as e:
@@ -188,7 +194,7 @@ class GcpProvider:
 
     # -- operations -----------------------------------------------------------------
 
-    def _wait(self, op: Any, zone: str) -> None:
+    def _wait(self, op: Any, zone: str, instance_type: str = "") -> None:
         """Wait for a zone operation to be DONE, then raise its error if it has one."""
         _, zo = self._clients()
         deadline = self.clock.monotonic() + self.operation_timeout
@@ -209,7 +215,7 @@ class GcpProvider:
             if op.status != compute_v1.Operation.Status.DONE:
                 self.clock.sleep(max(0.0, self.poll_interval - (self.clock.monotonic() - started)))
         if op.error.errors or op.http_error_status_code >= 400:
-            raise self._from_operation(op, zone)
+            raise self._from_operation(op, zone, instance_type)
 
     # -- Provider -------------------------------------------------------------------
 
@@ -225,41 +231,20 @@ class GcpProvider:
         return zone
 
     def _instance_resource(self, req: ProvisionRequest, zone: str) -> Any:
+        region = catalog.region_of(zone)
         try:
             machine, accel, count = catalog.parse_instance_type(req.instance_type)
         except ValueError as e:
-            raise self._err(InvalidRequestError, str(e), catalog.region_of(zone),
-                            "INVALID_INSTANCE_TYPE") from e
-        # The DLVM images install the NVIDIA driver at first boot when asked to.
-        items = [compute_v1.Items(key="install-nvidia-driver", value="True")]
-        if req.user_data:
-            items.append(compute_v1.Items(key="startup-script", value=req.user_data))
-        if req.ssh_key_names:
-            # GCE wants `user:PUBLIC-KEY-MATERIAL` lines; navarch only has key *names*
-            # (as Lambda uses them), passed as given for images/agents that resolve them.
-            keys = "\n".join(f"navarch:{k}" for k in req.ssh_key_names)
-            items.append(compute_v1.Items(key="ssh-keys", value=keys))
-        disk = compute_v1.AttachedDiskInitializeParams(
-            source_image=self.image, disk_size_gb=self.disk_gb,
-            disk_type=f"zones/{zone}/diskTypes/{catalog.boot_disk_type(machine)}")
-        return compute_v1.Instance(
-            name=req.name,
-            machine_type=f"zones/{zone}/machineTypes/{machine}",
-            labels=catalog.sanitize_labels(req.labels),
-            # GPUs cannot live-migrate: the API refuses MIGRATE for GPU VMs.
-            scheduling=compute_v1.Scheduling(on_host_maintenance="TERMINATE",
-                                             automatic_restart=True),
-            disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True,
-                                           initialize_params=disk)],
-            network_interfaces=[compute_v1.NetworkInterface(
-                network="global/networks/default",
-                access_configs=[compute_v1.AccessConfig(name="External NAT",
-                                                        type_="ONE_TO_ONE_NAT")])],
-            metadata=compute_v1.Metadata(items=items),
-            guest_accelerators=[compute_v1.AcceleratorConfig(
-                accelerator_type=f"zones/{zone}/acceleratorTypes/{accel}",
-                accelerator_count=count)] if accel else [],
-        )
+            raise self._err(InvalidRequestError, str(e), region, "INVALID_INSTANCE_TYPE") from e
+        settings = self.settings.over(req.launch)
+        if isinstance(settings.subnetwork, Mapping) and not settings.subnetwork_in(region):
+            raise self._err(InvalidRequestError, f"subnetwork has no value for region "
+                            f"{region}", region, "SUBNETWORK_REQUIRED")
+        missing = [k for k in req.ssh_key_names if k not in req.ssh_public_keys]
+        if missing:
+            raise self._err(InvalidRequestError, f"ssh key {missing[0]!r} has no public key "
+                            "material (ssh_public_keys)", region, "SSH_KEY_MATERIAL")
+        return instance_body(req, zone, settings, machine, accel, count)
 
     def provision(self, req: ProvisionRequest) -> Node:
         zone = self._zone_for(req)
@@ -268,13 +253,13 @@ class GcpProvider:
             request_id=str(uuid.uuid5(_REQUEST_NS, f"{self.project}/{zone}/{req.name}"
                                                    f"/{req.idempotency_key}")))
         ic, _ = self._clients()
-        with self._errors(zone):
+        with self._errors(zone, req.instance_type):
             try:
                 op = ic.insert_unary(request=request, timeout=_CALL_TIMEOUT)
             except gexc.Conflict:
                 op = None  # the name exists: an earlier attempt got through
             if op is not None:
-                self._wait(op, zone)
+                self._wait(op, zone, req.instance_type)
             inst = ic.get(project=self.project, zone=zone, instance=req.name,
                           retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
         return self._to_node(inst)

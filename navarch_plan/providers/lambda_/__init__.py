@@ -6,13 +6,8 @@ for it."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from navarch_plan.lazy import lazy_attributes
 
 __all__ = ["LambdaProvider", "DEFAULT_BASE_URL"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.provider"), name)
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "provider"))

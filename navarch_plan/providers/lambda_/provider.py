@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import math
 import random
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,11 +21,13 @@ from urllib.parse import quote
 import httpx
 
 from navarch_plan.apply.throttle import Pacer, RetryPolicy, retrying
+from navarch_plan.catalog.gpu_names import parse_gpu_description
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
     InvalidRequestError,
+    NoCapacityListedError,
     NotFoundError,
     ProviderError,
     QuotaError,
@@ -42,7 +43,14 @@ from navarch_plan.model import (
     RateLimit,
 )
 from navarch_plan.providers.base import NodeFacts
-from navarch_plan.providers.lambda_.kind import DEFAULT_BASE_URL, LAMBDA, LAUNCH_INTERVAL
+from navarch_plan.providers.lambda_.capacity import CapacityCache
+from navarch_plan.providers.lambda_.kind import (
+    CAPACITY_CACHE_SECONDS,
+    DEFAULT_BASE_URL,
+    LAMBDA,
+    LAUNCH_INTERVAL,
+    launch_fields,
+)
 
 __all__ = ["LambdaProvider"]
 
@@ -66,15 +74,9 @@ _ERRORS: dict[str, type[ProviderError]] = {
     "global/invalid-address": AuthError,
     "global/object-does-not-exist": NotFoundError,
     "global/invalid-parameters": InvalidRequestError,
+    # A file system lives in one region: naming it for another is a config mistake.
+    "instance-operations/launch/file-system-in-wrong-region": InvalidRequestError,
 }
-
-_GPU = re.compile(r"^\s*(?:\d+x\s+)?(?:NVIDIA\s+)?([^(]*?)\s*(?:\(|$)")
-
-
-def _gpu_type(description: Any) -> str:
-    """"H100 (80 GB PCIe)" -> "H100": the model name without memory and form factor."""
-    match = _GPU.match(str(description or ""))
-    return match.group(1) if match else ""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -118,10 +120,15 @@ class LambdaProvider:
                  launch_interval: float = LAUNCH_INTERVAL, timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None, max_retries: int = 4,
                  backoff_base: float = 1.0, self_paced: bool = True,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK,
+                 capacity_cache_seconds: float = CAPACITY_CACHE_SECONDS,
+                 launch: Mapping[str, Any] | None = None) -> None:
         """`self_paced`: space launches `launch_interval` apart here (library use). Built
         from a config, apply's scheduler does the pacing (from `rate_limit()`) and the
-        retries, with the same Pacer and retry code (apply/throttle.py)."""
+        retries, with the same Pacer and retry code (apply/throttle.py).
+        `capacity_cache_seconds`: how long one `GET /instance-types` answers the
+        capacity check of every launch. `launch`: the provider's launch options
+        (file_systems, firewall_rulesets, image), under a request's own."""
         if not api_key:
             raise AuthError("no Lambda Cloud API key given", provider=name)
         self.name = name
@@ -132,6 +139,10 @@ class LambdaProvider:
                                   max_delay=_MAX_WAIT)
         paced = 1.0 / self.launch_interval if self_paced and self.launch_interval > 0 else None
         self._pacer = Pacer(paced, clock)
+        self.launch_defaults = dict(launch or {})
+        self._capacity = CapacityCache(
+            lambda: self._offers(self._send("GET", "/instance-types")),
+            float(capacity_cache_seconds), clock)
         # The key lives only in the client's headers, which httpx masks in its reprs.
         self._client = httpx.Client(
             base_url=self.base_url, timeout=timeout, transport=transport,
@@ -154,6 +165,7 @@ class LambdaProvider:
 
     def provision(self, req: ProvisionRequest) -> Node:
         body = self._launch_body(req)
+        self.check_launch(req)  # apply's scheduler asked already: then from the cache
         try:
             data = self._launch(body, req.region)
             instance_id = str(data["instance_ids"][0])
@@ -209,7 +221,27 @@ class LambdaProvider:
                        if self.launch_interval > 0 else None)
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
-        data = self._request("GET", "/instance-types")
+        offers = self._offers(self._request("GET", "/instance-types"))
+        self._capacity.remember(offers)
+        return offers
+
+    # -- capacity: look before launching ------------------------------------------------
+
+    def check_launch(self, req: ProvisionRequest) -> None:
+        """LaunchPrechecked: NoCapacityListedError when the live catalog lists the type
+        and not this region among `regions_with_capacity_available`. A type it does not
+        list, or a catalog that cannot be read now, is the launch's to answer. The list
+        is a hint, not a reservation: a launch it lets through may still be refused."""
+        regions = self._capacity.regions(req.instance_type, req.region)
+        if regions is None or req.region in regions:
+            return
+        where = ", ".join(sorted(regions)) or "no region"
+        raise NoCapacityListedError(
+            f"GET /instance-types lists no capacity for {req.instance_type} in "
+            f"{req.region} (capacity now: {where}); no launch was sent",
+            provider=self.name, region=req.region, code="navarch/no-capacity-listed")
+
+    def _offers(self, data: Any) -> builtins.list[InstanceType]:
         if not isinstance(data, Mapping):
             raise TransientError("GET /instance-types did not return a mapping",
                                  provider=self.name, code="bad-response")
@@ -235,13 +267,20 @@ class LambdaProvider:
             body["tags"] = [{"key": k, "value": v} for k, v in sorted(req.labels.items())]
         if req.user_data:
             body["user_data"] = req.user_data
-        return body
+        return body | launch_fields({**self.launch_defaults, **req.launch})
 
     def _launch(self, body: dict[str, Any], region: str) -> Any:
-        """Paced; retried only after a 429, which means nothing was created."""
+        """Paced; retried only after a 429, which means nothing was created. A launch
+        naming something Lambda does not have (a file system, a ruleset, an image, the
+        SSH key) made nothing and will not work elsewhere: an invalid request."""
         def once() -> Any:
             self._pacer.wait()
-            return self._send("POST", "/instance-operations/launch", body, region)
+            try:
+                return self._send("POST", "/instance-operations/launch", body, region)
+            except NotFoundError as exc:
+                raise InvalidRequestError(exc.message, provider=self.name, region=region,
+                                          code=exc.code,
+                                          cloud_message=exc.cloud_message) from exc
         return self._retrying(once, (RateLimitError,))
 
     def _recover_launch(self, req: ProvisionRequest, cause: TransientError) -> Node:
@@ -334,9 +373,10 @@ class LambdaProvider:
                 cls = AuthError
             else:  # includes a 404 without Lambda's code: likely a wrong base_url
                 cls = InvalidRequestError
-        if cls is QuotaError:  # Lambda quotas are account-wide, not per region
-            return QuotaError(message, provider_wide=True, **kw)
-        return cls(message, **kw)
+        error = cls(message, **kw)
+        if isinstance(error, QuotaError):  # Lambda quotas are account-wide, not per region
+            error.provider_wide = True
+        return error
 
     def _scrub(self, text: str) -> str:
         """Some errors echo the request back: the key never leaves the client's headers."""
@@ -359,7 +399,7 @@ class LambdaProvider:
             status=_STATUS.get(raw_status, NodeStatus.UNKNOWN), cloud_status=raw_status,
             name=str(item.get("name") or ""), ip_address=str(item.get("ip") or ""),
             gpu_count=int(specs.get("gpus") or 0),
-            gpu_type=_gpu_type(itype.get("gpu_description")),
+            gpu_type=parse_gpu_description(itype.get("gpu_description")).model,
             labels={str(t["key"]): str(t.get("value", ""))
                     for t in item.get("tags") or [] if isinstance(t, Mapping) and "key" in t})
 
@@ -370,9 +410,10 @@ class LambdaProvider:
         regions = tuple(str(r.get("name", "")) for r in
                         entry.get("regions_with_capacity_available") or [])
         cents = itype.get("price_cents_per_hour")
+        gpu = parse_gpu_description(itype.get("gpu_description") or itype.get("description"))
         return InstanceType(
             name=str(itype.get("name") or key), gpu_count=int(specs.get("gpus") or 0),
-            gpu_type=_gpu_type(itype.get("gpu_description")),
+            gpu_type=gpu.model, gpu_memory_gb=gpu.memory_gb,
             memory_gb=float(specs.get("memory_gib") or 0), vcpus=int(specs.get("vcpus") or 0),
             price_per_hr=None if cents is None else cents / 100,
             regions=regions, available=bool(regions))

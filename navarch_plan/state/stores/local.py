@@ -31,7 +31,7 @@ from typing import Any
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import StateError
 from navarch_plan.state.advice import journal_failed, restore_advice
-from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_problem, replay
+from navarch_plan.state.checks import decode_snapshot, op_problem
 from navarch_plan.state.files import (
     Files,
     FileWriteError,
@@ -46,6 +46,7 @@ from navarch_plan.state.files import (
 from navarch_plan.state.journal import Journal, JournalLines
 from navarch_plan.state.lock import FileLock, LockInfo, LockLost, force_unlock, lost_lock_message
 from navarch_plan.state.model import StateDoc
+from navarch_plan.state.ops import JournalOp, JournalProblem, apply_op, replay
 
 __all__ = ["LocalStateStore", "decode_snapshot", "write_json_atomically"]
 
@@ -200,15 +201,17 @@ class LocalStateStore:
         return f"{self.path} {what}{backup}. Nothing was changed"
 
     # -- writing -----------------------------------------------------------------
-    def record(self, *ops: dict[str, Any]) -> None:
+    def record(self, *ops: JournalOp) -> None:
         """Make operations durable (one write, one fsync), then apply them. Thread-safe.
         Several operations in one call reach the disk together or not at all (a failed
         write is cut back; a torn write loses only the unfinished last line)."""
-        for op in ops:
-            problem = op_problem(op)
+        lines = [op.to_json() for op in ops]
+        for line in lines:
+            problem = op_problem(line)
             if problem is not None:  # a bug upstream: never let it reach the journal
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
-        data = b"".join((json.dumps(op, separators=(",", ":")) + "\n").encode() for op in ops)
+        data = b"".join((json.dumps(line, separators=(",", ":")) + "\n").encode()
+                        for line in lines)
         with self._mutex:
             doc = self.loaded  # load() before record()
             self._check_held()
@@ -216,11 +219,11 @@ class LocalStateStore:
             try:
                 self._journal.append(data, (json.dumps(head) + "\n").encode())
             except OSError as exc:
-                self._failure = StateError(journal_failed(ops, self.journal_path, self.path,
+                self._failure = StateError(journal_failed(lines, self.journal_path, self.path,
                                                           exc))
                 raise self._failure from None
             for op in ops:
-                doc.apply_op(op)
+                apply_op(doc, op)
             self._recorded = True
 
     def close_journal(self) -> None:

@@ -35,9 +35,10 @@ from typing import Any
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import StateError
-from navarch_plan.state.checks import JournalProblem, decode_snapshot, op_problem, replay
+from navarch_plan.state.checks import decode_snapshot, op_problem
 from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
+from navarch_plan.state.ops import JournalOp, JournalProblem, apply_op, replay
 from navarch_plan.state.rescue import write_rescue
 from navarch_plan.state.stores.s3_bucket import Bucket, S3Conflict, S3Error
 from navarch_plan.state.stores.s3_journal import fetch_entries, journal_key, journal_keys, seq_of
@@ -189,23 +190,24 @@ class S3StateStore:
                 f"{self.path} to restore. Nothing was changed")
 
     # -- writing -----------------------------------------------------------------
-    def record(self, *ops: dict[str, Any]) -> None:
+    def record(self, *ops: JournalOp) -> None:
         """Apply operations and make them durable (one PUT) before returning.
         Thread-safe; the operations of one call are one object: all replayed or none."""
-        for op in ops:
-            problem = op_problem(op)
+        lines = [op.to_json() for op in ops]
+        for line in lines:
+            problem = op_problem(line)
             if problem is not None:  # a bug upstream: never let it reach the journal
                 raise StateError(f"refusing to record an invalid state operation: {problem}")
         with self._mutex:
             doc = self.loaded  # load() before record()
             for op in ops:
-                doc.apply_op(op)
+                apply_op(doc, op)
             self._recorded = True
             if self._failure is not None:
                 raise self._persist_failed(self._failure, again=True)
             key = journal_key(self.journal_prefix, doc.serial, self._seq)
             body = {"lineage": doc.lineage, "serial": doc.serial,
-                    "seq": self._seq, "ops": list(ops)}
+                    "seq": self._seq, "ops": lines}
             self._seq += 1
         # Outside the mutex, so actions in flight save their records in parallel. Replay
         # order (seq) is still the order the operations were applied in; and records of
