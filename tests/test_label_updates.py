@@ -137,3 +137,26 @@ def test_a_saved_plan_setting_other_labels_is_refused(work: Workdir) -> None:
     assert "labels this plan sets are not the config's" in result.out + result.err
     assert work.cloud().calls("set_labels") == []
     assert only_node(work).labels.get("navarch-workspace") == "test"
+
+
+def test_labels_set_but_not_recorded_are_recorded_by_the_next_apply(work: Workdir) -> None:
+    """The cloud set the labels but every reply was lost (as if apply died before its
+    record): state keeps the old spec, and the next plan updates (again) and records."""
+    node = applied(work, pools={"head": {"nodes": 1}})
+    lost = {"op": "set_labels", "error": "transient", "effect": True}
+    work.config(pools={"head": {"nodes": 1, "labels": {"team": "research"}}},
+                sim={"retry": FAST_RETRY, "faults": [lost] * 4})
+    failed = work.run("apply", "--auto-approve")
+    assert failed.code == 1 and "failed:  pool.head[0]" in failed.out
+    assert only_node(work).labels["team"] == "research"
+    assert work.state()["nodes"]["pool.head[0]"]["spec"]["labels"] == {"team": "ml"}
+
+    work.config(pools={"head": {"nodes": 1, "labels": {"team": "research"}}})
+    [update] = actions_of(work.plan_json())
+    assert (update["action"], update["label_changes"]) == ("update", [])
+    assert "already carries these labels" in work.run("plan").out
+    assert work.run("apply", "--auto-approve").code == 0
+    record = work.state()["nodes"]["pool.head[0]"]
+    assert record["spec"]["labels"] == {"team": "research"}
+    assert only_node(work).id == node.id
+    assert work.run("plan", "--detailed-exitcode").code == 0

@@ -137,12 +137,19 @@ class ActionFactory:
             after={**after, "refs": [r.text for r in wanted.refs]},
             replace_mode=self._replace_mode(wanted.group), cost_before=price,
             cost_after=price, labels=labels, label_changes=tuple(changes),
-            detail="labels changed by hand on the cloud are set back to the config's"
-            if reason == Reason.LABELS_DRIFTED else "")
+            detail=_update_detail(reason, changes))
 
     def _replace_mode(self, group: str) -> str:
         g = self.groups.get(group)
         return g.replace_mode if g else "create_before_destroy"
+
+
+def _update_detail(reason: Reason, changes: list[dict[str, Any]]) -> str:
+    if not changes:  # e.g. an apply that set them died before its record
+        return "the instance already carries these labels: apply sets them again and records them"
+    if reason == Reason.LABELS_DRIFTED:
+        return "labels changed by hand on the cloud are set back to the config's"
+    return ""
 
 
 def _after(node: DesiredNode, placement: Placement) -> dict[str, Any]:
