@@ -51,8 +51,12 @@ class LabelUpdates(PlannerBase):
         last_set = {**{k: v for k, v in target.items() if k not in wanted.labels},
                     LABEL_SPEC: record.spec_hash, **record.spec.get("labels", {})}
         settable = record.provider in self.inputs.label_setters
-        if _but_spec(live.labels) != _but_spec(last_set) or not (
-                fits or live.labels.get(LABEL_SPEC) == record.spec_hash):
+        # Drift: not what navarch last set, nor already what the config asks (an apply
+        # that set the labels and died before its record).
+        already = _but_spec(live.labels) == _but_spec(target) and fits
+        self._drop_label_drift(address)  # base.py's, against the record: said again here
+        if not already and (_but_spec(live.labels) != _but_spec(last_set) or not (
+                fits or live.labels.get(LABEL_SPEC) == record.spec_hash)):
             self._label_drift(address, record, last_set, live, settable)
         changes = label_changes(live.labels, target)
         if not settable:
@@ -67,12 +71,13 @@ class LabelUpdates(PlannerBase):
         self._add(self.make.update(address, wanted, record, live, reason, target,
                                    {**new_spec, "spec_hash": new_hash}, changes))
 
-    def _label_drift(self, address: str, record: NodeRecord, last_set: Mapping[str, str],
-                     live: Node, settable: bool) -> None:
-        """One `labels_changed` drift item for the address, saying what apply does (it
-        replaces base.py's item, which compares with the record's labels)."""
+    def _drop_label_drift(self, address: str) -> None:
         self.drift = [d for d in self.drift
                       if not (d.address == address and d.kind == "labels_changed")]
+
+    def _label_drift(self, address: str, record: NodeRecord, last_set: Mapping[str, str],
+                     live: Node, settable: bool) -> None:
+        """One `labels_changed` drift item for the address, saying what apply does."""
         what = "; ".join(describe_label_changes(label_changes(last_set, live.labels)))
         then = ("apply will update labels in place" if settable else
                 f"provider {record.provider} cannot update labels in place: "
