@@ -13,6 +13,7 @@ fails:
     {op: list, hide: 1}                               # an empty listing (0.5: half)
     {op: list, unreachable: [us-east-1]}              # a listing that admits a gap
     {op: get, hide: 1}                                # "no such instance", wrongly
+    {op: set_labels, error: transient}                # labels not set (apply retries)
 
 `effect: true` makes the call take effect (committed, visible to every process) before
 the error is raised; `delay` waits after the effect, before replying. Only a
@@ -43,7 +44,7 @@ from navarch_plan.errors import (
 
 __all__ = ["Fault", "FaultQueue", "FAULT_OPS", "FAULT_ERRORS"]
 
-FAULT_OPS = ("provision", "terminate", "list", "get", "list_instance_types")
+FAULT_OPS = ("provision", "terminate", "list", "get", "list_instance_types", "set_labels")
 FAULT_ERRORS = {
     "transient": (TransientError, "injected timeout", "fake/injected-timeout"),
     "capacity": (CapacityError, "injected: no capacity", "fake/insufficient-capacity"),
