@@ -46,7 +46,7 @@ from navarch_plan.planner.inputs import (
 from navarch_plan.planner.label_updates import LabelUpdates
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
-from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.model import Intent, NodeRecord
 from navarch_plan.words import plural
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]
@@ -88,7 +88,9 @@ class _Planner(References, LabelUpdates):
     def _check_inputs(self) -> None:
         known = set(self.observed.listings)
         pending = {i.address: i for i in self.state.intents.values()}
-        for address, holder in [*self.state.nodes.items(), *pending.items()]:
+        holders: list[tuple[str, NodeRecord | Intent]] = [*self.state.nodes.items(),
+                                                          *pending.items()]
+        for address, holder in holders:
             if holder.provider not in known:
                 raise PlanError(f"state holds {address} on provider {holder.provider!r}, which "
                                 "the config no longer defines; add the provider back, or "
