@@ -36,6 +36,7 @@ from navarch_plan.providers.base import (
     BuildContext,
     EventuallyConsistent,
     InstanceTypeLister,
+    LabelSetter,
     NodeGetter,
     PartialLister,
     Provider,
@@ -287,6 +288,8 @@ class Engine:
             created_at=plan_timestamp(self.clock), observed=self.observed,
             idempotent=frozenset(n for n, c in self.consistency.items()
                                  if c.idempotent_launch),
+            label_setters=frozenset(n for n, p in self.providers.items()
+                                    if isinstance(p, LabelSetter)),
         )
         return make_plan(inputs, options or PlanOptions())
 

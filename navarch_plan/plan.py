@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
 from navarch_plan.errors import PlanError
+from navarch_plan.model import LABEL_SPEC
 
 __all__ = ["ActionKind", "Reason", "Action", "Drift", "Plan", "PLAN_FORMAT_VERSION",
-           "Unsettled", "plan_from_json", "checksum_of"]
+           "Unsettled", "plan_from_json", "checksum_of", "label_changes",
+           "describe_label_changes"]
 
 # 1.1 added candidates and per-pool cost; 1.2 `unsettled`, `unreachable`, intent kinds,
-# and the actions' intent_id, idempotency_key and new_node_id.
-PLAN_FORMAT_VERSION = "1.2"
+# and the actions' intent_id, idempotency_key and new_node_id; 1.3 the `update` action
+# (labels set in place), its reasons, and the actions' `labels` and `label_changes`.
+PLAN_FORMAT_VERSION = "1.3"
 
 
 class ActionKind(StrEnum):
@@ -28,6 +32,7 @@ class ActionKind(StrEnum):
     DELETE = "delete"
     ADOPT = "adopt"  # an owned instance missing from state is recorded, no cloud call
     FORGET = "forget"  # a state record whose instance is gone is dropped, no cloud call
+    UPDATE = "update"  # the instance's labels are set in place; it keeps running
 
 
 class Reason(StrEnum):
@@ -45,6 +50,8 @@ class Reason(StrEnum):
     DESTROY = "destroy"
     DEPOSED = "deposed"  # the old half of a replacement that was interrupted
     INTERRUPTED = "interrupted"  # an apply was cut short while provisioning this node
+    LABELS_CHANGED = "labels_changed"  # the config's labels differ from the recorded ones
+    LABELS_DRIFTED = "labels_drifted"  # the instance's labels were changed outside navarch
     PREEMPTED = "preempted"  # the cloud took this spot node back
 
 
@@ -78,6 +85,10 @@ class Action:
     # A replacement whose new instance an interrupted apply already launched: apply
     # waits for it instead of launching another.
     new_node_id: str = ""
+    # An update: every label apply sets (exactly these: the user's and navarch's), and
+    # what changes, key by key: {"key", "op": add|change|remove, "before", "after"}.
+    labels: dict[str, str] | None = None
+    label_changes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,7 +172,39 @@ def _action_json(action: Action) -> dict[str, Any]:
     data["reason"] = action.reason.value
     data["changed"] = list(action.changed)
     data["candidates"] = [dict(c) for c in action.candidates]
+    data["label_changes"] = [dict(c) for c in action.label_changes]
     return data
+
+
+def label_changes(before: Mapping[str, str], after: Mapping[str, str]
+                  ) -> list[dict[str, Any]]:
+    """An update's label diff, key by key, sorted: add, change, remove. `navarch-spec`
+    is left out: it follows the spec (shown as its hash); nobody sets it by hand."""
+    out: list[dict[str, Any]] = []
+    for key in sorted((set(before) | set(after)) - {LABEL_SPEC}):
+        was, now = before.get(key), after.get(key)
+        if was == now:
+            continue
+        if was is None:
+            out.append({"key": key, "op": "add", "after": now})
+        elif now is None:
+            out.append({"key": key, "op": "remove", "before": was})
+        else:
+            out.append({"key": key, "op": "change", "before": was, "after": now})
+    return out
+
+
+def describe_label_changes(changes: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`team: "ml" -> "research"`, `+ env: "prod"`, `- old`: one line per change."""
+    lines = []
+    for c in changes:
+        if c["op"] == "add":
+            lines.append(f'+ {c["key"]}: "{c["after"]}"')
+        elif c["op"] == "remove":
+            lines.append(f'- {c["key"]}')
+        else:
+            lines.append(f'{c["key"]}: "{c["before"]}" -> "{c["after"]}"')
+    return lines
 
 
 def checksum_of(body: dict[str, Any]) -> str:
@@ -188,7 +231,8 @@ def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
             Action(**{**{k: v for k, v in a.items() if k in known},
                       "action": ActionKind(a["action"]), "reason": Reason(a["reason"]),
                       "changed": tuple(a.get("changed", ())),
-                      "candidates": tuple(a.get("candidates", ()))})
+                      "candidates": tuple(a.get("candidates", ())),
+                      "label_changes": tuple(a.get("label_changes", ()))})
             for a in data["actions"]
         )
         return Plan(

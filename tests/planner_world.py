@@ -62,14 +62,18 @@ class World:
         return live
 
     def plan(self, cfg: Config | None = None, observed: Observed | None = None,
-             idempotent: frozenset[str] = frozenset(), **options: Any) -> dict[str, Any]:
+             idempotent: frozenset[str] = frozenset(),
+             label_setters: frozenset[str] = frozenset({"sim"}), **options: Any
+             ) -> dict[str, Any]:
         """`observed`: what the reads showed, when more than a complete listing of
-        `live` (lookups, windows, unreachable places, the time)."""
+        `live` (lookups, windows, unreachable places, the time). `label_setters`: the
+        providers that set labels in place (the fake does)."""
         cfg = cfg or self.cfg
         inputs = PlanInputs(workspace="ws", desired=cfg.desired, groups=cfg.groups,
                             state=self.state, live={"sim": self.live},
                             prices={("sim", "gpu_1x_a10"): 0.75, ("sim", "gpu_1x_a100"): 1.29},
                             config_hash=cfg.config_hash, created_at="now",
-                            observed=observed, idempotent=idempotent)
+                            observed=observed, idempotent=idempotent,
+                            label_setters=label_setters)
         plan = make_plan(inputs, PlanOptions(**options), lambda seed: "abcd")
         return plan.to_json()

@@ -57,7 +57,7 @@ def test_ten_thousand_creates_fit_in_one_comment() -> None:
     assert f"{shown:,} of 10,000 rows are listed" in markdown
     listed = markdown.count("\n#### `p")
     assert f"*{100 - listed} more tables (pools, drift) not listed" in markdown
-    assert "| `p0` | 100 | 0 | 0 | 0 | 0 | $0.00/h → $75.00/h (+$75.00/h) |" in markdown
+    assert "| `p0` | 100 | 0 | 0 | 0 | 0 | 0 | $0.00/h → $75.00/h (+$75.00/h) |" in markdown
 
 
 def test_fifteen_hundred_replacements_with_long_rows_fit() -> None:

@@ -42,15 +42,22 @@ pools:
     user_data: "HEAD=${pools.head.nodes[0].ip_address}"
   big: {provider: sim, instance_type: gpu_8x_h100, region: us-east-1, nodes: 12}
   steady: {provider: sim, instance_type: gpu_1x_l4, region: us-east-1, nodes: 1}
+  tagged:
+    provider: sim
+    instance_type: gpu_1x_l4
+    region: us-east-1
+    nodes: 1
+    labels: {team: research, env: prod}
 nodes:
   box: {provider: sim, instance_type: gpu_1x_a10, region: us-east-1}
 """
 
 
 def rich_plan() -> dict[str, Any]:
-    """Creates, deletes, replacements with changed fields, an adoption, drift of several
-    kinds, an unknown price, and a partial-plan warning."""
+    """Creates, deletes, replacements with changed fields, an adoption, labels updated in
+    place, drift of several kinds, an unknown price, and a partial-plan warning."""
     old = config(RICH.replace("gpu_1x_h100", "gpu_1x_a100").replace("nodes: 4", "nodes: 3")
+                 .replace("{team: research, env: prod}", "{team: ml, old: x}")
                  .replace(" v2", "")
                  .replace("nodes: 12", "nodes: 0").replace(
                      "nodes:\n  box", "  gone: {provider: sim, instance_type: gpu_1x_l4, "
@@ -80,7 +87,8 @@ def test_the_rich_plan_has_every_ingredient() -> None:
     kinds = {(a["action"], a["reason"]) for a in plan["actions"]}
     assert {("create", "missing"), ("replace", "spec_changed"), ("replace", "unhealthy"),
             ("create", "deleted_outside"), ("adopt", "orphan_matches"),
-            ("delete", "not_in_config"), ("replace", "dependency_changed")} <= kinds
+            ("delete", "not_in_config"), ("replace", "dependency_changed"),
+            ("update", "labels_changed")} <= kinds
     assert {d["kind"] for d in plan["drift"]} >= {"deleted_outside", "unmanaged",
                                                   "status_changed", "zone_changed"}
     assert plan["cost"]["complete"] is False and plan["warnings"]

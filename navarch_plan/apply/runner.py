@@ -1,4 +1,4 @@
-"""One action at a time: the cloud calls of a create, replace, delete, adopt or forget,
+"""One action at a time: the cloud calls of a create, replace, delete, adopt, forget or update,
 each followed at once by the state record that describes what now exists."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.keys import read_public_keys
+from navarch_plan.apply.relabel import update_labels
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
 from navarch_plan.config.desired import ON_DEMAND, DesiredNode, Placement, render_refs
@@ -35,7 +36,7 @@ from navarch_plan.model import (
 )
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.ownership import ownership_labels
-from navarch_plan.providers.base import Provider
+from navarch_plan.providers.base import LabelSetter, Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import Intent, NodeRecord
 from navarch_plan.state.ops import (
@@ -116,6 +117,7 @@ class ActionRunner:
             ActionKind.DELETE: self._delete,
             ActionKind.ADOPT: self._adopt,
             ActionKind.FORGET: self._forget,
+            ActionKind.UPDATE: self._update,
         }[action.action]
         handler(action)
 
@@ -154,6 +156,14 @@ class ActionRunner:
         current = doc.nodes.get(action.address)
         if current is not None and current.id == action.node_id:
             self.store.record(Remove(action.address))
+
+    def _update(self, action: Action) -> None:
+        provider = self.providers[action.provider]
+        if not isinstance(provider, LabelSetter):
+            raise StalePlanError(f"{action.address}: provider {action.provider} cannot set "
+                                 "labels in place; make a new plan")
+        update_labels(action, self.desired[action.address], provider, self.store,
+                      self.hooks, self.workspace)
 
     def _adopt(self, action: Action) -> None:
         """Record an instance that exists but state lacks: an orphan that fits, or what

@@ -27,9 +27,20 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
-from navarch_plan.errors import ProviderError, RateLimitError, TransientError
+from navarch_plan.errors import (
+    InvalidRequestError,
+    ProviderError,
+    RateLimitError,
+    TransientError,
+)
 from navarch_plan.model import Node, ProvisionRequest, RateLimit
-from navarch_plan.providers.base import LaunchPrechecked, NodeGetter, Provider, RateLimited
+from navarch_plan.providers.base import (
+    LabelSetter,
+    LaunchPrechecked,
+    NodeGetter,
+    Provider,
+    RateLimited,
+)
 
 __all__ = ["Gate", "GatedProvider", "Pacer", "RetryPolicy", "CallKind", "SCHEDULER_OPTIONS",
            "gate_for", "retry_policy", "retrying"]
@@ -218,6 +229,15 @@ class GatedProvider:
 
     def list(self) -> list[Node]:
         return self._retried("list", self.inner.list)
+
+    def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
+        """Retried: setting the same labels again is harmless (GCE's fingerprint is
+        read afresh on each try)."""
+        inner = self.inner
+        if not isinstance(inner, LabelSetter):
+            raise InvalidRequestError(f"provider {self.name} cannot set labels in place",
+                                      provider=self.name)
+        self._retried("set labels", lambda: inner.set_labels(node_id, labels))
 
     def get(self, node_id: str) -> Node | None:
         inner = self.inner

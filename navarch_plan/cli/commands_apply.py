@@ -178,7 +178,8 @@ def _report(plan: Plan, result: ApplyResult, io: IO, as_json: bool, destroy: boo
         forgot = f", {counts['forget']} forgotten" if counts["forget"] else ""
         line = f"Resources: {counts['delete']} destroyed{forgot}"
     else:
-        line = (f"Nodes: {counts['create']} added, {counts['replace']} replaced, "
+        updated = f"{counts['update']} updated, " if counts["update"] else ""
+        line = (f"Nodes: {counts['create']} added, {updated}{counts['replace']} replaced, "
                 f"{counts['delete']} destroyed, {counts['adopt']} adopted, "
                 f"{counts['forget']} forgotten")
     if result.ok:

@@ -29,7 +29,7 @@ Emit = Callable[[str], None]
 
 VERBS = {"create": ("creating", "created"), "replace": ("replacing", "replaced"),
          "delete": ("destroying", "destroyed"), "adopt": ("adopting", "adopted"),
-         "forget": ("forgetting", "forgot")}
+         "forget": ("forgetting", "forgot"), "update": ("updating labels", "updated")}
 
 
 def timestamp() -> str:

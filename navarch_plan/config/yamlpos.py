@@ -79,9 +79,11 @@ class _Composer(yaml.SafeLoader):
         super().__init__(text)
         self.explicit_tags: dict[Node, str] = {}
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
         node = super().compose_node(parent, index)
+        if node is None:
+            return None
         tag = getattr(event, "tag", None)  # an alias has none: its anchor's node is marked
         if tag is not None:
             self.explicit_tags[node] = tag
@@ -117,6 +119,7 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        assert isinstance(node, ScalarNode)  # PyYAML composes only these three kinds
         return self._scalar(node, path)
 
     def _mapping(self, node: MappingNode, path: Path) -> dict[str, Any]:

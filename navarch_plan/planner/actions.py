@@ -9,6 +9,7 @@ from typing import Any
 from navarch_plan.config.desired import SPOT, DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
+from navarch_plan.planner.labels import user_labels
 from navarch_plan.planner.strategies import order_placements
 from navarch_plan.state.model import NodeRecord
 
@@ -132,9 +133,34 @@ class ActionFactory:
             detail=detail, intent_id=intent_id,
         )
 
+    def update(self, address: str, wanted: DesiredNode, record: NodeRecord, live: Node,
+               reason: Reason, labels: dict[str, str], after: dict[str, Any],
+               changes: list[dict[str, Any]]) -> Action:
+        """Labels set in place: the instance keeps running, its record takes `after`
+        (the spec, with its hash). `before` shows the user labels it carries now."""
+        price = self._price(record.provider, record.instance_type)
+        before = {**_before(record, live), "labels": user_labels(live.labels)}
+        return Action(
+            key=address, address=address, action=ActionKind.UPDATE, reason=reason,
+            group=wanted.group, provider=record.provider, region=record.region,
+            zone=record.zone, instance_type=record.instance_type, node_id=record.id,
+            name=record.name, before=before,
+            after={**after, "refs": [r.text for r in wanted.refs]},
+            replace_mode=self._replace_mode(wanted.group), cost_before=price,
+            cost_after=price, labels=labels, label_changes=tuple(changes),
+            detail=_update_detail(reason, changes))
+
     def _replace_mode(self, group: str) -> str:
         g = self.groups.get(group)
         return g.replace_mode if g else "create_before_destroy"
+
+
+def _update_detail(reason: Reason, changes: list[dict[str, Any]]) -> str:
+    if not changes:  # e.g. an apply that set them died before its record
+        return "the instance already carries these labels: apply sets them again and records them"
+    if reason == Reason.LABELS_DRIFTED:
+        return "labels changed by hand on the cloud are set back to the config's"
+    return ""
 
 
 def _after(node: DesiredNode, placement: Placement) -> dict[str, Any]:

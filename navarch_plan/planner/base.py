@@ -16,6 +16,7 @@ from navarch_plan.plan import Action, ActionKind, Drift, Reason, Unsettled
 from navarch_plan.planner.actions import ActionFactory
 from navarch_plan.planner.inputs import PlanInputs, PlanOptions
 from navarch_plan.planner.intents import IntentOutcome
+from navarch_plan.planner.labels import labels_only_placement
 from navarch_plan.planner.observed import Observed, Presence, Seen
 from navarch_plan.planner.preemption import gone_reason, was_preempted
 from navarch_plan.state.model import NodeRecord
@@ -141,7 +142,8 @@ class PlannerBase:
             return (Reason.PREEMPTED if was_preempted(record, live) else Reason.GONE), ()
         if live.status == NodeStatus.UNHEALTHY:
             return Reason.UNHEALTHY, ()
-        if record.spec_hash not in wanted.accepted_hashes():
+        if record.spec_hash not in wanted.accepted_hashes() \
+                and labels_only_placement(wanted, record) is None:  # labels: updated in place
             # Compare with the candidate most like where the node runs, so the listed
             # fields are the ones that really changed.
             near = next((p for p in wanted.candidates if p.provider == record.provider),

@@ -230,16 +230,17 @@ def check_saved_actions(plan: Plan, config: Any, doc: StateDoc, owned: set[str],
         if action.new_node_id and action.new_node_id not in ours:
             raise refuse(action, f"takes instance {action.new_node_id}, which is not "
                          f"owned by this state of workspace {config.workspace}")
-        if kind in (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT) \
-                and action.node_id not in ours:
+        if kind in (ActionKind.DELETE, ActionKind.REPLACE, ActionKind.ADOPT,
+                    ActionKind.UPDATE) and action.node_id not in ours:
             raise refuse(action, f"acts on instance {action.node_id}, which is not owned by "
                          f"this state of workspace {config.workspace}")
-        if kind in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT) \
-                and action.address not in config.desired:
+        if kind in (ActionKind.CREATE, ActionKind.REPLACE, ActionKind.ADOPT,
+                    ActionKind.UPDATE) and action.address not in config.desired:
             raise refuse(action, f"builds {action.address}, which {config.file} does not "
                          "define")
-        if kind == ActionKind.REPLACE and at.get(action.node_id) != action.address:
-            raise refuse(action, f"replaces {action.node_id}, which state does not hold at "
+        if kind in (ActionKind.REPLACE, ActionKind.UPDATE) \
+                and at.get(action.node_id) != action.address:
+            raise refuse(action, f"{kind.value}s {action.node_id}, which state does not hold at "
                          f"{action.address}")
         desired_there = at.get(action.node_id) in config.desired
         if kind == ActionKind.DELETE and desired_there and not plan.options.get("destroy"):

@@ -43,9 +43,10 @@ from navarch_plan.planner.inputs import (
     live_fingerprint,
     options_json,
 )
+from navarch_plan.planner.label_updates import LabelUpdates
 from navarch_plan.planner.observed import Observed, Seen
 from navarch_plan.planner.references import References
-from navarch_plan.state.model import NodeRecord
+from navarch_plan.state.model import Intent, NodeRecord
 from navarch_plan.words import plural
 
 __all__ = ["PlanInputs", "PlanOptions", "make_plan", "live_fingerprint", "instance_name"]
@@ -60,7 +61,7 @@ def make_plan(inputs: PlanInputs, options: PlanOptions,
     return planner.run()
 
 
-class _Planner(References):
+class _Planner(References, LabelUpdates):
     def run(self) -> Plan:
         self._check_inputs()
         self.claimed |= {r.id for r in self.state.nodes.values()} | set(self.state.deposed)
@@ -81,12 +82,15 @@ class _Planner(References):
             if address not in self.filled and address not in self.actions:
                 self._add(self.make.create(node, Reason.MISSING))
         self._dependency_changes()
+        self._label_updates()
         return self._finish()
 
     def _check_inputs(self) -> None:
         known = set(self.observed.listings)
         pending = {i.address: i for i in self.state.intents.values()}
-        for address, holder in [*self.state.nodes.items(), *pending.items()]:
+        holders: list[tuple[str, NodeRecord | Intent]] = [*self.state.nodes.items(),
+                                                          *pending.items()]
+        for address, holder in holders:
             if holder.provider not in known:
                 raise PlanError(f"state holds {address} on provider {holder.provider!r}, which "
                                 "the config no longer defines; add the provider back, or "
@@ -183,6 +187,7 @@ class _Planner(References):
             refusal = exc  # raised below, with the plan it refuses
         warnings += _unreachable_warnings(self.observed)
         warnings += [self.foreign_warning] if self.foreign_warning else []
+        warnings += self.label_warnings
         position = {name: i for i, name in enumerate(self.inputs.groups)}
         actions.sort(key=lambda a: (position.get(a.group, len(position)), *_action_order(a)))
         inputs, owned = self.inputs, self.owned
@@ -228,7 +233,7 @@ def _unreachable_warnings(observed: Observed) -> list[str]:
 
 
 _ORDER = {ActionKind.DELETE: 2, ActionKind.FORGET: 3, ActionKind.ADOPT: 0,
-          ActionKind.CREATE: 1, ActionKind.REPLACE: 1}
+          ActionKind.CREATE: 1, ActionKind.REPLACE: 1, ActionKind.UPDATE: 1}
 
 
 def _action_order(action: Action) -> tuple[Any, ...]:

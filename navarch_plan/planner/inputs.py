@@ -48,6 +48,8 @@ class PlanInputs:
     observed: Observed | None = None
     # Providers that return the original instance when a launch is re-sent unchanged.
     idempotent: frozenset[str] = frozenset()
+    # Providers that can set an instance's labels in place (LabelSetter).
+    label_setters: frozenset[str] = frozenset()
 
 
 def live_fingerprint(owned: Mapping[str, Node]) -> str:

@@ -158,8 +158,6 @@ class InterruptedLaunches(PlannerBase):
                 presence: Presence | None, outcome: IntentOutcome) -> None:
         """Re-send an interrupted launch exactly (same name, key and placement first)."""
         intent = outcome.intent
-        resumed = {"name": intent.name, "intent_id": intent.id,
-                   "idempotency_key": intent.idempotency_key or intent.id}
         self.filled.add(address)
         if record is None or presence is None or presence.seen == Seen.GONE:
             reason = Reason.MISSING
@@ -168,13 +166,15 @@ class InterruptedLaunches(PlannerBase):
             action = self.make.create(wanted, reason, first=_intent_key(outcome))
         elif presence.node is not None:  # live, and needing a replacement (_resumable)
             self._drift_of(address, record, presence.node)
-            reason, changed = self._replace_reason(address, record, presence.node, wanted)
+            why, changed = self._replace_reason(address, record, presence.node, wanted)
             action = self.make.replacement(wanted, record, presence.node,
-                                           reason or Reason.REQUESTED, changed,
+                                           why or Reason.REQUESTED, changed,
                                            first=_intent_key(outcome))
         else:
             return
-        self._add(dataclasses.replace(action, **resumed, detail=outcome.detail))
+        self._add(dataclasses.replace(
+            action, name=intent.name, intent_id=intent.id,
+            idempotency_key=intent.idempotency_key or intent.id, detail=outcome.detail))
         self._note(outcome, "resume")
 
 

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 __all__ = ["KIND_STYLES", "line_style", "colorize"]
 
-# Terraform's convention: green adds, red deletes, yellow replaces; adopt and forget
-# change no instance, so they are quieter.
+# Terraform's convention: green adds, red deletes, yellow replaces and updates in
+# place; adopt and forget change no instance, so they are quieter.
 KIND_STYLES = {"create": "green", "delete": "red", "replace": "yellow", "adopt": "cyan",
-               "forget": "dim"}
+               "forget": "dim", "update": "yellow"}
 
 _SYMBOL_STYLES = {SYMBOLS[kind]: style for kind, style in KIND_STYLES.items()
                   if kind in SYMBOLS}

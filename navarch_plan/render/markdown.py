@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from navarch_plan.plan import describe_label_changes
 from navarch_plan.render.text import (
     cost_change,
     money,
@@ -75,6 +76,8 @@ def _changes(action: dict[str, Any]) -> list[str]:
                        f"{sensitive(after.get('user_data_sha256'))}")
         else:
             out.append(f"{name}: `{before.get(name)}` → `{after.get(name)}`")
+    changes = describe_label_changes(action.get("label_changes", []))
+    out += ["labels:", *changes] if changes else []
     if action.get("detail"):
         out.append(action["detail"])
     return out
@@ -82,7 +85,7 @@ def _changes(action: dict[str, Any]) -> list[str]:
 
 _HEADER = ["| | address | action | reason | where | type | cost | changes |",
            "|---|---|---|---|---|---|---|---|"]
-_KINDS = ("create", "replace", "delete", "adopt", "forget")
+_KINDS = ("create", "update", "replace", "delete", "adopt", "forget")
 
 
 def _groups(actions: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
@@ -242,7 +245,7 @@ def _pool_summary(plan: dict[str, Any], budget: int) -> list[str]:
         counts = " | ".join(str(sum(a["action"] == k for a in actions)) for k in _KINDS)
         row = f"| `{_cell(name)}` | {counts} | {_cost_delta(cost) if cost else 'unknown'} |"
         if _length([*lines, row]) > budget:
-            lines.append(f"| {len(groups) - i} more pools | | | | | | |")
+            lines.append(f"| {len(groups) - i} more pools |" + " |" * (len(_KINDS) + 1))
             break
         lines.append(row)
     return lines

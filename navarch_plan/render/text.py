@@ -2,7 +2,8 @@
 
 Symbols follow Terraform: `+` create, `-` delete, `+/-` replace creating the new node
 first, `-/+` replace destroying first; and `<=` adopt (record an existing instance),
-`.` forget (drop a record whose instance is already gone).
+`.` forget (drop a record whose instance is already gone), `~` update (labels set in
+place; the instance keeps running).
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from navarch_plan.config.desired import find_refs
+from navarch_plan.plan import describe_label_changes
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
            "spot_mark", "unsettled_lines"]
 
-SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": "."}
+SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": ".", "update": "~"}
 
 
 def symbol(action: dict[str, Any]) -> str:
@@ -29,7 +31,10 @@ def money(value: float | None) -> str:
 
 
 def summary_line(summary: dict[str, int]) -> str:
-    line = (f"Plan: {summary['create']} to add, {summary['replace']} to replace, "
+    """Terraform's line, with navarch's replacements counted apart; updates (Terraform's
+    "to change") right after the adds, when there are any."""
+    updates = f"{summary['update']} to update, " if summary.get("update") else ""
+    line = (f"Plan: {summary['create']} to add, {updates}{summary['replace']} to replace, "
             f"{summary['delete']} to destroy")
     extras = [f"{summary[k]} to {k}" for k in ("adopt", "forget") if summary.get(k)]
     return line + (", " + ", ".join(extras) if extras else "") + "."
@@ -53,6 +58,8 @@ def _fields(action: dict[str, Any], building: set[str],
     if digest and shown is not None and action["address"] in shown:
         lines.append("user_data (--show-sensitive):")
         lines += [f"  | {line}" for line in shown[action["address"]].splitlines()]
+    changes = describe_label_changes(action.get("label_changes", []))
+    lines += ["labels:", *[f"  {line}" for line in changes]] if changes else []
     for text in after.get("refs", []):
         if any(ref.address in building for ref in find_refs(text)):
             lines.append(f"user_data: {text} = (known after apply)")

@@ -14,6 +14,7 @@ fails:
     {op: list, unreachable: [us-east-1]}              # a listing that admits a gap
     {op: get, hide: 1}                                # "no such instance", wrongly
     {op: provision, error: capacity, purchase: spot}  # spot refused, on-demand not
+    {op: set_labels, error: transient}                # labels not set (apply retries)
 
 `effect: true` makes the call take effect (committed, visible to every process) before
 the error is raised; `delay` waits after the effect, before replying. Only a
@@ -45,7 +46,7 @@ from navarch_plan.errors import (
 
 __all__ = ["Fault", "FaultQueue", "FAULT_OPS", "FAULT_ERRORS"]
 
-FAULT_OPS = ("provision", "terminate", "list", "get", "list_instance_types")
+FAULT_OPS = ("provision", "terminate", "list", "get", "list_instance_types", "set_labels")
 FAULT_ERRORS = {
     "transient": (TransientError, "injected timeout", "fake/injected-timeout"),
     "capacity": (CapacityError, "injected: no capacity", "fake/insufficient-capacity"),

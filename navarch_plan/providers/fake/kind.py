@@ -10,6 +10,7 @@ from typing import Any
 from navarch_plan.model import Consistency
 from navarch_plan.providers.base import BuildContext, Provider
 from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
+from navarch_plan.providers.fake.faults import FAULT_OPS
 
 __all__ = ["FAKE"]
 
@@ -22,7 +23,7 @@ _FAULT = {
     "additionalProperties": False,
     "required": ["op"],
     "properties": {
-        "op": {"enum": ["provision", "terminate", "list", "get", "list_instance_types"]},
+        "op": {"enum": list(FAULT_OPS)},
         "error": {"enum": ["transient", "capacity", "rate_limit", "quota", None]},
         "effect": {"type": "boolean"},
         "delay": _SECONDS,

@@ -328,9 +328,13 @@ class FakeProvider:
                        (self.clock.time() + seconds, node_id))
 
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
-        with self._tx() as db:
+        """Exactly these labels, as EC2 tags and GCE labels become; a logged call that
+        faults can hit (op `set_labels`), like every call that changes the cloud."""
+        def effect(db: sqlite3.Connection) -> None:
             db.execute("UPDATE instances SET labels = ? WHERE id = ?",
                        (json.dumps(dict(labels)), node_id))
+
+        self._call("set_labels", node_id, self._address_of(node_id), effect)
 
     def user_data(self, node_id: str) -> str:
         """What the instance was booted with, as its cloud-init would see it."""

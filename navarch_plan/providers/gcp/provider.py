@@ -290,7 +290,8 @@ class GcpProvider:
 
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
         """instances.setLabels with the fingerprint of the labels it replaces; GCE
-        refuses (412) if they changed meanwhile, and the error says so."""
+        refuses (412) if they changed meanwhile: a TransientError, since a retry reads
+        the new fingerprint and sets the same labels (setting them is idempotent)."""
         zone, name = self._split_id(node_id)
         ic, _ = self._clients()
         with self._errors(zone):
@@ -299,9 +300,14 @@ class GcpProvider:
             body = compute_v1.InstancesSetLabelsRequest(
                 labels=catalog.sanitize_labels(labels),
                 label_fingerprint=inst.label_fingerprint)
-            op = ic.set_labels_unary(project=self.project, zone=zone, instance=name,
-                                     instances_set_labels_request_resource=body,
-                                     timeout=_CALL_TIMEOUT)
+            try:
+                op = ic.set_labels_unary(project=self.project, zone=zone, instance=name,
+                                         instances_set_labels_request_resource=body,
+                                         timeout=_CALL_TIMEOUT)
+            except gexc.PreconditionFailed as e:
+                raise self._err(TransientError, "the labels changed while navarch set them "
+                                "(stale label fingerprint)", catalog.region_of(zone),
+                                "conditionNotMet") from e
             self._wait(op, zone)
 
     def get(self, node_id: str) -> Node | None:
