@@ -168,6 +168,9 @@ class ProvisionRequest:
     # gives material for (`ssh_public_keys`); clouds that install keys themselves (GCE's
     # `ssh-keys` metadata) need it, clouds that know keys by name ignore it.
     ssh_public_keys: Mapping[str, str] = field(default_factory=dict)
+    # "on-demand" or "spot" (the placement's, from spot_policy): only providers whose
+    # type lists "spot" in `purchase_models` are ever asked for spot.
+    purchase: str = "on-demand"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))

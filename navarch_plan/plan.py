@@ -52,6 +52,7 @@ class Reason(StrEnum):
     INTERRUPTED = "interrupted"  # an apply was cut short while provisioning this node
     LABELS_CHANGED = "labels_changed"  # the config's labels differ from the recorded ones
     LABELS_DRIFTED = "labels_drifted"  # the instance's labels were changed outside navarch
+    PREEMPTED = "preempted"  # the cloud took this spot node back
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Action:
 @dataclass(frozen=True)
 class Drift:
     address: str
-    kind: str  # deleted_outside | unmanaged | status_changed | labels_changed | ...
+    kind: str  # deleted_outside | preempted | unmanaged | status_changed | labels_changed | ...
     detail: str
     provider: str = ""
     node_id: str = ""

@@ -4,7 +4,8 @@ capacity or quota error, never after an auth or invalid-request error.
 `provision_with_failover` is the one loop; the executor uses it for every create, and
 `navarch_plan.pool.Pool` wraps it as the library API.
 `RuledOut` remembers, for one run, what is known not to work: a capacity error rules out
-that (provider, region, zone, type); a provider-wide quota error the whole provider; a
+that (provider, region, zone, type, purchase model: a spot stock-out leaves on-demand
+to try); a provider-wide quota error the whole provider; a
 regional quota error that (provider, region). Nothing is remembered across runs.
 """
 
@@ -57,8 +58,8 @@ class RuledOut:
     Once a placement has worked, attempts on it run in parallel."""
 
     _keys: set[tuple[str, ...]] = field(default_factory=set)
-    _proven: set[tuple[str, str, str, str]] = field(default_factory=set)
-    _probing: dict[tuple[str, str, str, str], threading.Event] = field(default_factory=dict)
+    _proven: set[tuple[str, ...]] = field(default_factory=set)
+    _probing: dict[tuple[str, ...], threading.Event] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def probe(self, placement: Placement) -> bool:
@@ -86,28 +87,31 @@ class RuledOut:
 
     def rule_out(self, placement: Placement, error: ProviderError) -> None:
         """What the error says is ruled out: the whole provider, the region, the types a
-        quota covers in the region, or this one placement."""
+        quota covers in the region, or this one placement. A regional or per-type quota
+        binds one purchase model: spot quotas are their own (EC2's Spot vCPU quotas,
+        GCE's preemptible quotas), so a spot quota leaves on-demand to try."""
         covered = error.instance_types if isinstance(error, QuotaError) else None
         if isinstance(error, QuotaError) and error.provider_wide:
             key: tuple[str, ...] = (placement.provider,)
         elif covered is not None:
             key = placement.key  # and, below, every covered type in the region
         elif isinstance(error, QuotaError):
-            key = (placement.provider, placement.region)
+            key = (placement.provider, placement.region, placement.purchase)
         else:
             key = placement.key
         with self._lock:
             self._keys.add(key)
-            self._keys.update((placement.provider, placement.region, "type", t)
-                              for t in covered or ())
+            self._keys.update((placement.provider, placement.region, "type", t,
+                               placement.purchase) for t in covered or ())
 
     def excludes(self, placement: Placement) -> bool:
         with self._lock:
             return self._excluded(placement)
 
     def _excluded(self, p: Placement) -> bool:
-        return bool({(p.provider,), (p.provider, p.region), p.key,
-                     (p.provider, p.region, "type", p.instance_type)} & self._keys)
+        return bool({(p.provider,), (p.provider, p.region, p.purchase), p.key,
+                     (p.provider, p.region, "type", p.instance_type, p.purchase)}
+                    & self._keys)
 
 
 def _outcome(error: ProviderError) -> str:

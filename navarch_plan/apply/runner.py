@@ -14,7 +14,7 @@ from navarch_plan.apply.keys import read_public_keys
 from navarch_plan.apply.relabel import update_labels
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
-from navarch_plan.config.desired import DesiredNode, Placement, render_refs
+from navarch_plan.config.desired import ON_DEMAND, DesiredNode, Placement, render_refs
 from navarch_plan.errors import (
     AuthError,
     CapacityError,
@@ -71,15 +71,21 @@ class LaunchDeferred(NavarchError):
 def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
     """The action's candidates, in the order the plan chose, as the node's placements."""
     by_key = {p.key: p for p in node.candidates}
-    wanted = action.candidates or ({"provider": action.provider, "region": action.region,
-                                    "zone": action.zone,
-                                    "instance_type": action.instance_type},)
-    found = [by_key.get((c["provider"], c["region"], c["zone"], c["instance_type"]))
-             for c in wanted]
+    found = [by_key.get(key) for key in candidate_keys(action)]
     if any(p is None for p in found):
         raise StalePlanError(f"{action.address}: the plan names a placement the config no "
                            "longer offers; make a new plan")
     return [p for p in found if p is not None]
+
+
+def candidate_keys(action: Action) -> list[tuple[str, str, str, str, str]]:
+    """The action's candidates as placement keys; a candidate without `purchase` (every
+    on-demand one, and plans written before spot_policy) is on-demand."""
+    wanted = action.candidates or ({"provider": action.provider, "region": action.region,
+                                    "zone": action.zone,
+                                    "instance_type": action.instance_type},)
+    return [(c["provider"], c["region"], c["zone"], c["instance_type"],
+             c.get("purchase", ON_DEMAND)) for c in wanted]
 
 
 class ActionRunner:
@@ -117,7 +123,7 @@ class ActionRunner:
 
     # -- the five actions ----------------------------------------------------------
     def _create(self, action: Action, deferrable: bool = True) -> None:
-        if action.reason == Reason.DELETED_OUTSIDE:
+        if action.reason in (Reason.DELETED_OUTSIDE, Reason.PREEMPTED):
             # The plan proved the recorded instance gone: drop its record first, so that
             # a failed create leaves no record of an instance that no longer exists.
             self.store.record(Remove(action.address))
@@ -214,7 +220,7 @@ class ActionRunner:
                 ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
-                idempotency_key=attempt.next_key(p))
+                idempotency_key=attempt.next_key(p), purchase=p.purchase)
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:
             if not attempt.resumed:  # a resumed launch re-uses the intent it left
@@ -321,7 +327,7 @@ class _Attempt:
         a = self.action
         self.count += 1
         resuming = self.count == 1 and a.intent_id and a.idempotency_key and \
-            (a.provider, a.region, a.zone, a.instance_type) == p.key
+            candidate_keys(a)[0] == p.key
         self.resumed = bool(resuming)
         self.id = a.intent_id if resuming else uuid.uuid4().hex
         self.key = a.idempotency_key if resuming else self.id
@@ -331,4 +337,4 @@ class _Attempt:
         return Intent(id=self.id, address=self.action.address, provider=p.provider,
                       region=p.region, zone=p.zone, instance_type=p.instance_type,
                       name=self.action.name, idempotency_key=self.key,
-                      started_at=clock.now_iso())
+                      started_at=clock.now_iso(), purchase=p.purchase)

@@ -31,6 +31,7 @@ __all__ = [
     "FAKE_CATALOG",
     "FAKE_REGIONS",
     "ON_DEMAND",
+    "SPOT",
     "PURCHASE_MODELS",
     "AbstractType",
     "CloudTable",
@@ -48,6 +49,7 @@ CLOUDS = ("fake", "lambda", "gcp", "aws")
 #: How a type can be bought. A pool buys on-demand today; spot is issue 15's `spot_policy`.
 PURCHASE_MODELS = ("on-demand", "spot", "reservation", "flex-start")
 ON_DEMAND = "on-demand"
+SPOT = "spot"
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,10 @@ def purchase_problem(cloud: str, name: str, model: str = ON_DEMAND) -> str | Non
     """Why a pool buying `model` cannot have this type, with how it can be bought and
     where the catalog read that; None when it can (or the catalog does not know it)."""
     facts = type_facts(cloud, name)
-    if facts is None or model in facts.purchase:
+    # A table without a purchase_source records on-demand only because nobody read the
+    # cloud's other ways: it knows nothing against them (the provider type decides).
+    if facts is None or model in facts.purchase or (
+            model != ON_DEMAND and not cloud_table(cloud).purchase_source):
         return None
     ways = ", ".join(m for m in PURCHASE_MODELS if m in facts.purchase) or "none recorded"
     url = re.search(r"https?://[^\s),]+", cloud_table(cloud).purchase_source)

@@ -122,7 +122,7 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
               providers: Mapping[str, ProviderConfig], types: Mapping[str, ProviderType],
               defaults: dict[str, Any], ctx: Context, path: KeyPath,
               public_keys: Mapping[str, str]) -> list[DesiredNode]:
-    placements = placements_of(spec, providers, defaults, ctx, path)
+    placements = placements_of(spec, providers, defaults, ctx, path, types)
     labels = {**defaults.get("labels", {}), **spec.get("labels", {})}
     ssh_keys = tuple(spec.get("ssh_keys", defaults.get("ssh_keys", [])))
     keys = {k: public_keys[k] for k in ssh_keys if k in public_keys}

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from navarch_plan.catalog.facts import ON_DEMAND, SPOT
 from navarch_plan.model import named_address, pool_address
 
-__all__ = ["DesiredNode", "Group", "Placement", "Ref", "REF_FIELDS", "find_refs", "spec_hash",
-           "render_refs", "fingerprint"]
+__all__ = ["ON_DEMAND", "SPOT", "DesiredNode", "Group", "Placement", "Ref", "REF_FIELDS",
+           "find_refs", "spec_hash", "render_refs", "fingerprint"]
 
 REF_FIELDS = ("ip_address", "id", "region", "zone", "name")
 REF_PATTERN = re.compile(
@@ -88,18 +89,23 @@ class Placement:
     # The pool's launch-option overrides for this candidate (canonical JSON, so the
     # placement stays hashable; "" for none): part of the node's spec there.
     launch_json: str = ""
+    # How the node is bought here: "on-demand" or "spot" (`spot_policy`). A spot and an
+    # on-demand placement of one type are distinct candidates: failover, intents and
+    # plans key them apart, so a spot stock-out never rules out the on-demand fallback.
+    purchase: str = ON_DEMAND
 
     @property
     def launch(self) -> dict[str, Any]:
         return json.loads(self.launch_json) if self.launch_json else {}
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.provider, self.region, self.zone, self.instance_type)
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.provider, self.region, self.zone, self.instance_type, self.purchase)
 
     @property
     def where(self) -> str:
-        return where(self.provider, self.region, self.zone)
+        spot = " (spot)" if self.purchase == SPOT else ""
+        return where(self.provider, self.region, self.zone) + spot
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,9 @@ class _Specs:
         # launch options existed (no replacement on upgrade).
         if placement.launch_json:
             spec["launch"] = placement.launch
+        # Likewise only for spot: on-demand specs are what they were before spot_policy.
+        if placement.purchase == SPOT:
+            spec["purchase"] = SPOT
         return spec
 
     def keyed(self, key: str) -> _Specs:

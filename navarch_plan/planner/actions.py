@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navarch_plan.config.desired import DesiredNode, Group, Placement
+from navarch_plan.config.desired import SPOT, DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.labels import user_labels
@@ -41,12 +41,22 @@ class ActionFactory:
         return ordered
 
     def _candidate_json(self, p: Placement) -> dict[str, Any]:
-        return {"provider": p.provider, "region": p.region, "zone": p.zone,
-                "instance_type": p.instance_type,
-                "price_per_hr": self._price(p.provider, p.instance_type)}
+        body = {"provider": p.provider, "region": p.region, "zone": p.zone,
+                "instance_type": p.instance_type, "price_per_hr": self._placement_price(p)}
+        # Only spot says so: on-demand candidates read as they did before spot_policy.
+        return {**body, "purchase": SPOT} if p.purchase == SPOT else body
 
     def _price(self, provider: str, instance_type: str) -> float | None:
         return self.prices.get((provider, instance_type))
+
+    def _placement_price(self, p: Placement) -> float | None:
+        """The offers carry on-demand prices only: a spot price is unknown (None, so a
+        total is "at least"), never the on-demand price shown for spot."""
+        return None if p.purchase == SPOT else self._price(p.provider, p.instance_type)
+
+    def _record_price(self, record: NodeRecord) -> float | None:
+        spot = record.spec.get("purchase") == SPOT
+        return None if spot else self._price(record.provider, record.instance_type)
 
     def create(self, node: DesiredNode, reason: Reason, detail: str = "",
                first: tuple[str, ...] | None = None) -> Action:
@@ -58,9 +68,10 @@ class ActionFactory:
             zone=chosen.zone, instance_type=chosen.instance_type,
             name=instance_name(self.workspace, node, self.suffix(node.address)),
             after=_after(node, chosen), replace_mode=self._replace_mode(node.group),
-            cost_after=self._price(chosen.provider, chosen.instance_type),
-            candidates=tuple(self._candidate_json(p) for p in ordered) if len(ordered) > 1
-            else (),
+            cost_after=self._placement_price(chosen),
+            # A spot placement is always listed: apply reads its purchase model there.
+            candidates=tuple(self._candidate_json(p) for p in ordered)
+            if len(ordered) > 1 or chosen.purchase == SPOT else (),
             detail=detail or ("the recorded instance was deleted outside navarch"
                               if reason == Reason.DELETED_OUTSIDE else ""),
         )
@@ -71,11 +82,11 @@ class ActionFactory:
         if create.name == record.name:  # a new instance never takes its predecessor's name
             name = instance_name(self.workspace, node, self.suffix(f"{node.address}#{record.id}"))
             create = dataclasses.replace(create, name=name)
-        sick = reason in (Reason.GONE, Reason.UNHEALTHY)
+        sick = reason in (Reason.GONE, Reason.UNHEALTHY, Reason.PREEMPTED)
         return dataclasses.replace(
             create, action=ActionKind.REPLACE, node_id=record.id,
             before=_before(record, live), changed=changed,
-            cost_before=self._price(record.provider, record.instance_type),
+            cost_before=self._record_price(record),
             detail=f"status {live.status.value}" if sick else "")
 
     def existing(self, kind: ActionKind, reason: Reason, address: str, record: NodeRecord,
@@ -86,7 +97,7 @@ class ActionFactory:
             provider=record.provider, region=record.region, zone=record.zone,
             instance_type=record.instance_type, node_id=record.id, name=record.name,
             before=_before(record, live),
-            cost_before=self._price(record.provider, record.instance_type)
+            cost_before=self._record_price(record)
             if kind == ActionKind.DELETE else None, detail=detail,
         )
 

@@ -18,6 +18,7 @@ from navarch_plan.planner.inputs import PlanInputs, PlanOptions
 from navarch_plan.planner.intents import IntentOutcome
 from navarch_plan.planner.labels import labels_only_placement
 from navarch_plan.planner.observed import Observed, Presence, Seen
+from navarch_plan.planner.preemption import gone_reason, was_preempted
 from navarch_plan.state.model import NodeRecord
 
 __all__ = ["PlannerBase", "placement_of"]
@@ -63,13 +64,14 @@ class PlannerBase:
     def _recorded(self, address: str, record: NodeRecord, presence: Presence) -> None:
         wanted = self.desired.get(address)
         if presence.seen == Seen.GONE:
-            self._gone_drift(address, record, presence)
+            reason = self._gone_drift(address, record, presence)
             if wanted is None:
-                self._add(self.make.existing(ActionKind.FORGET, Reason.DELETED_OUTSIDE,
+                self._add(self.make.existing(ActionKind.FORGET, reason,
                                              address, record, None, detail=presence.detail))
             else:
-                self._add(self.make.create(wanted, Reason.DELETED_OUTSIDE, "the recorded "
-                                           f"instance was deleted outside navarch "
+                what = ("spot instance was taken back by the cloud"
+                        if reason == Reason.PREEMPTED else "instance was deleted outside navarch")
+                self._add(self.make.create(wanted, reason, f"the recorded {what} "
                                            f"({presence.detail})"))
             return
         if presence.seen != Seen.LIVE or presence.node is None:
@@ -124,16 +126,20 @@ class PlannerBase:
                        f"(navarch never replaces a node for that; --replace {address} does)",
                        record.provider, record.id)
 
-    def _gone_drift(self, address: str, record: NodeRecord, presence: Presence) -> None:
-        self.drift.append(Drift(address, "deleted_outside", f"{record.id}: {presence.detail}",
+    def _gone_drift(self, address: str, record: NodeRecord, presence: Presence) -> Reason:
+        """Reports the gone instance as drift of its kind (preempted or deleted_outside),
+        which is also the reason it is recreated."""
+        reason = gone_reason(record, presence.node)
+        self.drift.append(Drift(address, reason.value, f"{record.id}: {presence.detail}",
                                 record.provider, record.id))
+        return reason
 
     def _replace_reason(self, address: str, record: NodeRecord, live: Node,
                         wanted: DesiredNode) -> tuple[Reason | None, tuple[str, ...]]:
         if address in self.options.replace:
             return Reason.REQUESTED, ()
         if live.status.is_gone:
-            return Reason.GONE, ()
+            return (Reason.PREEMPTED if was_preempted(record, live) else Reason.GONE), ()
         if live.status == NodeStatus.UNHEALTHY:
             return Reason.UNHEALTHY, ()
         if record.spec_hash not in wanted.accepted_hashes() \
@@ -163,7 +169,8 @@ class PlannerBase:
             self.drift.append(Drift(address, kind, detail, record.provider, record.id))
 
         if _status_changed(record, live):
-            report("status_changed", f"status {record.status} -> {live.status_word}")
+            report("preempted" if was_preempted(record, live) else "status_changed",
+                   f"status {record.status} -> {live.status_word}")
         if dict(live.labels) != record.labels:
             keys = sorted(k for k in set(live.labels) | set(record.labels)
                           if live.labels.get(k) != record.labels.get(k))

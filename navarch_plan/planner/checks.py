@@ -54,12 +54,16 @@ def plan_cost(inputs: PlanInputs, state: StateDoc, owned: Mapping[str, Node],
         return inputs.prices.get((provider, itype))
 
     billing = _billing(state, owned, inputs.observed or Observed.of(inputs.live))
+    # The offers price on-demand only: a spot instance's price is unknown, not that.
+    spot = {(r.provider, r.id) for r in (*state.nodes.values(), *state.deposed.values())
+            if r.spec.get("purchase") == "spot"}
     ended = {a.node_id for a in actions
              if a.action in (ActionKind.DELETE, ActionKind.REPLACE) and a.node_id}
     before: dict[str, list[float | None]] = {}
     after: dict[str, list[float | None]] = {}
     for group, node in billing.values():
-        cost = price(node.provider, node.instance_type)
+        cost = None if (node.provider, node.id) in spot else price(node.provider,
+                                                                   node.instance_type)
         before.setdefault(group, []).append(cost)
         if node.id not in ended:
             after.setdefault(group, []).append(cost)

@@ -78,8 +78,7 @@ class InterruptedLaunches(PlannerBase):
         """A launch may be re-sent when the address still needs that node, and the
         placement it used is still one of the config's candidates."""
         intent = outcome.intent
-        key = (intent.provider, intent.region, intent.zone, intent.instance_type)
-        if wanted is None or key not in {p.key for p in wanted.candidates}:
+        if wanted is None or intent.placement_key not in {p.key for p in wanted.candidates}:
             return False
         if record is None or presence is None or presence.seen == Seen.GONE:
             return True
@@ -161,11 +160,10 @@ class InterruptedLaunches(PlannerBase):
         intent = outcome.intent
         self.filled.add(address)
         if record is None or presence is None or presence.seen == Seen.GONE:
-            gone = record is not None and presence is not None
+            reason = Reason.MISSING
             if record is not None and presence is not None:
-                self._gone_drift(address, record, presence)
-            action = self.make.create(wanted, Reason.DELETED_OUTSIDE if gone else Reason.MISSING,
-                                      first=_intent_key(outcome))
+                reason = self._gone_drift(address, record, presence)
+            action = self.make.create(wanted, reason, first=_intent_key(outcome))
         elif presence.node is not None:  # live, and needing a replacement (_resumable)
             self._drift_of(address, record, presence.node)
             why, changed = self._replace_reason(address, record, presence.node, wanted)
@@ -180,6 +178,5 @@ class InterruptedLaunches(PlannerBase):
         self._note(outcome, "resume")
 
 
-def _intent_key(outcome: IntentOutcome) -> tuple[str, str, str, str]:
-    i = outcome.intent
-    return (i.provider, i.region, i.zone, i.instance_type)
+def _intent_key(outcome: IntentOutcome) -> tuple[str, str, str, str, str]:
+    return outcome.intent.placement_key

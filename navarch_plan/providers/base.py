@@ -193,6 +193,11 @@ class ProviderType(Protocol):
         """The options a pool may set for its own nodes (`launch:`), over the
         provider's: each must be a property of `options_schema`."""
         ...
+    @property
+    def purchase_models(self) -> frozenset[str]:
+        """How this cloud can sell an instance through this provider: "on-demand", and
+        "spot" when it can launch spot instances (`spot_policy`)."""
+        ...
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from navarch_plan.catalog.facts import ON_DEMAND, SPOT
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.providers.base import (
     DEFAULT_CONSISTENCY,
@@ -18,7 +19,10 @@ from navarch_plan.providers.base import (
     Provider,
 )
 
-__all__ = ["DeclaredType", "NodeCheck", "type_from_class"]
+__all__ = ["DeclaredType", "NodeCheck", "SPOT_AND_ON_DEMAND", "type_from_class"]
+
+#: The purchase models of a cloud that launches spot instances as well.
+SPOT_AND_ON_DEMAND = frozenset({ON_DEMAND, SPOT})
 
 #: One rule about a node: (provider options, node) -> what the cloud would refuse.
 NodeCheck = Callable[[Mapping[str, Any], NodeFacts], Iterable[NodeProblem]]
@@ -39,6 +43,7 @@ class DeclaredType:
     rate_limit: RateLimit = RateLimit()
     node_checks: tuple[NodeCheck, ...] = field(default=(), compare=False)
     launch_options: frozenset[str] = frozenset()
+    purchase_models: frozenset[str] = frozenset({ON_DEMAND})
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:
@@ -61,7 +66,9 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
     the rest: `options_schema`, `label_rules`, `title`, `default_consistency`,
     `default_rate_limit`. Without `options_schema` any keys pass the config's schema, so
     `from_config` must check them. `launch_options`: option names a pool may override
-    (they reach `provision` as `ProvisionRequest.launch`)."""
+    (they reach `provision` as `ProvisionRequest.launch`). `purchase_models`: how it
+    can buy (default on-demand only; add "spot" when `provision` honours
+    `ProvisionRequest.purchase`)."""
     def factory(provider: str, options: Mapping[str, Any], env: Mapping[str, str],
                 context: BuildContext) -> Provider:
         built: Provider = cls.from_config(provider, {"type": name, **options}, env)
@@ -73,4 +80,5 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
         label_rules=getattr(cls, "label_rules", None),
         consistency=getattr(cls, "default_consistency", DEFAULT_CONSISTENCY),
         rate_limit=getattr(cls, "default_rate_limit", RateLimit()),
-        launch_options=frozenset(getattr(cls, "launch_options", ())))
+        launch_options=frozenset(getattr(cls, "launch_options", ())),
+        purchase_models=frozenset(getattr(cls, "purchase_models", {ON_DEMAND})))

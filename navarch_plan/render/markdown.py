@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from navarch_plan.plan import describe_label_changes
-from navarch_plan.render.text import cost_change, money, sensitive, summary_line, symbol
+from navarch_plan.render.text import (
+    cost_change,
+    money,
+    sensitive,
+    spot_mark,
+    summary_line,
+    symbol,
+)
 
 __all__ = ["render_plan_markdown", "render_drift_markdown", "render_unsettled_markdown",
            "FOLD_AFTER", "MAX_CHARS"]
@@ -55,7 +62,8 @@ def _action_row(action: dict[str, Any]) -> str:
         cost_text = "$0.00/h change"
     changes = "<br>".join(_changes(action)) or ""
     return (f"| `{symbol(action)}` | `{_cell(action['address'])}` | {action['action']} | "
-            f"{action['reason']} | {_cell(where)} | `{_cell(action['instance_type'])}` | "
+            f"{action['reason']} | {_cell(where)} | `{_cell(action['instance_type'])}`"
+            f"{spot_mark(action)} | "
             f"{cost_text} | {_cell(changes)} |")
 
 

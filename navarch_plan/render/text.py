@@ -15,7 +15,7 @@ from navarch_plan.config.desired import find_refs
 from navarch_plan.plan import describe_label_changes
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
-           "unsettled_lines"]
+           "spot_mark", "unsettled_lines"]
 
 SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": ".", "update": "~"}
 
@@ -91,7 +91,7 @@ def _action_lines(action: dict[str, Any], building: set[str],
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
-            f"({action['reason']})  {where}  {action['instance_type']}")
+            f"({action['reason']})  {where}  {action['instance_type']}{spot_mark(action)}")
     if action.get("node_id"):
         head += f"  [{action['node_id']}]"
     lines = [head]
@@ -99,6 +99,15 @@ def _action_lines(action: dict[str, Any], building: set[str],
         lines.append(f"        {action['detail']}")
     lines += [f"        {line}" for line in _fields(action, building, shown)]
     return lines
+
+
+def spot_mark(action: dict[str, Any]) -> str:
+    """` (spot)` when the instance the action names is (to be) bought spot: a create's
+    first candidate, else the recorded spec."""
+    first = (action.get("candidates") or [{}])[0]
+    spec = action.get("after") or action.get("before") or {}
+    spot = first.get("purchase", spec.get("purchase")) == "spot"
+    return " (spot)" if spot else ""
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:
@@ -164,10 +173,12 @@ def _group_title(action: dict[str, Any]) -> str:
 
 def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
     """`$1.00 -> $2.00 (+$1.00/h)`, `(no change)` when the total stays, with "at least"
-    when a price is unknown."""
+    when a price is unknown (and then no claim that nothing changes: an unknown price,
+    e.g. a spot node's, may be what changed)."""
     prefix = "" if cost.get("complete", True) else "at least "
     delta = cost["hourly_delta"]
-    change = "no change" if delta == 0 else f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
+    change = ("no change" if prefix == "" else "change unknown") if delta == 0 else \
+        f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
     return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
             f"{prefix}{money(cost['hourly_after'])}{unit} ({change})")
 

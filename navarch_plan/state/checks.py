@@ -29,7 +29,7 @@ _STRINGS = ("id", "provider", "region", "zone", "instance_type", "name", "spec_h
 _STATUSES = frozenset(s.value for s in NodeStatus)
 _INTENT_REQUIRED = ("id", "address", "provider", "region", "name", "started_at")
 _INTENT_FIELDS = frozenset((*_INTENT_REQUIRED, "zone", "instance_type", "idempotency_key",
-                            "node_id"))
+                            "node_id", "purchase"))
 _NO_REFS: dict[str, str] = {}
 DUPLICATE = ("navarch would treat one address's instance as the other's and could "
               "delete it")

@@ -86,9 +86,20 @@ class Intent:
     instance_type: str = ""
     idempotency_key: str = ""
     node_id: str = ""
+    # "on-demand" or "spot": the placement's purchase model. Written only for spot, so
+    # states (and intents written before spot_policy) without it read as on-demand.
+    purchase: str = "on-demand"
+
+    @property
+    def placement_key(self) -> tuple[str, str, str, str, str]:
+        """As `Placement.key`: the candidate this launch was sent to."""
+        return (self.provider, self.region, self.zone, self.instance_type, self.purchase)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.purchase == "on-demand":
+            del data["purchase"]
+        return data
 
 
 @dataclass

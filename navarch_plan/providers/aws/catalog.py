@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from navarch_plan.catalog.facts import cloud_table
 from navarch_plan.errors import (
@@ -32,7 +33,23 @@ from navarch_plan.errors import (
 from navarch_plan.model import NodeStatus
 
 __all__ = ["CONFIG_GAPS", "EC2_STATUS", "ERROR_CLASSES", "FAMILY_QUOTAS", "GPU_TYPES",
-           "GpuShape", "quota_group", "same_quota"]
+           "GpuShape", "SPOT_MARKET", "cloud_word", "quota_group", "same_quota"]
+
+#: RunInstances' InstanceMarketOptions for a spot launch (spot_policy): a one-time
+#: request (no persistent request relaunching behind navarch's back) whose instance is
+#: terminated, not stopped, when EC2 takes it back; navarch's next plan recreates it.
+SPOT_MARKET = {"MarketType": "spot",
+               "SpotOptions": {"SpotInstanceType": "one-time",
+                               "InstanceInterruptionBehavior": "terminate"}}
+#: StateReason.Code of an instance EC2 took back from spot.
+SPOT_TERMINATION = "Server.SpotInstanceTermination"
+
+
+def cloud_word(instance: Mapping[str, Any]) -> str:
+    """EC2's word for an instance's status: its state name, or, for a spot instance EC2
+    interrupted, the reason code, which tells the planner it was preempted."""
+    code = (instance.get("StateReason") or {}).get("Code", "")
+    return code if code == SPOT_TERMINATION else str(instance["State"]["Name"])
 
 
 @dataclass(frozen=True)
@@ -73,7 +90,9 @@ ERROR_CLASSES: tuple[tuple[frozenset[str], type[ProviderError]], ...] = (
     # Unsupported: the type is not sold in that zone at all; failover moves on.
     (frozenset({"Unsupported"}), NotOfferedError),
     (frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity",
-                "InsufficientReservedInstanceCapacity"}), CapacityError),
+                "InsufficientReservedInstanceCapacity",
+                # A spot launch whose price cap is under the spot price: no spot there now.
+                "SpotMaxPriceTooLow"}), CapacityError),
     (frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded",
                 "MaxSpotInstanceCountExceeded"}), QuotaError),
     (frozenset({"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId",

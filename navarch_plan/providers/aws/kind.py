@@ -20,7 +20,7 @@ from navarch_plan.providers.base import (
     NodeProblem,
     Provider,
 )
-from navarch_plan.providers.declared import DeclaredType
+from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
 
 __all__ = ["AWS", "TAG_RULES"]
 
@@ -111,4 +111,5 @@ AWS = DeclaredType(
     rate_limit=RateLimit(launches_per_second=2.0, calls_per_second=20.0),
     node_checks=(region_scoped_values,),
     launch_options=LAUNCH_OPTIONS,
+    purchase_models=SPOT_AND_ON_DEMAND,
 )

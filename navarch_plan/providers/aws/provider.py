@@ -38,7 +38,7 @@ from navarch_plan.model import (
     ProvisionRequest,
     RateLimit,
 )
-from navarch_plan.providers.aws.catalog import EC2_STATUS, GPU_TYPES
+from navarch_plan.providers.aws.catalog import EC2_STATUS, GPU_TYPES, SPOT_MARKET, cloud_word
 from navarch_plan.providers.aws.faults import translating
 from navarch_plan.providers.aws.images import RegionImages
 from navarch_plan.providers.aws.kind import AWS
@@ -209,6 +209,8 @@ class AwsProvider:
                 settings["root_volume_type"])
         if settings["iam_instance_profile"]:
             params["IamInstanceProfile"] = instance_profile(settings["iam_instance_profile"])
+        if req.purchase == "spot":
+            params["InstanceMarketOptions"] = SPOT_MARKET
         return params
 
     def _image_for(self, image_id: str | Mapping[str, str], region: str) -> str:
@@ -351,7 +353,7 @@ class AwsProvider:
             id=instance["InstanceId"], provider=self.name, region=region,
             instance_type=instance["InstanceType"],
             status=EC2_STATUS.get(instance["State"]["Name"], NodeStatus.UNKNOWN),
-            cloud_status=instance["State"]["Name"],
+            cloud_status=cloud_word(instance),
             zone=instance.get("Placement", {}).get("AvailabilityZone", ""),
             name=tags.get("Name", ""),
             ip_address=instance.get("PublicIpAddress") or instance.get("PrivateIpAddress") or "",

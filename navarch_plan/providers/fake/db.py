@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS instances (
     status TEXT NOT NULL, ip TEXT NOT NULL, labels TEXT NOT NULL, gpu_count INTEGER,
     created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
     user_data TEXT NOT NULL DEFAULT '', idem_key TEXT NOT NULL DEFAULT '',
-    gone_at REAL NOT NULL DEFAULT 0, visible_at REAL NOT NULL DEFAULT 0);
+    gone_at REAL NOT NULL DEFAULT 0, visible_at REAL NOT NULL DEFAULT 0,
+    purchase TEXT NOT NULL DEFAULT 'on-demand');
 CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS calls (
 """
 # Columns later versions added, with their definitions, for files made before them.
 _ADDED = {"idem_key": "TEXT NOT NULL DEFAULT ''", "gone_at": "REAL NOT NULL DEFAULT 0",
-          "visible_at": "REAL NOT NULL DEFAULT 0"}
+          "visible_at": "REAL NOT NULL DEFAULT 0",
+          "purchase": "TEXT NOT NULL DEFAULT 'on-demand'"}
 
 COLUMNS = {
     "instances": {"seq", "id", "name", "region", "zone", "instance_type", "status", "ip",
@@ -57,9 +59,15 @@ def upgrade_cloud_file(conn: sqlite3.Connection) -> None:
     conn.executescript(SCHEMA)
 
 
+#: Words of the fake's own that mean the instance has ended (a spot reclaim).
+_ENDED_WORDS = frozenset({"preempted"})
+
+
 def status_of(word: str) -> tuple[NodeStatus, str]:
     """The fake stores a cloud's word: navarch's own statuses read as themselves, any
     other word (`hibernating`) as unknown, the word kept for display."""
+    if word in _ENDED_WORDS:
+        return NodeStatus.TERMINATED, word
     try:
         return NodeStatus(word), ""
     except ValueError:

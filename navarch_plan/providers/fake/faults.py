@@ -13,6 +13,7 @@ fails:
     {op: list, hide: 1}                               # an empty listing (0.5: half)
     {op: list, unreachable: [us-east-1]}              # a listing that admits a gap
     {op: get, hide: 1}                                # "no such instance", wrongly
+    {op: provision, error: capacity, purchase: spot}  # spot refused, on-demand not
     {op: set_labels, error: transient}                # labels not set (apply retries)
 
 `effect: true` makes the call take effect (committed, visible to every process) before
@@ -20,7 +21,8 @@ the error is raised; `delay` waits after the effect, before replying. Only a
 `transient` error may have `effect`: the other kinds are the cloud's definite "no".
 `hide` leaves out that fraction of a listing's instances (the newest) without saying
 so, or makes a `get` answer "not found"; `unreachable` names regions or zones a
-listing leaves out and says it could not read.
+listing leaves out and says it could not read; `purchase` limits a provision fault to
+launches bought that way (a spot stock-out).
 
 The queue belongs to one FakeProvider object: a config's `faults` start afresh in each
 `navarch` process, and `FakeProvider.inject` adds to one object's queue.
@@ -63,6 +65,7 @@ class Fault:
     address: str | None = None  # fnmatch pattern on the navarch-address label
     hide: float = 0.0
     unreachable: tuple[str, ...] = ()
+    purchase: str | None = None  # provision only: "spot" or "on-demand" launches
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unreachable", tuple(self.unreachable))
@@ -79,14 +82,17 @@ class Fault:
             raise ValueError("only a transient fault may take effect before failing")
         if self.delay < 0:
             raise ValueError("fault delay must not be negative")
+        if self.purchase is not None and self.op != "provision":
+            raise ValueError("fault purchase is for provision")
 
     @classmethod
     def of(cls, spec: Fault | Mapping[str, Any]) -> Fault:
         return spec if isinstance(spec, Fault) else cls(**dict(spec))
 
-    def matches(self, op: str, address: str) -> bool:
+    def matches(self, op: str, address: str, purchase: str = "") -> bool:
         return op == self.op and (self.address is None
-                                  or fnmatch.fnmatchcase(address, self.address))
+                                  or fnmatch.fnmatchcase(address, self.address)) and (
+            self.purchase is None or self.purchase == purchase)
 
     def exception(self, provider: str, region: str = "") -> ProviderError | None:
         if self.error is None:
@@ -114,10 +120,10 @@ class FaultQueue:
         with self._lock:
             self._faults.extend(Fault.of(f) for f in faults)
 
-    def take(self, op: str, address: str = "") -> Fault | None:
+    def take(self, op: str, address: str = "", purchase: str = "") -> Fault | None:
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.matches(op, address):
+                if fault.matches(op, address, purchase):
                     return self._faults.pop(i)
         return None
 

@@ -15,6 +15,7 @@ It can have the manners of a real cloud (all off by default):
 - faults (fake_faults.py): lost replies, short or empty listings, listings that admit
   unreachable regions or zones, lookups that answer "not found";
 - `set_status` with any word: a stopped instance, or a status navarch does not know.
+- `preempt`: a spot instance taken back (gone, or listed as terminated "preempted").
 """
 
 from __future__ import annotations
@@ -135,18 +136,19 @@ class FakeProvider:
         conn.execute("COMMIT")
 
     # -- the call wrapper ----------------------------------------------------------
-    def _call(self, op: str, target: str, address: str, effect: Any, region: str = "") -> Any:
-        return self._invoke(op, target, address, effect, region)[0]
+    def _call(self, op: str, target: str, address: str, effect: Any, region: str = "",
+              purchase: str = "") -> Any:
+        return self._invoke(op, target, address, effect, region, purchase)[0]
 
     def _invoke(self, op: str, target: str, address: str, effect: Any,
-                region: str = "") -> tuple[Any, Fault | None]:
+                region: str = "", purchase: str = "") -> tuple[Any, Fault | None]:
         """Latency, fault injection, the effect and the call log, as one transaction; an
         injected `delay` comes after the commit, so other processes see the effect.
         Returns the effect's result and the fault that shaped the call (if any)."""
         started = self.clock.time()
         if self.latency:
             self.clock.sleep(self.latency)
-        fault = self.faults.take(op, address)
+        fault = self.faults.take(op, address, purchase)
         error = fault.exception(self.name, region) if fault else self._random_fault(op)
         failure: ProviderError | None = None
         with self._tx() as db:
@@ -195,7 +197,7 @@ class FakeProvider:
     def provision(self, req: ProvisionRequest) -> Node:
         address = req.labels.get("navarch-address", "")
         return self._call("provision", req.name, address, lambda db: self._insert(db, req),
-                          req.region)
+                          req.region, req.purchase)
 
     def _insert(self, db: sqlite3.Connection, req: ProvisionRequest) -> Node:
         if self.idempotent and req.idempotency_key:
@@ -218,11 +220,11 @@ class FakeProvider:
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
             "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
-            " gpu_count, created, ready_at, user_data, idem_key, visible_at)"
-            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?, ?, ?)",
+            " gpu_count, created, ready_at, user_data, idem_key, visible_at, purchase)"
+            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?, ?, ?, ?)",
             (node_id, req.name, req.region, req.zone, req.instance_type,
              json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time,
-             req.user_data, req.idempotency_key, now + self.visibility_lag),
+             req.user_data, req.idempotency_key, now + self.visibility_lag, req.purchase),
         )
         seq = cur.lastrowid or 0
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
@@ -240,7 +242,8 @@ class FakeProvider:
             return
         where = f" AND {column} = ?" if column else ""
         (used,) = db.execute("SELECT COUNT(*) FROM instances WHERE deleted = 0 AND "
-                             "instance_type = ? AND status != 'terminated'" + where,
+                             "instance_type = ? AND status NOT IN ('terminated', 'preempted')"
+                             + where,
                              (req.instance_type, *((value,) if column else ()))).fetchone()
         if used >= limit:
             raise CapacityError(f"no capacity for {key}", provider=self.name,
@@ -299,6 +302,23 @@ class FakeProvider:
         with self._tx() as db:
             db.execute("UPDATE instances SET status = ?, ready_at = 0 WHERE id = ?",
                        (word, node_id))
+
+    def preempt(self, node_id: str, listed: bool = False) -> None:
+        """Take a spot instance back, as a cloud does: gone from listings and gets (GCE
+        with instanceTerminationAction DELETE), or, `listed`, still shown as terminated
+        with the cloud's word "preempted" (EC2 for a while after an interruption)."""
+        with self._tx() as db:
+            if listed:
+                db.execute("UPDATE instances SET status = 'preempted' WHERE id = ?", (node_id,))
+            else:
+                db.execute("UPDATE instances SET deleted = 1, status = 'terminated', "
+                           "gone_at = ? WHERE id = ?", (self.clock.time(), node_id))
+
+    def purchase(self, node_id: str) -> str:
+        """How the instance was bought: "on-demand" or "spot"."""
+        with self._tx() as db:
+            row = db.execute("SELECT purchase FROM instances WHERE id = ?", (node_id,)).fetchone()
+        return row[0] if row else ""
 
     def hide(self, node_id: str, seconds: float) -> None:
         """Make an instance invisible to list and get (and deaf to terminate) for a

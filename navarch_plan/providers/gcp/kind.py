@@ -14,7 +14,7 @@ from navarch_plan.providers.base import (
     NodeProblem,
     Provider,
 )
-from navarch_plan.providers.declared import DeclaredType
+from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
 
 __all__ = ["GCP", "LABEL_RULES"]
 
@@ -121,4 +121,5 @@ GCP = DeclaredType(
     rate_limit=RateLimit(launches_per_second=5.0, calls_per_second=20.0),
     node_checks=(launch_rules,),
     launch_options=LAUNCH_OPTIONS,
+    purchase_models=SPOT_AND_ON_DEMAND,
 )

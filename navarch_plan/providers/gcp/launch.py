@@ -109,6 +109,17 @@ def _network(settings: LaunchSettings, region: str) -> compute_v1.NetworkInterfa
         access_configs=[compute_v1.AccessConfig(name="External NAT", type_="ONE_TO_ONE_NAT")])
 
 
+def _scheduling(req: ProvisionRequest) -> compute_v1.Scheduling:
+    """GPUs cannot live-migrate: the API refuses MIGRATE for GPU VMs. A spot VM is
+    deleted when GCE takes it back (navarch's next plan recreates it) and never
+    restarted by GCE on its own."""
+    if req.purchase == "spot":
+        return compute_v1.Scheduling(provisioning_model="SPOT",
+                                     instance_termination_action="DELETE",
+                                     on_host_maintenance="TERMINATE", automatic_restart=False)
+    return compute_v1.Scheduling(on_host_maintenance="TERMINATE", automatic_restart=True)
+
+
 def instance_body(req: ProvisionRequest, zone: str, settings: LaunchSettings,
                   machine: str, accel: str, count: int) -> compute_v1.Instance:
     disk_type = settings.disk_type or catalog.boot_disk_type(machine)
@@ -122,9 +133,7 @@ def instance_body(req: ProvisionRequest, zone: str, settings: LaunchSettings,
         name=req.name,
         machine_type=f"zones/{zone}/machineTypes/{machine}",
         labels=catalog.sanitize_labels(req.labels),
-        # GPUs cannot live-migrate: the API refuses MIGRATE for GPU VMs.
-        scheduling=compute_v1.Scheduling(on_host_maintenance="TERMINATE",
-                                         automatic_restart=True),
+        scheduling=_scheduling(req),
         disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=disk)],
         network_interfaces=[_network(settings, catalog.region_of(zone))],
         service_accounts=accounts,
