@@ -218,7 +218,8 @@ def test_the_terminal_says_which_clouds_it_reads_while_planning(work: Workdir) -
 @pytest.mark.parametrize("columns", [80, 120])
 def test_the_useful_columns_are_never_cut(work: Workdir, columns: int) -> None:
     """The key, verb, place and seconds keep their width; only the message gives way."""
-    work.config(sim={"latency": 0.2, "boot_time": 0.4},
+    # Booting long enough for timed redraws to show the message, even on a busy machine.
+    work.config(sim={"latency": 0.2, "boot_time": 1.0},
                 pools={"training-workers-east": {"nodes": 3}})
     code, out = in_pty(work, "apply", "--auto-approve", columns=columns)
     assert code == 0, out

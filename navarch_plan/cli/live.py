@@ -219,9 +219,10 @@ class LiveHooks(Hooks):
                   reporting.location(action), f"{now - item.since:.1f}s")
                  for item in shown for action in (item.action,)]
         grid = self._grid(cells)
+        with_message = len(grid.columns) > 5
         for item, row in zip(shown, cells, strict=True):
             message = Text(item.message, style="dim", no_wrap=True, overflow="ellipsis")
-            grid.add_row(item.spinner, *row, *[message][:len(grid.columns) - 5])
+            grid.add_row(item.spinner, *row, *([message] if with_message else []))
         rows: list[RenderableType] = [grid] if shown else []
         if len(shown) < len(running):
             rows.append(Text(f"  ... and {len(running) - len(shown)} more in flight",
