@@ -214,9 +214,9 @@ class Engine:
         list them; then, by id, every instance state knows that a listing did not show.
         All are reads, so a rate limit or a transient failure is retried."""
         providers = self.providers
+        self.hooks.refresh_start(list(providers))
         with ThreadPoolExecutor(max_workers=max(1, 2 * len(providers))) as pool:
-            lists = {name: pool.submit(self._read, name, "list", _listing_call(p))
-                     for name, p in providers.items()}
+            lists = {name: pool.submit(self._listed, name, p) for name, p in providers.items()}
             offers = {name: pool.submit(self._read, name, "instance types",
                                         p.list_instance_types)
                       for name, p in providers.items() if isinstance(p, InstanceTypeLister)}
@@ -233,6 +233,12 @@ class Engine:
             if lookup.node is not None:
                 self.live[name].append(lookup.node)
         return self.live
+
+    def _listed(self, name: str, provider: Provider) -> Listing:
+        """One provider's listing, told to the hooks as soon as it is read."""
+        listing = self._read(name, "list", _listing_call(provider))
+        self.hooks.provider_listed(name, len(listing.nodes))
+        return listing
 
     def _confirm(self, listings: dict[str, Listing]) -> dict[tuple[str, str], Lookup]:
         """Look up by id what state knows and the listings did not show."""

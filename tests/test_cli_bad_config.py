@@ -61,7 +61,7 @@ CASES = [
      "6:69", "a cannot refer to itself"),
     ("ref out of range", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
      "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[3].ip_address}'}\n",
-     "7:69", "w has 1 nodes"),
+     "7:69", "w has 1 node\n"),
     ("ref bad field", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
      "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[0].password}'}\n",
      "7:69", "unknown field 'password'"),

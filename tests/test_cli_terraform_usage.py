@@ -134,11 +134,21 @@ def test_every_json_spelling_wherever_json_is_offered(work: Workdir, flag: list[
     assert json.loads(applied.out.splitlines()[-1])["type"] == "summary"
     assert work.run("plan", "--out", "p.plan").code == 0
     for command in (["plan"], ["drift"], ["show"], ["show", "p.plan"], ["state", "list"],
-                    ["validate"], ["instance-types"], ["output"]):
+                    ["validate"], ["instance-types"], ["output"],
+                    ["state", "show", "pool.w[0]"]):
         result = work.cli(*command, *flag)  # in process: the parser is under test here
         assert result.code == 0, (command, result.err)
         assert isinstance(result.json(), (dict, list)), command
     assert work.cli("validate", *flag).json()["valid"] is True
+    assert work.cli("state", "show", "pool.w[0]", *flag).json()["address"] == "pool.w[0]"
+
+
+def test_state_show_gives_json_only(work: Workdir) -> None:
+    """Its output is JSON whatever is asked: `--format text` is refused, not ignored."""
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    text = work.cli("state", "show", "pool.w[0]", "--format", "text")
+    assert text.code == 1 and "invalid choice: 'text'" in text.err, text.err
 
 
 def test_validate_json_reports_an_invalid_config_as_terraform_does(work: Workdir) -> None:

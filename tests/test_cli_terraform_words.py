@@ -80,6 +80,20 @@ def test_counted_nouns_are_singular_or_plural(work: Workdir) -> None:
     assert "Resources: 1 destroyed." in outputs[-1].out
 
 
+def test_one_drifted_object_is_said_in_the_singular(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    work.cloud().terminate(work.state()["nodes"]["pool.w[0]"]["id"])
+    said = {"drift": work.cli("drift").out,
+            "drift markdown": work.cli("drift", "--format", "markdown").out,
+            "plan markdown": work.cli("plan", "--format", "markdown").out}
+    assert "Drift in workspace test: 1 object changed outside of navarch" in said["drift"]
+    assert "### navarch drift check for `test`: 1 item\n" in said["drift markdown"]
+    assert "> 1 object changed outside of navarch: see Drift below." in said["plan markdown"]
+    for name, text in said.items():
+        assert "(s)" not in text, name
+
+
 def _held(work: Workdir) -> FileLock:
     lock = FileLock(str(work.path / "state" / "test.json"))
     lock.acquire("test holds it")

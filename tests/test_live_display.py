@@ -20,18 +20,23 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) ")
 # A progress line names an action and says what happened to it: `pool.w[0]: created`.
 PROGRESS = re.compile(r"pool\.\w+\[\d+\]: ")
+# What a terminal shows while the clouds are read, before the plan.
+READING = re.compile(r"\AReading \d+ providers? \([\w, ]+\)\.\.\.\n"
+                     r"(  \w+: \d+ instances? listed \[\d+\.\ds\]\n)+")
 
 
-def in_pty(work: Workdir, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Runs navarch in a pseudo-terminal of 50x200; returns its exit code and everything
-    it wrote, with the terminal's \\r\\n turned back into \\n."""
+def in_pty(work: Workdir, *args: str, env: dict[str, str] | None = None,
+           columns: int = 200) -> tuple[int, str]:
+    """Runs navarch in a pseudo-terminal of 50 lines (and 200 columns unless told);
+    returns its exit code and everything it wrote, with the terminal's \\r\\n turned
+    back into \\n."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TTY_COMPATIBLE",
                          "TTY_INTERACTIVE")}
     argv = [*navarch_argv(), *args]
     child = pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
                           env={**base, "TERM": "xterm-256color", **(env or {})},
-                          dimensions=(50, 200), timeout=60)
+                          dimensions=(50, columns), timeout=60)
     child.expect(pexpect.EOF)
     child.close()
     return child.exitstatus, child.before.replace("\r\n", "\n")
@@ -176,6 +181,69 @@ def test_plans_are_coloured_on_a_terminal_and_the_same_text_elsewhere(work: Work
     assert re.search(r"\x1b\[32m\s+\+ pool\.fresh\[0\]", coloured), "green create"
     assert re.search(r"\x1b\[31m\s+- pool\.old\[0\]", coloured), "red delete"
     assert re.search(r"\x1b\[33m\s+\+/- pool\.workers\[0\]", coloured), "yellow replace"
-    assert plain(coloured) == piped.out, "colour is the only difference"
+    reading = READING.match(plain(coloured))
+    assert reading, "which clouds were read, first"
+    assert "  sim: 2 instances listed [" in reading.group(0)
+    assert plain(coloured)[reading.end():] == piped.out, "colour is the only difference"
     code, flagged = in_pty(work, "plan", "--no-color")
     assert code == 0 and flagged == piped.out
+
+
+def test_the_terminal_says_which_clouds_it_reads_while_planning(work: Workdir) -> None:
+    work.write("""
+        version: 1
+        workspace: test
+        providers:
+          one: {type: fake, path: state/one.db, latency: 0.1}
+          two: {type: fake, path: state/two.db, latency: 0.1}
+        defaults: {ssh_keys: [ops]}
+        pools:
+          w: {provider: one, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1}
+        """)
+    code, out = in_pty(work, "apply", "--auto-approve")
+    assert code == 0, out
+    text = plain(out)
+    reading = READING.match(text)
+    assert reading, text[:300]
+    assert reading.group(0).startswith("Reading 2 providers (one, two)...\n")
+    assert re.search(r"^  one: 0 instances listed \[", reading.group(0), re.M)
+    assert re.search(r"^  two: 0 instances listed \[", reading.group(0), re.M)
+    assert text.index("two: 0 instances") < text.index("navarch will perform")
+    code, out = in_pty(work, "plan")
+    assert code == 0 and "  one: 1 instance listed [" in plain(out), out
+    assert "Reading" not in work.cli("plan").out, "plain output is unchanged"
+    assert "Reading" not in work.cli("plan", "--format", "markdown").out
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_the_useful_columns_are_never_cut(work: Workdir, columns: int) -> None:
+    """The key, verb, place and seconds keep their width; only the message gives way."""
+    # Booting long enough for timed redraws to show the message, even on a busy machine.
+    work.config(sim={"latency": 0.2, "boot_time": 1.0},
+                pools={"training-workers-east": {"nodes": 3}})
+    code, out = in_pty(work, "apply", "--auto-approve", columns=columns)
+    assert code == 0, out
+    text = plain(out)
+    flying = re.findall(r"pool\.training-workers-east\[(\d)\]  creating  sim/us-west-1  "
+                        r"\d+\.\ds  waiting for (fake-[0-9a-f]+ to boot|\S*…)", text)
+    assert {i for i, _ in flying} == {"0", "1", "2"}, text[-2000:]
+    cut = {message.endswith("…") for _, message in flying}
+    assert cut == {columns == 80}, "the message, and only it, gives way at 80 columns"
+    assert re.search(r"━+  3 done, 0 failed, 0 left  \d+s elapsed, nothing left", text), \
+        "the progress line is not wrapped"
+
+
+def test_finished_lines_say_the_instance_id_and_ip(work: Workdir) -> None:
+    workers(work, nodes=2)
+    code, out = in_pty(work, "apply", "--auto-approve")
+    assert code == 0, out
+    nodes = work.state()["nodes"]
+    for address, record in nodes.items():
+        assert re.search(rf"{re.escape(address)}: created \[\d+\.\ds\] "
+                         rf"\[id={record['id']}, ip={re.escape(record['ip_address'])}\]",
+                         plain(out)), address
+    code, out = in_pty(work, "destroy", "--auto-approve")
+    assert code == 0, out
+    for address, record in nodes.items():
+        assert re.search(rf"{re.escape(address)}: destroyed \[\d+\.\ds\] "
+                         rf"\[id={record['id']}\]", plain(out)), address

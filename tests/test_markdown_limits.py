@@ -95,6 +95,6 @@ def test_the_drift_report_of_a_whole_fleet_fits() -> None:
     world = World(config(fleet(30, 100)))
     world.live.clear()
     report = render_drift_markdown_report(drift_document(world.plan(refresh_only=True)))
-    assert len(report) <= MAX_CHARS and "3000 item(s)" in report
+    assert len(report) <= MAX_CHARS and "3000 items" in report
     assert "drift items not shown." in report and "`navarch drift` (text or" in report
     assert report.rstrip().endswith("(use --update-state to record what was found).")

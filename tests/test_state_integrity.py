@@ -269,7 +269,7 @@ def test_restoring_a_backup_that_lacks_newer_journal_operations_says_so(grown: W
     err = refused(work, f"{STATE} is not a valid state file",
                   f"the previous version is {STATE}.backup (serial 1): inspect it, then "
                   f"copy it over {STATE} to restore",
-                  f"But {JOURNAL} holds 3 operation(s) recorded after serial 1 "
+                  f"But {JOURNAL} holds 3 operations recorded after serial 1 "
                   "(on pool.w[4], pool.w[3]) that the backup lacks",
                   f"`mv {JOURNAL} {JOURNAL}.saved`",
                   "finds instances fake-fifth, fake-sixth by this workspace's labels")

@@ -5,6 +5,7 @@ Hooks may be called from worker threads; implementations must be thread-safe.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from navarch_plan.plan import Action
@@ -16,6 +17,13 @@ __all__ = ["Hooks"]
 
 
 class Hooks:
+    def refresh_start(self, providers: Sequence[str]) -> None:
+        """The engine starts reading what these providers hold, all at once (before a
+        plan, a drift report, or a saved plan's check)."""
+
+    def provider_listed(self, provider: str, instances: int) -> None:
+        """One provider's listing was read: it showed this many instances."""
+
     def action_start(self, action: Action) -> None:
         """An action was handed to a worker."""
 

@@ -30,6 +30,7 @@ from navarch_plan.providers.base import LabelSetter
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import NodeRecord
 from navarch_plan.state.ops import Put
+from navarch_plan.words import plural
 
 __all__ = ["update_labels"]
 
@@ -44,7 +45,8 @@ def update_labels(action: Action, wanted: DesiredNode, provider: LabelSetter,
     labels = dict(action.labels or {})
     spec = _new_spec(action, wanted, record)
     _check_labels(action, wanted, labels, workspace, doc.lineage)
-    hooks.action_progress(action, f"setting {len(labels)} labels on {action.node_id}")
+    hooks.action_progress(action, f"setting {plural(len(labels), 'label')} on "
+                            f"{action.node_id}")
     provider.set_labels(action.node_id, labels)
     updated = dataclasses.replace(record, spec=spec, spec_hash=labels[LABEL_SPEC],
                                   labels=labels)

@@ -96,7 +96,8 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
             io.out("No changes to apply.")
             return 0
         # Chosen only now: the live view is told the plan's actions up front.
-        engine.hooks = hooks = io.progress(as_json, plan.actions)
+        engine.hooks = hooks = io.progress(as_json, plan.actions,
+                                           lambda address: engine.store.loaded.nodes.get(address))
         showing = hooks if isinstance(hooks, AbstractContextManager) else nullcontext()
         with _graceful_stop(io.err) as stop, showing:
             result = engine.apply(plan, args.parallelism, stop.event, stop.abort)

@@ -16,6 +16,7 @@ from navarch_plan.errors import PlanError, RefusedPlanError
 from navarch_plan.plan import Action, Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.state.backends import state_from_url
+from navarch_plan.state.model import NodeRecord
 
 __all__ = ["IO", "engine_for", "config_for", "plan_options", "warn_default_workspace",
            "read_plan", "shown", "make_plan"]
@@ -28,13 +29,20 @@ class IO:
     ask: Callable[[str], bool]
     # A rendered plan or drift report: coloured on a terminal, else exactly as given.
     show: Callable[[str], None]
-    # The hooks reporting an apply of these actions (as JSON events when the flag is set).
-    progress: Callable[[bool, Sequence[Action]], Hooks]
+    # The hooks reporting an apply of these actions (as JSON events when the flag is set);
+    # the callable gives an address's record in state once its action is done.
+    progress: Callable[[bool, Sequence[Action], Callable[[str], NodeRecord | None]], Hooks]
     # Values no output may show (the config's secrets), once a config is loaded.
     hide: Callable[[Iterable[str]], None] = lambda values: None
+    # The hooks telling how reading the clouds goes (before a plan), for text output.
+    reading: Callable[[], Hooks] = Hooks
 
 
 def engine_for(args: argparse.Namespace, io: IO, hooks: Hooks | None = None) -> Engine:
+    """The engine; unless given other hooks, it tells `io.reading` how reading the
+    clouds goes when the output is text (JSON and markdown stay exactly that)."""
+    if hooks is None and getattr(args, "format", "text") == "text":
+        hooks = io.reading()
     return Engine(config_for(args, io), hooks=hooks,
                   lock_timeout=getattr(args, "lock_timeout", 0.0), notice=io.err)
 

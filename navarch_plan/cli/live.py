@@ -2,8 +2,14 @@
 
 A progress bar for the whole plan (done / failed / skipped / left, elapsed, an estimate
 of the time left) and one line per action in flight (key, verb, provider/region, seconds
-so far, latest progress message). Finished actions and failover attempts are printed
-above the live area as permanent lines, so the terminal keeps a log of the run.
+so far, latest progress message). Finished actions (with the instance id and IP they
+left) and failover attempts are printed above the live area as permanent lines, so the
+terminal keeps a log of the run. Before that, while the engine reads the clouds to plan,
+`ReadingView` says which providers it reads and when each has answered (Terraform's
+"Refreshing state...").
+
+On a narrow terminal the key, verb, place and seconds keep their full width and the
+progress message gets what is left (cut with an ellipsis), never the other way round.
 
 Only the CLI builds this, and only when stdout is a terminal that allows colour: importing
 this module imports rich, which plain and JSON runs never load.
@@ -17,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -27,9 +34,16 @@ from rich.text import Text
 from navarch_plan.apply.failover import Attempt
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.cli import reporting
-from navarch_plan.plan import Action
+from navarch_plan.plan import Action, ActionKind
+from navarch_plan.state.model import NodeRecord
+from navarch_plan.words import plural
 
-__all__ = ["LiveHooks"]
+__all__ = ["LiveHooks", "ReadingView"]
+
+Recorded = Callable[[str], NodeRecord | None]
+# Columns of an in-flight line before the message: spinner, key, verb, place, seconds.
+_GAP = 2
+_LEAST_MESSAGE = 8  # narrower than this, the message is left out rather than shown as "…"
 
 
 @dataclass
@@ -73,9 +87,11 @@ class LiveHooks(Hooks):
     rich's would deadlock."""
 
     def __init__(self, actions: Sequence[Action], console: Console,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 recorded: Recorded = lambda address: None) -> None:
         self._console = console
         self._clock = clock
+        self._recorded = recorded  # an address's record in state, once an action is done
         self._lock = threading.Lock()
         self._counts = _Counts(total=len(actions))
         self._running: dict[str, _Running] = {}  # in start order: the oldest stay on top
@@ -121,7 +137,19 @@ class LiveHooks(Hooks):
             running = self._running.pop(action.key, None)
             self._counts.done += 1
         took = self._clock() - running.since if running else 0.0
-        self._print(reporting.finished(action, took), "green")
+        self._print(reporting.finished(action, took) + self._left(action), "green")
+
+    def _left(self, action: Action) -> str:
+        """The instance a finished action left, Terraform's `[id=...]`: the new or kept
+        instance's id and IP as state now records them; a delete's id."""
+        if action.action == ActionKind.DELETE:
+            return f" [id={action.node_id}]" if action.node_id else ""
+        if action.action == ActionKind.FORGET:
+            return ""
+        record = self._recorded(action.address)
+        if record is None:
+            return ""
+        return f" [id={record.id}, ip={record.ip_address or 'none yet'}]"
 
     def action_failed(self, action: Action, error: BaseException) -> None:
         with self._lock:
@@ -164,9 +192,11 @@ class LiveHooks(Hooks):
             text.append(f", {counts.skipped} skipped", style="yellow")
         text.append(f", {counts.left} left  {duration(elapsed)} elapsed")
         text.append(f", {self._eta(counts, elapsed)}", style="dim")
-        grid = Table.grid(padding=(0, 2))
-        grid.add_row(ProgressBar(total=max(counts.total, 1), completed=finished, width=30),
-                     text)
+        # The bar gives way to the words on a narrow screen (30 cells at most, 10 at least).
+        width = max(10, min(30, self._console.width - cell_len(text.plain) - _GAP))
+        grid = Table.grid(padding=(0, _GAP))
+        grid.add_row(ProgressBar(total=max(counts.total, 1), completed=finished,
+                                 width=width), text)
         return grid
 
     @staticmethod
@@ -185,19 +215,56 @@ class LiveHooks(Hooks):
         # Keep the live area within the screen; rich would cut it off silently.
         room = max(1, self._console.height - 3)
         shown = running if len(running) <= room else running[:room - 1]
-        grid = Table.grid(padding=(0, 2))
-        for column in range(5):
-            grid.add_column(no_wrap=True, justify="right" if column == 4 else "left")
-        # The message gives way first when the screen is narrow.
-        grid.add_column(no_wrap=True, overflow="ellipsis")
-        for item in shown:
-            action = item.action
-            grid.add_row(item.spinner, action.key,
-                         reporting.VERBS[action.action.value][0],
-                         reporting.location(action),
-                         f"{now - item.since:.1f}s", Text(item.message, style="dim"))
+        cells = [(action.key, reporting.VERBS[action.action.value][0],
+                  reporting.location(action), f"{now - item.since:.1f}s")
+                 for item in shown for action in (item.action,)]
+        grid = self._grid(cells)
+        with_message = len(grid.columns) > 5
+        for item, row in zip(shown, cells, strict=True):
+            message = Text(item.message, style="dim", no_wrap=True, overflow="ellipsis")
+            grid.add_row(item.spinner, *row, *([message] if with_message else []))
         rows: list[RenderableType] = [grid] if shown else []
         if len(shown) < len(running):
             rows.append(Text(f"  ... and {len(running) - len(shown)} more in flight",
                              style="dim"))
         return rows
+
+    def _grid(self, cells: list[tuple[str, str, str, str]]) -> Table:
+        """Columns as wide as their widest cell; the message column gets exactly what
+        the screen has left, so rich never has to shrink (and cut) the others."""
+        widths = [max((cell_len(row[i]) for row in cells), default=0) for i in range(4)]
+        used = 1 + sum(widths) + 5 * _GAP  # the spinner, four columns, five gaps
+        left = self._console.width - used
+        grid = Table.grid(padding=(0, _GAP))
+        grid.add_column(width=1, no_wrap=True)
+        for column, width in enumerate(widths):
+            grid.add_column(width=width, no_wrap=True,
+                            justify="right" if column == 3 else "left")
+        if left >= _LEAST_MESSAGE:
+            grid.add_column(width=left, no_wrap=True, overflow="ellipsis")
+        return grid
+
+
+class ReadingView(Hooks):
+    """What a terminal shows while the engine reads the clouds to plan: one line when
+    it starts, then one per provider as its listing arrives (a slow cloud shows as the
+    one still missing). Permanent lines, printed before the plan is."""
+
+    def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic) -> None:
+        self._console = console
+        self._clock = clock
+        self._began = clock()
+        self._lock = threading.Lock()  # listings arrive on worker threads
+
+    def refresh_start(self, providers: Sequence[str]) -> None:
+        self._began = self._clock()
+        self._say(f"Reading {plural(len(providers), 'provider')} "
+                  f"({', '.join(providers)})...")
+
+    def provider_listed(self, provider: str, instances: int) -> None:
+        took = self._clock() - self._began
+        self._say(f"  {provider}: {plural(instances, 'instance')} listed [{took:.1f}s]")
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            self._console.print(Text(line, style="dim"), soft_wrap=True)

@@ -16,7 +16,7 @@ import shlex
 import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from navarch_plan.cli.parser import DEFAULT_CONFIG, UsageExit, build_parser, parse_command_line
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from navarch_plan.apply.hooks import Hooks
     from navarch_plan.plan import Action
+    from navarch_plan.state.model import NodeRecord
 
 __all__ = ["main", "build_parser"]
 
@@ -121,7 +122,8 @@ def _show_styled(text: str) -> None:
     _console().print(colorize(text), soft_wrap=True, end="" if text.endswith("\n") else "\n")
 
 
-def _progress(as_json: bool, actions: Sequence[Action], styled: bool) -> Hooks:
+def _progress(as_json: bool, actions: Sequence[Action],
+              recorded: Callable[[str], NodeRecord | None], styled: bool) -> Hooks:
     """How apply reports progress: JSON events (--json), the live view on a terminal
     that allows colour, else plain timestamped lines."""
     from navarch_plan.cli.reporting import JsonHooks, LineHooks
@@ -131,8 +133,20 @@ def _progress(as_json: bool, actions: Sequence[Action], styled: bool) -> Hooks:
     if styled:
         from navarch_plan.cli.live import LiveHooks
 
-        return LiveHooks(actions, _console())
+        return LiveHooks(actions, _console(), recorded=recorded)
     return LineHooks(_out)
+
+
+def _reading(styled: bool) -> Hooks:
+    """On a terminal that allows colour: which clouds are read, as they answer; else
+    nothing (plain output stays as it was: what scripts and logs compare)."""
+    if not styled:
+        from navarch_plan.apply.hooks import Hooks
+
+        return Hooks()
+    from navarch_plan.cli.live import ReadingView
+
+    return ReadingView(_console())
 
 
 class Terminated(BaseException):
@@ -162,7 +176,8 @@ def _run(args: argparse.Namespace) -> int:
 
     styled = _styled(args)
     io = commands.IO(out=_out, err=_err, ask=_ask, show=_show_styled if styled else _out,
-                     progress=functools.partial(_progress, styled=styled), hide=_REDACT.add)
+                     progress=functools.partial(_progress, styled=styled), hide=_REDACT.add,
+                     reading=functools.partial(_reading, styled))
     try:
         return commands.dispatch(args, io)
     except NavarchError as exc:

@@ -90,9 +90,12 @@ def _lock(p: argparse.ArgumentParser) -> None:
                    help="wait this long for the state lock (e.g. 30s; default: fail at once)")
 
 
-def _formats(p: argparse.ArgumentParser, *more: str) -> None:
-    """`--format text|json|...`, and `--json` (Terraform's `-json`) for `--format json`."""
-    p.add_argument("--format", choices=("text", "json", *more), default="text")
+def _formats(p: argparse.ArgumentParser, *more: str, only_json: bool = False) -> None:
+    """`--format text|json|...`, and `--json` (Terraform's `-json`) for `--format json`.
+    A command whose output is JSON anyway (`only_json`) still takes both, so that every
+    command that gives JSON is asked for it the same way."""
+    choices = ("json",) if only_json else ("text", "json", *more)
+    p.add_argument("--format", choices=choices, default=choices[0])
     p.add_argument("--json", dest="format", action="store_const", const="json",
                    help="JSON output (same as --format json)")
 
@@ -196,8 +199,9 @@ def _state_commands(sub: argparse._SubParsersAction) -> None:
     state_sub = p.add_subparsers(dest="state_command", required=True, metavar="SUBCOMMAND")
     sp = _command(state_sub, "list", "addresses in state", lock=False)
     _formats(sp)
-    sp = _command(state_sub, "show", "one node's record", lock=False)
+    sp = _command(state_sub, "show", "one node's record, as JSON", lock=False)
     sp.add_argument("address")
+    _formats(sp, only_json=True)
     sp = _command(state_sub, "rm", "forget a node (the instance is not touched)")
     sp.add_argument("address")
     sp = _command(state_sub, "import", "record an existing instance at an address "

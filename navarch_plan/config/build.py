@@ -12,6 +12,7 @@ from navarch_plan.config.schema import launch_validator
 from navarch_plan.config.yamlpos import Path as KeyPath
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
+from navarch_plan.words import plural
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import Context, ProviderConfig
@@ -88,7 +89,8 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: K
         if ref.address.startswith("pool.") and ref.address.startswith(f"pool.{ref.group}["):
             index = int(ref.address.rsplit("[", 1)[1].rstrip("]"))
             if index >= counts[ref.group]:
-                raise ctx.error(where, f"{ref.text}: {ref.group} has {counts[ref.group]} nodes")
+                raise ctx.error(where, f"{ref.text}: {ref.group} has "
+                                f"{plural(counts[ref.group], 'node')}")
         if ref.field not in REF_FIELDS:
             raise ctx.error(where, f"{ref.text}: unknown field {ref.field!r} "
                             f"(one of {', '.join(REF_FIELDS)})")

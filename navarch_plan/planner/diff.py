@@ -165,7 +165,8 @@ class _Planner(References, LabelUpdates):
             theirs = ", ".join(sorted({n.labels.get(LABEL_LINEAGE, "")
                                        for n in self.foreign.values()}))
             self.foreign_warning = (
-                f"{len(self.foreign)} instance(s) of workspace {self.inputs.workspace} belong "
+                f"{plural(len(self.foreign), 'instance')} of workspace {self.inputs.workspace} "
+                f"{'belongs' if len(self.foreign) == 1 else 'belong'} "
                 f"to another state (lineage {theirs}; this state's is {self.state.lineage}): "
                 "they are left alone")
         if blocking:

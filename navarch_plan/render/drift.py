@@ -58,8 +58,9 @@ def render_drift_text(report: dict[str, Any]) -> str:
             head = (f"Drift cannot be ruled out in workspace {report['workspace']}: "
                     + drift_gaps(report))
         return "\n".join([head + ".", *unsettled]).rstrip("\n") + "\n"
-    lines = [f"Drift in workspace {report['workspace']}: {report['summary']['total']} "
-             "object(s) changed outside of navarch"]
+    total = report["summary"]["total"]
+    lines = [f"Drift in workspace {report['workspace']}: {plural(total, 'object')} "
+             "changed outside of navarch"]
     lines += [f"  ! {d['address']}: {d['kind']}: {d['detail']}" for d in report["drift"]]
     lines += ["", *unsettled, _updated_line(report),
               "Run `navarch plan` to see what apply would do about it."]
@@ -82,7 +83,7 @@ def render_drift_markdown_report(report: dict[str, Any]) -> str:
             f"cannot tell ({drift_gaps(report)})"
         return "\n".join([title + verdict, *unsettled]).rstrip("\n") + "\n"
     by_kind = ", ".join(f"{n} {k}" for k, n in report["summary"]["by_kind"].items())
-    head = [title + f"{report['summary']['total']} item(s)", "", by_kind, ""]
+    head = [title + plural(report['summary']['total'], 'item'), "", by_kind, ""]
     tail = [*unsettled, _updated_line(report), ""]
     # One GitHub issue or comment: the drift rows that fit beside the rest.
     budget = MAX_CHARS - len("\n".join([*head, *tail])) - 200

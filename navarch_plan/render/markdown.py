@@ -15,6 +15,7 @@ from navarch_plan.render.text import (
     summary_line,
     symbol,
 )
+from navarch_plan.words import plural
 
 __all__ = ["render_plan_markdown", "render_drift_markdown", "render_unsettled_markdown",
            "FOLD_AFTER", "MAX_CHARS"]
@@ -46,7 +47,7 @@ def _headline(plan: dict[str, Any]) -> list[str]:
 def _warnings(plan: dict[str, Any]) -> list[str]:
     lines = [f"> [!WARNING]\n> {w}" for w in plan["warnings"]]
     if plan["drift"]:
-        lines.append(f"> [!NOTE]\n> {len(plan['drift'])} object(s) changed outside of "
+        lines.append(f"> [!NOTE]\n> {plural(len(plan['drift']), 'object')} changed outside of "
                      "navarch: see Drift below.")
     return lines
 
@@ -108,38 +109,38 @@ class _Table:
     title: tuple[str, ...]
     header: tuple[str, ...]
     rows: tuple[str, ...]
-    noun: str  # what a row is, plural: "actions", "drift items", "addresses"
+    noun: str  # what a row is, in the singular: "action", "drift item", "address"
 
     def render(self, shown: int | None = None) -> list[str]:
         rows = self.rows if shown is None else self.rows[:shown]
         table = [*self.header, *rows]
         more = len(self.rows) - len(rows)
         if more:
-            table += ["", f"*{more} more {self.noun} not shown.*"]
+            table += ["", f"*{plural(more, 'more ' + self.noun)} not shown.*"]
         if len(self.rows) <= FOLD_AFTER:
             return [*self.title, "", *table, ""]
-        label = f"{len(self.rows)} {self.noun}" + (f" ({len(rows)} shown)" if more else "")
+        label = plural(len(self.rows), self.noun) + (f" ({len(rows)} shown)" if more else "")
         return [*self.title, "", f"<details><summary>{label}</summary>", "", *table, "",
                 "</details>", ""]
 
 
 def _group_table(name: str, actions: list[dict[str, Any]]) -> _Table:
     return _Table((f"#### `{name}`: {_counts(actions)}",), tuple(_HEADER),
-                  tuple(_action_row(a) for a in actions), "actions")
+                  tuple(_action_row(a) for a in actions), "action")
 
 
 def _drift_table(drift: list[dict[str, Any]]) -> _Table:
     rows = tuple(f"| `{_cell(d['address'])}` | {d['kind']} | {_cell(d['detail'])} |"
                  for d in drift)
     return _Table(("#### Drift: objects changed outside of navarch",),
-                  ("| address | kind | detail |", "|---|---|---|"), rows, "drift items")
+                  ("| address | kind | detail |", "|---|---|---|"), rows, "drift item")
 
 
 def _unsettled_table(unsettled: list[dict[str, Any]]) -> _Table:
     rows = tuple(f"| `{_cell(u['address'])}` | {u['kind'].replace('_', ' ')} | "
                  f"{_cell(u['detail'])} |" for u in unsettled)
     return _Table(("", "#### No action this run: the clouds cannot yet tell what is there"),
-                  ("| address | why | detail |", "|---|---|---|"), rows, "addresses")
+                  ("| address | why | detail |", "|---|---|---|"), rows, "address")
 
 
 def render_drift_markdown(drift: list[dict[str, Any]], budget: int | None = None

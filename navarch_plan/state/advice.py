@@ -18,6 +18,7 @@ from typing import Any
 
 from navarch_plan.state.files import Files, reason, what_to_do
 from navarch_plan.state.journal import Journal, op_address
+from navarch_plan.words import plural
 
 __all__ = ["journal_failed", "restore_advice", "some"]
 
@@ -89,7 +90,7 @@ def restore_advice(path: str, backup: str, journal: Journal, files: Files) -> st
     saved = shlex.quote(journal.path + ".saved")
     then = (f"finds instances {some(held.instances)} by this workspace's labels and adopts "
             "them" if held.instances else "compares the restored state with the cloud")
-    return (f"{advice}. But {journal.path} holds {held.count} operation(s) recorded after "
+    return (f"{advice}. But {journal.path} holds {plural(held.count, 'operation')} recorded after "
             f"serial {serial}{on} that the backup lacks, and loading the backup would "
             f"silently discard them: first move it aside with "
             f"`mv {shlex.quote(journal.path)} {saved}` to keep their record; the next "
