@@ -117,7 +117,7 @@ def test_plugin_checks_its_own_options(work: Workdir) -> None:
     require_plugin()
     example_config(work, provider="{type: example, colour: blue}")
     line = one_line_error(work.cli("plan"))
-    assert "providers.ex" in line and "unknown option(s) colour" in line
+    assert "providers.ex" in line and "unknown option colour for an example provider" in line
 
 
 def test_unknown_provider_type_is_one_clear_line(work: Workdir) -> None:

@@ -156,7 +156,8 @@ class ExampleProvider:
         where = f"providers.{name}"
         unknown = sorted(set(cfg) - cls.OPTIONS - {"type"})
         if unknown:
-            raise ConfigError(f"unknown option(s) {', '.join(unknown)} for an example "
+            raise ConfigError(f"unknown option{'s' if len(unknown) > 1 else ''} "
+                              f"{', '.join(unknown)} for an example "
                               f"provider (known: {', '.join(sorted(cls.OPTIONS))})", path=where)
         capacity = cfg.get("capacity", {})
         if not isinstance(capacity, Mapping) or not all(
