@@ -86,6 +86,7 @@ class Engine:
         self.config = config
         self.types = provider_types() if types is None else types
         self.clock = clock
+        self._built_here = providers is None
         if providers is not None:
             self.__dict__["providers"] = dict(providers)
         self.notice = notice or (lambda message: None)
@@ -119,6 +120,16 @@ class Engine:
                 raise ConfigError(exc.message, self.config.file,
                                   path=exc.path or f"providers.{name}") from None
         return built
+
+    def close(self) -> None:
+        """Release what the providers it built hold (connections, files); those handed
+        in by the caller are the caller's to close."""
+        if not self._built_here:
+            return
+        for provider in self.__dict__.get("providers", {}).values():
+            close = getattr(provider, "close", None)
+            if callable(close):
+                close()
 
     @contextmanager
     def locked(self, operation: str, read_only: bool = False) -> Iterator[StateDoc]:

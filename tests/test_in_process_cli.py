@@ -69,3 +69,16 @@ def test_nothing_of_one_in_process_run_is_left_for_the_next(
     assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
     assert os.getcwd() == cwd
     assert dict(os.environ) == environ
+
+
+def test_commands_leave_no_file_open(work: Workdir) -> None:
+    """A long-lived process (a test worker, a program calling main()) must not gather
+    open files: each command closes the providers it built (the fake cloud's SQLite
+    connections, one per thread)."""
+    work.config(pools={"w": {"nodes": 2}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(4):
+        assert work.cli("plan").code == 0
+        assert work.cli("drift").code == 0
+    assert len(os.listdir("/proc/self/fd")) == before

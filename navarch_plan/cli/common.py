@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.config import Config
@@ -36,6 +36,8 @@ class IO:
     hide: Callable[[Iterable[str]], None] = lambda values: None
     # The hooks telling how reading the clouds goes (before a plan), for text output.
     reading: Callable[[], Hooks] = Hooks
+    # Every engine this command made: main() closes them when the command ends.
+    engines: list[Engine] = field(default_factory=list)
 
 
 def engine_for(args: argparse.Namespace, io: IO, hooks: Hooks | None = None) -> Engine:
@@ -43,8 +45,10 @@ def engine_for(args: argparse.Namespace, io: IO, hooks: Hooks | None = None) -> 
     clouds goes when the output is text (JSON and markdown stay exactly that)."""
     if hooks is None and getattr(args, "format", "text") == "text":
         hooks = io.reading()
-    return Engine(config_for(args, io), hooks=hooks,
-                  lock_timeout=getattr(args, "lock_timeout", 0.0), notice=io.err)
+    engine = Engine(config_for(args, io), hooks=hooks,
+                    lock_timeout=getattr(args, "lock_timeout", 0.0), notice=io.err)
+    io.engines.append(engine)
+    return engine
 
 
 def config_for(args: argparse.Namespace, io: IO | None = None) -> Config:

@@ -200,6 +200,9 @@ def _run(args: argparse.Namespace) -> int:
         _err(f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug for the "
              "traceback, and please report it)")
         return 1
+    finally:
+        for engine in io.engines:
+            engine.close()
 
 
 def _with_flags(message: str, args: argparse.Namespace) -> str:

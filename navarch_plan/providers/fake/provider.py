@@ -86,6 +86,7 @@ class FakeProvider:
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
         self._shared_lock = threading.Lock()  # in-memory mode: one connection for all threads
         self._memory = (None if path else
                         sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
@@ -99,12 +100,32 @@ class FakeProvider:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             assert self.path is not None
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            # Used by its own thread only; close() may run on another once they are done.
+            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                   check_same_thread=False)
             check_cloud_file(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            with self._shared_lock:
+                self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened (each thread has its own): a
+        long-lived process that builds many providers would otherwise hold their files
+        open until the garbage collector finds them."""
+        with self._shared_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> FakeProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
