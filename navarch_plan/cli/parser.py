@@ -127,8 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     _globals(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "validate", "check the config against the schema and catalogs",
-                 lock=False)
+    p = _command(sub, "validate", "check the config: schema, references and navarch's "
+                 "catalogs, offline (no credentials)", lock=False)
+    p.add_argument("--live", action="store_true", help="also check the clouds' live catalogs "
+                   "(needs credentials and the network)")
     _formats(p)
 
     p = _command(sub, "plan", "show what apply would change")

@@ -15,7 +15,7 @@ from navarch_plan.providers.base import ProviderType
 from navarch_plan.schemas import load_schema
 
 __all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "launch_validator",
-           "provider_block"]
+           "pattern_rule", "plain_message", "provider_block"]
 
 #: Keys every provider accepts, whatever its type: navarch's own, read by the scheduler.
 SHARED_PROVIDER_KEYS = ("type", "rate_limit", "retry", "consistency_window", "boot_timeout")
@@ -34,6 +34,19 @@ def provider_block(kind: ProviderType) -> dict[str, Any]:
         then["properties"] = {**dict.fromkeys(SHARED_PROVIDER_KEYS, True),
                               **copy.deepcopy(dict(options.get("properties", {})))}
     return {"if": {"properties": {"type": {"const": kind.name}}}, "then": then}
+
+
+def pattern_rule(schema: Mapping[str, Any]) -> str:
+    """What a pattern allows, in words: its `patternErrorMessage` (the keyword the YAML
+    and JSON language servers of editors show too); "" when it has none."""
+    return str(schema.get("patternErrorMessage", ""))
+
+
+def plain_message(error: Any) -> str:
+    """A jsonschema error's message, with a pattern's rule in words instead of its regex."""
+    if error.validator == "pattern" and (rule := pattern_rule(error.schema)):
+        return f"{error.instance!r} is not valid ({rule})"
+    return str(error.message)
 
 
 def config_schema(types: Mapping[str, ProviderType]) -> dict[str, Any]:
