@@ -25,5 +25,5 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
     """" (did you mean 'x'?)" naming the closest known word, or "" when none is close."""
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""

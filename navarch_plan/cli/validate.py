@@ -88,8 +88,9 @@ def raise_all(errors: list[ConfigError]) -> None:
 def _problems(config: Config, p: Placement, offered: set[str] | None, where: Path,
               live: bool) -> Iterator[tuple[ConfigError, bool]]:
     if offered is not None and p.instance_type not in offered:
-        source = "" if live else "navarch's catalog of "
-        message = (f"instance type {p.instance_type!r} is not offered by {source}{p.provider}"
+        listed = (f"is not offered by {p.provider}" if live else
+                  f"is not in navarch's {p.provider_type} catalog (provider {p.provider})")
+        message = (f"instance type {p.instance_type!r} {listed}"
                    f"{did_you_mean(p.instance_type, offered)}")
         fatal = live or p.provider_type not in _LIVE_LISTED
         if not fatal:
