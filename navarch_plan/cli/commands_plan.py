@@ -1,4 +1,4 @@
-"""The commands that read and report: validate, plan, drift, show, output and
+"""The commands that read and report: validate, plan, graph, drift, show, output and
 instance-types. The return value is the exit code."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.render.dot import render_plan_dot
 from navarch_plan.render.drift import (
     drift_document,
     drift_gaps,
@@ -45,7 +46,7 @@ from navarch_plan.state.backends import state_location
 from navarch_plan.state.stores.local import write_json_atomically
 from navarch_plan.words import plural
 
-__all__ = ["cmd_validate", "cmd_plan", "cmd_drift", "cmd_show", "cmd_output",
+__all__ = ["cmd_validate", "cmd_plan", "cmd_graph", "cmd_drift", "cmd_show", "cmd_output",
            "cmd_instance_types"]
 
 
@@ -138,6 +139,19 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
              else plan.has_changes)
     return 2 if args.detailed_exitcode and found else 0
+
+
+def cmd_graph(args: argparse.Namespace, io: IO) -> int:
+    """The apply DAG of a saved plan, or of the plan made now (as `plan` makes it)."""
+    if args.planfile:
+        document = read_plan(args.planfile).to_json()
+    else:
+        engine = engine_for(args, io)
+        warn_config(engine.config, io)
+        with engine.locked("plan"):
+            document = make_plan(engine, plan_options(args), lambda plan: None).to_json()
+    io.out(render_plan_dot(document))
+    return 0
 
 
 def cmd_drift(args: argparse.Namespace, io: IO) -> int:
