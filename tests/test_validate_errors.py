@@ -158,3 +158,22 @@ def test_user_data_with_a_header_is_not_warned(work: Workdir) -> None:
     work.write(USER_DATA.replace("      apt-get install", "      #!/bin/sh\n      apt-get install"))
     result = work.cli("validate")
     assert result.code == 0 and result.err == "", result.err
+
+
+def test_state_and_pool_errors_are_reported_together(work: Workdir) -> None:
+    work.write("""\
+version: 1
+workspace: test
+state: {path: x.json, bucket: b}
+providers:
+  sim: {type: fake, path: state/cloud.db}
+pools:
+  a: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1, depends_on: [b]}
+""")
+    result = work.cli("validate")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "Error: navarch.yaml:3:23: state.bucket: bucket is for backend: s3",
+        "Error: navarch.yaml:7:91: pools.a.depends_on[0]: depends_on names unknown pool or "
+        "node 'b'",
+    ]

@@ -42,14 +42,24 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
     if not isinstance(data, dict):
         raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
     _check_schema(data, ctx, types)
-    _refuse_unsupported(data, ctx)
     workspace = data.get("workspace", "default")
     providers = {
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
     public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir)
-    groups, desired = build_desired(data, providers, ctx, types, public_keys)
+    # The state section's errors and the pools' are independent: all are reported.
+    state_errors: list[ConfigError] = []
+    try:
+        _refuse_unsupported(data, ctx)
+    except ConfigError as exc:
+        state_errors.append(exc)
+    try:
+        groups, desired = build_desired(data, providers, ctx, types, public_keys)
+    except ConfigError as exc:
+        raise ConfigErrors.of([*state_errors, exc]) from None
+    if state_errors:
+        raise state_errors[0]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Config(
         file=file,
