@@ -177,3 +177,13 @@ pools:
         "Error: navarch.yaml:7:91: pools.a.depends_on[0]: depends_on names unknown pool or "
         "node 'b'",
     ]
+
+
+def test_a_mistyped_word_gets_the_closest_allowed_one(work: Workdir) -> None:
+    work.write(SEVERAL.replace(", latncy: 0.1", "").replace(" node: 4,", " nodes: 4,")
+               .replace("    nodez: 4\n", "    strategy: prioirty\n").replace("ML Ops", "ml"))
+    result = work.cli("validate")
+    (line,) = result.err.splitlines()
+    assert line.startswith("Error: navarch.yaml:9:5: pools.b.strategy: 'prioirty' is not one "
+                           "of ["), line
+    assert line.endswith("] (did you mean 'priority'?)"), line

@@ -13,6 +13,7 @@ from typing import Any
 
 from navarch_plan.providers.base import ProviderType
 from navarch_plan.schemas import load_schema
+from navarch_plan.words import did_you_mean
 
 __all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "launch_validator",
            "pattern_rule", "plain_message", "provider_block"]
@@ -43,9 +44,13 @@ def pattern_rule(schema: Mapping[str, Any]) -> str:
 
 
 def plain_message(error: Any) -> str:
-    """A jsonschema error's message, with a pattern's rule in words instead of its regex."""
+    """A jsonschema error's message, with a pattern's rule in words instead of its regex,
+    and the closest allowed word for a mistyped one."""
     if error.validator == "pattern" and (rule := pattern_rule(error.schema)):
         return f"{error.instance!r} is not valid ({rule})"
+    if error.validator == "enum" and isinstance(error.instance, str):
+        words = [v for v in error.validator_value if isinstance(v, str)]
+        return f"{error.message}{did_you_mean(error.instance, words)}"
     return str(error.message)
 
 
