@@ -4,6 +4,7 @@
     ├── UsageError                  a command line that cannot be right (an unknown
     │                               option value, an address not in state, ...)
     ├── ConfigError                 bad config: carries file, line, column, key path
+    │   └── ConfigErrors            several at once (`errors`); reads as the first
     ├── StateError                  unreadable, corrupt, newer-format or foreign state
     │   └── LockError               the state lock is held by someone else
     ├── PlanError                   a plan that must not run (prevent_destroy, bad plan file)
@@ -39,6 +40,7 @@ __all__ = [
     "NavarchError",
     "UsageError",
     "ConfigError",
+    "ConfigErrors",
     "StateError",
     "LockError",
     "PlanError",
@@ -86,6 +88,23 @@ class ConfigError(NavarchError):
             place += f":{self.line}:{self.column}"
         where = f" {self.path}:" if self.path else ""
         return f"{place}:{where} {self.message}"
+
+
+class ConfigErrors(ConfigError):
+    """Several independent config errors found at once (`errors`, in file order). It
+    reads as its first, so a command that stops at the first says one line; `validate`
+    reports every one."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        first = errors[0]
+        super().__init__(first.message, first.file, first.line, first.column, first.path)
+        self.errors = list(errors)
+
+    @staticmethod
+    def of(errors: list[ConfigError]) -> ConfigError:
+        """One error as itself, several as ConfigErrors (flattened)."""
+        flat = [e for err in errors for e in getattr(err, "errors", [err])]
+        return flat[0] if len(flat) == 1 else ConfigErrors(flat)
 
 
 class StateError(NavarchError):

@@ -1,9 +1,13 @@
-"""Counted nouns, said right: "1 node", "2 nodes", never "node(s)" or "1 nodes". A leaf
-module (no imports), so the planner, the renderings and the CLI can all use it."""
+"""Counted nouns, said right: "1 node", "2 nodes", never "node(s)" or "1 nodes"; and the
+"did you mean" hint for a mistyped name. A leaf module (the standard library only), so
+the config, the planner, the renderings and the CLI can all use it."""
 
 from __future__ import annotations
 
-__all__ = ["plural"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["did_you_mean", "plural"]
 
 _IRREGULAR = {"address": "addresses", "was": "were", "is": "are", "has": "have"}
 
@@ -17,3 +21,9 @@ def plural(count: int, word: str, many: str | None = None) -> str:
         head, _, last = word.rpartition(" ")
         many = head + (" " if head else "") + _IRREGULAR.get(last, last + "s")
     return f"{count} {many}"
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" naming the closest known word, or "" when none is close."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -49,7 +49,8 @@ CASES = [
     ("reserved label", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, labels: {navarch-x: y}"),
      "6:87", "reserved"),
     ("label value", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, labels: {team: ML Ops}"),
-     "6:87", "does not match"),
+     "6:87", "'ML Ops' is not valid (label values: lowercase letters, digits, '_' and '-', "
+     "at most 63 characters)"),
     ("depends on unknown", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, depends_on: [db]"),
      "6:91", "unknown pool or node 'db'"),
     ("cycle", GOOD_HEAD + "pools:\n"
@@ -163,7 +164,8 @@ def test_env_expansion_types_and_escape(work: Workdir) -> None:
      "{provider: g, instance_type: g2-standard-4, region: us-central1, nodes: 1}",
      "6:3", "Compute Engine needs a zone"),
     ("a: {type: aws, region: us-east-1, image_id: not-an-ami}",
-     "{provider: a, instance_type: g5.xlarge, nodes: 1}", "4:37", "does not match"),
+     "{provider: a, instance_type: g5.xlarge, nodes: 1}", "4:37",
+     "'not-an-ami' is not valid (an AMI id (ami-0123abcd...) or resolve:ssm:/PARAMETER)"),
 ])
 def test_cloud_rules_are_refused_before_any_call(work: Workdir, providers: str, pool: str,
                                                  place: str, message: str) -> None:

@@ -155,7 +155,8 @@ def test_apply_sends_the_pools_launch_options(work: Workdir) -> None:
     ({"launch": {"file_systems": "datasets-east"}}, {}, "pools.w.launch.file_systems",
      "is not of type 'array'"),
     ({"launch": {"file_systems": ["1-starts-with-a-digit"]}}, {},
-     "pools.w.launch.file_systems", "does not match"),
+     "pools.w.launch.file_systems", "'1-starts-with-a-digit' is not valid (a file system name: "
+     "letters, digits and '-', starting with a letter)"),
     ({"launch": {"hostname": "h"}}, {}, "pools.w.launch.hostname",
      "'hostname' is not a launch option of Lambda Cloud provider 'lambda' (a pool may "
      "set: file_systems, firewall_rulesets, image)"),

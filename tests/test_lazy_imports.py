@@ -71,12 +71,16 @@ def test_version_imports_no_cloud_sdk(tmp_path: Path) -> None:
 
 def test_the_probe_sees_an_sdk_when_a_config_uses_one(tmp_path: Path) -> None:
     """Control: an aws config does load boto3, so an empty list above means something.
-    `validate` builds the provider and reads its static catalog; no network call."""
+    `validate --live` builds the provider and reads its static catalog; no network call.
+    Plain `validate` is offline: it builds no provider, so it loads no SDK at all."""
     config = write_config(
         tmp_path, {"ec2": {"type": "aws", "region": "us-east-1",
                            "image_id": "ami-0123456789abcdef0"}},
         {"provider": "ec2", "instance_type": "g5.xlarge"})
     code, heavy, _, out = probe(tmp_path, "validate", "-c", str(config))
+    assert code == 0 and "The configuration is valid" in out, out
+    assert heavy == [], "offline validate builds no provider"
+    code, heavy, _, out = probe(tmp_path, "validate", "--live", "-c", str(config))
     assert code == 0, out
     assert "boto3" in heavy and "botocore" in heavy
     assert not any(m.split(".")[0] in ("google", "httpx") for m in heavy), heavy

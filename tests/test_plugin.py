@@ -125,5 +125,5 @@ def test_unknown_provider_type_is_one_clear_line(work: Workdir) -> None:
     line = one_line_error(work.cli("plan"))
     known = ", ".join(sorted(provider_types()))  # built-ins and installed plugins
     assert line == (f"Error: navarch.yaml:4:8: providers.ex.type: unknown provider type "
-                    f"'examplee' (known: {known})")
+                    f"'examplee' (did you mean 'example'?) (known: {known})")
     assert not (work.path / "state" / "plug.json").exists()

@@ -119,6 +119,7 @@ def _scale(s: Session, nodes: int) -> None:
 def test_no_command_ever_writes_the_api_key(session: Session) -> None:
     s = session
     s.run("validate")
+    s.run("validate", "--live")
     s.run("instance-types")
     s.run("instance-types", "--json")
     s.run("plan")
@@ -158,7 +159,7 @@ def test_cloud_errors_that_echo_the_key_never_reach_the_output(session: Session)
     s.run("apply", "--auto-approve", expect=(1,))
     s.echo(400, "POST", "/instance-operations/launch")
     s.run("apply", "--auto-approve", "--json", expect=(1,))
-    for command in (("plan",), ("drift",), ("validate",), ("instance-types",)):
+    for command in (("plan",), ("drift",), ("validate", "--live"), ("instance-types",)):
         s.echo(401, "GET", "/instance*", code="global/invalid-api-key")
         s.run(*command, expect=(1,))
     s.echo(403, "GET", "/instances", code="global/forbidden")

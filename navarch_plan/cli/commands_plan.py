@@ -1,28 +1,39 @@
-"""The commands that read and report: validate, plan, drift, show, output and
+"""The commands that read and report: validate, plan, graph, drift, show, output and
 instance-types. The return value is the exit code."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from typing import Any
 
 from navarch_plan.catalog.offers import select_offers
 from navarch_plan.cli.common import (
     IO,
+    config_for,
     engine_for,
     make_plan,
     plan_options,
     read_plan,
     shown,
-    warn_default_workspace,
+    warn_config,
 )
-from navarch_plan.cli.validate import validate_against_catalogs
+from navarch_plan.cli.validate import (
+    catalog_problems,
+    config_warnings,
+    live_catalogs,
+    raise_all,
+    shipped_catalogs,
+)
+from navarch_plan.config import Config
+from navarch_plan.engine import Engine
 from navarch_plan.errors import ConfigError, NavarchError, UsageError
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanOptions
 from navarch_plan.providers.base import InstanceTypeLister
 from navarch_plan.render import render_json, render_plan_text, render_state_text
+from navarch_plan.render.dot import render_plan_dot
 from navarch_plan.render.drift import (
     drift_document,
     drift_gaps,
@@ -35,49 +46,71 @@ from navarch_plan.state.backends import state_location
 from navarch_plan.state.stores.local import write_json_atomically
 from navarch_plan.words import plural
 
-__all__ = ["cmd_validate", "cmd_plan", "cmd_drift", "cmd_show", "cmd_output",
+__all__ = ["cmd_validate", "cmd_plan", "cmd_graph", "cmd_drift", "cmd_show", "cmd_output",
            "cmd_instance_types"]
 
 
 def cmd_validate(args: argparse.Namespace, io: IO) -> int:
+    """Offline unless --live: the schema, references and shipped catalogs need neither
+    credentials nor network (a PR lint job). Every error found is reported."""
+    warnings: list[ConfigError] = []
     try:
-        engine = engine_for(args, io)
-        warn_default_workspace(engine.config, io)
-        validate_against_catalogs(engine.config, engine.providers)
+        config = config_for(args, io)
+        errors, warnings = catalog_problems(config, _catalogs(args, config), args.live)
+        warnings = config_warnings(config) + warnings
+        raise_all(errors)
     except NavarchError as exc:
-        if args.format != "json":
-            raise
-        io.out(render_json(_validation(exc)))  # `terraform validate -json`'s shape
+        found = list(getattr(exc, "errors", [exc]))
+        if args.format == "json":  # `terraform validate -json`'s shape
+            io.out(render_json(_validation(found, warnings)))
+        else:
+            for line in [f"Warning: {w}" for w in warnings] + [f"Error: {e}" for e in found]:
+                io.err(line)
         return 1
-    config = engine.config
     if args.format == "json":
-        io.out(render_json(_validation(None)))
+        io.out(render_json(_validation([], warnings)))
         return 0
+    for warning in warnings:
+        io.err(f"Warning: {warning}")
     pools = sum(1 for g in config.groups.values() if g.kind == "pool")
     io.out(f"The configuration is valid: {plural(len(config.desired), 'node')} "
            f"({plural(pools, 'pool')}, {plural(len(config.groups) - pools, 'named node')}) "
            f"on {plural(len(config.providers), 'provider')}; state at "
-           f"{state_location(config.state)}.")
+           f"{state_location(config.state)}"
+           f"{'' if args.live else ' (offline: --live also asks the clouds)'}.")
     return 0
 
 
-def _validation(error: NavarchError | None) -> dict[str, Any]:
-    diagnostics = []
-    if error is not None:
-        diagnostic: dict[str, Any] = {"severity": "error", "summary": str(error)}
-        if isinstance(error, ConfigError):
-            diagnostic.update(detail=error.message, path=error.path, range={
-                "filename": error.file, "start": {"line": error.line,
-                                                  "column": error.column}})
-        diagnostics.append(diagnostic)
-    return {"format_version": "1.0", "valid": error is None,
-            "error_count": len(diagnostics), "warning_count": 0,
+def _catalogs(args: argparse.Namespace, config: Config) -> dict[str, set[str]]:
+    """The shipped catalogs; with --live, the clouds' own lists in their place. The
+    fake cloud's list is the shipped one, and building it would open its file."""
+    catalogs = shipped_catalogs(config)
+    if args.live:
+        live = replace(config, providers={n: p for n, p in config.providers.items()
+                                          if p.type != "fake"})
+        catalogs.update(live_catalogs(Engine(live).providers))
+    return catalogs
+
+
+def _validation(errors: list[NavarchError], warnings: list[ConfigError]) -> dict[str, Any]:
+    diagnostics = [_diagnostic("error", e) for e in errors]
+    diagnostics += [_diagnostic("warning", w) for w in warnings]
+    return {"format_version": "1.0", "valid": not errors,
+            "error_count": len(errors), "warning_count": len(warnings),
             "diagnostics": diagnostics}
+
+
+def _diagnostic(severity: str, error: NavarchError) -> dict[str, Any]:
+    diagnostic: dict[str, Any] = {"severity": severity, "summary": str(error)}
+    if isinstance(error, ConfigError):
+        diagnostic.update(detail=error.message, path=error.path, range={
+            "filename": error.file, "start": {"line": error.line, "column": error.column}})
+    return diagnostic
 
 
 def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     engine = engine_for(args, io)
-    warn_default_workspace(engine.config, io)
+    warn_config(engine.config, io)
 
     def render(plan: Plan) -> None:
         document = plan.to_json()
@@ -106,6 +139,19 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
              else plan.has_changes)
     return 2 if args.detailed_exitcode and found else 0
+
+
+def cmd_graph(args: argparse.Namespace, io: IO) -> int:
+    """The apply DAG of a saved plan, or of the plan made now (as `plan` makes it)."""
+    if args.planfile:
+        document = read_plan(args.planfile).to_json()
+    else:
+        engine = engine_for(args, io)
+        warn_config(engine.config, io)
+        with engine.locked("plan"):
+            document = make_plan(engine, plan_options(args), lambda plan: None).to_json()
+    io.out(render_plan_dot(document))
+    return 0
 
 
 def cmd_drift(args: argparse.Namespace, io: IO) -> int:

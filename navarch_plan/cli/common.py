@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.cli.validate import config_warnings
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import PlanError, RefusedPlanError
@@ -18,7 +19,7 @@ from navarch_plan.planner import PlanOptions
 from navarch_plan.state.backends import state_from_url
 from navarch_plan.state.model import NodeRecord
 
-__all__ = ["IO", "engine_for", "config_for", "plan_options", "warn_default_workspace",
+__all__ = ["IO", "engine_for", "config_for", "plan_options", "warn_config",
            "read_plan", "shown", "make_plan"]
 
 
@@ -81,12 +82,10 @@ def make_plan(engine: Engine, options: PlanOptions,
         raise
 
 
-def warn_default_workspace(config: Config, io: IO) -> None:
-    if not config.workspace_explicit:
-        io.err(f"Warning: {config.file} has no `workspace:`, so it uses `default`: another "
-               "config that leaves it out too shares the name; each state labels its "
-               "instances with its lineage and leaves the other's alone, but both cannot "
-               "build the same addresses. Name it (`workspace: NAME`).")
+def warn_config(config: Config, io: IO) -> None:
+    """One line on stderr per config warning (cli/validate.py's config_warnings)."""
+    for warning in config_warnings(config):
+        io.err(f"Warning: {warning}")
 
 
 def read_plan(path: str) -> Plan:

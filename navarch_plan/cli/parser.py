@@ -130,8 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     _globals(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = _command(sub, "validate", "check the config against the schema and catalogs",
-                 lock=False)
+    _command(sub, "init", "write a starter navarch.yaml (on the fake cloud) and a "
+             ".gitignore; never overwrites", lock=False)
+
+    p = _command(sub, "validate", "check the config: schema, references and navarch's "
+                 "catalogs, offline (no credentials)", lock=False)
+    p.add_argument("--live", action="store_true", help="also check the clouds' live catalogs "
+                   "(needs credentials and the network)")
     _formats(p)
 
     p = _command(sub, "plan", "show what apply would change")
@@ -156,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--parallelism", type=int, default=10, metavar="N",
                        help="cloud calls in flight at once (default 10)")
         _formats(p)
+
+    p = _command(sub, "graph", "the plan's apply order as Graphviz DOT (navarch graph | dot "
+                 "-Tsvg > plan.svg)")
+    p.add_argument("planfile", nargs="?", help="a plan saved with plan --out (default: "
+                   "plan now)")
+    p.add_argument("--destroy", action="store_true", help="the graph of destroying everything")
+    _scoping(p)
 
     p = _command(sub, "drift", "the cron job: report drift; exit 0 clean, 2 drift, 1 error")
     _formats(p, "markdown")

@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
-from navarch_plan.config.schema import launch_validator
+from navarch_plan.config.schema import launch_validator, plain_message
 from navarch_plan.config.yamlpos import Path as KeyPath
+from navarch_plan.errors import ConfigError, ConfigErrors
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
-from navarch_plan.words import plural
+from navarch_plan.words import did_you_mean, plural
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import Context, ProviderConfig
@@ -25,12 +26,13 @@ MAX_TOTAL_NODES = 100_000
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
                   types: Mapping[str, ProviderType], public_keys: Mapping[str, str] | None = None
                   ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
-    """`public_keys`: ssh_public_keys, name -> key text or .pub path."""
-    for name, provider in providers.items():
-        if provider.type not in types:
-            known = ", ".join(sorted(types))
-            raise ctx.error(("providers", name, "type"),
-                            f"unknown provider type {provider.type!r} (known: {known})")
+    """`public_keys`: ssh_public_keys, name -> key text or .pub path. Independent errors
+    (each provider's type, each pool's or node's own checks) are all raised at once."""
+    errors = [ctx.error(("providers", name, "type"), f"unknown provider type "
+                        f"{provider.type!r}{did_you_mean(provider.type, types)} "
+                        f"(known: {', '.join(sorted(types))})")
+              for name, provider in providers.items() if provider.type not in types]
+    untyped = {name for name, p in providers.items() if p.type not in types}
     specs = _group_specs(data, ctx)
     total = sum(spec.get("nodes", 1) for _, _, spec in specs)
     if total > MAX_TOTAL_NODES:
@@ -41,14 +43,26 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
     defaults = data.get("defaults", {})
     for kind, name, spec in specs:
         path = ("pools" if kind == "pool" else "nodes", name)
-        _check_providers(spec, providers, ctx, path)
-        ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
-        groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
-        for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path,
-                              public_keys or {}):
-            desired[node.address] = node
+        try:
+            _check_providers(spec, providers, ctx, path)
+            ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
+            groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
+            if untyped & _provider_names(spec):
+                continue  # its provider's type is unknown: said above
+            for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path,
+                                  public_keys or {}):
+                desired[node.address] = node
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise ConfigErrors.of(errors)
     _check_cycles(groups, ctx)
     return groups, desired
+
+
+def _provider_names(spec: dict[str, Any]) -> set[str]:
+    return ({spec["provider"]} if "provider" in spec else set()) | {
+        e["name"] for e in spec.get("providers", [])}
 
 
 def _group_specs(data: dict[str, Any], ctx: Context) -> list[tuple[str, str, dict[str, Any]]]:
@@ -74,7 +88,8 @@ def _check_providers(spec: dict[str, Any], providers: Mapping[str, ProviderConfi
     for where, name in named:
         if name not in providers:
             known = ", ".join(sorted(providers)) or "none are configured"
-            raise ctx.error(where, f"unknown provider {name!r} (known: {known})")
+            raise ctx.error(where, f"unknown provider {name!r}"
+                            f"{did_you_mean(name, providers)} (known: {known})")
     if len({name for _, name in named}) < len(named):
         raise ctx.error((*path, "providers"), "a provider is listed twice; give it several "
                         "regions instead")
@@ -85,7 +100,8 @@ def _check_refs(user_data: str, counts: Mapping[str, int], ctx: Context, path: K
     for ref in find_refs(user_data):
         where = (*path, "user_data")
         if ref.group not in counts:
-            raise ctx.error(where, f"{ref.text} refers to unknown pool or node {ref.group!r}")
+            raise ctx.error(where, f"{ref.text} refers to unknown pool or node "
+                            f"{ref.group!r}{did_you_mean(ref.group, counts)}")
         if ref.address.startswith("pool.") and ref.address.startswith(f"pool.{ref.group}["):
             index = int(ref.address.rsplit("[", 1)[1].rstrip("]"))
             if index >= counts[ref.group]:
@@ -104,7 +120,7 @@ def _group(kind: str, name: str, spec: dict[str, Any], ref_deps: set[str],
     for i, dep in enumerate(depends_on):
         if dep not in counts:
             raise ctx.error((*path, "depends_on", i), f"depends_on names unknown pool or node "
-                            f"{dep!r}")
+                            f"{dep!r}{did_you_mean(dep, counts)}")
     if name in ref_deps:
         raise ctx.error((*path, "user_data"), f"{name} cannot refer to itself")
     if name in depends_on:
@@ -167,7 +183,7 @@ def _check_launch(placement: Placement, kind: ProviderType, spec: dict[str, Any]
             message = (f"{key!r} is not a launch option of {kind.title} provider "
                        f"{placement.provider!r} (a pool may set: {allowed})")
         else:
-            message = error.message
+            message = plain_message(error)
         raise ctx.error(_launch_path(placement, spec, path, key), message)
 
 

@@ -16,10 +16,13 @@ from types import MappingProxyType
 from typing import Any
 
 from navarch_plan.config.build import build_desired
-from navarch_plan.config.schema import config_validator
+from navarch_plan.config.schema import config_validator, pattern_rule, plain_message
 from navarch_plan.config.types import Config, Context, ProviderConfig, StateConfig
+from navarch_plan.config.yamlpos import Path as KeyPath
 from navarch_plan.config.yamlpos import load_yaml
+from navarch_plan.errors import ConfigError, ConfigErrors
 from navarch_plan.providers.base import ProviderType
+from navarch_plan.words import did_you_mean
 
 __all__ = ["is_public_key", "parse_config", "public_key_problem"]
 
@@ -39,14 +42,24 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
     if not isinstance(data, dict):
         raise ctx.error((), "the config must be a mapping (version:, providers:, pools:, ...)")
     _check_schema(data, ctx, types)
-    _refuse_unsupported(data, ctx)
     workspace = data.get("workspace", "default")
     providers = {
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
     public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir)
-    groups, desired = build_desired(data, providers, ctx, types, public_keys)
+    # The state section's errors and the pools' are independent: all are reported.
+    state_errors: list[ConfigError] = []
+    try:
+        _refuse_unsupported(data, ctx)
+    except ConfigError as exc:
+        state_errors.append(exc)
+    try:
+        groups, desired = build_desired(data, providers, ctx, types, public_keys)
+    except ConfigError as exc:
+        raise ConfigErrors.of([*state_errors, exc]) from None
+    if state_errors:
+        raise state_errors[0]
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return Config(
         file=file,
@@ -60,6 +73,7 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         max_hourly_cost=data.get("max_hourly_cost"),
         workspace_explicit="workspace" in data,
         env_values=frozenset(env_values),
+        positions=positions,
     )
 
 
@@ -121,34 +135,47 @@ def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateC
     )
 
 
-_UNEXPECTED = re.compile(r"\('(?P<key>[^']+)'(?:, '[^']+')* (?:was|were) unexpected\)")
-
-
 def _check_schema(data: dict[str, Any], ctx: Context,
                   types: Mapping[str, ProviderType]) -> None:
-    found = []
-    for err in config_validator(types).iter_errors(data):
+    """Every schema error at once (ConfigErrors), in file order; a lone one as itself."""
+    validator = config_validator(types)
+    found: dict[tuple[int, int, str], ConfigError] = {}
+    for err in validator.iter_errors(data):
         for leaf in _leaves(err):
-            path = tuple(leaf.absolute_path)
-            message = leaf.message
-            if m := _UNEXPECTED.search(message):
-                # The message shows the key's repr: map it back to the key itself.
-                key = next((k for k in leaf.instance if isinstance(k, str)
-                            and repr(k)[1:-1] == m.group("key")), m.group("key"))
-                path = (*path, key)
-                message = f"unknown key {key!r}"
-            elif "propertyNames" in leaf.schema_path or "propertyNames" in err.schema_path:
-                path = (*path, str(leaf.instance))
-                message = f"invalid name {leaf.instance!r}: {_name_rule(leaf)}"
-            elif leaf.validator == "const":
-                message = f"must be {leaf.validator_value!r}"
-            # unevaluatedProperties also fires when a sibling allOf part failed: the
-            # real cause is that part, so it is reported first.
-            secondary = leaf.validator == "unevaluatedProperties"
-            found.append((secondary, ctx.error(path, message), -len(path)))
+            for path, message in _explained(leaf, err, validator.schema):
+                error = ctx.error(path, message)
+                found.setdefault((error.line, error.column, error.message), error)
     if found:
-        found.sort(key=lambda e: (e[0], e[1].line, e[1].column, e[2]))
-        raise found[0][1]
+        raise ConfigErrors.of([found[k] for k in sorted(found)])
+
+
+def _explained(leaf: Any, err: Any, root: Mapping[str, Any]) -> list[tuple[KeyPath, str]]:
+    """(key path, human message) for one failed check; none when it only echoes another."""
+    path = tuple(leaf.absolute_path)
+    if leaf.validator in ("additionalProperties", "unevaluatedProperties") \
+            and leaf.validator_value is False and isinstance(leaf.instance, dict):
+        # unevaluatedProperties also lists known keys when a sibling allOf part failed:
+        # that part is reported on its own, and only truly unknown keys are named here.
+        known = _known_keys(leaf.schema, root)
+        return [((*path, key), f"unknown key {key!r}{did_you_mean(key, known)}")
+                for key in leaf.instance if key not in known]
+    if "propertyNames" in leaf.schema_path or "propertyNames" in err.schema_path:
+        return [((*path, str(leaf.instance)), f"invalid name {leaf.instance!r}: "
+                 f"{_name_rule(leaf)}")]
+    if leaf.validator == "const":
+        return [(path, f"must be {leaf.validator_value!r}")]
+    return [(path, plain_message(leaf))]
+
+
+def _known_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[str]:
+    """The keys an object schema names: its properties and its allOf parts' (through
+    local $refs)."""
+    if "$ref" in schema and str(schema["$ref"]).startswith("#/$defs/"):
+        schema = root["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    keys = list(schema.get("properties", {}))
+    for part in schema.get("allOf", ()):
+        keys += [k for k in _known_keys(part, root) if k not in keys]
+    return keys
 
 
 def _leaves(err: Any) -> list[Any]:
@@ -161,7 +188,7 @@ def _leaves(err: Any) -> list[Any]:
 def _name_rule(err: Any) -> str:
     if err.validator == "not":
         return "the navarch- prefix is reserved for ownership labels"
-    return str(err.schema.get("description", err.message))
+    return pattern_rule(err.schema) or str(err.schema.get("description", err.message))
 
 
 def _refuse_unsupported(data: dict[str, Any], ctx: Context) -> None:

@@ -13,9 +13,10 @@ from typing import Any
 
 from navarch_plan.providers.base import ProviderType
 from navarch_plan.schemas import load_schema
+from navarch_plan.words import did_you_mean
 
 __all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "launch_validator",
-           "provider_block"]
+           "pattern_rule", "plain_message", "provider_block"]
 
 #: Keys every provider accepts, whatever its type: navarch's own, read by the scheduler.
 SHARED_PROVIDER_KEYS = ("type", "rate_limit", "retry", "consistency_window", "boot_timeout")
@@ -34,6 +35,23 @@ def provider_block(kind: ProviderType) -> dict[str, Any]:
         then["properties"] = {**dict.fromkeys(SHARED_PROVIDER_KEYS, True),
                               **copy.deepcopy(dict(options.get("properties", {})))}
     return {"if": {"properties": {"type": {"const": kind.name}}}, "then": then}
+
+
+def pattern_rule(schema: Mapping[str, Any]) -> str:
+    """What a pattern allows, in words: its `patternErrorMessage` (the keyword the YAML
+    and JSON language servers of editors show too); "" when it has none."""
+    return str(schema.get("patternErrorMessage", ""))
+
+
+def plain_message(error: Any) -> str:
+    """A jsonschema error's message, with a pattern's rule in words instead of its regex,
+    and the closest allowed word for a mistyped one."""
+    if error.validator == "pattern" and (rule := pattern_rule(error.schema)):
+        return f"{error.instance!r} is not valid ({rule})"
+    if error.validator == "enum" and isinstance(error.instance, str):
+        words = [v for v in error.validator_value if isinstance(v, str)]
+        return f"{error.message}{did_you_mean(error.instance, words)}"
+    return str(error.message)
 
 
 def config_schema(types: Mapping[str, ProviderType]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ StateConfig) and where in its file each part was written (Context). Pure."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -48,6 +48,12 @@ class Config:
     env_values: frozenset[str] = frozenset()
 
     fingerprint_key: str = ""  # the state's, once keyed (see keyed())
+    # Where each key path was written (line, column): for checks made after loading.
+    positions: Positions = field(default_factory=dict, compare=False, repr=False)
+
+    def error(self, path: Path, message: str) -> ConfigError:
+        """An error pointing at `path` in this config's file (or its nearest parent)."""
+        return Context(self.file, self.positions).error(path, message)
 
     def keyed(self, key: str) -> Config:
         """This config with its fingerprints keyed by a state's key (desired.fingerprint):

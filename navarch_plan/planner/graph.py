@@ -21,7 +21,7 @@ from navarch_plan.plan import Action, ActionKind
 if TYPE_CHECKING:
     from navarch_plan.planner.inputs import PlanOptions
 
-__all__ = ["build_edges", "closure", "phase_of", "scope_actions", "dependents_of",
+__all__ = ["build_edges", "closure", "phase_for", "phase_of", "scope_actions", "dependents_of",
            "dependencies_of", "in_scope"]
 
 _BUILDS = (ActionKind.CREATE, ActionKind.REPLACE)
@@ -32,10 +32,15 @@ _FILLS = (*_BUILDS, ActionKind.ADOPT)
 def phase_of(action: Action) -> str | None:
     """The phase an action belongs to: edges join phases, not single actions, so a pool
     of thousands depending on another costs one edge, not millions."""
-    if action.action in _FILLS:
-        return f"build:{action.group}"
-    if action.action == ActionKind.DELETE:
-        return f"delete:{action.group}"
+    return phase_for(action.action, action.group)
+
+
+def phase_for(kind: ActionKind, group: str) -> str | None:
+    """The phase of an action of this kind in this group (None: it waits for nothing)."""
+    if kind in _FILLS:
+        return f"build:{group}"
+    if kind == ActionKind.DELETE:
+        return f"delete:{group}"
     return None
 
 

@@ -14,6 +14,7 @@ from navarch_plan.apply.throttle import SCHEDULER_OPTIONS
 from navarch_plan.errors import ConfigError
 from navarch_plan.providers.base import BuildContext, Provider, ProviderType
 from navarch_plan.providers.declared import type_from_class
+from navarch_plan.words import did_you_mean
 
 if TYPE_CHECKING:
     from navarch_plan.config.types import ProviderConfig
@@ -56,8 +57,8 @@ def provider_type(name: str, types: Mapping[str, ProviderType] | None = None
                   ) -> ProviderType:
     types = provider_types() if types is None else types
     if name not in types:
-        raise ConfigError(f"unknown provider type {name!r} (known: "
-                          f"{', '.join(sorted(types))})")
+        raise ConfigError(f"unknown provider type {name!r}{did_you_mean(name, types)} "
+                          f"(known: {', '.join(sorted(types))})")
     return types[name]
 
 

@@ -37,10 +37,13 @@ def _per_location(value: dict[str, Any], keys: str) -> dict[str, Any]:
             "minProperties": 1, "additionalProperties": value}
 
 
-_IMAGE = {"type": "string", "pattern": r"^(ami-[0-9a-f]+|resolve:ssm:/\S+)$"}
-_SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]+$"}
+_IMAGE = {"type": "string", "pattern": r"^(ami-[0-9a-f]+|resolve:ssm:/\S+)$",
+          "patternErrorMessage": "an AMI id (ami-0123abcd...) or resolve:ssm:/PARAMETER"}
+_SUBNET = {"type": "string", "pattern": r"^subnet-[0-9a-f]+$",
+           "patternErrorMessage": "a subnet id (subnet-0123abcd...)"}
 _GROUPS = {"type": "array", "minItems": 1,
-           "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$"}}
+           "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$",
+                     "patternErrorMessage": "a security group id (sg-0123abcd...)"}}
 
 OPTIONS = {
     "required": ["region"],
@@ -50,7 +53,8 @@ OPTIONS = {
                     "type": "array", "items": _LOCATION},
         "image_id": _per_location(_IMAGE, "region"),
         "key_name": {"type": "string", "minLength": 1},
-        "endpoint_url": {"type": "string", "pattern": "^https?://"},
+        "endpoint_url": {"type": "string", "pattern": "^https?://",
+                         "patternErrorMessage": "an http:// or https:// URL"},
         "subnet_id": _per_location(_SUBNET, "region or zone"),
         "security_group_ids": _per_location(_GROUPS, "region"),
         # gp2/gp3 take 1-16384 GiB, standard 1-1024; EC2 also refuses less than the
@@ -60,7 +64,10 @@ OPTIONS = {
         "iam_instance_profile": {
             "description": "an instance profile's name or ARN",
             "type": "string",
-            "pattern": r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/\S+|[\w+=,.@-]{1,128})$"},
+            "pattern": r"^(arn:aws[a-z-]*:iam::[0-9]{12}:instance-profile/\S+|[\w+=,.@-]{1,128})$",
+            "patternErrorMessage": (
+                "an instance profile's name (letters, digits and +=,.@_-, at most 128) or "
+                "ARN (arn:aws:iam::ACCOUNT:instance-profile/NAME)")},
     },
 }
 

@@ -20,13 +20,16 @@ __all__ = ["GCP", "LABEL_RULES"]
 
 _DISK_TYPES = ["pd-balanced", "pd-ssd", "pd-standard", "pd-extreme", "hyperdisk-balanced",
                "hyperdisk-extreme", "hyperdisk-throughput", "hyperdisk-ml"]
-_RESOURCE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9/._:-]*$", "maxLength": 1024}
+_RESOURCE = {"type": "string", "pattern": "^[a-z0-9][a-z0-9/._:-]*$", "maxLength": 1024,
+             "patternErrorMessage": "a name or path: lowercase letters, digits and / . _ : -, "
+             "starting with a letter or digit"}
 
 OPTIONS = {
     "required": ["project"],
     "properties": {
         "project": {"type": "string", "minLength": 1},
-        "endpoint": {"type": "string", "pattern": "^https?://"},
+        "endpoint": {"type": "string", "pattern": "^https?://",
+                     "patternErrorMessage": "an http:// or https:// URL"},
         "image": {"type": "string", "minLength": 1,
                   "description": "boot image or image family path (default: a Deep Learning "
                                  "VM image with CUDA)"},
@@ -40,9 +43,13 @@ OPTIONS = {
                        "oneOf": [_RESOURCE, {"type": "object", "minProperties": 1,
                                              "additionalProperties": _RESOURCE}]},
         "service_account": {"type": "string", "pattern": "^[^@\\s]+@[^@\\s]+$",
+                            "patternErrorMessage": "an email address "
+                                                   "(NAME@PROJECT.iam.gserviceaccount.com)",
                             "description": "email of the service account the VM runs as "
                                            "(scope cloud-platform; default: none)"},
         "ssh_user": {"type": "string", "pattern": "^[a-z_][a-z0-9_-]{0,31}$",
+                     "patternErrorMessage": "a Linux user name: lowercase letters, digits, '_' "
+                     "and '-', starting with a letter or '_', at most 32 characters",
                      "description": "the user ssh_keys are installed for (default navarch)"},
         "credentials": {"description": "default: application-default credentials; "
                                        "anonymous: none (a local test server)",

@@ -34,7 +34,9 @@ LAUNCH_SCHEMA: dict[str, Any] = {
         "description": "names of Lambda file systems to attach (launch: file_system_names); "
                        "a file system lives in one region",
         "type": "array", "uniqueItems": True,
-        "items": {"type": "string", "pattern": "^[a-zA-Z][0-9a-zA-Z-]*$", "maxLength": 60}},
+        "items": {"type": "string", "pattern": "^[a-zA-Z][0-9a-zA-Z-]*$", "maxLength": 60,
+                  "patternErrorMessage": "a file system name: letters, digits and '-', starting "
+                  "with a letter"}},
     "firewall_rulesets": {
         "description": "ids of firewall rulesets to apply (launch: firewall_rulesets: "
                        "[{id}]); a ruleset lives in one region",
@@ -55,8 +57,11 @@ OPTIONS = {
     "properties": {
         "api_key_env": {"description": "the name of the environment variable holding the "
                                        "API key (never the key itself)",
-                        "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-        "base_url": {"type": "string", "pattern": "^https?://"},
+                        "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                        "patternErrorMessage": "an environment variable's name: letters, digits "
+                        "and '_', not starting with a digit"},
+        "base_url": {"type": "string", "pattern": "^https?://",
+                     "patternErrorMessage": "an http:// or https:// URL"},
         "launch_interval": {"description": "seconds between launches (Lambda: 12)",
                             "type": "number", "minimum": 0},
         "timeout": {"description": "seconds per HTTP call", "type": "number",
