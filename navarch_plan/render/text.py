@@ -106,8 +106,10 @@ def spot_mark(action: dict[str, Any]) -> str:
     first candidate, else the recorded spec."""
     first = (action.get("candidates") or [{}])[0]
     spec = action.get("after") or action.get("before") or {}
-    spot = first.get("purchase", spec.get("purchase")) == "spot"
-    return " (spot)" if spot else ""
+    if "reservation" in spec and "purchase" not in first:
+        return " (reserved)"
+    purchase = first.get("purchase", spec.get("purchase"))
+    return {"spot": " (spot)", "reservation": " (reserved)"}.get(purchase, "")
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:

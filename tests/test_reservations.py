@@ -1,0 +1,130 @@
+"""Reservations through the `navarch` command on the fake cloud: a pool on a capacity
+reservation plans its reserved candidate first at $0 marginal, applies into it, and
+fails over to on-demand when the reservation is full; a cloud without reservations is
+one clear load error. The cloud clients' request bodies are in
+test_reservations_requests.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from navarch_plan.config.desired import ON_DEMAND, RESERVATION
+from navarch_plan.schemas import validator
+from tests.conftest import Workdir, actions_of
+
+NODE = "pool.w[0]"
+RESERVED = {"nodes": 1, "reservation": "res-a10"}
+
+
+def _purchases(create: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["instance_type"], c.get("purchase", ON_DEMAND)) for c in create["candidates"]]
+
+
+def test_a_reserved_pool_plans_its_reservation_first_at_no_marginal_cost(
+        work: Workdir) -> None:
+    work.config(pools={"w": RESERVED})
+    plan = work.plan_json()
+    [create] = actions_of(plan, "create")
+    assert _purchases(create) == [("gpu_1x_a10", RESERVATION), ("gpu_1x_a10", ON_DEMAND)]
+    reserved, on_demand = create["candidates"]
+    assert reserved["price_per_hr"] == 0.0 and on_demand["price_per_hr"] > 0
+    assert create["cost_after"] == 0.0
+    assert create["after"]["reservation"] == "res-a10"
+    assert plan["cost"]["hourly_after"] == 0.0 and plan["cost"]["complete"] is True
+    assert list(validator("plan").iter_errors(plan)) == []
+    text = work.cli("plan").out
+    assert "us-west-1  gpu_1x_a10 (reserved)" in text
+    assert "Hourly cost: $0.00 -> $0.00 (no change)" in text
+    assert "| `gpu_1x_a10` (reserved) | $0.00/h |" in work.cli(
+        "plan", "--format", "markdown").out
+
+
+def test_a_reserved_pool_applies_into_its_reservation(work: Workdir) -> None:
+    work.config(pools={"w": RESERVED})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    record = work.state()["nodes"][NODE]
+    assert work.cloud().purchase(record["id"]) == RESERVATION
+    assert record["spec"]["reservation"] == "res-a10"
+    assert list(validator("state").iter_errors(work.state())) == []
+    assert not work.plan_json()["actions"]
+
+
+def test_a_full_reservation_fails_over_to_on_demand(work: Workdir) -> None:
+    work.config(pools={"w": RESERVED}, sim={"faults": [
+        {"op": "provision", "error": "capacity", "purchase": "reservation"}]})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    assert "sim/us-west-1 (reserved) no capacity, trying the next candidate" in \
+        result.out + result.err
+    record = work.state()["nodes"][NODE]
+    assert work.cloud().purchase(record["id"]) == ON_DEMAND
+    assert "reservation" not in record["spec"]
+    # The on-demand fallback is one of the pool's candidates: in spec, nothing to do.
+    assert not work.plan_json()["actions"]
+
+
+def test_a_reservation_on_one_providers_entry_leaves_the_others_on_demand(
+        work: Workdir) -> None:
+    work.write("""\
+        version: 1
+        workspace: test
+        providers:
+          sim: {type: fake, path: state/cloud.db}
+          sim2: {type: fake}
+        pools:
+          w:
+            nodes: 1
+            region: us-west-1
+            providers:
+              - {name: sim, instance_type: gpu_1x_a10}
+              - {name: sim2, instance_type: gpu_1x_a100, reservation: res-a100}
+        """)
+    [create] = actions_of(work.plan_json(), "create")
+    assert _purchases(create) == [("gpu_1x_a100", RESERVATION), ("gpu_1x_a10", ON_DEMAND),
+                                  ("gpu_1x_a100", ON_DEMAND)]
+
+
+def test_pools_without_a_reservation_keep_their_spec(work: Workdir) -> None:
+    """No `reservation` key in spec unless set: existing nodes are not replaced on
+    upgrade. Adding a reservation to a pool leaves its running on-demand nodes be (the
+    on-demand fallback is still a candidate); a new node goes into the reservation."""
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    record = work.state()["nodes"][NODE]
+    assert "reservation" not in record["spec"] and "purchase" not in record["spec"]
+    work.config(pools={"w": {**RESERVED, "nodes": 2}})
+    [create] = work.plan_json()["actions"]
+    assert (create["address"], create["action"]) == ("pool.w[1]", "create")
+    assert _purchases(create)[0] == ("gpu_1x_a10", RESERVATION)
+
+
+def test_a_cloud_without_reservations_is_a_load_error(work: Workdir) -> None:
+    work.write("""\
+        version: 1
+        workspace: test
+        providers:
+          lam: {type: lambda, api_key_env: LAMBDA_KEY}
+        pools:
+          w: {provider: lam, instance_type: gpu_1x_a10, region: us-east-1, nodes: 1,
+              reservation: res-1}
+        """)
+    result = work.cli("validate")
+    assert result.code == 1
+    assert "navarch.yaml:7:" in result.err
+    assert "Lambda Cloud has no capacity reservations to launch into" in result.err
+
+
+def test_a_malformed_ec2_reservation_id_is_a_load_error(work: Workdir) -> None:
+    work.write("""\
+        version: 1
+        workspace: test
+        providers:
+          ec2: {type: aws, region: us-east-1}
+        pools:
+          w: {provider: ec2, instance_type: g5.xlarge, nodes: 1, reservation: res-1}
+        """)
+    result = work.cli("validate")
+    assert result.code == 1
+    assert "navarch.yaml:6:" in result.err
+    assert "'res-1' is not an EC2 capacity reservation id" in result.err
