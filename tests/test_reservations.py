@@ -34,8 +34,8 @@ def test_a_reserved_pool_plans_its_reservation_first_at_no_marginal_cost(
     assert list(validator("plan").iter_errors(plan)) == []
     text = work.cli("plan").out
     assert "us-west-1  gpu_1x_a10 (reserved)" in text
-    assert "Hourly cost: $0.00 -> $0.00 (no change)" in text
-    assert "| `gpu_1x_a10` (reserved) | $0.00/h |" in work.cli(
+    assert "Hourly cost: $0.00 -> $0.00 (no change); 1 instance at $0.00/h (reserved)" in text
+    assert "| `gpu_1x_a10` (reserved) | $0.00/h (reserved) |" in work.cli(
         "plan", "--format", "markdown").out
 
 
