@@ -6,8 +6,10 @@ test_reservations_requests.py."""
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
+from navarch_plan.config import parse_config
 from navarch_plan.config.desired import ON_DEMAND, RESERVATION
 from navarch_plan.schemas import validator
 from tests.conftest import Workdir, actions_of
@@ -128,3 +130,30 @@ def test_a_malformed_ec2_reservation_id_is_a_load_error(work: Workdir) -> None:
     assert result.code == 1
     assert "navarch.yaml:6:" in result.err
     assert "'res-1' is not an EC2 capacity reservation id" in result.err
+
+
+def _gcp_pool(instance_type: str) -> str:
+    return f"""\
+        version: 1
+        workspace: test
+        providers:
+          gce: {{type: gcp, project: p}}
+        pools:
+          w: {{provider: gce, instance_type: {instance_type}, zone: us-central1-a,
+              region: us-central1, nodes: 1, reservation: ultra-block}}
+        """
+
+
+def test_a_type_sold_only_on_reservations_loads_with_one(work: Workdir) -> None:
+    """a3-ultragpu-8g is not sold on-demand: on a reservation it is a candidate, and
+    its (impossible) on-demand fallback is left out instead of failing the load."""
+    ultra = parse_config(textwrap.dedent(_gcp_pool("a3-ultragpu-8g")), "navarch.yaml", {})
+    assert [(p.instance_type, p.purchase, p.reservation)
+            for p in ultra.desired[NODE].candidates] == [
+        ("a3-ultragpu-8g", RESERVATION, "ultra-block")]
+    work.write(_gcp_pool("a3-highgpu-1g"))
+    result = work.cli("validate")
+    assert result.code == 1
+    assert "navarch.yaml:6:" in result.err
+    assert "a3-highgpu-1g is not sold reservation on gcp: only as spot, flex-start" in \
+        result.err
