@@ -157,3 +157,12 @@ def test_a_type_sold_only_on_reservations_loads_with_one(work: Workdir) -> None:
     assert "navarch.yaml:6:" in result.err
     assert "a3-highgpu-1g is not sold reservation on gcp: only as spot, flex-start" in \
         result.err
+
+
+def test_removing_the_reservation_replaces_the_nodes_in_it(work: Workdir) -> None:
+    work.config(pools={"w": RESERVED})
+    assert work.cli("apply", "--auto-approve").code == 0
+    work.config(pools={"w": {"nodes": 1}})
+    [action] = work.plan_json()["actions"]
+    assert (action["action"], action["reason"]) == ("replace", "spec_changed")
+    assert "reservation" in action["changed"]
