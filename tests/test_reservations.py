@@ -6,7 +6,9 @@ test_reservations_requests.py."""
 
 from __future__ import annotations
 
+import json
 import textwrap
+from pathlib import Path
 from typing import Any
 
 from navarch_plan.config import parse_config
@@ -166,3 +168,26 @@ def test_removing_the_reservation_replaces_the_nodes_in_it(work: Workdir) -> Non
     [action] = work.plan_json()["actions"]
     assert (action["action"], action["reason"]) == ("replace", "spec_changed")
     assert "reservation" in action["changed"]
+
+
+def test_the_reservations_example_plans_spot_auto_and_reserved_and_applies(
+        work: Workdir) -> None:
+    example = (Path(__file__).parent.parent / "examples" / "reservations.yaml").read_text()
+    (work.path / "examples").mkdir()
+    (work.path / "examples" / "reservations.yaml").write_text(example)
+    args = ("-c", "examples/reservations.yaml")
+    plan = json.loads(work.cli("plan", *args, "--format", "json").out)
+    first = {a["group"]: a["candidates"][0].get("purchase", ON_DEMAND)
+             for a in plan["actions"]}
+    assert first == {"batch": "spot", "finetune": "spot", "trainers": RESERVATION}
+    assert plan["cost"]["pools"]["trainers"] == {**plan["cost"]["pools"]["trainers"],
+                                                 "hourly_after": 0.0, "complete": True}
+    assert "3 instances at $0.00/h (reserved)" in work.cli("plan", *args).out
+    result = work.cli("apply", *args, "--auto-approve")
+    assert result.code == 0, result.err
+    assert "pool.trainers[2]: sim/us-west-1 (reserved) no capacity -> sim/us-west-1 " \
+        "created" in result.out + result.err
+    state = json.loads((work.path / "state" / "reservations-demo.json").read_text())
+    trainers = {a: r for a, r in state["nodes"].items() if a.startswith("pool.trainers")}
+    assert [r["spec"].get("reservation") for _, r in sorted(trainers.items())] == [
+        "h100-block", "h100-block", None]
