@@ -103,14 +103,14 @@ def _action_lines(action: dict[str, Any], building: set[str],
 
 
 def spot_mark(action: dict[str, Any]) -> str:
-    """` (spot)` when the instance the action names is (to be) bought spot: a create's
-    first candidate, else the recorded spec."""
+    """` (spot)` or ` (reserved)` when the instance the action names is (to be) bought
+    spot or on a capacity reservation: a create's first candidate, else the recorded
+    spec (a reserved node's spec names its reservation)."""
     first = (action.get("candidates") or [{}])[0]
     spec = action.get("after") or action.get("before") or {}
-    if "reservation" in spec and "purchase" not in first:
-        return " (reserved)"
-    purchase = first.get("purchase", spec.get("purchase"))
-    return {"spot": " (spot)", "reservation": " (reserved)"}.get(purchase, "")
+    recorded = spec.get("purchase") or ("reservation" if "reservation" in spec else None)
+    purchase = first.get("purchase", recorded)
+    return {"spot": " (spot)", "reservation": " (reserved)"}.get(purchase or "", "")
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:
