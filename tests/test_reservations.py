@@ -191,3 +191,30 @@ def test_the_reservations_example_plans_spot_auto_and_reserved_and_applies(
     trainers = {a: r for a, r in state["nodes"].items() if a.startswith("pool.trainers")}
     assert [r["spec"].get("reservation") for _, r in sorted(trainers.items())] == [
         "h100-block", "h100-block", None]
+
+
+def test_a_saved_plan_applies_into_the_reservation_it_names(work: Workdir) -> None:
+    """apply of a saved plan reads each candidate's purchase back: the reserved one is
+    the config's reserved placement, reservation and all."""
+    work.config(pools={"w": RESERVED})
+    assert work.cli("plan", "--out", "w.plan").code == 0
+    result = work.cli("apply", "w.plan")
+    assert result.code == 0, result.err
+    record = work.state()["nodes"][NODE]
+    assert work.cloud().purchase(record["id"]) == RESERVATION
+    assert record["spec"]["reservation"] == "res-a10"
+
+
+def test_the_fake_cloud_has_room_on_a_reservation_when_its_stock_is_out(
+        work: Workdir) -> None:
+    """A reservation is capacity held apart: the fake's `capacity:` stock-out refuses
+    on-demand launches of the type, not reserved ones."""
+    work.config(pools={"w": {**RESERVED, "nodes": 2}}, sim={"capacity": {"gpu_1x_a10": 0}})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    cloud = work.cloud()
+    assert [cloud.purchase(r["id"]) for r in work.state()["nodes"].values()] == [
+        RESERVATION, RESERVATION]
+    work.config(pools={"w": {"nodes": 1, "instance_type": "gpu_1x_a10"}},
+                sim={"capacity": {"gpu_1x_a10": 0}})
+    assert work.cli("apply", "--auto-approve").code == 1  # on-demand: no stock
