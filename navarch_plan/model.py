@@ -168,9 +168,12 @@ class ProvisionRequest:
     # gives material for (`ssh_public_keys`); clouds that install keys themselves (GCE's
     # `ssh-keys` metadata) need it, clouds that know keys by name ignore it.
     ssh_public_keys: Mapping[str, str] = field(default_factory=dict)
-    # "on-demand" or "spot" (the placement's, from spot_policy): only providers whose
-    # type lists "spot" in `purchase_models` are ever asked for spot.
+    # "on-demand", "spot" (the placement's, from spot_policy) or "reservation": only
+    # providers whose type lists the model in `purchase_models` are ever asked for it.
     purchase: str = "on-demand"
+    # With purchase "reservation": the capacity reservation to launch into (AWS: cr-... or
+    # a reservation group ARN; GCE: a specific reservation's name); "" otherwise.
+    reservation: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))

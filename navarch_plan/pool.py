@@ -96,7 +96,8 @@ class Pool:
                 name=name, instance_type=p.instance_type, region=p.region, zone=p.zone,
                 ssh_key_names=tuple(ssh_key_names), user_data=user_data,
                 labels=ownership_labels(self.workspace, desired, p, self.lineage),
-                idempotency_key=idempotency_key, purchase=p.purchase)
+                idempotency_key=idempotency_key, purchase=p.purchase,
+                reservation=p.reservation)
 
         node, _, _ = provision_with_failover(self.candidates(index), self.providers, make,
                                              self.ruled_out)

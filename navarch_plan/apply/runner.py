@@ -220,7 +220,8 @@ class ActionRunner:
                 ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
-                idempotency_key=attempt.next_key(p), purchase=p.purchase)
+                idempotency_key=attempt.next_key(p), purchase=p.purchase,
+                reservation=p.reservation)
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:
             if not attempt.resumed:  # a resumed launch re-uses the intent it left

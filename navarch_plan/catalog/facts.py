@@ -32,6 +32,7 @@ __all__ = [
     "FAKE_REGIONS",
     "ON_DEMAND",
     "SPOT",
+    "RESERVATION",
     "PURCHASE_MODELS",
     "AbstractType",
     "CloudTable",
@@ -50,6 +51,8 @@ CLOUDS = ("fake", "lambda", "gcp", "aws")
 PURCHASE_MODELS = ("on-demand", "spot", "reservation", "flex-start")
 ON_DEMAND = "on-demand"
 SPOT = "spot"
+#: Launched into a capacity reservation (`reservation:`): already paid for, 0 marginal.
+RESERVATION = "reservation"
 
 
 @dataclass(frozen=True)

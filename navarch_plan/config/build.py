@@ -148,7 +148,8 @@ def _nodes_of(kind: str, name: str, spec: dict[str, Any],
     for placement in placements:
         facts = NodeFacts(region=placement.region, zone=placement.zone,
                           instance_type=placement.instance_type, ssh_keys=ssh_keys,
-                          labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys))
+                          labels=labels, user_data=user_data, ssh_public_keys=frozenset(keys),
+                          reservation=placement.reservation)
         provider = providers[placement.provider]
         if placement.launch_json:
             _check_launch(placement, types[provider.type], spec, ctx, path)

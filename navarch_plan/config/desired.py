@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-from navarch_plan.catalog.facts import ON_DEMAND, SPOT
+from navarch_plan.catalog.facts import ON_DEMAND, RESERVATION, SPOT
 from navarch_plan.model import named_address, pool_address
 
-__all__ = ["ON_DEMAND", "SPOT", "DesiredNode", "Group", "Placement", "Ref", "REF_FIELDS",
-           "find_refs", "spec_hash", "render_refs", "fingerprint"]
+__all__ = ["ON_DEMAND", "RESERVATION", "SPOT", "DesiredNode", "Group", "Placement", "Ref",
+           "REF_FIELDS", "find_refs", "spec_hash", "render_refs", "fingerprint"]
 
 REF_FIELDS = ("ip_address", "id", "region", "zone", "name")
 REF_PATTERN = re.compile(
@@ -93,6 +93,10 @@ class Placement:
     # on-demand placement of one type are distinct candidates: failover, intents and
     # plans key them apart, so a spot stock-out never rules out the on-demand fallback.
     purchase: str = ON_DEMAND
+    # The capacity reservation this candidate launches into (purchase "reservation"),
+    # "" for none. Its purchase keys it apart from the same place's on-demand candidate,
+    # so a full reservation never rules out the on-demand fallback.
+    reservation: str = ""
 
     @property
     def launch(self) -> dict[str, Any]:
@@ -104,8 +108,8 @@ class Placement:
 
     @property
     def where(self) -> str:
-        spot = " (spot)" if self.purchase == SPOT else ""
-        return where(self.provider, self.region, self.zone) + spot
+        mark = {SPOT: " (spot)", RESERVATION: " (reserved)"}.get(self.purchase, "")
+        return where(self.provider, self.region, self.zone) + mark
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,9 @@ class _Specs:
         # Likewise only for spot: on-demand specs are what they were before spot_policy.
         if placement.purchase == SPOT:
             spec["purchase"] = SPOT
+        # And only on a reservation: the node launched into it (changing it replaces).
+        if placement.reservation:
+            spec["reservation"] = placement.reservation
         return spec
 
     def keyed(self, key: str) -> _Specs:

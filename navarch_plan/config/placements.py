@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.catalog.facts import ON_DEMAND, SPOT, cloud_table, native_type, purchase_problem
+from navarch_plan.catalog.facts import (
+    ON_DEMAND,
+    RESERVATION,
+    SPOT,
+    cloud_table,
+    native_type,
+    purchase_problem,
+)
 from navarch_plan.catalog.gpu_spec import GpuSpecError, matching_types, parse_gpu_specs
 from navarch_plan.config.desired import Placement
 
@@ -33,13 +41,16 @@ POLICIES = {"on-demand": (ON_DEMAND,), "spot": (SPOT,), "auto": (SPOT, ON_DEMAND
 def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
                   defaults: dict[str, Any], ctx: Context, path: Path,
                   types: Mapping[str, ProviderType] | None = None) -> list[Placement]:
-    """Every candidate: with spot_policy auto, every spot placement, then every
-    on-demand one. A provider type that sells no spot gets only on-demand placements
-    under auto; under spot it is a load error."""
+    """Every candidate: those on a reservation first; then with spot_policy auto, every
+    spot placement, then every on-demand one. A provider type that sells no spot gets
+    only on-demand placements under auto; under spot it is a load error."""
     gpus = _gpu_specs(spec, ctx, path)
     policy = spec.get("spot_policy") or defaults.get("spot_policy") or ON_DEMAND
     models = POLICIES[policy]
-    out: list[Placement] = []
+    # A reserved entry's other ways are its fallback: a type only sold on reservations
+    # (a3-ultragpu-8g) is skipped there instead of failing the load.
+    reserved = _reserved(spec, providers, types, gpus, defaults, ctx, path)
+    out = list(reserved)
     for i, (where, entry) in enumerate(_entries(spec)):
         provider = providers[entry["name"]]
         kind = (types or {}).get(provider.type)
@@ -56,7 +67,8 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
             strict = model == bought[-1] and not any(p.entry == i for p in out)
             out += _entry_placements(i, where, entry, provider, spec, gpus, defaults, ctx,
                                      path, model, strict)
-    out.sort(key=lambda p: p.purchase != models[0])  # stable: each group keeps its order
+    # Stable: each group keeps its order; the reserved ones stay first.
+    out = reserved + sorted(out[len(reserved):], key=lambda p: p.purchase != models[0])
     if not out:
         unbuyable = [why for _, e in _entries(spec) for model in models
                      for name in matching_types(gpus, _catalog_facts(providers[e["name"]].type,
@@ -65,6 +77,33 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
         bought_as = " or ".join(models)
         raise ctx.error((*path, "gpu"), "no provider of this pool offers the requested GPUs"
                         + (f" {bought_as}: " + "; ".join(unbuyable) if unbuyable else ""))
+    return out
+
+
+def _reserved(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
+              types: Mapping[str, ProviderType] | None, gpus: list[Any],
+              defaults: dict[str, Any], ctx: Context, path: Path) -> list[Placement]:
+    """The candidates on a reservation (`reservation:` on the pool, or on one entry of its
+    providers list): each of the entry's candidates the catalog says can be bought on a
+    reservation, launching into it. They come first; the entry's own candidates stay
+    behind them as the fallback for a full reservation. A provider type that cannot
+    launch into one is a load error."""
+    out: list[Placement] = []
+    for i, (where, entry) in enumerate(_entries(spec)):
+        name = entry.get("reservation") or spec.get("reservation")
+        if not name:
+            continue
+        provider = providers[entry["name"]]
+        kind = (types or {}).get(provider.type)
+        if kind is None or RESERVATION not in kind.purchase_models:
+            key = (*path, *where, "reservation") if "reservation" in entry else \
+                (*path, "reservation")
+            title = kind.title if kind is not None else provider.type
+            raise ctx.error(key, f"{title} has no capacity reservations to launch into "
+                            f"(provider {provider.name!r}); remove reservation")
+        out += [replace(p, reservation=name)
+                for p in _entry_placements(i, where, entry, provider, spec, gpus, defaults,
+                                           ctx, path, RESERVATION, strict=True)]
     return out
 
 

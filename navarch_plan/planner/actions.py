@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navarch_plan.config.desired import SPOT, DesiredNode, Group, Placement
+from navarch_plan.config.desired import ON_DEMAND, RESERVATION, SPOT, DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.labels import user_labels
@@ -43,18 +43,23 @@ class ActionFactory:
     def _candidate_json(self, p: Placement) -> dict[str, Any]:
         body = {"provider": p.provider, "region": p.region, "zone": p.zone,
                 "instance_type": p.instance_type, "price_per_hr": self._placement_price(p)}
-        # Only spot says so: on-demand candidates read as they did before spot_policy.
-        return {**body, "purchase": SPOT} if p.purchase == SPOT else body
+        # Only spot and reserved say so: on-demand candidates read as before spot_policy.
+        return body if p.purchase == ON_DEMAND else {**body, "purchase": p.purchase}
 
     def _price(self, provider: str, instance_type: str) -> float | None:
         return self.prices.get((provider, instance_type))
 
     def _placement_price(self, p: Placement) -> float | None:
         """The offers carry on-demand prices only: a spot price is unknown (None, so a
-        total is "at least"), never the on-demand price shown for spot."""
+        total is "at least"), never the on-demand price shown for spot. A reservation is
+        paid for whether used or not: launching into it costs 0 more."""
+        if p.purchase == RESERVATION:
+            return 0.0
         return None if p.purchase == SPOT else self._price(p.provider, p.instance_type)
 
     def _record_price(self, record: NodeRecord) -> float | None:
+        if record.spec.get("reservation"):
+            return 0.0
         spot = record.spec.get("purchase") == SPOT
         return None if spot else self._price(record.provider, record.instance_type)
 
@@ -69,9 +74,9 @@ class ActionFactory:
             name=instance_name(self.workspace, node, self.suffix(node.address)),
             after=_after(node, chosen), replace_mode=self._replace_mode(node.group),
             cost_after=self._placement_price(chosen),
-            # A spot placement is always listed: apply reads its purchase model there.
+            # A spot or reserved placement is always listed: apply reads its purchase there.
             candidates=tuple(self._candidate_json(p) for p in ordered)
-            if len(ordered) > 1 or chosen.purchase == SPOT else (),
+            if len(ordered) > 1 or chosen.purchase != ON_DEMAND else (),
             detail=detail or ("the recorded instance was deleted outside navarch"
                               if reason == Reason.DELETED_OUTSIDE else ""),
         )

@@ -10,7 +10,8 @@ and types as written), never to chance.
                 (node i starts at slot i of the weighted sequence), so adding a node never
                 moves an existing one; the other providers follow as fallbacks.
 
-Whatever the strategy, spot placements come before on-demand ones (spot_policy auto).
+Whatever the strategy, placements on a capacity reservation come first (already paid
+for), then spot ones, then on-demand ones (spot_policy auto).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from navarch_plan.config.desired import SPOT, Placement
+from navarch_plan.config.desired import RESERVATION, SPOT, Placement
 from navarch_plan.model import InstanceType
 
 __all__ = ["STRATEGIES", "order_placements", "offer_tables"]
@@ -65,8 +66,9 @@ def order_placements(placements: Sequence[Placement], strategy: str, index: int 
     else:
         def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
             return _base(item[1], item[0])
-    # Spot before on-demand, always (spot_policy auto): the strategy orders each group.
-    return [p for _, p in sorted(indexed, key=lambda item: (item[1].purchase != SPOT,
+    # Reserved, then spot, then on-demand, always: the strategy orders each group.
+    return [p for _, p in sorted(indexed, key=lambda item: (item[1].purchase != RESERVATION,
+                                                          item[1].purchase != SPOT,
                                                           *key(item)))]
 
 

@@ -139,6 +139,8 @@ class NodeFacts:
     user_data: str
     # The names of `ssh_keys` the config gives public key material for (ssh_public_keys).
     ssh_public_keys: frozenset[str] = frozenset()
+    # The capacity reservation this candidate launches into ("" for none).
+    reservation: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from navarch_plan.catalog.facts import ON_DEMAND, SPOT
+from navarch_plan.catalog.facts import ON_DEMAND, RESERVATION, SPOT
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.providers.base import (
     DEFAULT_CONSISTENCY,
@@ -19,10 +19,13 @@ from navarch_plan.providers.base import (
     Provider,
 )
 
-__all__ = ["DeclaredType", "NodeCheck", "SPOT_AND_ON_DEMAND", "type_from_class"]
+__all__ = ["DeclaredType", "NodeCheck", "SPOT_AND_ON_DEMAND", "SPOT_RESERVED_ON_DEMAND",
+           "type_from_class"]
 
 #: The purchase models of a cloud that launches spot instances as well.
 SPOT_AND_ON_DEMAND = frozenset({ON_DEMAND, SPOT})
+#: ... and launches into capacity reservations (`reservation:`) too.
+SPOT_RESERVED_ON_DEMAND = frozenset({ON_DEMAND, SPOT, RESERVATION})
 
 #: One rule about a node: (provider options, node) -> what the cloud would refuse.
 NodeCheck = Callable[[Mapping[str, Any], NodeFacts], Iterable[NodeProblem]]

@@ -59,6 +59,8 @@ def _action_row(action: dict[str, Any]) -> str:
         "cost_before")
     sign = "-" if action["action"] == "delete" else ""
     cost_text = "unknown" if cost is None else f"{sign}{money(cost)}/h"
+    if cost == 0 and spot_mark(action) == " (reserved)":
+        cost_text += " (reserved)"  # a reservation is paid for anyway: 0 marginal
     if action["action"] in ("adopt", "forget"):  # bills already, or no longer
         cost_text = "$0.00/h change"
     changes = "<br>".join(_changes(action)) or ""

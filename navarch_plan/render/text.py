@@ -13,6 +13,7 @@ from typing import Any
 
 from navarch_plan.config.desired import find_refs
 from navarch_plan.plan import describe_label_changes
+from navarch_plan.words import plural
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
            "spot_mark", "unsettled_lines"]
@@ -102,12 +103,14 @@ def _action_lines(action: dict[str, Any], building: set[str],
 
 
 def spot_mark(action: dict[str, Any]) -> str:
-    """` (spot)` when the instance the action names is (to be) bought spot: a create's
-    first candidate, else the recorded spec."""
+    """` (spot)` or ` (reserved)` when the instance the action names is (to be) bought
+    spot or on a capacity reservation: a create's first candidate, else the recorded
+    spec (a reserved node's spec names its reservation)."""
     first = (action.get("candidates") or [{}])[0]
     spec = action.get("after") or action.get("before") or {}
-    spot = first.get("purchase", spec.get("purchase")) == "spot"
-    return " (spot)" if spot else ""
+    recorded = spec.get("purchase") or ("reservation" if "reservation" in spec else None)
+    purchase = first.get("purchase", recorded)
+    return {"spot": " (spot)", "reservation": " (reserved)"}.get(purchase or "", "")
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:
@@ -139,7 +142,7 @@ def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = Non
         out += _action_lines(action, building, shown)
     out.append("")
     out.append(summary_line(plan["summary"]))
-    out.append(_cost_line(plan["cost"]))
+    out.append(_cost_line(plan["cost"]) + _reserved_words(actions))
     return "\n".join(out) + "\n"
 
 
@@ -181,6 +184,14 @@ def cost_change(cost: dict[str, Any], arrow: str = "->", unit: str = "") -> str:
         f"{'+' if delta > 0 else '-'}{money(abs(delta))}/h"
     return (f"{prefix}{money(cost['hourly_before'])}{unit} {arrow} "
             f"{prefix}{money(cost['hourly_after'])}{unit} ({change})")
+
+
+def _reserved_words(actions: list[dict[str, Any]]) -> str:
+    """Creates into a capacity reservation cost nothing more (it is paid for anyway):
+    said next to the total, so $0.00 never reads as a missing price."""
+    reserved = sum(1 for a in actions if a["action"] in ("create", "replace")
+                   and spot_mark(a) == " (reserved)")
+    return f"; {plural(reserved, 'instance')} at $0.00/h (reserved)" if reserved else ""
 
 
 def _cost_line(cost: dict[str, Any]) -> str:

@@ -86,8 +86,9 @@ class Intent:
     instance_type: str = ""
     idempotency_key: str = ""
     node_id: str = ""
-    # "on-demand" or "spot": the placement's purchase model. Written only for spot, so
-    # states (and intents written before spot_policy) without it read as on-demand.
+    # "on-demand", "spot" or "reservation": the placement's purchase model. Written only
+    # when not on-demand, so states (and intents written before spot_policy) without it
+    # read as on-demand.
     purchase: str = "on-demand"
 
     @property

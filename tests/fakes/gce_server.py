@@ -22,6 +22,13 @@ An insert of a machine type its zone lacks answers 400 "Invalid value for field
 accelerator type 404 "The resource '.../acceleratorTypes/A' was not found", as GCE does.
 Metadata keys must be unique, as in GCE.
 
+Reservations: `reservations` maps (zone, name) to the VMs still free in that specific
+reservation. An insert whose reservationAffinity is SPECIFIC_RESERVATION takes one; one
+naming a reservation the zone lacks answers 400 "... Could not find the given reservation
+with the following name: N" (GCE's words, as the cluster autoscaler matches them), a full
+one 400 "Specified reservations [...] do not have available resources for the request."
+(the words gcloud users report; the status code is the fake's guess).
+
 Manners of the real service, each off by default (shared/reference/cloud-apis.md section 5):
 
 - `unreachable_zones`: aggregatedList leaves those zones' instances out, and says so the
@@ -121,6 +128,7 @@ class FakeGce:
     polls_until_done: int = 1
     page_size: int = 500                 # aggregatedList default maxResults
     stockout_zones: set[str] = field(default_factory=set)
+    reservations: dict[tuple[str, str], int] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
     instances: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, _Op] = field(default_factory=dict)
@@ -300,6 +308,7 @@ class FakeGce:
         if (zone, name) in self.instances:
             raise HttpError(409, f"The resource 'projects/{self.project}/zones/{zone}/"
                             f"instances/{name}' already exists", "alreadyExists")
+        self._take_reservation(zone, (body or {}).get("reservationAffinity") or {})
         fault = self._op_faults.pop(0) if self._op_faults else None
         if fault is None and zone in self.stockout_zones:
             fault = _stockout(self.project, zone)
@@ -312,6 +321,20 @@ class FakeGce:
         if request_id:
             self._by_request_id[request_id] = op.body["name"]
         return op.body
+
+    def _take_reservation(self, zone: str, affinity: dict[str, Any]) -> None:
+        if affinity.get("consumeReservationType") != "SPECIFIC_RESERVATION":
+            return
+        [name] = affinity.get("values") or [""]
+        path = f"projects/{self.project}/zones/{zone}/reservations/{name}"
+        if (zone, name) not in self.reservations:
+            raise HttpError(400, "Invalid value for field 'resource.reservationAffinity': "
+                            f"'{name}'. Could not find the given reservation with the "
+                            f"following name: {name}", "invalid")
+        if self.reservations[(zone, name)] < 1:
+            raise HttpError(400, f"Specified reservations [{path}] do not have available "
+                            "resources for the request.", "invalid")
+        self.reservations[(zone, name)] -= 1
 
     def _new_instance(self, zone: str, body: dict[str, Any]) -> dict[str, Any]:
         name, n = body["name"], next(self._ip)

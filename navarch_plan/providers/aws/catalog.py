@@ -92,7 +92,9 @@ ERROR_CLASSES: tuple[tuple[frozenset[str], type[ProviderError]], ...] = (
     (frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity",
                 "InsufficientReservedInstanceCapacity",
                 # A spot launch whose price cap is under the spot price: no spot there now.
-                "SpotMaxPriceTooLow"}), CapacityError),
+                "SpotMaxPriceTooLow",
+                # The targeted capacity reservation is full: the on-demand fallback follows.
+                "ReservationCapacityExceeded"}), CapacityError),
     (frozenset({"InstanceLimitExceeded", "VcpuLimitExceeded",
                 "MaxSpotInstanceCountExceeded"}), QuotaError),
     (frozenset({"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId",

@@ -3,6 +3,7 @@ importing boto3."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from navarch_plan.providers.base import (
     NodeProblem,
     Provider,
 )
-from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
+from navarch_plan.providers.declared import SPOT_RESERVED_ON_DEMAND, DeclaredType
 
 __all__ = ["AWS", "TAG_RULES"]
 
@@ -72,6 +73,19 @@ OPTIONS = {
 }
 
 
+#: A capacity reservation's id, or the ARN of a resource group of reservations.
+RESERVATION = re.compile(r"cr-[0-9a-f]{8,17}|arn:aws[a-z-]*:resource-groups:[a-z0-9-]+:"
+                         r"[0-9]{12}:group/[\w.+=@-]{1,300}")
+
+
+def reservation_ids(options: Mapping[str, Any], node: NodeFacts) -> Iterator[NodeProblem]:
+    """EC2 launches into a capacity reservation by id or by reservation group ARN."""
+    if node.reservation and not RESERVATION.fullmatch(node.reservation):
+        yield NodeProblem(f"{node.reservation!r} is not an EC2 capacity reservation id "
+                          "(cr-...) or reservation group ARN (arn:aws:resource-groups:...)",
+                          field="reservation")
+
+
 def region_scoped_values(options: Mapping[str, Any], node: NodeFacts
                          ) -> Iterator[NodeProblem]:
     """Each region-scoped option given per region (or zone) has a value where this
@@ -116,7 +130,7 @@ AWS = DeclaredType(
     # EC2's token buckets: RunInstances refills two per second (after a burst we do not
     # rely on); describe calls twenty per second.
     rate_limit=RateLimit(launches_per_second=2.0, calls_per_second=20.0),
-    node_checks=(region_scoped_values,),
+    node_checks=(region_scoped_values, reservation_ids),
     launch_options=LAUNCH_OPTIONS,
-    purchase_models=SPOT_AND_ON_DEMAND,
+    purchase_models=SPOT_RESERVED_ON_DEMAND,
 )

@@ -11,8 +11,8 @@ from typing import Any
 from navarch_plan.model import ProvisionRequest
 
 __all__ = ["DEFAULT_IMAGE", "LAUNCH_OPTIONS", "REGION_SCOPED", "SSM_PREFIX",
-           "block_device_mappings", "client_token", "instance_profile", "missing_scope",
-           "value_for"]
+           "block_device_mappings", "capacity_reservation", "client_token", "instance_profile",
+           "missing_scope", "value_for"]
 
 #: EC2's own syntax for "the AMI id this SSM parameter holds in the launch's region"
 #: (RunInstances and launch templates accept it): navarch resolves it itself, per region,
@@ -73,6 +73,14 @@ def block_device_mappings(root_device: str, size_gb: int | None,
 def instance_profile(value: str) -> dict[str, str]:
     """RunInstances' IamInstanceProfile: an ARN as `Arn`, anything else as `Name`."""
     return {"Arn": value} if value.startswith("arn:") else {"Name": value}
+
+
+def capacity_reservation(reservation: str) -> dict[str, Any]:
+    """RunInstances' CapacityReservationSpecification targeting one reservation: a
+    reservation group by its ARN, else a capacity reservation by its id (cr-...)."""
+    key = ("CapacityReservationResourceGroupArn" if reservation.startswith("arn:")
+           else "CapacityReservationId")
+    return {"CapacityReservationTarget": {key: reservation}}
 
 
 def client_token(req: ProvisionRequest, region: str) -> str:

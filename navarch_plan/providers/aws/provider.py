@@ -46,6 +46,7 @@ from navarch_plan.providers.aws.launch import (
     DEFAULT_IMAGE,
     LAUNCH_OPTIONS,
     block_device_mappings,
+    capacity_reservation,
     client_token,
     instance_profile,
     value_for,
@@ -160,7 +161,8 @@ class AwsProvider:
                 f"region {region} is not one of this provider's regions {list(self.regions)}",
                 provider=self.name, region=region, code="RegionNotConfigured")
         params = self._launch_params(req, region)
-        what = f"launching {req.instance_type} {req.name!r}"
+        what = f"launching {req.instance_type} {req.name!r}" + (
+            f" into capacity reservation {req.reservation}" if req.reservation else "")
         try:
             with self._translating(region, what, req.instance_type):
                 reply = self.launch_client(region).run_instances(**params)
@@ -211,6 +213,8 @@ class AwsProvider:
             params["IamInstanceProfile"] = instance_profile(settings["iam_instance_profile"])
         if req.purchase == "spot":
             params["InstanceMarketOptions"] = SPOT_MARKET
+        if req.reservation:
+            params["CapacityReservationSpecification"] = capacity_reservation(req.reservation)
         return params
 
     def _image_for(self, image_id: str | Mapping[str, str], region: str) -> str:

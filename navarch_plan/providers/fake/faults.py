@@ -65,7 +65,7 @@ class Fault:
     address: str | None = None  # fnmatch pattern on the navarch-address label
     hide: float = 0.0
     unreachable: tuple[str, ...] = ()
-    purchase: str | None = None  # provision only: "spot" or "on-demand" launches
+    purchase: str | None = None  # provision only: "spot", "on-demand" or "reservation"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "unreachable", tuple(self.unreachable))

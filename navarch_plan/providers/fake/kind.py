@@ -9,7 +9,7 @@ from typing import Any
 
 from navarch_plan.model import Consistency
 from navarch_plan.providers.base import BuildContext, Provider
-from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
+from navarch_plan.providers.declared import SPOT_RESERVED_ON_DEMAND, DeclaredType
 from navarch_plan.providers.fake.faults import FAULT_OPS
 
 __all__ = ["FAKE"]
@@ -31,7 +31,7 @@ _FAULT = {
         "address": {"type": "string", "minLength": 1},
         "hide": {"type": "number", "minimum": 0, "maximum": 1},
         "unreachable": {"type": "array", "items": _LOCATION},
-        "purchase": {"enum": ["on-demand", "spot"]},
+        "purchase": {"enum": ["on-demand", "spot", "reservation"]},
     },
     # Only a timeout can have happened anyway (a refusal has no effect).
     "if": {"properties": {"effect": {"const": True}}, "required": ["effect"]},
@@ -82,5 +82,5 @@ FAKE = DeclaredType(
     # Consistent unless told to lag; each fake provider says its own window (three
     # times its lag) through consistency().
     consistency=Consistency(window=0.0, boot_timeout=900.0, idempotent_launch=True),
-    purchase_models=SPOT_AND_ON_DEMAND,
+    purchase_models=SPOT_RESERVED_ON_DEMAND,
 )

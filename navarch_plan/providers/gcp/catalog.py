@@ -29,6 +29,7 @@ __all__ = [
     "GpuMachineType",
     "accelerator_short_name",
     "boot_disk_type",
+    "reservation_full",
     "gpu_info",
     "has_builtin_gpus",
     "instance_types",
@@ -166,6 +167,15 @@ def quota_scope(text: str, instance_type: str = "") -> tuple[bool, frozenset[str
         return False, None
     names_of = [*MACHINE_TYPES, instance_type] if instance_type else list(MACHINE_TYPES)
     return False, frozenset(n for n in names_of if accelerator_of(n) in accels)
+
+
+#: A specific reservation with no room left (the wording gcloud users report): capacity,
+#: so the on-demand fallback follows, although GCE answers 400.
+_RESERVATION_FULL = re.compile(r"reservations? .*do(es)? not have (enough|available) resources")
+
+
+def reservation_full(message: str) -> bool:
+    return _RESERVATION_FULL.search(message) is not None
 
 
 def not_offered(status: int, message: str) -> bool:

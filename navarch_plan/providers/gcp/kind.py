@@ -3,6 +3,7 @@ without importing google-cloud-compute."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -14,7 +15,7 @@ from navarch_plan.providers.base import (
     NodeProblem,
     Provider,
 )
-from navarch_plan.providers.declared import SPOT_AND_ON_DEMAND, DeclaredType
+from navarch_plan.providers.declared import SPOT_RESERVED_ON_DEMAND, DeclaredType
 
 __all__ = ["GCP", "LABEL_RULES"]
 
@@ -73,6 +74,10 @@ LABEL_RULES = LabelRules(
           "63 characters; keys start with a letter)")
 
 
+#: A specific reservation, by its name (RFC 1035, as every Compute Engine resource).
+_RESERVATION_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def launch_rules(options: Mapping[str, Any], node: NodeFacts) -> Iterator[NodeProblem]:
     if not node.zone:
         yield NodeProblem("Compute Engine needs a zone (zone: us-central1-a)")
@@ -82,6 +87,10 @@ def launch_rules(options: Mapping[str, Any], node: NodeFacts) -> Iterator[NodePr
                           f"region (it has: {', '.join(sorted(subnetwork))})",
                           option="subnetwork")
     yield from _disk_rules(options.get("disk_type", ""), node.instance_type)
+    if node.reservation and not _RESERVATION_NAME.fullmatch(node.reservation):
+        yield NodeProblem(f"{node.reservation!r} is not a Compute Engine reservation name "
+                          "(lowercase letters, digits and '-', at most 63 characters)",
+                          field="reservation")
     missing = [k for k in node.ssh_keys if k not in node.ssh_public_keys]
     if missing:
         yield NodeProblem(f"ssh key {missing[0]!r} has no public key in ssh_public_keys: "
@@ -128,5 +137,5 @@ GCP = DeclaredType(
     rate_limit=RateLimit(launches_per_second=5.0, calls_per_second=20.0),
     node_checks=(launch_rules,),
     launch_options=LAUNCH_OPTIONS,
-    purchase_models=SPOT_AND_ON_DEMAND,
+    purchase_models=SPOT_RESERVED_ON_DEMAND,
 )

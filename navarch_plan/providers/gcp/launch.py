@@ -120,6 +120,19 @@ def _scheduling(req: ProvisionRequest) -> compute_v1.Scheduling:
     return compute_v1.Scheduling(on_host_maintenance="TERMINATE", automatic_restart=True)
 
 
+#: ReservationAffinity's key for "the reservation with this name".
+RESERVATION_NAME_KEY = "compute.googleapis.com/reservation-name"
+
+
+def _reservation_affinity(req: ProvisionRequest) -> compute_v1.ReservationAffinity | None:
+    """Only a reserved launch targets a reservation; others keep GCE's default (consume
+    any matching automatic reservation), as before reservations existed."""
+    if not req.reservation:
+        return None
+    return compute_v1.ReservationAffinity(consume_reservation_type="SPECIFIC_RESERVATION",
+                                          key=RESERVATION_NAME_KEY, values=[req.reservation])
+
+
 def instance_body(req: ProvisionRequest, zone: str, settings: LaunchSettings,
                   machine: str, accel: str, count: int) -> compute_v1.Instance:
     disk_type = settings.disk_type or catalog.boot_disk_type(machine)
@@ -134,6 +147,7 @@ def instance_body(req: ProvisionRequest, zone: str, settings: LaunchSettings,
         machine_type=f"zones/{zone}/machineTypes/{machine}",
         labels=catalog.sanitize_labels(req.labels),
         scheduling=_scheduling(req),
+        reservation_affinity=_reservation_affinity(req),
         disks=[compute_v1.AttachedDisk(boot=True, auto_delete=True, initialize_params=disk)],
         network_interfaces=[_network(settings, catalog.region_of(zone))],
         service_accounts=accounts,

@@ -127,6 +127,8 @@ class GcpProvider:
                   quota_names: str = "", instance_type: str = "") -> ProviderError:
         if capacity := next((r for r in reasons if r in catalog.CAPACITY_CODES), ""):
             return self._err(CapacityError, message, region, capacity)
+        if catalog.reservation_full(message):
+            return self._err(CapacityError, message, region, "RESERVATION_FULL")
         if "quotaExceeded" in reasons or "QUOTA_EXCEEDED" in reasons:
             wide, types = catalog.quota_scope(f"{message} {quota_names}", instance_type)
             return self._err(QuotaError, message, region, code, provider_wide=wide,
