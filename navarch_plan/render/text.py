@@ -91,7 +91,8 @@ def _action_lines(action: dict[str, Any], building: set[str],
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
-            f"({action['reason']})  {where}  {action['instance_type']}{spot_mark(action)}")
+            f"({action['reason']})  {where}  {action['instance_type']}"
+            f"{spot_mark(action, priced=True)}")
     if action.get("node_id"):
         head += f"  [{action['node_id']}]"
     lines = [head]
@@ -101,13 +102,19 @@ def _action_lines(action: dict[str, Any], building: set[str],
     return lines
 
 
-def spot_mark(action: dict[str, Any]) -> str:
+def spot_mark(action: dict[str, Any], priced: bool = False) -> str:
     """` (spot)` when the instance the action names is (to be) bought spot: a create's
-    first candidate, else the recorded spec."""
+    first candidate, else the recorded spec. `priced` adds its spot price, `(spot
+    $0.30/h)`, or `(spot, price unknown)`: a spot line never shows another price."""
     first = (action.get("candidates") or [{}])[0]
     spec = action.get("after") or action.get("before") or {}
-    spot = first.get("purchase", spec.get("purchase")) == "spot"
-    return " (spot)" if spot else ""
+    if first.get("purchase", spec.get("purchase")) != "spot":
+        return ""
+    billed = {"create": "cost_after", "replace": "cost_after", "delete": "cost_before"}
+    if not priced or action["action"] not in billed:  # an adopt or update bills as before
+        return " (spot)"
+    price = action.get(billed[action["action"]])
+    return " (spot, price unknown)" if price is None else f" (spot {money(price)}/h)"
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:
