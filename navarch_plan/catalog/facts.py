@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -42,6 +42,7 @@ __all__ = [
     "native_type",
     "offer",
     "purchase_problem",
+    "purchase_words",
     "type_facts",
 ]
 
@@ -50,6 +51,12 @@ CLOUDS = ("fake", "lambda", "gcp", "aws")
 PURCHASE_MODELS = ("on-demand", "spot", "reservation", "flex-start")
 ON_DEMAND = "on-demand"
 SPOT = "spot"
+
+
+def purchase_words(models: Iterable[str]) -> tuple[str, ...]:
+    """Purchase models in PURCHASE_MODELS' order (how tables and JSON list them)."""
+    given = set(models)
+    return tuple(m for m in PURCHASE_MODELS if m in given)
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,8 @@ class TypeFacts:
         return InstanceType(name=self.name, gpu_count=self.gpu_count, gpu_type=self.gpu_type,
                             memory_gb=self.memory_gb, vcpus=self.vcpus,
                             price_per_hr=self.price_per_hr,
-                            regions=tuple(self.regions if regions is None else regions))
+                            regions=tuple(self.regions if regions is None else regions),
+                            purchase=purchase_words(self.purchase))
 
 
 @dataclass(frozen=True)
