@@ -180,6 +180,11 @@ def test_the_offers_table_shows_purchase_models_and_spot_prices(work: Workdir) -
     assert rows["gpu_1x_a10"]["spot_prices"] == [
         {"region": "", "zone": "", "price_per_hr": 0.3}]
     assert rows["gpu_1x_l4"]["spot_prices"] == []
+    # A spot pool's first pick says it is bought spot.
+    work.config(pools={"w": {"nodes": 1, "spot_policy": "spot"}},
+                sim={"spot_prices": {"gpu_1x_a10": 0.3}})
+    picked = work.cli("instance-types", "--pool", "w").out
+    assert "<- picked: us-west-1 (spot) for pool.w[0]" in picked
 
 
 def test_gcp_offers_say_how_each_type_is_sold_and_claim_no_spot_price() -> None:
