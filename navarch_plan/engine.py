@@ -26,12 +26,12 @@ from navarch_plan.errors import (
     StalePlanError,
     StateError,
 )
-from navarch_plan.model import Consistency, Listing, Node
+from navarch_plan.model import Consistency, InstanceType, Listing, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.checks import check_saved_actions
 from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
-from navarch_plan.planner.strategies import offer_tables
+from navarch_plan.planner.strategies import offer_tables, spot_offers
 from navarch_plan.providers.base import (
     BuildContext,
     EventuallyConsistent,
@@ -98,6 +98,7 @@ class Engine:
         self._held = False  # inside locked()
         self.prices: dict[tuple[str, str], float | None] = {}
         self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.spot_offers: dict[tuple[str, str], InstanceType] = {}
 
     @cached_property
     def store(self) -> StateStore:
@@ -235,6 +236,7 @@ class Engine:
             listed = [(name, offer) for name, future in offers.items()
                       for offer in future.result()]
         self.prices, self.availability = offer_tables(listed)
+        self.spot_offers = spot_offers(listed)
         lookups = self._confirm(listings)
         self.observed = Observed(listings, lookups,
                                  {n: c.window for n, c in self.consistency.items()},
@@ -299,7 +301,7 @@ class Engine:
         inputs = PlanInputs(
             workspace=self.config.workspace, desired=self.config.desired,
             groups=self.config.groups, state=self.store.loaded, live=self.live,
-            prices=self.prices, availability=self.availability,
+            prices=self.prices, availability=self.availability, spot_offers=self.spot_offers,
             max_hourly_cost=self.config.max_hourly_cost,
             config_hash=self.config.published_hash,
             created_at=plan_timestamp(self.clock), observed=self.observed,

@@ -197,9 +197,30 @@ class InstanceType:
     # Per GPU, when the offer itself says (Lambda's "Tesla V100 (16 GB)"); None: ask the
     # shipped catalog.
     gpu_memory_gb: float | None = None
+    # Spot, never guessed from the on-demand price (None/empty: unknown). A cloud that
+    # publishes prices per place (EC2: the latest per availability zone) fills
+    # `spot_prices`, (region, zone) -> USD/h; `spot_price_per_hr` is one price for
+    # everywhere the offer is (a catalog's, the fake cloud's).
+    spot_price_per_hr: float | None = None
+    spot_prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    # How it can be bought (catalog.facts.PURCHASE_MODELS words); empty: not said.
+    purchase: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+        object.__setattr__(self, "spot_prices", MappingProxyType(dict(self.spot_prices)))
+        object.__setattr__(self, "purchase", tuple(self.purchase))
+
+    def spot_price(self, region: str, zone: str = "") -> float | None:
+        """The spot price there: the zone's; for a region alone (the cloud picks the
+        zone) the highest of its zones, so a cost is never understated; else the one
+        price for everywhere; None when unknown."""
+        if (region, zone) in self.spot_prices:
+            return self.spot_prices[(region, zone)]
+        in_region = [p for (r, _), p in self.spot_prices.items() if r == region]
+        if in_region and not zone:
+            return max(in_region)
+        return self.spot_price_per_hr
 
 
 @dataclass(frozen=True)

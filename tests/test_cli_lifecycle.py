@@ -261,7 +261,7 @@ def test_instance_types_lists_offers_cheapest_first(work: Workdir) -> None:
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert lines[0].split() == ["PROVIDER", "TYPE", "GPUS", "VCPUS", "MEMORY", "PRICE/H",
-                                "REGIONS"]
+                                "SPOT/H", "PURCHASE", "REGIONS"]
     assert any("gpu_8x_h100" in line and "8x H100" in line for line in lines)
     rows = work.cli("instance-types", "--json").json()
     prices = [r["price_per_hr"] for r in rows]

@@ -43,7 +43,7 @@ def test_a_spot_pool_plans_and_applies_spot_instances(work: Workdir) -> None:
     assert all(a["after"]["purchase"] == "spot" for a in creates)
     assert list(validator("plan").iter_errors(plan)) == []
     text = work.cli("plan").out
-    assert "us-west-1  gpu_1x_a10 (spot)" in text
+    assert "us-west-1  gpu_1x_a10 (spot, price unknown)" in text
     assert "Hourly cost: at least $0.00 -> at least $0.00 (change unknown)" in text
     assert "| `gpu_1x_a10` (spot) | unknown |" in work.cli("plan", "--format", "markdown").out
     assert work.cli("apply", "--auto-approve").code == 0
@@ -248,7 +248,10 @@ def test_the_spot_example_plans_three_policies_and_applies(work: Workdir) -> Non
              else ON_DEMAND for a in plan["actions"]}
     assert first == {"batch": SPOT, "trainers": SPOT, "serving": ON_DEMAND}
     assert plan["cost"]["pools"]["serving"]["complete"] is True
-    assert plan["cost"]["pools"]["batch"]["complete"] is False
+    # batch's spot price is known (the fake's spot_prices); trainers' is not.
+    assert plan["cost"]["pools"]["batch"] == {"hourly_before": 0.0, "hourly_after": 0.6,
+                                              "hourly_delta": 0.6, "complete": True}
+    assert plan["cost"]["pools"]["trainers"]["complete"] is False
     applied = work.cli("apply", *args, "--auto-approve")
     assert applied.code == 0, applied.err
     assert applied.out.count("(spot) no capacity, trying the next candidate") == 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -43,6 +43,7 @@ __all__ = [
     "native_type",
     "offer",
     "purchase_problem",
+    "purchase_words",
     "type_facts",
 ]
 
@@ -53,6 +54,12 @@ ON_DEMAND = "on-demand"
 SPOT = "spot"
 #: Launched into a capacity reservation (`reservation:`): already paid for, 0 marginal.
 RESERVATION = "reservation"
+
+
+def purchase_words(models: Iterable[str]) -> tuple[str, ...]:
+    """Purchase models in PURCHASE_MODELS' order (how tables and JSON list them)."""
+    given = set(models)
+    return tuple(m for m in PURCHASE_MODELS if m in given)
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,8 @@ class TypeFacts:
         return InstanceType(name=self.name, gpu_count=self.gpu_count, gpu_type=self.gpu_type,
                             memory_gb=self.memory_gb, vcpus=self.vcpus,
                             price_per_hr=self.price_per_hr,
-                            regions=tuple(self.regions if regions is None else regions))
+                            regions=tuple(self.regions if regions is None else regions),
+                            purchase=purchase_words(self.purchase))
 
 
 @dataclass(frozen=True)

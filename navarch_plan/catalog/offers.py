@@ -9,9 +9,10 @@ from typing import Any
 from navarch_plan.catalog.facts import type_facts
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu_specs
 from navarch_plan.config import Config
+from navarch_plan.config.desired import SPOT
 from navarch_plan.errors import ConfigError, UsageError
 from navarch_plan.model import InstanceType
-from navarch_plan.planner.strategies import offer_tables, order_placements
+from navarch_plan.planner.strategies import offer_tables, order_placements, spot_offers
 from navarch_plan.render.offers import offer_rows
 
 __all__ = ["select_offers"]
@@ -42,7 +43,7 @@ def _matching(config: Config, offers: Mapping[str, Sequence[InstanceType]], gpu:
 def select_offers(config: Config, offers: Mapping[str, Sequence[InstanceType]],
                   gpu: str | None = None, pool: str | None = None) -> list[dict[str, Any]]:
     """Rows cheapest first; with `pool`, the row its first node would try first carries
-    `"picked": "REGION[/ZONE] for pool.NAME"`."""
+    `"picked": "REGION[/ZONE][ (spot)] for pool.NAME"`."""
     chosen = _matching(config, offers, gpu) if gpu else dict(offers)
     rows = offer_rows(chosen)
     for row in rows:
@@ -51,9 +52,12 @@ def select_offers(config: Config, offers: Mapping[str, Sequence[InstanceType]],
         node = next((n for n in config.desired.values() if n.group == pool), None)
         if node is None:
             raise ConfigError(f"--pool {pool}: no such pool or named node", config.file)
-        prices, available = offer_tables((p, o) for p, items in offers.items() for o in items)
-        first = order_placements(node.candidates, node.strategy, 0, prices, available)[0]
-        where = first.region + (f"/{first.zone}" if first.zone else "")
+        listed = [(p, o) for p, items in offers.items() for o in items]
+        prices, available = offer_tables(listed)
+        first = order_placements(node.candidates, node.strategy, 0, prices, available,
+                                 spot_offers(listed))[0]
+        where = first.region + (f"/{first.zone}" if first.zone else "") + (
+            " (spot)" if first.purchase == SPOT else "")
         for row in rows:
             if (row["provider"], row["instance_type"]) == (first.provider, first.instance_type):
                 row["picked"] = f"{where} for {node.address}"

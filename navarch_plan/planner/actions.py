@@ -6,11 +6,11 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from navarch_plan.config.desired import ON_DEMAND, RESERVATION, SPOT, DesiredNode, Group, Placement
+from navarch_plan.config.desired import ON_DEMAND, RESERVATION, DesiredNode, Group, Placement
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.labels import user_labels
-from navarch_plan.planner.strategies import order_placements
+from navarch_plan.planner.strategies import SpotOffers, order_placements, price_of
 from navarch_plan.state.model import NodeRecord
 
 __all__ = ["ActionFactory", "instance_name"]
@@ -26,16 +26,16 @@ class ActionFactory:
     def __init__(self, workspace: str, groups: Mapping[str, Group],
                  prices: Mapping[tuple[str, str], float | None],
                  availability: Mapping[tuple[str, str], tuple[str, ...]],
-                 suffix: Callable[[str], str]) -> None:
+                 suffix: Callable[[str], str], spot: SpotOffers | None = None) -> None:
         self.workspace, self.groups, self.prices, self.suffix = workspace, groups, prices, suffix
-        self.availability = availability
+        self.availability, self.spot = availability, spot or {}
 
     def candidates(self, node: DesiredNode, first: tuple[str, ...] | None = None
                    ) -> list[Placement]:
         """In the strategy's order; `first` (a placement key) moves that one ahead: an
         interrupted launch is re-sent where it went before anything else is tried."""
         ordered = order_placements(node.candidates, node.strategy, node.index, self.prices,
-                                   self.availability)
+                                   self.availability, self.spot)
         if first is not None:
             ordered.sort(key=lambda p: p.key != first)
         return ordered
@@ -50,18 +50,20 @@ class ActionFactory:
         return self.prices.get((provider, instance_type))
 
     def _placement_price(self, p: Placement) -> float | None:
-        """The offers carry on-demand prices only: a spot price is unknown (None, so a
-        total is "at least"), never the on-demand price shown for spot. A reservation is
-        paid for whether used or not: launching into it costs 0 more."""
+        """By how it is bought: a reservation is paid for whether used or not, so
+        launching into it costs 0 more; spot at a spot price where the offers know one,
+        else unknown (None, so a total is "at least"), never the on-demand price."""
         if p.purchase == RESERVATION:
             return 0.0
-        return None if p.purchase == SPOT else self._price(p.provider, p.instance_type)
+        return price_of(self.prices, self.spot, p.provider, p.instance_type, p.purchase,
+                        p.region, p.zone)
 
     def _record_price(self, record: NodeRecord) -> float | None:
         if record.spec.get("reservation"):
             return 0.0
-        spot = record.spec.get("purchase") == SPOT
-        return None if spot else self._price(record.provider, record.instance_type)
+        return price_of(self.prices, self.spot, record.provider, record.instance_type,
+                        str(record.spec.get("purchase", ON_DEMAND)), record.region,
+                        record.zone)
 
     def create(self, node: DesiredNode, reason: Reason, detail: str = "",
                first: tuple[str, ...] | None = None) -> Action:
@@ -143,7 +145,7 @@ class ActionFactory:
                changes: list[dict[str, Any]]) -> Action:
         """Labels set in place: the instance keeps running, its record takes `after`
         (the spec, with its hash). `before` shows the user labels it carries now."""
-        price = self._price(record.provider, record.instance_type)
+        price = self._record_price(record)
         before = {**_before(record, live), "labels": user_labels(live.labels)}
         return Action(
             key=address, address=address, action=ActionKind.UPDATE, reason=reason,

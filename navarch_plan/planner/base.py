@@ -44,7 +44,7 @@ class PlannerBase:
         self.spares: dict[str, IntentOutcome] = {}
         self.foreign_warning = ""
         self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
-                                  inputs.availability, suffix)
+                                  inputs.availability, suffix, inputs.spot_offers)
 
     def _presence(self, record: NodeRecord) -> Presence:
         return self.observed.presence(record.provider, record.id, record.region, record.zone,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.config.desired import Group
+from navarch_plan.config.desired import ON_DEMAND, SPOT, Group
 from navarch_plan.errors import PlanError
 from navarch_plan.model import (
     LABEL_ADDRESS,
@@ -18,6 +18,7 @@ from navarch_plan.model import (
 from navarch_plan.plan import Action, ActionKind, Plan
 from navarch_plan.planner.graph import in_scope
 from navarch_plan.planner.observed import Observed
+from navarch_plan.planner.strategies import price_of
 from navarch_plan.state.model import StateDoc
 
 if TYPE_CHECKING:
@@ -50,20 +51,22 @@ def plan_cost(inputs: PlanInputs, state: StateDoc, owned: Mapping[str, Node],
     what bills after this plan: those minus what it terminates, plus what it launches.
     Adopting an instance changes nothing: it bills already. An unknown price makes a
     total a lower bound ("complete": false), never a silent zero."""
-    def price(provider: str, itype: str) -> float | None:
-        return inputs.prices.get((provider, itype))
-
     billing = _billing(state, owned, inputs.observed or Observed.of(inputs.live))
-    # The offers price on-demand only: a spot instance's price is unknown, not that.
+    # A spot instance costs its spot price there (unknown when the offers know none).
     spot = {(r.provider, r.id) for r in (*state.nodes.values(), *state.deposed.values())
-            if r.spec.get("purchase") == "spot"}
+            if r.spec.get("purchase") == SPOT}
+
+    def price(node: Node) -> float | None:
+        purchase = SPOT if (node.provider, node.id) in spot else ON_DEMAND
+        return price_of(inputs.prices, inputs.spot_offers, node.provider,
+                        node.instance_type, purchase, node.region, node.zone)
+
     ended = {a.node_id for a in actions
              if a.action in (ActionKind.DELETE, ActionKind.REPLACE) and a.node_id}
     before: dict[str, list[float | None]] = {}
     after: dict[str, list[float | None]] = {}
     for group, node in billing.values():
-        cost = None if (node.provider, node.id) in spot else price(node.provider,
-                                                                   node.instance_type)
+        cost = price(node)
         before.setdefault(group, []).append(cost)
         if node.id not in ended:
             after.setdefault(group, []).append(cost)

@@ -12,6 +12,7 @@ from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.model import (
     LABEL_ADDRESS,
     LABEL_SPEC,
+    InstanceType,
     Node,
     NodeStatus,
 )
@@ -40,6 +41,8 @@ class PlanInputs:
     prices: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     # (provider, type) -> regions where the provider's catalog reports it available
     availability: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # (provider, type) -> offers that know spot prices (planner.strategies.price_of)
+    spot_offers: Mapping[tuple[str, str], InstanceType] = field(default_factory=dict)
     max_hourly_cost: float | None = None
     config_hash: str = ""
     created_at: str = ""

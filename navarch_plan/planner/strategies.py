@@ -3,7 +3,8 @@ ties always fall back to the order of the config (providers list, then regions, 
 and types as written), never to chance.
 
 - priority:     lowest priority number first.
-- cost:         cheapest known hourly price first; unknown prices last.
+- cost:         cheapest known hourly price first (a spot candidate's spot price, see
+                `price_of`); unknown prices last.
 - availability: placements the provider's catalog reports available in that region
                 first, then the rest; each group by priority.
 - round-robin:  the pool's nodes are spread over its providers by weight, by node index
@@ -22,12 +23,15 @@ from typing import Any
 from navarch_plan.config.desired import RESERVATION, SPOT, Placement
 from navarch_plan.model import InstanceType
 
-__all__ = ["STRATEGIES", "order_placements", "offer_tables"]
+__all__ = ["STRATEGIES", "SpotOffers", "order_placements", "offer_tables", "price_of",
+           "spot_offers"]
 
 STRATEGIES = ("priority", "cost", "availability", "round-robin")
 
 Prices = Mapping[tuple[str, str], float | None]
 Availability = Mapping[tuple[str, str], Sequence[str]]  # (provider, type) -> regions
+# (provider, type) -> the offer, for offers that know a spot price somewhere.
+SpotOffers = Mapping[tuple[str, str], InstanceType]
 
 
 def offer_tables(offers: Iterable[tuple[str, InstanceType]]
@@ -43,16 +47,36 @@ def offer_tables(offers: Iterable[tuple[str, InstanceType]]
     return prices, available
 
 
+def spot_offers(offers: Iterable[tuple[str, InstanceType]]) -> dict[tuple[str, str],
+                                                                     InstanceType]:
+    """The offers that know a spot price somewhere, by (provider, type)."""
+    return {(provider, o.name): o for provider, o in offers
+            if o.spot_prices or o.spot_price_per_hr is not None}
+
+
+def price_of(prices: Prices, spot: SpotOffers, provider: str, instance_type: str,
+             purchase: str, region: str, zone: str = "") -> float | None:
+    """The hourly price of one instance bought `purchase` there. A spot price comes only
+    from the offer's spot prices (None when unknown), never from its on-demand price."""
+    if purchase == SPOT:
+        offer = spot.get((provider, instance_type))
+        return None if offer is None else offer.spot_price(region, zone)
+    return prices.get((provider, instance_type))
+
+
 def _base(p: Placement, position: int) -> tuple[Any, ...]:
     return (p.priority, p.entry, position)
 
 
 def order_placements(placements: Sequence[Placement], strategy: str, index: int | None,
-                     prices: Prices, availability: Availability) -> list[Placement]:
+                     prices: Prices, availability: Availability,
+                     spot: SpotOffers | None = None) -> list[Placement]:
     indexed = list(enumerate(placements))
     if strategy == "cost":
         def key(item: tuple[int, Placement]) -> tuple[Any, ...]:
-            price = prices.get((item[1].provider, item[1].instance_type))
+            p = item[1]
+            price = price_of(prices, spot or {}, p.provider, p.instance_type, p.purchase,
+                             p.region, p.zone)
             return (price is None, price or 0.0, *_base(item[1], item[0]))
     elif strategy == "availability":
         def key(item: tuple[int, Placement]) -> tuple[Any, ...]:

@@ -92,7 +92,8 @@ def _action_lines(action: dict[str, Any], building: set[str],
     where = f"{action['provider']}/{action['region']}" + (
         f"/{action['zone']}" if action.get("zone") else "")
     head = (f"  {symbol(action):>3} {action['address']}  {action['action']} "
-            f"({action['reason']})  {where}  {action['instance_type']}{spot_mark(action)}")
+            f"({action['reason']})  {where}  {action['instance_type']}"
+            f"{spot_mark(action, priced=True)}")
     if action.get("node_id"):
         head += f"  [{action['node_id']}]"
     lines = [head]
@@ -102,15 +103,24 @@ def _action_lines(action: dict[str, Any], building: set[str],
     return lines
 
 
-def spot_mark(action: dict[str, Any]) -> str:
+def spot_mark(action: dict[str, Any], priced: bool = False) -> str:
     """` (spot)` or ` (reserved)` when the instance the action names is (to be) bought
     spot or on a capacity reservation: a create's first candidate, else the recorded
-    spec (a reserved node's spec names its reservation)."""
+    spec (a reserved node's spec names its reservation). `priced` adds a spot price,
+    `(spot $0.30/h)`, or `(spot, price unknown)`: a spot line never shows another price."""
     first = (action.get("candidates") or [{}])[0]
     spec = action.get("after") or action.get("before") or {}
     recorded = spec.get("purchase") or ("reservation" if "reservation" in spec else None)
     purchase = first.get("purchase", recorded)
-    return {"spot": " (spot)", "reservation": " (reserved)"}.get(purchase or "", "")
+    if purchase == "reservation":
+        return " (reserved)"
+    if purchase != "spot":
+        return ""
+    billed = {"create": "cost_after", "replace": "cost_after", "delete": "cost_before"}
+    if not priced or action["action"] not in billed:  # an adopt or update bills as before
+        return " (spot)"
+    price = action.get(billed[action["action"]])
+    return " (spot, price unknown)" if price is None else f" (spot {money(price)}/h)"
 
 
 def render_plan_text(plan: dict[str, Any], shown: Mapping[str, str] | None = None) -> str:

@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from navarch_plan.catalog.facts import purchase_words
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     InvalidRequestError,
@@ -51,6 +52,7 @@ from navarch_plan.providers.aws.launch import (
     instance_profile,
     value_for,
 )
+from navarch_plan.providers.aws.spot_prices import regional_spot_prices
 
 __all__ = ["AwsProvider", "client_token"]
 
@@ -343,11 +345,15 @@ class AwsProvider:
         return AWS.rate_limit
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
-        """The built-in GPU table (approximate us-east-1 on-demand prices, see aws/catalog.py);
-        EC2 has no cheap "is there capacity" call, so every offer says available."""
+        """The built-in GPU table (approximate us-east-1 on-demand prices, see aws/catalog.py)
+        with EC2's live spot price per zone; EC2 has no cheap "is there capacity" call, so
+        every offer says available."""
+        spot = regional_spot_prices(self.regions, GPU_TYPES, self.client,
+                                    self._translating, self.clock.time())
         return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,
                              memory_gb=s.memory_gb, vcpus=s.vcpus, price_per_hr=s.price_per_hr,
-                             regions=self.regions)
+                             regions=self.regions, purchase=purchase_words(AWS.purchase_models),
+                             spot_prices=spot.get(name, {}))
                 for name, s in GPU_TYPES.items()]
 
     def _node(self, instance: Mapping[str, Any], region: str) -> Node:

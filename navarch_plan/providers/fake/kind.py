@@ -57,6 +57,11 @@ OPTIONS = {
         "idempotent": {"description": "a launch re-sent with the same idempotency key "
                                       "returns the first instance (default true, like "
                                       "EC2; false, like Lambda)", "type": "boolean"},
+        "spot_prices": {"description": "the spot price of each type, USD per hour, the "
+                                       "same in every region (a type left out has no "
+                                       "known spot price)",
+                        "type": "object", "maxProperties": 100,
+                        "additionalProperties": {"type": "number", "minimum": 0}},
         "faults": {"description": "injected faults, each taken in order by the next "
                                   "matching call (providers/fake/faults.py)",
                    "type": "array", "maxItems": 10000, "items": _FAULT},
@@ -64,7 +69,7 @@ OPTIONS = {
 }
 
 _PASSED_ON = ("latency", "capacity", "fail_rate", "seed", "boot_time", "faults",
-              "visibility_lag", "terminate_lag", "idempotent")
+              "visibility_lag", "terminate_lag", "idempotent", "spot_prices")
 
 
 def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],

@@ -21,6 +21,7 @@ It can have the manners of a real cloud (all off by default):
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import os
 import random
@@ -71,7 +72,8 @@ class FakeProvider:
                  gpu_count: int | None = None,
                  faults: Iterable[Fault | Mapping[str, Any]] = (),
                  visibility_lag: float = 0.0, terminate_lag: float = 0.0,
-                 idempotent: bool = True, clock: Clock = SYSTEM_CLOCK) -> None:
+                 idempotent: bool = True, spot_prices: Mapping[str, float] | None = None,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.name = name
         self.clock = clock  # timestamps in the file are wall-clock seconds (clock.time)
         self.path = path
@@ -83,6 +85,8 @@ class FakeProvider:
         self.faults = FaultQueue(faults)  # see fake_faults: consumed in order, per object
         self.visibility_lag, self.terminate_lag = visibility_lag, terminate_lag
         self.idempotent = idempotent
+        # type -> its spot price everywhere; a type left out has no known spot price.
+        self.spot_prices = dict(spot_prices or {})
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self._local = threading.local()
@@ -317,7 +321,9 @@ class FakeProvider:
                            idempotent_launch=self.idempotent)
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
-        return self._call("list_instance_types", "*", "", lambda db: list(FAKE_CATALOG))
+        offers = [dataclasses.replace(t, spot_price_per_hr=self.spot_prices.get(t.name))
+                  for t in FAKE_CATALOG]
+        return self._call("list_instance_types", "*", "", lambda db: offers)
 
     # -- controls for tests and demos (what a cloud console would let you do) ------
     def set_status(self, node_id: str, status: NodeStatus | str) -> None:

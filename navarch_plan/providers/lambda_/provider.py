@@ -21,6 +21,7 @@ from urllib.parse import quote
 import httpx
 
 from navarch_plan.apply.throttle import Pacer, RetryPolicy, retrying
+from navarch_plan.catalog.facts import ON_DEMAND
 from navarch_plan.catalog.gpu_names import parse_gpu_description
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
@@ -416,4 +417,4 @@ class LambdaProvider:
             gpu_type=gpu.model, gpu_memory_gb=gpu.memory_gb,
             memory_gb=float(specs.get("memory_gib") or 0), vcpus=int(specs.get("vcpus") or 0),
             price_per_hr=None if cents is None else cents / 100,
-            regions=regions, available=bool(regions))
+            regions=regions, available=bool(regions), purchase=(ON_DEMAND,))
