@@ -55,7 +55,7 @@ def test_ec2_spot_prices_are_read_per_zone_for_linux(aws: AwsProvider) -> None:
     assert zones and all(z.startswith(EAST) for z in zones)
     assert set(offer.spot_prices.values()) == {0.00001}
     assert offer.price_per_hr == 1.006  # the on-demand price stays the catalog's
-    assert offer.purchase == ("on-demand", "spot")
+    assert offer.purchase == ("on-demand", "spot", "reservation")  # EC2 sells all three
 
 
 def test_the_latest_price_per_zone_wins_and_other_products_are_left_out(
