@@ -33,7 +33,7 @@ workspace: lint
 providers:
   lam: {{type: lambda, api_key_env: LAMBDA_API_KEY}}
   gcp: {{type: gcp, project: my-project}}
-  aws: {{type: aws, region: us-east-1, image_id: ami-0123456789abcdef0}}
+  aws: {{type: aws, region: us-east-1, image_id: ami-0123456789abcdef0, endpoint_url: "http://127.0.0.1:9"}}
 ssh_public_keys:
   ops: "{OPS_KEY}"
 defaults:

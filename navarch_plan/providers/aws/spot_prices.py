@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from navarch_plan.errors import ProviderError, TransientError
+from navarch_plan.errors import ProviderError
 
 __all__ = ["LINUX", "latest_spot_prices", "regional_spot_prices"]
 
@@ -44,18 +44,17 @@ def regional_spot_prices(regions: Sequence[str], instance_types: Iterable[str],
                          client: Callable[[str], Any],
                          translating: Callable[[str, str], Any], now: float
                          ) -> dict[str, dict[tuple[str, str], float]]:
-    """type -> {(region, zone): price}, every region at once. A region that refuses the
-    call (an IAM policy without ec2:DescribeSpotPriceHistory) leaves its spot prices
-    unknown rather than failing the plan; a transient failure is raised, to be retried
-    like any read."""
+    """type -> {(region, zone): price}, every region at once. A region whose prices
+    cannot be read (an IAM policy without ec2:DescribeSpotPriceHistory, an endpoint that
+    does not answer) leaves its spot prices unknown rather than failing the plan: a spot
+    price only informs the cost, which then says "at least", and never an on-demand
+    price in its place."""
     types = list(instance_types)
 
     def one(region: str) -> dict[tuple[str, str], float]:
         try:
             with translating(region, "reading spot prices"):
                 return latest_spot_prices(client(region), types, now)
-        except TransientError:
-            raise
         except ProviderError:
             return {}
 
