@@ -200,6 +200,11 @@ class ProviderType(Protocol):
         """How this cloud can sell an instance through this provider: "on-demand", and
         "spot" when it can launch spot instances (`spot_policy`)."""
         ...
+    @property
+    def placement_groups(self) -> bool:
+        """Whether a pool may ask for `placement: cluster` here: the provider honours
+        `ProvisionRequest.placement_group` (creating the group when it is missing)."""
+        ...
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:
