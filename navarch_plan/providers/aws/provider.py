@@ -256,9 +256,14 @@ class AwsProvider:
                                keep: set[str]) -> list[str]:
         """PlacementGroupOwner: this workspace's placement groups no pool wants, deleted
         in every region (those still holding instances stay)."""
-        return [name for region in self.regions
-                for name in prune_groups(self.client(region), workspace, lineage, keep,
-                                         lambda what, r=region: self._translating(r, what))]
+        deleted: list[str] = []
+        for region in self.regions:
+            def translating(what: str, region: str = region) -> Any:
+                return self._translating(region, what)
+
+            deleted += prune_groups(self.client(region), workspace, lineage, keep,
+                                    translating)
+        return deleted
 
     def list(self) -> list[Node]:
         """Owned-looking instances (tag key navarch-workspace) in every region, or an error:
