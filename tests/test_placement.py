@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from navarch_plan.config import parse_config
 from navarch_plan.planner.ownership import placement_group_name, wanted_placement_groups
 from tests.conftest import Workdir, actions_of
@@ -76,24 +78,29 @@ def test_a_spreading_strategy_is_refused_with_cluster_placement(work: Workdir) -
         assert "use priority or cost" in result.err
 
 
-def test_a_cloud_without_cluster_placement_is_a_load_error(work: Workdir) -> None:
-    path = work.write("""\
+@pytest.mark.parametrize(("provider", "instance_type", "title"), [
+    ("{type: lambda, api_key_env: LAMBDA_API_KEY}", "gpu_1x_a10", "Lambda Cloud"),
+    ("{type: gcp, project: p}", "a2-highgpu-1g", "Compute Engine")])
+def test_a_cloud_without_cluster_placement_is_a_load_error(
+        work: Workdir, provider: str, instance_type: str, title: str) -> None:
+    path = work.write(f"""\
         version: 1
         workspace: test
         providers:
-          lam: {type: lambda, api_key_env: LAMBDA_API_KEY}
+          c: {provider}
         pools:
           train:
-            provider: lam
-            instance_type: gpu_1x_a10
-            region: us-east-1
+            provider: c
+            instance_type: {instance_type}
+            region: us-central1
             nodes: 2
             placement: cluster
         """)
     result = work.cli("validate")
     assert result.code == 1
     assert f"{path.name}:11:" in result.err
-    assert "has no cluster placement (provider 'lam')" in result.err
+    assert f"{title} has no cluster placement (provider 'c'); remove placement: " \
+        "cluster" in result.err
 
 
 def test_a_named_node_cannot_be_a_cluster(work: Workdir) -> None:

@@ -131,3 +131,21 @@ def test_apply_makes_the_group_and_destroy_removes_it(work: Workdir, aws: AwsPro
     assert result.code == 0, result.err
     assert GROUP not in groups_in(EAST)
     assert f"placement group {GROUP} deleted" in result.out + result.err
+
+
+def test_removing_the_pool_removes_its_group(work: Workdir, aws: AwsProvider,
+                                             moto_endpoint: str) -> None:
+    """The config no longer names the pool (so no cluster pool is left): the state's
+    records say the provider ran one, so apply still cleans up after deleting them."""
+    env = {**OFFLINE_ENV, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    _aws_config(work, moto_endpoint, 1)
+    assert work.cli("apply", "--auto-approve", env=env).code == 0
+    assert GROUP in groups_in(EAST)
+    doc = json.loads((work.path / "navarch.yaml").read_text())
+    doc["pools"] = {"w": {**doc["pools"]["train"], "instance_type": "g5.xlarge", "nodes": 1}}
+    del doc["pools"]["w"]["placement"]
+    work.write(json.dumps(doc))
+    result = work.cli("apply", "--auto-approve", env=env)
+    assert result.code == 0, result.err
+    assert GROUP not in groups_in(EAST)
+    assert f"aws: placement group {GROUP} deleted" in result.out + result.err

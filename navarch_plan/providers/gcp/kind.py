@@ -138,5 +138,6 @@ GCP = DeclaredType(
     node_checks=(launch_rules,),
     launch_options=LAUNCH_OPTIONS,
     purchase_models=SPOT_RESERVED_ON_DEMAND,
-    placement_groups=True,
+    # Compact placement policies (resource policies) are not built yet.
+    placement_groups=False,
 )
