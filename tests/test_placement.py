@@ -79,8 +79,7 @@ def test_a_spreading_strategy_is_refused_with_cluster_placement(work: Workdir) -
 
 
 @pytest.mark.parametrize(("provider", "instance_type", "title"), [
-    ("{type: lambda, api_key_env: LAMBDA_API_KEY}", "gpu_1x_a10", "Lambda Cloud"),
-    ("{type: gcp, project: p}", "a2-highgpu-1g", "Compute Engine")])
+    ("{type: lambda, api_key_env: LAMBDA_API_KEY}", "gpu_1x_a10", "Lambda Cloud")])
 def test_a_cloud_without_cluster_placement_is_a_load_error(
         work: Workdir, provider: str, instance_type: str, title: str) -> None:
     path = work.write(f"""\

@@ -138,6 +138,5 @@ GCP = DeclaredType(
     node_checks=(launch_rules,),
     launch_options=LAUNCH_OPTIONS,
     purchase_models=SPOT_RESERVED_ON_DEMAND,
-    # Compact placement policies (resource policies) are not built yet.
-    placement_groups=False,
+    placement_groups=True,
 )
