@@ -12,6 +12,7 @@ import pytest
 
 from navarch_plan.config import parse_config
 from navarch_plan.planner.ownership import placement_group_name, wanted_placement_groups
+from navarch_plan.schemas import validator
 from tests.conftest import Workdir, actions_of
 
 ZONES = {"zones": ["us-west-1a", "us-west-1b"]}
@@ -40,6 +41,7 @@ def test_a_cluster_pool_lands_in_one_zone_when_the_first_has_no_room(work: Workd
                 sim={"capacity": {"gpu_1x_a10@us-west-1a": 0}})
     creates = actions_of(work.plan_json(), "create")
     assert {a["after"]["placement"] for a in creates} == {"cluster"}
+    assert list(validator("plan").iter_errors(work.plan_json())) == []
     result = work.cli("apply", "--auto-approve")
     assert result.code == 0, result.err
     records = work.state()["nodes"]
@@ -106,7 +108,7 @@ def test_a_named_node_cannot_be_a_cluster(work: Workdir) -> None:
     work.config(nodes={"head": {"placement": "cluster"}})
     result = work.cli("validate")
     assert result.code == 1
-    assert "placement" in result.err
+    assert "nodes.head.placement: unknown key 'placement'" in result.err
 
 
 def test_group_names_fit_every_cloud() -> None:
