@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from navarch_plan.apply.executor import ApplyResult, Executor
 from navarch_plan.apply.hooks import Hooks
+from navarch_plan.apply.placement_groups import clustered_providers, prune_placement_groups
 from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
@@ -362,7 +363,14 @@ class Engine:
                             parallelism=parallelism, gates=gates,
                             consistency=self.consistency, clock=self.clock, stop=stop,
                             abort=abort)
-        return executor.run()
+        doc = self.store.loaded
+        clustered = clustered_providers(self.config.desired.values(), doc.nodes.values())
+        result = executor.run()
+        if clustered:
+            prune_placement_groups(self.providers, clustered, self.config.workspace,
+                                   doc.lineage, self.config.desired.values(), plan.options,
+                                   self.hooks)
+        return result
 
 
 def _listing_call(provider: Provider) -> Callable[[], Listing]:

@@ -174,6 +174,10 @@ class ProvisionRequest:
     # With purchase "reservation": the capacity reservation to launch into (AWS: cr-... or
     # a reservation group ARN; GCE: a specific reservation's name); "" otherwise.
     reservation: str = ""
+    # The placement group this instance launches into (`placement: cluster`), "" for
+    # none: the provider creates it (labelled with the request's workspace and lineage
+    # and the pool, LABEL_POOL) when it does not exist yet.
+    placement_group: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ssh_key_names", tuple(self.ssh_key_names))
@@ -260,6 +264,7 @@ LABEL_WORKSPACE = "navarch-workspace"
 LABEL_ADDRESS = "navarch-address"
 LABEL_SPEC = "navarch-spec"
 LABEL_LINEAGE = "navarch-lineage"  # the state's lineage: which state an instance belongs to
+LABEL_POOL = "navarch-pool"  # on placement groups: the pool that wants it
 RESERVED_LABEL_PREFIX = "navarch-"
 
 NAME_PATTERN = r"[a-z][a-z0-9-]{0,29}"

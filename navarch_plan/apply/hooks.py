@@ -45,3 +45,8 @@ class Hooks:
 
     def action_skipped(self, action: Action, because: str) -> None:
         """The action was not started because something it depends on failed."""
+
+    def placement_groups_pruned(self, provider: str, deleted: Sequence[str],
+                                error: str = "") -> None:
+        """After the actions: the placement groups no pool wants that the provider
+        deleted, or why it could not look (they are tried again next run)."""

@@ -35,7 +35,7 @@ from navarch_plan.model import (
     ProvisionRequest,
 )
 from navarch_plan.plan import Action, ActionKind, Reason
-from navarch_plan.planner.ownership import ownership_labels
+from navarch_plan.planner.ownership import ownership_labels, placement_group_name
 from navarch_plan.providers.base import LabelSetter, Provider
 from navarch_plan.state.backends import StateStore
 from navarch_plan.state.model import Intent, NodeRecord
@@ -221,7 +221,9 @@ class ActionRunner:
                 labels=ownership_labels(self.workspace, node, p, self._lineage()),
                 user_data=render_refs(node.user_data, refs), launch=p.launch,
                 idempotency_key=attempt.next_key(p), purchase=p.purchase,
-                reservation=p.reservation)
+                reservation=p.reservation,
+                placement_group=(placement_group_name(self.workspace, node.group, p.region)
+                                 if p.cluster else ""))
 
         def before_call(p: Placement, request: ProvisionRequest) -> None:
             if not attempt.resumed:  # a resumed launch re-uses the intent it left

@@ -162,6 +162,11 @@ class LiveHooks(Hooks):
             self._counts.skipped += 1
         self._print(reporting.skipped(action, because), "yellow")
 
+    def placement_groups_pruned(self, provider: str, deleted: Sequence[str],
+                                error: str = "") -> None:
+        for line in reporting.pruned_lines(provider, deleted, error):
+            self._print(line, "yellow" if error else "green")
+
     def _print(self, line: str, style: str) -> None:
         # Redraw first: printing through the Live's console puts the line above the live
         # area and repeats the last frame under it, which is then already up to date.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from navarch_plan.apply.failover import Attempt
@@ -61,6 +61,13 @@ def skipped(action: Action, because: str) -> str:
     return f"{action.key}: skipped ({because})"
 
 
+def pruned_lines(provider: str, deleted: Sequence[str], error: str) -> list[str]:
+    if error:
+        return [f"{provider}: placement groups not cleaned up ({error}); the next apply "
+                "tries again"]
+    return [f"{provider}: placement group {name} deleted" for name in deleted]
+
+
 class LineHooks(Hooks):
     """Plain progress lines, one per event, each after a timestamp (see the module doc)."""
 
@@ -96,6 +103,11 @@ class LineHooks(Hooks):
 
     def action_skipped(self, action: Action, because: str) -> None:
         self._line(skipped(action, because))
+
+    def placement_groups_pruned(self, provider: str, deleted: Sequence[str],
+                                error: str = "") -> None:
+        for line in pruned_lines(provider, deleted, error):
+            self._line(line)
 
 
 class JsonHooks(Hooks):
@@ -140,3 +152,8 @@ class JsonHooks(Hooks):
 
     def action_skipped(self, action: Action, because: str) -> None:
         self.event("apply_skipped", action, because=because)
+
+    def placement_groups_pruned(self, provider: str, deleted: Sequence[str],
+                                error: str = "") -> None:
+        self.event("placement_groups_pruned", provider=provider, deleted=list(deleted),
+                   error=error)

@@ -97,6 +97,9 @@ class Placement:
     # "" for none. Its purchase keys it apart from the same place's on-demand candidate,
     # so a full reservation never rules out the on-demand fallback.
     reservation: str = ""
+    # The pool's `placement: cluster`: its nodes launch into one placement group per
+    # region (named by `placement_group_name`), all in one zone.
+    cluster: bool = False
 
     @property
     def launch(self) -> dict[str, Any]:
@@ -248,6 +251,9 @@ class _Specs:
         # And only on a reservation: the node launched into it (changing it replaces).
         if placement.reservation:
             spec["reservation"] = placement.reservation
+        # And only for a cluster pool: other nodes keep the hash they had before.
+        if placement.cluster:
+            spec["placement"] = "cluster"
         return spec
 
     def keyed(self, key: str) -> _Specs:

@@ -69,6 +69,8 @@ def placements_of(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
                                      path, model, strict)
     # Stable: each group keeps its order; the reserved ones stay first.
     out = reserved + sorted(out[len(reserved):], key=lambda p: p.purchase != models[0])
+    if spec.get("placement") == "cluster":
+        out = _clustered(out, spec, providers, types, ctx, path)
     if not out:
         unbuyable = [why for _, e in _entries(spec) for model in models
                      for name in matching_types(gpus, _catalog_facts(providers[e["name"]].type,
@@ -105,6 +107,32 @@ def _reserved(spec: dict[str, Any], providers: Mapping[str, ProviderConfig],
                 for p in _entry_placements(i, where, entry, provider, spec, gpus, defaults,
                                            ctx, path, RESERVATION, strict=True)]
     return out
+
+
+#: Strategies that may give a pool's nodes different first candidates (round-robin by
+#: node index; availability as the live catalog changes during an apply): a cluster
+#: pool's nodes must all try the same zones in the same order.
+SPREADING = ("round-robin", "availability")
+
+
+def _clustered(placements: list[Placement], spec: dict[str, Any],
+               providers: Mapping[str, ProviderConfig],
+               types: Mapping[str, ProviderType] | None, ctx: Context,
+               path: Path) -> list[Placement]:
+    """`placement: cluster`: every candidate marked, once every provider of the pool can
+    make placement groups and the strategy orders every node's candidates alike."""
+    if spec.get("strategy") in SPREADING:
+        raise ctx.error((*path, "strategy"), f"strategy {spec['strategy']} spreads a pool's "
+                        "nodes, but placement: cluster keeps them in one zone; use "
+                        "priority or cost")
+    for _, entry in _entries(spec):
+        provider = providers[entry["name"]]
+        kind = (types or {}).get(provider.type)
+        if kind is None or not getattr(kind, "placement_groups", False):
+            title = kind.title if kind is not None else provider.type
+            raise ctx.error((*path, "placement"), f"{title} has no cluster placement "
+                            f"(provider {provider.name!r}); remove placement: cluster")
+    return [replace(p, cluster=True) for p in placements]
 
 
 def _entry_placements(i: int, where: Path, entry: dict[str, Any], provider: ProviderConfig,

@@ -11,6 +11,7 @@ says how to take it over explicitly (`navarch state adopt`, `navarch state impor
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +25,29 @@ from navarch_plan.model import (
     address_to_label,
 )
 
-__all__ = ["Ownership", "ownership_labels", "sort_owned"]
+__all__ = ["Ownership", "ownership_labels", "sort_owned", "placement_group_name",
+           "wanted_placement_groups"]
+
+#: A placement group's name must suit the strictest cloud: GCE resource policies are
+#: RFC 1035 names of at most 63 characters (EC2 allows 255).
+_GROUP_NAME_MAX = 63
+
+
+def placement_group_name(workspace: str, pool: str, region: str) -> str:
+    """The placement group (resource policy) of a cluster pool in a region: one per
+    workspace, pool and region. A name too long keeps its start and gains a hash of the
+    whole, so it stays unique."""
+    name = f"navarch-{workspace}-{pool}-{region}".lower().replace("_", "-")
+    if len(name) <= _GROUP_NAME_MAX:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:_GROUP_NAME_MAX - 9].rstrip('-')}-{digest}"
+
+
+def wanted_placement_groups(workspace: str, desired: Iterable[DesiredNode]) -> set[str]:
+    """Every placement group the config's cluster pools may launch into."""
+    return {placement_group_name(workspace, node.group, p.region)
+            for node in desired for p in node.candidates if p.cluster}
 
 
 def ownership_labels(workspace: str, node: DesiredNode, placement: Placement | None = None,

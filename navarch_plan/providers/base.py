@@ -13,7 +13,8 @@ from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.model import Consistency, InstanceType, Listing, Node, ProvisionRequest, RateLimit
 
 __all__ = ["Provider", "InstanceTypeLister", "NodeGetter", "RateLimited", "PartialLister",
-           "EventuallyConsistent", "LabelSetter", "LaunchPrechecked", "DEFAULT_CONSISTENCY",
+           "EventuallyConsistent", "LabelSetter", "LaunchPrechecked", "PlacementGroupOwner",
+           "DEFAULT_CONSISTENCY",
            "ProviderType", "LabelRules", "NodeFacts", "NodeProblem", "BuildContext"]
 
 #: What navarch assumes of a provider that does not say (a plugin without
@@ -99,6 +100,17 @@ class LaunchPrechecked(Protocol):
     launch call and no slot. When it cannot tell, it returns and the launch goes ahead."""
 
     def check_launch(self, req: ProvisionRequest) -> None: ...
+
+
+@runtime_checkable
+class PlacementGroupOwner(Protocol):
+    """A provider that creates placement groups for `placement: cluster` pools
+    (`ProvisionRequest.placement_group`) and cleans them up: deletes the groups of this
+    workspace and lineage not in `keep` that hold no instances, and returns their names.
+    The engine calls it after apply and destroy."""
+
+    def prune_placement_groups(self, workspace: str, lineage: str,
+                               keep: set[str]) -> list[str]: ...
 
 
 # -- provider types ------------------------------------------------------------------------
@@ -199,6 +211,11 @@ class ProviderType(Protocol):
     def purchase_models(self) -> frozenset[str]:
         """How this cloud can sell an instance through this provider: "on-demand", and
         "spot" when it can launch spot instances (`spot_policy`)."""
+        ...
+    @property
+    def placement_groups(self) -> bool:
+        """Whether a pool may ask for `placement: cluster` here: the provider honours
+        `ProvisionRequest.placement_group` (creating the group when it is missing)."""
         ...
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts

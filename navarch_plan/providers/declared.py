@@ -47,6 +47,7 @@ class DeclaredType:
     node_checks: tuple[NodeCheck, ...] = field(default=(), compare=False)
     launch_options: frozenset[str] = frozenset()
     purchase_models: frozenset[str] = frozenset({ON_DEMAND})
+    placement_groups: bool = False
 
     def check_node(self, options: Mapping[str, Any], node: NodeFacts
                    ) -> Sequence[NodeProblem]:
@@ -71,7 +72,8 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
     `from_config` must check them. `launch_options`: option names a pool may override
     (they reach `provision` as `ProvisionRequest.launch`). `purchase_models`: how it
     can buy (default on-demand only; add "spot" when `provision` honours
-    `ProvisionRequest.purchase`)."""
+    `ProvisionRequest.purchase`). `placement_groups`: True when `provision` honours
+    `ProvisionRequest.placement_group` (`placement: cluster`)."""
     def factory(provider: str, options: Mapping[str, Any], env: Mapping[str, str],
                 context: BuildContext) -> Provider:
         built: Provider = cls.from_config(provider, {"type": name, **options}, env)
@@ -84,4 +86,5 @@ def type_from_class(name: str, cls: Any) -> DeclaredType:
         consistency=getattr(cls, "default_consistency", DEFAULT_CONSISTENCY),
         rate_limit=getattr(cls, "default_rate_limit", RateLimit()),
         launch_options=frozenset(getattr(cls, "launch_options", ())),
-        purchase_models=frozenset(getattr(cls, "purchase_models", {ON_DEMAND})))
+        purchase_models=frozenset(getattr(cls, "purchase_models", {ON_DEMAND})),
+        placement_groups=bool(getattr(cls, "placement_groups", False)))

@@ -70,6 +70,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.gce_policies import check_policies, route_policies
+
 __all__ = ["FakeGce", "LoggedRequest", "serve"]
 
 API = "https://www.googleapis.com/compute/v1"
@@ -129,6 +131,8 @@ class FakeGce:
     page_size: int = 500                 # aggregatedList default maxResults
     stockout_zones: set[str] = field(default_factory=set)
     reservations: dict[tuple[str, str], int] = field(default_factory=dict)
+    # (region, name) -> compact placement policy (tests/fakes/gce_policies.py)
+    policies: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     requests: list[LoggedRequest] = field(default_factory=list)
     instances: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     operations: dict[str, _Op] = field(default_factory=dict)
@@ -236,6 +240,8 @@ class FakeGce:
         parts = path[len(prefix):].split("/")
         if parts == ["aggregated", "instances"] and method == "GET":
             return self._aggregated_list(query)
+        if (policy_reply := route_policies(self, method, parts, body)) is not None:
+            return policy_reply
         if len(parts) < 3 or parts[0] != "zones":
             raise HttpError(404, f"unknown path {path}", "notFound")
         zone, rest = parts[1], parts[2:]
@@ -309,6 +315,7 @@ class FakeGce:
             raise HttpError(409, f"The resource 'projects/{self.project}/zones/{zone}/"
                             f"instances/{name}' already exists", "alreadyExists")
         self._take_reservation(zone, (body or {}).get("reservationAffinity") or {})
+        check_policies(self, zone, body or {})
         fault = self._op_faults.pop(0) if self._op_faults else None
         if fault is None and zone in self.stockout_zones:
             fault = _stockout(self.project, zone)
@@ -361,6 +368,7 @@ class FakeGce:
             "metadata": dict(body.get("metadata", {}), kind="compute#metadata",
                              fingerprint="x3Dz3fmPzUk="),
             "disks": body.get("disks", []),
+            "resourcePolicies": list(body.get("resourcePolicies", [])),
             "creationTimestamp": "2025-01-01T00:00:00.000-08:00",
             "selfLink": f"{z}/instances/{name}",
         }

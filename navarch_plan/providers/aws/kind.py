@@ -133,4 +133,5 @@ AWS = DeclaredType(
     node_checks=(region_scoped_values, reservation_ids),
     launch_options=LAUNCH_OPTIONS,
     purchase_models=SPOT_RESERVED_ON_DEMAND,
+    placement_groups=True,
 )

@@ -52,6 +52,7 @@ from navarch_plan.providers.aws.launch import (
     instance_profile,
     value_for,
 )
+from navarch_plan.providers.aws.placement_groups import ensure_group, placement, prune_groups
 from navarch_plan.providers.aws.spot_prices import regional_spot_prices
 
 __all__ = ["AwsProvider", "client_token"]
@@ -163,6 +164,9 @@ class AwsProvider:
                 f"region {region} is not one of this provider's regions {list(self.regions)}",
                 provider=self.name, region=region, code="RegionNotConfigured")
         params = self._launch_params(req, region)
+        if req.placement_group:
+            ensure_group(self.client(region), req.placement_group, req.labels,
+                         lambda what: self._translating(region, what))
         what = f"launching {req.instance_type} {req.name!r}" + (
             f" into capacity reservation {req.reservation}" if req.reservation else "")
         try:
@@ -197,7 +201,9 @@ class AwsProvider:
             "MinCount": 1, "MaxCount": 1, "ClientToken": client_token(req, region),
             "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
         }
-        if req.zone:
+        if req.placement_group:
+            params["Placement"] = placement(req.placement_group, req.zone)
+        elif req.zone:
             params["Placement"] = {"AvailabilityZone": req.zone}
         if key := (req.ssh_key_names[0] if req.ssh_key_names else self.key_name):
             params["KeyName"] = key
@@ -245,6 +251,19 @@ class AwsProvider:
             "(a retry of this same request reuses its ClientToken)",
             provider=self.name, region=region, code=failure.code,
             cloud_message=failure.cloud_message) from failure
+
+    def prune_placement_groups(self, workspace: str, lineage: str,
+                               keep: set[str]) -> list[str]:
+        """PlacementGroupOwner: this workspace's placement groups no pool wants, deleted
+        in every region (those still holding instances stay)."""
+        deleted: list[str] = []
+        for region in self.regions:
+            def translating(what: str, region: str = region) -> Any:
+                return self._translating(region, what)
+
+            deleted += prune_groups(self.client(region), workspace, lineage, keep,
+                                    translating)
+        return deleted
 
     def list(self) -> list[Node]:
         """Owned-looking instances (tag key navarch-workspace) in every region, or an error:

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS instances (
     created REAL NOT NULL, ready_at REAL NOT NULL, deleted INTEGER NOT NULL DEFAULT 0,
     user_data TEXT NOT NULL DEFAULT '', idem_key TEXT NOT NULL DEFAULT '',
     gone_at REAL NOT NULL DEFAULT 0, visible_at REAL NOT NULL DEFAULT 0,
-    purchase TEXT NOT NULL DEFAULT 'on-demand');
+    purchase TEXT NOT NULL DEFAULT 'on-demand',
+    placement_group TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS instances_live ON instances(deleted, instance_type);
 CREATE TABLE IF NOT EXISTS calls (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, target TEXT NOT NULL,
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS calls (
 # Columns later versions added, with their definitions, for files made before them.
 _ADDED = {"idem_key": "TEXT NOT NULL DEFAULT ''", "gone_at": "REAL NOT NULL DEFAULT 0",
           "visible_at": "REAL NOT NULL DEFAULT 0",
-          "purchase": "TEXT NOT NULL DEFAULT 'on-demand'"}
+          "purchase": "TEXT NOT NULL DEFAULT 'on-demand'",
+          "placement_group": "TEXT NOT NULL DEFAULT ''"}
 
 COLUMNS = {
     "instances": {"seq", "id", "name", "region", "zone", "instance_type", "status", "ip",

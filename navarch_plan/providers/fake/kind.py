@@ -88,4 +88,5 @@ FAKE = DeclaredType(
     # times its lag) through consistency().
     consistency=Consistency(window=0.0, boot_timeout=900.0, idempotent_launch=True),
     purchase_models=SPOT_RESERVED_ON_DEMAND,
+    placement_groups=True,
 )

@@ -249,11 +249,13 @@ class FakeProvider:
         node_id = "fake-" + uuid.uuid4().hex[:12]
         cur = db.execute(
             "INSERT INTO instances (id, name, region, zone, instance_type, status, ip, labels,"
-            " gpu_count, created, ready_at, user_data, idem_key, visible_at, purchase)"
-            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?, ?, ?, ?)",
+            " gpu_count, created, ready_at, user_data, idem_key, visible_at, purchase,"
+            " placement_group)"
+            " VALUES (?, ?, ?, ?, ?, 'provisioning', '', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (node_id, req.name, req.region, req.zone, req.instance_type,
              json.dumps(dict(req.labels)), self.gpu_count, now, now + self.boot_time,
-             req.user_data, req.idempotency_key, now + self.visibility_lag, req.purchase),
+             req.user_data, req.idempotency_key, now + self.visibility_lag, req.purchase,
+             req.placement_group),
         )
         seq = cur.lastrowid or 0
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
@@ -347,8 +349,16 @@ class FakeProvider:
 
     def purchase(self, node_id: str) -> str:
         """How the instance was bought: "on-demand" or "spot"."""
+        return self._column(node_id, "purchase")
+
+    def placement_group(self, node_id: str) -> str:
+        """The placement group the instance was launched into ("" for none)."""
+        return self._column(node_id, "placement_group")
+
+    def _column(self, node_id: str, column: str) -> str:
         with self._tx() as db:
-            row = db.execute("SELECT purchase FROM instances WHERE id = ?", (node_id,)).fetchone()
+            row = db.execute(f"SELECT {column} FROM instances WHERE id = ?",
+                             (node_id,)).fetchone()
         return row[0] if row else ""
 
     def hide(self, node_id: str, seconds: float) -> None:

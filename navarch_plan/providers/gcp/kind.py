@@ -138,4 +138,5 @@ GCP = DeclaredType(
     node_checks=(launch_rules,),
     launch_options=LAUNCH_OPTIONS,
     purchase_models=SPOT_RESERVED_ON_DEMAND,
+    placement_groups=True,
 )

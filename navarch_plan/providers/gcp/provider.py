@@ -55,6 +55,7 @@ from navarch_plan.model import (
 from navarch_plan.providers.gcp import catalog
 from navarch_plan.providers.gcp.kind import GCP
 from navarch_plan.providers.gcp.launch import DEFAULT_IMAGE, LaunchSettings, instance_body
+from navarch_plan.providers.gcp.placement import CompactPolicies, policy_link
 
 __all__ = ["DEFAULT_IMAGE", "GcpProvider"]
 
@@ -102,18 +103,32 @@ class GcpProvider:
         self._lock = threading.Lock()
         self._ic: Any = None
         self._zo: Any = None
+        self._compact: CompactPolicies | None = None
 
     def _clients(self) -> tuple[Any, Any]:
         # Built on first use, so constructing the provider (validate, plan rendering)
         # needs no credentials; credentials=None means application-default credentials.
         with self._lock, self._errors():
             if self._ic is None:
-                opts = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
-                kw = {"credentials": self._credentials, "client_options": opts,
-                      "transport": "rest"}
+                kw = self._client_options()
                 self._zo = compute_v1.ZoneOperationsClient(**kw)
                 self._ic = compute_v1.InstancesClient(**kw)
             return self._ic, self._zo
+
+    def _client_options(self) -> dict[str, Any]:
+        opts = ClientOptions(api_endpoint=self.endpoint) if self.endpoint else None
+        return {"credentials": self._credentials, "client_options": opts, "transport": "rest"}
+
+    def _policies(self) -> CompactPolicies:
+        """Compact placement policies (`placement: cluster`), their clients made on use."""
+        with self._lock, self._errors():
+            if self._compact is None:
+                kw = self._client_options()
+                self._compact = CompactPolicies(
+                    self.project, compute_v1.ResourcePoliciesClient(**kw),
+                    compute_v1.RegionOperationsClient(**kw), self._errors,
+                    lambda op: self._from_operation(op, ""))
+            return self._compact
 
     # -- errors ---------------------------------------------------------------------
 
@@ -250,8 +265,13 @@ class GcpProvider:
 
     def provision(self, req: ProvisionRequest) -> Node:
         zone = self._zone_for(req)
+        body = self._instance_resource(req, zone)
+        if req.placement_group:
+            region = catalog.region_of(zone)
+            self._policies().ensure(region, req.placement_group, req.labels)
+            body.resource_policies = [policy_link(self.project, region, req.placement_group)]
         request = compute_v1.InsertInstanceRequest(
-            project=self.project, zone=zone, instance_resource=self._instance_resource(req, zone),
+            project=self.project, zone=zone, instance_resource=body,
             request_id=str(uuid.uuid5(_REQUEST_NS, f"{self.project}/{zone}/{req.name}"
                                                    f"/{req.idempotency_key}")))
         ic, _ = self._clients()
@@ -265,6 +285,12 @@ class GcpProvider:
             inst = ic.get(project=self.project, zone=zone, instance=req.name,
                           retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
         return self._to_node(inst)
+
+    def prune_placement_groups(self, workspace: str, lineage: str,
+                               keep: set[str]) -> list[str]:
+        """PlacementGroupOwner: this workspace's compact placement policies no pool
+        wants, deleted in every region (those still used by an instance stay)."""
+        return self._policies().prune(workspace, lineage, keep)
 
     def _split_id(self, node_id: str) -> tuple[str, str]:
         zone, _, name = node_id.partition("/")
