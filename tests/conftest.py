@@ -11,7 +11,7 @@ counts with fresh random examples, for a soak:
 Tests that name their own example counts write `examples(n)`: n under "full", a fraction
 of it (at least a few) under "ci".
 
-The suite runs in parallel (`pytest -n auto`, pytest-xdist): every test works in its own
+The suite runs in parallel (`pytest -n 4`, pytest-xdist): every test works in its own
 tmp_path, servers listen on free ports, and environment variables go through monkeypatch
 or the `env=` of `Workdir.run`/`Workdir.cli`, never straight into os.environ.
 
