@@ -47,11 +47,12 @@ from navarch_plan.state.journal import Journal, JournalLines
 from navarch_plan.state.lock import FileLock, LockInfo, LockLost, force_unlock, lost_lock_message
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.ops import JournalOp, JournalProblem, apply_op, replay
+from navarch_plan.state.stores.loaded import LoadedState
 
 __all__ = ["LocalStateStore", "decode_snapshot", "write_json_atomically"]
 
 
-class LocalStateStore:
+class LocalStateStore(LoadedState):
     def __init__(self, path: str, workspace: str, files: Files | None = None,
                  clock: Clock = SYSTEM_CLOCK) -> None:
         self.path = path  # as the user gave it: what messages name
@@ -122,14 +123,6 @@ class LocalStateStore:
             raise self._failure
 
     # -- reading -----------------------------------------------------------------
-    @property
-    def loaded(self) -> StateDoc:
-        """The state as load() read it and record() changed it; StateError before that
-        (using state before loading it under the lock is a bug, never silently empty)."""
-        if self.doc is None:
-            raise StateError(f"{self.path}: state was used before it was loaded")
-        return self.doc
-
     def load(self) -> StateDoc:
         """Snapshot with the journal replayed over it; a new empty doc if none exists."""
         doc = self._read_snapshot()

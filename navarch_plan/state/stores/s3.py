@@ -40,6 +40,7 @@ from navarch_plan.state.lock import LockInfo
 from navarch_plan.state.model import StateDoc
 from navarch_plan.state.ops import JournalOp, JournalProblem, apply_op, replay
 from navarch_plan.state.rescue import write_rescue
+from navarch_plan.state.stores.loaded import LoadedState
 from navarch_plan.state.stores.s3_bucket import Bucket, S3Conflict, S3Error
 from navarch_plan.state.stores.s3_journal import fetch_entries, journal_key, journal_keys, seq_of
 from navarch_plan.state.stores.s3_lock import LockLost, S3Lock
@@ -52,7 +53,7 @@ def _dumps(data: object) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
-class S3StateStore:
+class S3StateStore(LoadedState):
     def __init__(self, bucket: str, key: str, workspace: str, *, region: str = "",
                  endpoint_url: str = "", rescue_dir: str = ".",
                  clock: Clock = SYSTEM_CLOCK) -> None:
@@ -125,14 +126,6 @@ class S3StateStore:
         self._lock.check_held()
 
     # -- reading -----------------------------------------------------------------
-    @property
-    def loaded(self) -> StateDoc:
-        """The state as load() read it and record() changed it; StateError before that
-        (using state before loading it under the lock is a bug, never silently empty)."""
-        if self.doc is None:
-            raise StateError(f"{self.path}: state was used before it was loaded")
-        return self.doc
-
     def load(self) -> StateDoc:
         """Snapshot with its journal objects replayed over it; a new doc if none."""
         doc = self._read_snapshot()
