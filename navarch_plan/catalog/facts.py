@@ -48,7 +48,8 @@ __all__ = [
 ]
 
 CLOUDS = ("fake", "lambda", "gcp", "aws")
-#: How a type can be bought. A pool buys on-demand today; spot is issue 15's `spot_policy`.
+#: How a type can be bought: a pool buys on-demand (the default), spot (`spot_policy`) or
+#: on a reservation (`reservation:`); flex-start is recorded, never bought by navarch.
 PURCHASE_MODELS = ("on-demand", "spot", "reservation", "flex-start")
 ON_DEMAND = "on-demand"
 SPOT = "spot"

@@ -2,10 +2,10 @@
 overrides, and the instance body built from them (disks, network, service account,
 metadata with SSH keys and user_data).
 
-Where issue 14 is silent this follows dstack's GCP backend (pd-balanced boot disk, the
-`default` network, a service account given by email with the cloud-platform scope,
-`user-data` metadata) and SkyPilot's (a fixed login user the guest agent creates from
-`ssh-keys`); docs/clouds/gcp.md has the table.
+Where the cloud leaves a choice to us, this follows dstack's GCP backend (pd-balanced
+boot disk, the `default` network, a service account given by email with the
+cloud-platform scope, `user-data` metadata) and SkyPilot's (a fixed login user the guest
+agent creates from `ssh-keys`); docs/clouds/gcp.md has the table.
 """
 
 from __future__ import annotations
