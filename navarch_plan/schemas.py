@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["load_schema", "schema_path", "validator"]
+__all__ = ["load_schema", "schema_path", "validator", "write_config_schema"]
 
 _PACKAGED = Path(__file__).parent / "schemas"
 _SOURCE = Path(__file__).parent.parent / "schemas"
@@ -32,3 +32,17 @@ def validator(name: str) -> Any:
     from jsonschema import Draft202012Validator
 
     return Draft202012Validator(load_schema(name))
+
+
+def write_config_schema() -> None:
+    """Rewrite schemas/navarch.schema.json from the built-in provider types (a
+    developer's tool: `python -m navarch_plan.schemas`), after a type's options change."""
+    from navarch_plan.config.schema import config_schema
+    from navarch_plan.providers.registry import builtin_types
+
+    text = json.dumps(config_schema(builtin_types()), indent=2) + "\n"
+    schema_path("navarch").write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_config_schema()

@@ -32,7 +32,7 @@ def test_the_published_schema_is_generated_from_the_types() -> None:
     published = json.loads(schema_path("navarch").read_text())
     assert published == config_schema(builtin_types()), (
         "schemas/navarch.schema.json is stale: rewrite it with "
-        "python -c 'from navarch_plan.config.schema import main; main()'")
+        "python -m navarch_plan.schemas")
 
 
 def test_every_built_in_is_a_provider_type_with_its_options_declared() -> None:

@@ -1,13 +1,12 @@
 """The config's JSON Schema: the shared part (`schemas/navarch.schema.json`) with each
 provider type's own options put in. A type owns its options (its `options_schema`);
 the published file's per-type part is generated from the built-in types
-(`python -c 'from navarch_plan.config.schema import main; main()'` rewrites it) and a
-test keeps the two equal."""
+(`python -m navarch_plan.schemas` rewrites it: the config package itself writes
+nothing) and a test keeps the two equal."""
 
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -89,14 +88,3 @@ def config_validator(types: Mapping[str, ProviderType]) -> Any:
 
         _VALIDATORS[key] = Draft202012Validator(config_schema(types))
     return _VALIDATORS[key]
-
-
-def main() -> None:
-    """Rewrite schemas/navarch.schema.json from the built-in types: a developer's tool,
-    the only writer in config/, never called when a config loads."""
-    from navarch_plan.providers.registry import builtin_types
-    from navarch_plan.schemas import schema_path
-
-    text = json.dumps(config_schema(builtin_types()), indent=2) + "\n"
-    with open(schema_path("navarch"), "w", encoding="utf-8") as out:
-        out.write(text)
