@@ -20,7 +20,9 @@ __all__ = ["SHARED_PROVIDER_KEYS", "config_schema", "config_validator", "launch_
 #: Keys every provider accepts, whatever its type: navarch's own, read by the scheduler.
 SHARED_PROVIDER_KEYS = ("type", "rate_limit", "retry", "consistency_window", "boot_timeout")
 
-_VALIDATORS: dict[tuple[tuple[str, int], ...], Any] = {}
+# Keyed by the types' identities; each entry also holds the types themselves, so an id is
+# never reused by another object while its entry stands.
+_VALIDATORS: dict[tuple[tuple[str, int], ...], tuple[object, Any]] = {}
 
 
 def provider_block(kind: ProviderType) -> dict[str, Any]:
@@ -63,11 +65,11 @@ def launch_validator(kind: ProviderType) -> Any:
     """A pool's `launch:` overrides for a provider of this type: only its launch options,
     each with the type's own rule for it."""
     if id(kind) not in _LAUNCH:
-        _LAUNCH[id(kind)] = _launch_validator(kind)
-    return _LAUNCH[id(kind)]
+        _LAUNCH[id(kind)] = (kind, _launch_validator(kind))
+    return _LAUNCH[id(kind)][1]
 
 
-_LAUNCH: dict[int, Any] = {}
+_LAUNCH: dict[int, tuple[ProviderType, Any]] = {}  # (the type, held: see _VALIDATORS)
 
 
 def _launch_validator(kind: ProviderType) -> Any:
@@ -86,5 +88,6 @@ def config_validator(types: Mapping[str, ProviderType]) -> Any:
     if key not in _VALIDATORS:
         from jsonschema import Draft202012Validator
 
-        _VALIDATORS[key] = Draft202012Validator(config_schema(types))
-    return _VALIDATORS[key]
+        _VALIDATORS[key] = (tuple(types.values()),
+                            Draft202012Validator(config_schema(types)))
+    return _VALIDATORS[key][1]

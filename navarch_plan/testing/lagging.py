@@ -125,6 +125,11 @@ def _built_by_the_harness(*args: object) -> Provider:
     raise AssertionError("the harness hands the engine its provider; none is built")
 
 
+# One type for every rig: the config's validators are cached per set of types.
+_UNDER_TEST = DeclaredType(name="conformance", title="under test",
+                           factory=_built_by_the_harness)
+
+
 class _Rig:
     """One workspace of two nodes on the wrapped provider, planned and applied by
     navarch's engine in this process; state in `folder`."""
@@ -147,8 +152,7 @@ class _Rig:
                 f"defaults: {{ssh_keys: [{keys}]}}\n"
                 f"pools:\n  w: {{provider: {wrapped.name}, instance_type: "
                 f"{sample.instance_type}, region: {sample.region}{zone}, nodes: {nodes}}}\n")
-        types = {"conformance": DeclaredType(name="conformance", title="under test",
-                                             factory=_built_by_the_harness)}
+        types = {"conformance": _UNDER_TEST}
         config = parse_config(text, str(folder / "navarch.yaml"), {}, str(folder), types)
         self.engine = Engine(config, providers={wrapped.name: wrapped}, types=types)
 
