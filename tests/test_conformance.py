@@ -84,7 +84,7 @@ class TestFakeUnderLag(FakeFixtures, ConsistencyScenarios):
 class LambdaFixtures:
     @pytest.fixture
     def cloud(self) -> FakeLambda:
-        # A fresh key per test: launch pacing is per key and process-wide.
+        # A fresh key per test: a key one test leaks into output is never another's.
         return FakeLambda(api_key=f"sk-conformance-{uuid.uuid4().hex}")
 
     @pytest.fixture

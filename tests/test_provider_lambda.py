@@ -45,7 +45,7 @@ FAST = {"launch_interval": 0.0, "backoff_base": 0.001}
 
 @pytest.fixture
 def key() -> str:
-    """A fresh key per test: launch pacing is per key and process-wide."""
+    """A fresh key per test: a key one test leaks into output is never another's."""
     return f"sk-test-{uuid.uuid4().hex}"
 
 
