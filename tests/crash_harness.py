@@ -41,6 +41,7 @@ from typing import Any
 
 from navarch_plan.engine import load_config
 from navarch_plan.model import ProvisionRequest, address_from_label
+from navarch_plan.planner.references import topological
 from tests.conftest import FAST_RETRY, Workdir, navarch_argv
 
 WS = "test"
@@ -324,7 +325,7 @@ def _reference_pass(groups: Any, desired: Any, state: dict[str, Any], live: dict
     """Nodes whose references change are replaced, in dependency order; a spare (an
     interrupted apply's instance) serves as the replacement when its values are current,
     and is deleted otherwise."""
-    for group in _topological(groups):
+    for group in topological(groups):
         for want in desired.values():
             if want.group != group or not want.refs:
                 continue
@@ -370,21 +371,6 @@ def _ref_changes(ref: Any, rec: dict[str, Any], acts: dict[str, tuple[str, str, 
         record = state["nodes"].get(ref.address)
         current = str(record[ref.field]) if record else ""
     return rec.get("ref_values", {}).get(ref.text) != current
-
-
-def _topological(groups: Any) -> list[str]:
-    order: list[str] = []
-
-    def visit(name: str) -> None:
-        if name in order or name not in groups:
-            return
-        for dep in groups[name].depends_on:
-            visit(dep)
-        order.append(name)
-
-    for name in groups:
-        visit(name)
-    return order
 
 
 # -- one scenario: chains of killed applies, each chain ending in convergence -------------
