@@ -133,6 +133,12 @@ class Engine:
             if callable(close):
                 close()
 
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @contextmanager
     def locked(self, operation: str, read_only: bool = False) -> Iterator[StateDoc]:
         """Hold the state lock; load state; fold any journal into a snapshot on the way

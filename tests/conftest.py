@@ -95,6 +95,17 @@ def navarch_argv() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "navarch_plan"]
 
 
+def spawn_in_pty(argv: list[str], cwd: Path, env: Mapping[str, str] | None = None,
+                 columns: int = 200) -> Any:
+    """`argv` in a pseudo-terminal of 50 lines, read with poll(): pexpect's default,
+    select(), fails on a descriptor over 1023, which a long test worker can reach."""
+    import pexpect
+
+    return pexpect.spawn(argv[0], argv[1:], cwd=str(cwd), encoding="utf-8",
+                         env=dict(os.environ if env is None else env),
+                         dimensions=(50, columns), timeout=60, use_poll=True)
+
+
 # For commands whose clients could reach the internet: a proxy-aware client (httpx,
 # requests, botocore, google-auth) fails fast instead, 127.0.0.1 stays reachable, and no
 # GCE metadata server is ever asked for credentials.
@@ -311,6 +322,22 @@ def _stdin(text: str) -> Iterator[None]:
         yield
     finally:
         sys.stdin = saved
+
+
+# A worker runs hundreds of tests; files a test leaves open pile up until one that needs a
+# new descriptor (a pseudo-terminal, a socket) fails far from the test that leaked. A
+# leak is reported at the test that crosses this line, on systems that show /proc.
+OPEN_FILES_LIMIT = 400
+
+
+@pytest.fixture(autouse=True)
+def no_pile_of_open_files() -> Iterator[None]:
+    yield
+    with contextlib.suppress(FileNotFoundError):
+        count = len(os.listdir("/proc/self/fd"))
+        assert count < OPEN_FILES_LIMIT, (
+            f"{count} files open in this test process: a test leaves engines, providers "
+            "or clients unclosed")
 
 
 @pytest.fixture

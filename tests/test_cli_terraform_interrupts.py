@@ -10,7 +10,7 @@ import time
 
 import pexpect
 
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import Workdir, navarch_argv, spawn_in_pty
 
 BOOTING = r"waiting for fake-\w+ to boot"  # the live view's line for pool.w[0]
 
@@ -18,9 +18,7 @@ BOOTING = r"waiting for fake-\w+ to boot"  # the live view's line for pool.w[0]
 def spawn_apply(work: Workdir) -> pexpect.spawn:
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLUMNS", "LINES")}
     argv = [*navarch_argv(), "apply", "-auto-approve", "-parallelism=1"]
-    return pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
-                         env={**env, "TERM": "xterm-256color"}, dimensions=(50, 200),
-                         timeout=60)
+    return spawn_in_pty(argv, work.path, {**env, "TERM": "xterm-256color"})
 
 
 def finish(child: pexpect.spawn, within: float) -> tuple[int, str]:
@@ -85,8 +83,7 @@ def test_a_second_ctrl_c_stops_waiting_for_a_retry(work: Workdir) -> None:
                 sim={"retry": {"base_delay": 30, "max_delay": 30},
                      "faults": [{"op": "terminate", "error": "transient"}] * 5})
     argv = [*navarch_argv(), "destroy", "-auto-approve", "-no-color"]
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
-                          timeout=60, dimensions=(50, 200))
+    child = spawn_in_pty(argv, work.path)
     child.expect(r"retrying in \d+\.\ds")
     child.sendintr()
     child.expect("Gracefully shutting down...", timeout=2)

@@ -86,20 +86,20 @@ def _engine(work: Workdir) -> Engine:
 
 def _apply_in_process(work: Workdir) -> tuple[bool, bool, list[dict[str, Any]]]:
     """(refresh succeeded, apply ok, faults that fired)."""
-    engine = _engine(work)
-    sim = engine.providers["sim"]
-    assert isinstance(sim, FakeProvider)
-    queued = [f.to_json() for f in sim.faults.pending()]
-    refreshed, ok = False, False
-    try:
-        with engine.locked("apply"):
-            plan = engine.plan(PlanOptions())
-            refreshed = True
-            ok = engine.apply(plan, parallelism=3).ok
-    except NavarchError:
-        if refreshed:
-            raise  # only a failed refresh is an expected outcome; apply reports, not raises
-    left = [f.to_json() for f in sim.faults.pending()]
+    with _engine(work) as engine:
+        sim = engine.providers["sim"]
+        assert isinstance(sim, FakeProvider)
+        queued = [f.to_json() for f in sim.faults.pending()]
+        refreshed, ok = False, False
+        try:
+            with engine.locked("apply"):
+                plan = engine.plan(PlanOptions())
+                refreshed = True
+                ok = engine.apply(plan, parallelism=3).ok
+        except NavarchError:
+            if refreshed:
+                raise  # only a failed refresh is expected; apply reports, not raises
+        left = [f.to_json() for f in sim.faults.pending()]
     fired = list(queued)
     for fault in left:
         fired.remove(fault)
@@ -112,8 +112,7 @@ def _check_after_faults(work: Workdir, refreshed: bool, fired: list[dict[str, An
         missing = {a: r["id"] for a, r in state["nodes"].items() if r["id"] not in live}
         assert not missing, f"state names missing instances after faults {fired}: {missing}"
     # Whatever is left, the next plan (no faults now) says exactly what must happen.
-    engine = _engine(work)
-    with engine.locked("plan"):
+    with _engine(work) as engine, engine.locked("plan"):
         plan = engine.plan(PlanOptions()).to_json()
     got = {a["key"]: (a["address"], a["action"], a["reason"], a["node_id"] or "")
            for a in plan["actions"]}
@@ -159,8 +158,7 @@ def test_fault_schedules_in_process(before: dict[str, Any], after: dict[str, Any
         refreshed, ok, _ = _apply_in_process(work)
         assert refreshed and ok, "one apply without faults converges"
         _check_converged(work, foreign)
-        engine = _engine(work)
-        with engine.locked("plan"):
+        with _engine(work) as engine, engine.locked("plan"):
             assert not engine.plan(PlanOptions()).has_changes
 
 

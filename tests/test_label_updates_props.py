@@ -49,24 +49,24 @@ def test_label_changes_converge_and_keep_instances(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         assert apply_once(engine_for(folder, first))
-        cloud = FakeProvider("sim", path=str(folder / "cloud.db"))
-        for node, labels in zip(sorted(cloud.list(), key=lambda n: n.id), edits,
-                                strict=False):
-            if node.labels.get("navarch-workspace") == "prop":  # a hand edit
-                cloud.set_labels(node.id, {**labels, **{k: v for k, v in node.labels.items()
-                                                        if k.startswith("navarch-")}})
-        ids = {n.labels["navarch-address"]: n.id for n in cloud.list()
-               if n.labels.get("navarch-workspace") == "prop" and n.status.is_alive}
-        assert apply_once(engine_for(folder, then))
-        assert plan_is_empty(engine_for(folder, then))
-        live = {n.labels["navarch-address"]: n for n in cloud.list()
-                if n.labels.get("navarch-workspace") == "prop" and n.status.is_alive}
-        for name, pool in then.items():
-            for i in range(pool["nodes"]):
-                node = live[f"p_{name}_{i}"]
-                assert user(node.labels) == pool["labels"]
-                kept = pool["instance_type"] == first[name]["instance_type"]
-                assert (node.id == ids[f"p_{name}_{i}"]) == kept
+        with FakeProvider("sim", path=str(folder / "cloud.db")) as cloud:
+            for node, labels in zip(sorted(cloud.list(), key=lambda n: n.id), edits,
+                                    strict=False):
+                if node.labels.get("navarch-workspace") == "prop":  # a hand edit
+                    ours = {k: v for k, v in node.labels.items() if k.startswith("navarch-")}
+                    cloud.set_labels(node.id, {**labels, **ours})
+            ids = {n.labels["navarch-address"]: n.id for n in cloud.list()
+                   if n.labels.get("navarch-workspace") == "prop" and n.status.is_alive}
+            assert apply_once(engine_for(folder, then))
+            assert plan_is_empty(engine_for(folder, then))
+            live = {n.labels["navarch-address"]: n for n in cloud.list()
+                    if n.labels.get("navarch-workspace") == "prop" and n.status.is_alive}
+            for name, pool in then.items():
+                for i in range(pool["nodes"]):
+                    node = live[f"p_{name}_{i}"]
+                    assert user(node.labels) == pool["labels"]
+                    kept = pool["instance_type"] == first[name]["instance_type"]
+                    assert (node.id == ids[f"p_{name}_{i}"]) == kept
 
 
 @given(before=LABELS, after=LABELS)

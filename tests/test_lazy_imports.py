@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pexpect
 
+from tests.conftest import spawn_in_pty
+
 HEAVY = ("boto3", "botocore", "google", "httpx")
 
 # Runs navarch's own entry point with the given argv, then reports what got imported.
@@ -92,9 +94,8 @@ def test_the_probe_sees_rich_when_a_plan_is_on_a_terminal(tmp_path: Path) -> Non
         tmp_path, {"sim": {"type": "fake", "path": "state/cloud.db"}},
         {"provider": "sim", "instance_type": "gpu_1x_a10", "region": "us-west-1"})
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
-    child = pexpect.spawn(sys.executable, ["-c", PROBE, "plan", "-c", str(config)],
-                          cwd=str(tmp_path), env={**env, "TERM": "xterm"}, encoding="utf-8",
-                          timeout=60)
+    child = spawn_in_pty([sys.executable, "-c", PROBE, "plan", "-c", str(config)], tmp_path,
+                         {**env, "TERM": "xterm"}, columns=80)
     child.expect(pexpect.EOF)
     report = json.loads(child.before.strip().splitlines()[-1])
     assert report["code"] == 0 and "rich.console" in report["rich"]

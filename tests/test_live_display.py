@@ -14,7 +14,7 @@ from datetime import datetime
 import pexpect
 import pytest
 
-from tests.conftest import Workdir, navarch_argv
+from tests.conftest import Workdir, navarch_argv, spawn_in_pty
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) ")
@@ -34,9 +34,8 @@ def in_pty(work: Workdir, *args: str, env: dict[str, str] | None = None,
             if k not in ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "TTY_COMPATIBLE",
                          "TTY_INTERACTIVE")}
     argv = [*navarch_argv(), *args]
-    child = pexpect.spawn(argv[0], argv[1:], cwd=str(work.path), encoding="utf-8",
-                          env={**base, "TERM": "xterm-256color", **(env or {})},
-                          dimensions=(50, columns), timeout=60)
+    child = spawn_in_pty(argv, work.path, {**base, "TERM": "xterm-256color", **(env or {})},
+                         columns)
     child.expect(pexpect.EOF)
     child.close()
     return child.exitstatus, child.before.replace("\r\n", "\n")

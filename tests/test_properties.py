@@ -55,34 +55,38 @@ def engine_for(folder: Path, pools: dict[str, Any], **sim: Any) -> Engine:
 
 
 def apply_once(engine: Engine) -> bool:
-    with engine.locked("apply"):
+    """Plans and applies once, then closes the engine: a Hypothesis run makes hundreds,
+    and each one's cloud connections would hold files open until the collector came."""
+    with engine, engine.locked("apply"):
         plan = engine.plan(PlanOptions())
         return engine.apply(plan, parallelism=4).ok
 
 
 def plan_is_empty(engine: Engine) -> bool:
-    with engine.locked("plan"):
+    with engine, engine.locked("plan"):
         return not engine.plan(PlanOptions()).has_changes
 
 
 def seed_cloud(folder: Path, pools: dict[str, Any], draw_orphans: list[int]) -> None:
     """Put owned instances (some matching a desired address, some not) and a foreign
     instance into the cloud before navarch ever ran."""
-    config = engine_for(folder, pools).config
-    cloud = FakeProvider("sim", path=str(folder / "cloud.db"))
-    desired = list(config.desired.values())
-    for pick in draw_orphans:
-        if desired:
-            node = desired[pick % len(desired)]
-            cloud.provision(ProvisionRequest(f"pre-{pick}", node.instance_type, node.region,
-                                             labels=ownership_labels("prop", node)))
-    cloud.provision(ProvisionRequest("foreign", "gpu_1x_a10", "us-west-1",
-                                     labels={"navarch-workspace": "someone-else"}))
+    with engine_for(folder, pools) as engine:
+        config = engine.config
+    with FakeProvider("sim", path=str(folder / "cloud.db")) as cloud:
+        desired = list(config.desired.values())
+        for pick in draw_orphans:
+            if desired:
+                node = desired[pick % len(desired)]
+                cloud.provision(ProvisionRequest(f"pre-{pick}", node.instance_type,
+                                                 node.region,
+                                                 labels=ownership_labels("prop", node)))
+        cloud.provision(ProvisionRequest("foreign", "gpu_1x_a10", "us-west-1",
+                                         labels={"navarch-workspace": "someone-else"}))
 
 
 def check_consistent(engine: Engine, converged: bool) -> None:
-    cloud = FakeProvider("sim", path=str(Path(engine.config.base_dir) / "cloud.db"))
-    live = {n.id: n for n in cloud.list()}
+    with FakeProvider("sim", path=str(Path(engine.config.base_dir) / "cloud.db")) as cloud:
+        live = {n.id: n for n in cloud.list()}
     owned = {i: n for i, n in live.items() if n.labels.get("navarch-workspace") == "prop"}
     doc = engine.store.load()
     assert all(r.id in live for r in doc.nodes.values()), "state names a missing instance"
