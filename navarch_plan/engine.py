@@ -80,11 +80,15 @@ class Engine:
                  hooks: Hooks | None = None, lock_timeout: float = 0.0,
                  notice: Callable[[str], None] | None = None, clock: Clock = SYSTEM_CLOCK,
                  providers: Mapping[str, Provider] | None = None,
-                 types: Mapping[str, ProviderType] | None = None) -> None:
+                 types: Mapping[str, ProviderType] | None = None,
+                 all_spot_prices: bool = False) -> None:
         """`providers`: provider objects to use instead of building them from the config
         (the library's way to plan and apply with objects it made itself). `types`: the
-        provider types the config was read with (default: built-ins and plugins)."""
+        provider types the config was read with (default: built-ins and plugins).
+        `all_spot_prices`: read live spot prices from every provider, not only from those
+        a spot candidate may use (the offers table shows them all)."""
         self.config = config
+        self.all_spot_prices = all_spot_prices
         self.types = provider_types() if types is None else types
         self.clock = clock
         self._built_here = providers is None
@@ -112,8 +116,9 @@ class Engine:
         built = {}
         for name, pc in self.config.providers.items():
             try:
-                context = BuildContext(self.config.base_dir,
-                                       tuple(self.config.regions_of(name)), self.clock)
+                context = BuildContext(
+                    self.config.base_dir, tuple(self.config.regions_of(name)), self.clock,
+                    spot_prices=self.all_spot_prices or self.config.buys_spot_on(name))
                 built[name] = build_provider(pc, self.env, context, self.types)
             except ConfigError as exc:
                 if exc.file:

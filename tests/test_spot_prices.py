@@ -108,6 +108,35 @@ def test_a_plan_on_ec2_costs_the_live_spot_price(
     assert plan["cost"]["hourly_after"] == 0.8042 and plan["cost"]["complete"] is True
 
 
+def test_ec2_spot_prices_are_read_only_when_something_buys_spot(
+        work: Workdir, aws_credentials: None, moto_endpoint: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An on-demand fleet's plan sends no DescribeSpotPriceHistory (one call per region
+    it would never use, and an IAM permission it may lack); a spot pool's plan and the
+    offers table do."""
+    reset_moto(moto_endpoint)
+    asked: list[str] = []
+    answer = _history([])
+
+    def counted(self: SpotInstances) -> ActionResult:
+        asked.append(self.region)
+        return answer(self)
+    monkeypatch.setattr(SpotInstances, "describe_spot_price_history", counted)
+
+    def configure(spot_policy: str) -> None:
+        (work.path / "navarch.yaml").write_text(json.dumps({
+            "version": 1, "workspace": "test",
+            "providers": {"aws": {"type": "aws", "region": EAST, "image_id": AMI,
+                                  "endpoint_url": moto_endpoint}},
+            "pools": {"w": {"provider": "aws", "region": EAST, "instance_type": "g5.xlarge",
+                            "nodes": 1, "spot_policy": spot_policy}}}))
+    configure("on-demand")
+    assert actions_of(work.plan_json(), "create") and asked == []
+    assert work.cli("instance-types").code == 0 and asked == [EAST]
+    configure("auto")
+    assert work.plan_json()["cost"]["complete"] is False and asked == [EAST, EAST]
+
+
 # -- the fake cloud, through the command ----------------------------------------------
 
 def test_a_spot_pool_costs_its_spot_price_marked_spot(work: Workdir) -> None:

@@ -218,7 +218,7 @@ def cmd_output(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_instance_types(args: argparse.Namespace, io: IO) -> int:
-    engine = engine_for(args, io)
+    engine = engine_for(args, io, all_spot_prices=True)
     unknown = sorted(set(args.provider) - set(engine.config.providers))
     if unknown:
         raise UsageError(f"--provider {unknown[0]}: no such provider in {args.config}")

@@ -41,13 +41,15 @@ class IO:
     engines: list[Engine] = field(default_factory=list)
 
 
-def engine_for(args: argparse.Namespace, io: IO, hooks: Hooks | None = None) -> Engine:
+def engine_for(args: argparse.Namespace, io: IO, hooks: Hooks | None = None,
+               all_spot_prices: bool = False) -> Engine:
     """The engine; unless given other hooks, it tells `io.reading` how reading the
     clouds goes when the output is text (JSON and markdown stay exactly that)."""
     if hooks is None and getattr(args, "format", "text") == "text":
         hooks = io.reading()
     engine = Engine(config_for(args, io), hooks=hooks,
-                    lock_timeout=getattr(args, "lock_timeout", 0.0), notice=io.err)
+                    lock_timeout=getattr(args, "lock_timeout", 0.0), notice=io.err,
+                    all_spot_prices=all_spot_prices)
     io.engines.append(engine)
     return engine
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from navarch_plan.catalog.facts import SPOT
 from navarch_plan.config.desired import DesiredNode, Group, fingerprint
 from navarch_plan.config.yamlpos import Path, Positions, path_str
 from navarch_plan.errors import ConfigError
@@ -81,6 +82,12 @@ class Config:
         a failover lands in the others, and the provider must list them too)."""
         return sorted({p.region for d in self.desired.values() for p in d.candidates
                        if p.provider == provider})
+
+    def buys_spot_on(self, provider: str) -> bool:
+        """Whether any candidate on this provider is a spot one (`spot_policy` spot or
+        auto): only then does a plan need the provider's spot prices."""
+        return any(p.purchase == SPOT for d in self.desired.values() for p in d.candidates
+                   if p.provider == provider)
 
 
 class Context:

@@ -170,11 +170,14 @@ class NodeProblem:
 @dataclass(frozen=True)
 class BuildContext:
     """What building a provider may need beyond its options: the config's folder (for
-    relative paths), every region the config's candidates name on it, the clock."""
+    relative paths), every region the config's candidates name on it, the clock, and
+    whether live spot prices are wanted (False when no candidate on it buys spot, so a
+    plan asks the cloud nothing it will not use)."""
 
     base_dir: str = "."
     regions: tuple[str, ...] = ()
     clock: Clock = field(default=SYSTEM_CLOCK, compare=False)
+    spot_prices: bool = True
 
 
 @runtime_checkable

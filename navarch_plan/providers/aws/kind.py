@@ -116,7 +116,7 @@ def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],
         name, options["region"], key_name=options.get("key_name", ""),
         regions=tuple(sorted({*options.get("regions", ()), *context.regions})),
         endpoint_url=options.get("endpoint_url") or None, clock=context.clock,
-        **{"image_id": DEFAULT_IMAGE, **launch})
+        spot_prices=context.spot_prices, **{"image_id": DEFAULT_IMAGE, **launch})
 
 
 AWS = DeclaredType(

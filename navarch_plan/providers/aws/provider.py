@@ -95,9 +95,12 @@ class AwsProvider:
                  security_group_ids: Sequence[str] | Mapping[str, Sequence[str]] = (),
                  root_volume_gb: int | None = None, root_volume_type: str | None = None,
                  iam_instance_profile: str = "", session: Any = None,
-                 clock: Clock = SYSTEM_CLOCK) -> None:
+                 clock: Clock = SYSTEM_CLOCK, spot_prices: bool = True) -> None:
+        """`spot_prices`: read EC2's live spot prices when listing instance types (one
+        DescribeSpotPriceHistory per region); False leaves them unknown."""
         self.name = name
         self.clock = clock
+        self.spot_prices = spot_prices
         self.region = region
         self.regions: tuple[str, ...] = tuple(dict.fromkeys([region, *regions]))
         self.key_name = key_name
@@ -367,8 +370,9 @@ class AwsProvider:
         """The built-in GPU table (approximate us-east-1 on-demand prices, see aws/catalog.py)
         with EC2's live spot price per zone; EC2 has no cheap "is there capacity" call, so
         every offer says available."""
-        spot = regional_spot_prices(self.regions, GPU_TYPES, self.client,
-                                    self._translating, self.clock.time())
+        spot = (regional_spot_prices(self.regions, GPU_TYPES, self.client,
+                                     self._translating, self.clock.time())
+                if self.spot_prices else {})
         return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,
                              memory_gb=s.memory_gb, vcpus=s.vcpus, price_per_hr=s.price_per_hr,
                              regions=self.regions, purchase=purchase_words(AWS.purchase_models),
