@@ -23,7 +23,7 @@ __all__ = ["ActionKind", "Reason", "Action", "Drift", "Plan", "PLAN_FORMAT_VERSI
 # 1.1 added candidates and per-pool cost; 1.2 `unsettled`, `unreachable`, intent kinds,
 # and the actions' intent_id, idempotency_key and new_node_id; 1.3 the `update` action
 # (labels set in place), its reasons, and the actions' `labels` and `label_changes`.
-PLAN_FORMAT_VERSION = "1.3"
+PLAN_FORMAT_VERSION = "1.4"
 
 
 class ActionKind(StrEnum):
@@ -89,6 +89,10 @@ class Action:
     # what changes, key by key: {"key", "op": add|change|remove, "before", "after"}.
     labels: dict[str, str] | None = None
     label_changes: tuple[dict[str, Any], ...] = ()
+    # A replacement for its spec: each changed value inside the spec (`changed` names
+    # only the top-level fields): {"field": "launch.root_volume_gb", "op", "before",
+    # "after"}, a list being one value.
+    spec_changes: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,7 @@ def _action_json(action: Action) -> dict[str, Any]:
     data["changed"] = list(action.changed)
     data["candidates"] = [dict(c) for c in action.candidates]
     data["label_changes"] = [dict(c) for c in action.label_changes]
+    data["spec_changes"] = [dict(c) for c in action.spec_changes]
     return data
 
 
@@ -192,6 +197,20 @@ def label_changes(before: Mapping[str, str], after: Mapping[str, str]
         else:
             out.append({"key": key, "op": "change", "before": was, "after": now})
     return out
+
+
+def spec_change_rows(action: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, before, after) per value a replacement changes in the spec, None where
+    there is none: from `spec_changes` (plans since 1.4), else from the top-level
+    `changed` fields. `user_data`'s values are its digests."""
+    if action.get("spec_changes"):
+        return [(c["field"], c.get("before"), c.get("after")) for c in action["spec_changes"]]
+    before, after = action.get("before") or {}, action.get("after") or {}
+    rows = []
+    for name in action.get("changed", []):
+        key = "user_data_sha256" if name == "user_data" else name
+        rows.append((name, before.get(key), after.get(key)))
+    return rows
 
 
 def describe_label_changes(changes: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -232,7 +251,8 @@ def plan_from_json(data: dict[str, Any], source: str = "plan") -> Plan:
                       "action": ActionKind(a["action"]), "reason": Reason(a["reason"]),
                       "changed": tuple(a.get("changed", ())),
                       "candidates": tuple(a.get("candidates", ())),
-                      "label_changes": tuple(a.get("label_changes", ()))})
+                      "label_changes": tuple(a.get("label_changes", ())),
+                      "spec_changes": tuple(a.get("spec_changes", ()))})
             for a in data["actions"]
         )
         return Plan(

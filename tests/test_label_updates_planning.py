@@ -60,7 +60,7 @@ def test_only_user_labels_changed_with_another_field_replace() -> None:
 def test_plans_with_updates_follow_the_schema_and_read_back() -> None:
     plan = World(config()).plan(config(LABELLED))
     assert list(validator("plan").iter_errors(plan)) == []
-    assert plan["format_version"] == "1.3" and plan["summary"]["update"] == 1
+    assert plan["format_version"] == "1.4" and plan["summary"]["update"] == 1
     again = plan_from_json(plan).to_json()
     assert again == plan
 

@@ -10,6 +10,7 @@ from navarch_plan.config.desired import ON_DEMAND, RESERVATION, DesiredNode, Gro
 from navarch_plan.model import LABEL_SPEC, Node, NodeStatus, parse_address
 from navarch_plan.plan import Action, ActionKind, Reason
 from navarch_plan.planner.labels import user_labels
+from navarch_plan.planner.spec_diff import changed_fields
 from navarch_plan.planner.strategies import SpotOffers, order_placements, price_of
 from navarch_plan.state.model import NodeRecord
 
@@ -84,7 +85,10 @@ class ActionFactory:
         )
 
     def replacement(self, node: DesiredNode, record: NodeRecord, live: Node, reason: Reason,
-                    changed: tuple[str, ...], first: tuple[str, ...] | None = None) -> Action:
+                    changes: tuple[dict[str, Any], ...],
+                    first: tuple[str, ...] | None = None) -> Action:
+        """`changes`: what changed inside the spec (spec_diff.spec_changes), if that is
+        the reason."""
         create = self.create(node, reason, first=first)
         if create.name == record.name:  # a new instance never takes its predecessor's name
             name = instance_name(self.workspace, node, self.suffix(f"{node.address}#{record.id}"))
@@ -92,7 +96,8 @@ class ActionFactory:
         sick = reason in (Reason.GONE, Reason.UNHEALTHY, Reason.PREEMPTED)
         return dataclasses.replace(
             create, action=ActionKind.REPLACE, node_id=record.id,
-            before=_before(record, live), changed=changed,
+            before=_before(record, live), changed=changed_fields(changes),
+            spec_changes=changes,
             cost_before=self._record_price(record),
             detail=f"status {live.status.value}" if sick else "")
 

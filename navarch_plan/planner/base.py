@@ -4,6 +4,7 @@ recorded instance stands, whether it must be replaced or deleted, what drifted. 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.model import (
@@ -19,6 +20,7 @@ from navarch_plan.planner.intents import IntentOutcome
 from navarch_plan.planner.labels import labels_only_placement
 from navarch_plan.planner.observed import Observed, Presence, Seen
 from navarch_plan.planner.preemption import gone_reason, was_preempted
+from navarch_plan.planner.spec_diff import spec_changes
 from navarch_plan.state.model import NodeRecord
 
 __all__ = ["PlannerBase", "placement_of"]
@@ -43,6 +45,7 @@ class PlannerBase:
         # replacing for its spec: kept for the reference pass, else deleted.
         self.spares: dict[str, IntentOutcome] = {}
         self.foreign_warning = ""
+        self._spec_diffs: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
         self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
                                   inputs.availability, suffix, inputs.spot_offers)
 
@@ -118,9 +121,9 @@ class PlannerBase:
                                          address, record, live))
             return
         self.filled.add(address)
-        reason, changed = self._replace_reason(address, record, live, wanted)
+        reason, changes = self._replace_reason(address, record, live, wanted)
         if reason is not None:
-            self._add(self.make.replacement(wanted, record, live, reason, changed))
+            self._add(self.make.replacement(wanted, record, live, reason, changes))
         elif live.status.is_held:
             self._hold(address, "held", f"{record.id} is {live.status_word}: left as it is "
                        f"(navarch never replaces a node for that; --replace {address} does)",
@@ -135,7 +138,10 @@ class PlannerBase:
         return reason
 
     def _replace_reason(self, address: str, record: NodeRecord, live: Node,
-                        wanted: DesiredNode) -> tuple[Reason | None, tuple[str, ...]]:
+                        wanted: DesiredNode
+                        ) -> tuple[Reason | None, tuple[dict[str, Any], ...]]:
+        """Why the node must be replaced (None: it need not be), and for a changed
+        spec what changed in it."""
         if address in self.options.replace:
             return Reason.REQUESTED, ()
         if live.status.is_gone:
@@ -148,10 +154,11 @@ class PlannerBase:
             # fields are the ones that really changed.
             near = next((p for p in wanted.candidates if p.provider == record.provider),
                         wanted.candidates[0])
-            spec = wanted.spec_for(near)
-            keys = sorted(set(record.spec) | set(spec))
-            return Reason.SPEC_CHANGED, tuple(
-                k.removesuffix("_sha256") for k in keys if record.spec.get(k) != spec.get(k))
+            # A fleet whose config changed shares one old and one new spec: diffed once.
+            pair = (record.spec_hash, wanted.hash_for(near))
+            if pair not in self._spec_diffs:
+                self._spec_diffs[pair] = spec_changes(record.spec, wanted.spec_for(near))
+            return Reason.SPEC_CHANGED, self._spec_diffs[pair]
         return None, ()
 
     def _delete_reason(self, address: str) -> Reason:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import replace
+from typing import Any
 
 from navarch_plan.config.desired import DesiredNode
 from navarch_plan.model import (
@@ -116,18 +117,19 @@ class InterruptedLaunches(PlannerBase):
                        f"{record.id} can be seen")
             return
         self._drift_of(address, record, presence.node)
-        reason, changed = self._replace_reason(address, record, presence.node, wanted)
+        reason, changes = self._replace_reason(address, record, presence.node, wanted)
         if reason is None:
             # Maybe a replacement for a changed reference: the reference pass decides.
             self.spares[address] = fit
             return
-        self._replace_with(wanted, record, presence.node, reason, changed, fit)
+        self._replace_with(wanted, record, presence.node, reason, changes, fit)
 
     def _replace_with(self, wanted: DesiredNode, record: NodeRecord, live: Node,
-                      reason: Reason, changed: tuple[str, ...], fit: IntentOutcome) -> None:
+                      reason: Reason, changes: tuple[dict[str, Any], ...],
+                      fit: IntentOutcome) -> None:
         """A replacement whose new node an interrupted apply already launched."""
         node = fit.instance
-        action = self.make.replacement(wanted, record, live, reason, changed)
+        action = self.make.replacement(wanted, record, live, reason, changes)
         self._add(dataclasses.replace(action, new_node_id=node.id, name=node.name,
                                       intent_id=fit.intent.id))
         self._note(fit, "replace", f"instance {node.id} exists: it finishes the replacement "
@@ -166,9 +168,9 @@ class InterruptedLaunches(PlannerBase):
             action = self.make.create(wanted, reason, first=_intent_key(outcome))
         elif presence.node is not None:  # live, and needing a replacement (_resumable)
             self._drift_of(address, record, presence.node)
-            why, changed = self._replace_reason(address, record, presence.node, wanted)
+            why, changes = self._replace_reason(address, record, presence.node, wanted)
             action = self.make.replacement(wanted, record, presence.node,
-                                           why or Reason.REQUESTED, changed,
+                                           why or Reason.REQUESTED, changes,
                                            first=_intent_key(outcome))
         else:
             return

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from navarch_plan.plan import describe_label_changes
+from navarch_plan.plan import describe_label_changes, spec_change_rows
 from navarch_plan.render.text import (
     cost_change,
     money,
     sensitive,
+    shown_value,
     spot_mark,
     summary_line,
     symbol,
@@ -28,6 +29,13 @@ MAX_CHARS = 60_000
 
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _code(value: Any) -> str:
+    """A spec value in a table cell: a string as it is, anything else as text shows it."""
+    if value is None:
+        return "(none)"
+    return f"`{value if isinstance(value, str) else shown_value(value)}`"
 
 
 def _cost_delta(cost: dict[str, Any]) -> str:
@@ -71,14 +79,12 @@ def _action_row(action: dict[str, Any]) -> str:
 
 
 def _changes(action: dict[str, Any]) -> list[str]:
-    before, after = action.get("before") or {}, action.get("after") or {}
     out = []
-    for name in action.get("changed", []):
+    for name, was, now in spec_change_rows(action):
         if name == "user_data":
-            out.append(f"user_data: {sensitive(before.get('user_data_sha256'))} → "
-                       f"{sensitive(after.get('user_data_sha256'))}")
+            out.append(f"user_data: {sensitive(was)} → {sensitive(now)}")
         else:
-            out.append(f"{name}: `{before.get(name)}` → `{after.get(name)}`")
+            out.append(f"{name}: {_code(was)} → {_code(now)}")
     changes = describe_label_changes(action.get("label_changes", []))
     out += ["labels:", *changes] if changes else []
     if action.get("detail"):

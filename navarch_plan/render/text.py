@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from navarch_plan.config.desired import find_refs
-from navarch_plan.plan import describe_label_changes
+from navarch_plan.plan import describe_label_changes, spec_change_rows
 from navarch_plan.words import plural
 
 __all__ = ["render_plan_text", "SYMBOLS", "summary_line", "money", "symbol", "sensitive",
-           "spot_mark", "unsettled_lines"]
+           "shown_value", "spot_mark", "unsettled_lines"]
 
 SYMBOLS = {"create": "+", "delete": "-", "adopt": "<=", "forget": ".", "update": "~"}
 
@@ -43,15 +43,13 @@ def summary_line(summary: dict[str, int]) -> str:
 
 def _fields(action: dict[str, Any], building: set[str],
             shown: Mapping[str, str] | None = None) -> list[str]:
-    before, after = action.get("before") or {}, action.get("after") or {}
+    after = action.get("after") or {}
     lines = []
-    for name in action.get("changed", []):
-        key = "user_data_sha256" if name == "user_data" else name
-        was, now = before.get(key), after.get(key)
+    for name, was, now in spec_change_rows(action):
         if name == "user_data":
             lines.append(f"user_data: {sensitive(was)} -> {sensitive(now)}")
         else:
-            lines.append(f"{name}: {_value(was)} -> {_value(now)}")
+            lines.append(f"{name}: {shown_value(was)} -> {shown_value(now)}")
     digest = after.get("user_data_sha256")
     if digest and action["action"] in ("create", "replace") \
             and "user_data" not in action.get("changed", []):
@@ -79,11 +77,15 @@ def sensitive(digest: Any) -> str:
     return f"(sensitive, sha256:{text[:12]})"
 
 
-def _value(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    if value is None:
+        return "(none)"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}={v}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(shown_value(v) for v in value) + "]"
     return str(value)
 
 
