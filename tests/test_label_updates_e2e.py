@@ -6,9 +6,10 @@ and no action, and `--replace` relaunches the node with the new labels."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 
 from tests.conftest import Workdir
-from tests.test_e2e_clouds import POOL, WORKSPACE, Cloud, Session, cloud
+from tests.test_e2e_clouds import POOL, WORKSPACE, Cloud, GcpCloud, Session, cloud
 
 __all__ = ["cloud"]  # the fixture, parametrised over the four clouds
 
@@ -53,3 +54,26 @@ def test_a_config_label_change_on_every_cloud(work: Workdir, cloud: Cloud) -> No
     assert after.labels["navarch-workspace"] == WORKSPACE
     s.converged()
     assert json.loads(s.run("plan", "--format", "json"))["warnings"] == []
+
+
+def test_labels_googles_services_add_are_neither_drift_nor_removed(work: Workdir) -> None:
+    """A `goog-` label (here the Ops Agent policy's) is Google's, not the config's: the
+    plan and drift check say nothing of it, and a label update sends it back unchanged
+    (setLabels replaces every label)."""
+    with ExitStack() as stack:
+        gcp = GcpCloud(stack)
+        s = Session(work, gcp)
+        s.configure(1, gcp.type_a)
+        s.apply()
+        [node] = s.owned()
+        zone, name = node.id.split("/")
+        gcp.fake.label_as_google(zone, name, "goog-ops-agent-policy", "v2-x86-template-1-4-0")
+        assert s.plan()["actions"] == []
+        assert work.cli("drift", env=gcp.env).code == 0
+        relabel(s, gcp.type_a)
+        assert "1 updated" in s.apply()
+        [after] = s.owned()
+        assert after.id == node.id
+        assert after.labels["goog-ops-agent-policy"] == "v2-x86-template-1-4-0"
+        assert after.labels["workload"] == "inference"
+        s.converged()

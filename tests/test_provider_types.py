@@ -50,6 +50,7 @@ def config(provider: str, pool: str) -> str:
     ("gcp", "Team", "ml", "Compute Engine's label rules"),
     ("gcp", "team", "ML", "Compute Engine's label rules"),
     ("gcp", "t" * 64, "ml", "Compute Engine's label rules"),
+    ("gcp", "goog-team", "ml", "not with 'goog-'"),
     ("aws", "aws:team", "ml", "EC2's tag rules"),
     ("aws", "team", "v" * 257, "EC2's tag rules"),
     ("lambda", "Team", "ml", "Lambda Cloud's tag rules"),

@@ -380,6 +380,19 @@ class FakeGce:
         if (zone, name) in self.instances and (zone, name) not in self._pinned:
             self.instances[(zone, name)]["status"] = status
 
+    def label_as_google(self, zone: str, name: str, key: str, value: str) -> None:
+        """One of Google's services labels the instance (the Ops Agent policy puts
+        `goog-ops-agent-policy` on the VMs it covers): the labels and their fingerprint
+        change, as another writer's setLabels would change them."""
+        with self._lock:
+            inst = self._get(zone, name)
+            self._store_labels(inst, {**inst["labels"], key: value})
+
+    def _store_labels(self, inst: dict[str, Any], labels: dict[str, str]) -> None:
+        inst["labels"] = labels
+        inst["labelFingerprint"] = base64.b64encode(
+            hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).digest()[:8]).decode()
+
     def _set_labels(self, zone: str, name: str, body: dict[str, Any]) -> dict:
         """instances.setLabels: the whole label set, guarded by the fingerprint of the
         labels it replaces (a stale fingerprint is 412 conditionNotMet, as in GCE)."""
@@ -391,9 +404,7 @@ class FakeGce:
         for k, v in labels.items():
             if not _LABEL_KEY.match(k) or not _LABEL_VALUE.match(v):
                 raise HttpError(400, f"Invalid value for field 'labels': '{k}'.", "invalid")
-        inst["labels"] = labels
-        inst["labelFingerprint"] = base64.b64encode(
-            hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).digest()[:8]).decode()
+        self._store_labels(inst, labels)
         op = self._new_op(zone, "setLabels", name, None)
         op.polls_left = 0
         op.body.update(status="DONE", progress=100)

@@ -67,11 +67,15 @@ _NO_PD_STANDARD = ("a2-", "a3-", "g2-")
 # lowercase letters, digits, '_' and '-', at most 63 characters. The provider fits other
 # labels to them when used from Python; a config gets an error instead, since a label the
 # cloud rewrote would never match what the config says.
+# Labels whose key starts with `goog-` are put on instances by Google's own services
+# (the Ops Agent's goog-ops-agent-policy, GKE's goog-gke-node, ...): not the config's to
+# set, and never removed by navarch (the provider neither lists nor overwrites them).
 LABEL_RULES = LabelRules(
     key_pattern=r"[a-z][a-z0-9_-]*", value_pattern=r"[a-z0-9_-]*", max_key=63,
-    max_value=63,
+    max_value=63, reserved_prefixes=("goog-",),
     words="Compute Engine's label rules (lowercase letters, digits, '_' and '-', at most "
-          "63 characters; keys start with a letter)")
+          "63 characters; keys start with a letter and not with 'goog-', which Google's "
+          "services use)")
 
 
 #: A specific reservation, by its name (RFC 1035, as every Compute Engine resource).

@@ -53,9 +53,12 @@ from navarch_plan.model import (
     RateLimit,
 )
 from navarch_plan.providers.gcp import catalog
-from navarch_plan.providers.gcp.kind import GCP
+from navarch_plan.providers.gcp.kind import GCP, LABEL_RULES
 from navarch_plan.providers.gcp.launch import DEFAULT_IMAGE, LaunchSettings, instance_body
 from navarch_plan.providers.gcp.placement import CompactPolicies, policy_link
+
+#: Label key prefixes of Google's own services (kind.LABEL_RULES).
+_GOOGLE = LABEL_RULES.reserved_prefixes
 
 __all__ = ["DEFAULT_IMAGE", "GcpProvider"]
 
@@ -325,8 +328,9 @@ class GcpProvider:
         with self._errors(zone):
             inst = ic.get(project=self.project, zone=zone, instance=name, retry=_READ_RETRY,
                           timeout=_CALL_TIMEOUT)
+            # setLabels replaces every label: Google's own are sent back as they are.
             body = compute_v1.InstancesSetLabelsRequest(
-                labels=catalog.sanitize_labels(labels),
+                labels={**_google_labels(inst.labels), **catalog.sanitize_labels(labels)},
                 label_fingerprint=inst.label_fingerprint)
             try:
                 op = ic.set_labels_unary(project=self.project, zone=zone, instance=name,
@@ -396,5 +400,12 @@ class GcpProvider:
             zone=zone, name=inst.name, instance_type=itype,
             status=catalog.node_status(inst.status), cloud_status=inst.status,
             ip_address=_ip_of(inst), gpu_count=gpu_count, gpu_type=gpu_type,
-            labels=dict(inst.labels),
+            # Google's own labels are not the node's: never drift, never removed.
+            labels={k: v for k, v in inst.labels.items() if not k.startswith(_GOOGLE)},
         )
+
+
+def _google_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The labels Google's own services put on an instance: navarch neither shows them
+    as the node's (so they are never drift) nor removes them."""
+    return {k: v for k, v in labels.items() if k.startswith(_GOOGLE)}
