@@ -64,6 +64,7 @@ __all__ = [
     "NotFoundError",
     "TransientError",
     "LaunchLostError",
+    "NotSentError",
 ]
 
 
@@ -226,3 +227,8 @@ class TransientError(ProviderError):
 
 class LaunchLostError(ProviderError):
     pass
+
+
+class NotSentError(ProviderError):
+    """The call was never sent: navarch was stopped (a second Ctrl-C) while the call
+    waited for its rate-limit slot. Nothing was created or changed by it."""

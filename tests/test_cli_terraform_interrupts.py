@@ -5,6 +5,7 @@ seconds, keeps every launch recorded, and exits 130; the next plan settles the r
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -25,6 +26,17 @@ def finish(child: pexpect.spawn, within: float) -> tuple[int, str]:
     child.expect(pexpect.EOF, timeout=within)
     child.close()
     return child.exitstatus, child.before
+
+
+def press_twice(child: pexpect.spawn) -> tuple[int, str, float]:
+    """Ctrl-C, then (once navarch said it shuts down gracefully) Ctrl-C again: the exit
+    code, what followed, and the seconds from the second press to the exit."""
+    child.sendintr()
+    child.expect("Gracefully shutting down...", timeout=2)
+    child.sendintr()
+    pressed = time.monotonic()
+    code, rest = finish(child, within=30)
+    return code, rest, time.monotonic() - pressed
 
 
 def test_the_first_ctrl_c_says_so_at_once_and_lets_running_actions_finish(
@@ -85,12 +97,33 @@ def test_a_second_ctrl_c_stops_waiting_for_a_retry(work: Workdir) -> None:
     argv = [*navarch_argv(), "destroy", "-auto-approve", "-no-color"]
     child = spawn_in_pty(argv, work.path)
     child.expect(r"retrying in \d+\.\ds")
-    child.sendintr()
-    child.expect("Gracefully shutting down...", timeout=2)
-    child.sendintr()
-    pressed = time.monotonic()
-    code, rest = finish(child, within=15)
+    code, rest, took = press_twice(child)
     assert code == 130, rest
-    assert time.monotonic() - pressed < 5, "the 30 s retry wait was cut short"
+    assert took < 5, "the 30 s retry wait was cut short"
     assert list(work.state()["nodes"]) == ["pool.w[0]"], "its record stays"
     assert len(work.cloud().list()) == 1
+
+
+def test_a_second_ctrl_c_stops_waiting_for_a_launch_slot(work: Workdir) -> None:
+    """The first region has no capacity; failing over to the second needs the provider's
+    next launch slot, 50 s away. A second press cuts that wait: the launch is not sent,
+    the apply exits 130 within seconds, and the next plan has only the create to do."""
+    doc = {"version": 1, "workspace": "test",
+           "providers": {"sim": {"type": "fake", "path": "state/cloud.db",
+                                 "faults": [{"op": "provision", "error": "capacity"}],
+                                 "rate_limit": {"launches_per_second": 0.02}}},
+           "defaults": {"ssh_keys": ["ops"]},
+           "pools": {"w": {"nodes": 1, "instance_type": "gpu_1x_a10", "providers": [
+               {"name": "sim", "regions": ["us-west-1", "us-east-1"]}]}}}
+    work.write(json.dumps(doc))
+    child = spawn_in_pty([*navarch_argv(), "apply", "-auto-approve", "-no-color"], work.path)
+    child.expect("launching on sim/us-east-1")
+    code, rest, took = press_twice(child)
+    assert code == 130, rest
+    assert took < 5, "the 50 s slot wait was cut short"
+    assert "interrupted, so the call was not sent" in rest
+    assert work.cloud().list() == [] and work.state()["nodes"] == {}
+    assert work.state().get("intents", []) == [], "nothing was sent: no intent stays"
+    plan = work.run("plan", "--json")
+    assert [(a["address"], a["action"]) for a in plan.json()["actions"]] == [
+        ("pool.w[0]", "create")]

@@ -22,6 +22,7 @@ from navarch_plan.errors import (
     InvalidRequestError,
     LaunchLostError,
     NavarchError,
+    NotSentError,
     QuotaError,
     RateLimitError,
     StalePlanError,
@@ -52,8 +53,10 @@ from navarch_plan.state.ops import (
 __all__ = ["ActionRunner", "LaunchDeferred"]
 
 # These errors prove nothing was created, so the intent can go at once.
+# Errors that prove the launch made nothing (its intent can go), or (a duplicate) that
+# the first launch did.
 _DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimitError,
-             LaunchLostError)
+             LaunchLostError, NotSentError)
 
 
 class LaunchDeferred(NavarchError):

@@ -29,6 +29,7 @@ from typing import Literal, TypeVar
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     InvalidRequestError,
+    NotSentError,
     ProviderError,
     RateLimitError,
     TransientError,
@@ -174,12 +175,19 @@ class Gate:
             if unused and kind is not None and booking is not None:
                 self.pacers[kind].give_back(booking)
 
-    def wait_turn(self, kind: CallKind) -> None:
+    def wait_turn(self, kind: CallKind, stop: threading.Event | None = None) -> None:
+        """Wait for this call's slot. Once `stop` is set (a second Ctrl-C), a call that
+        would have to wait is not sent at all (NotSentError): a launch slot can be a
+        minute away, and a second press promises to stop waiting."""
         held: set[tuple[int, str]] = getattr(_local, "booked", set())
         booked = (id(self), kind) in held
         held.discard((id(self), kind))
-        start = self.pacers[kind].slot(booked)
-        self.clock.sleep(start - self.clock.monotonic())
+        delay = self.pacers[kind].slot(booked) - self.clock.monotonic()
+        if stop is None:
+            self.clock.sleep(delay)
+        elif delay > 0 and (stop.is_set() or self.clock.wait(stop, delay)):
+            raise NotSentError(f"stopped waiting {delay:.0f}s for a {kind} slot: "
+                               "interrupted, so the call was not sent", provider=self.name)
 
 
 def retry_policy(options: Mapping[str, object]) -> RetryPolicy:
@@ -246,7 +254,7 @@ class GatedProvider:
         return next((n for n in self.list() if n.id == node_id), None)
 
     def _paced(self, kind: CallKind, call: Callable[[], T]) -> T:
-        self.gate.wait_turn(kind)
+        self.gate.wait_turn(kind, self.stop)
         return call()
 
     def _retried(self, what: str, call: Callable[[], T]) -> T:
