@@ -350,7 +350,11 @@ def test_cli_unreadable_pub_file_fails_the_launch_before_any_call(work: Workdir)
                             "zone": "us-central1-a", "instance_type": "g2-standard-4"},
                       "b": {"provider": "g", "ssh_keys": ["bob"], "region": "us-central1",
                             "zone": "us-central1-a", "instance_type": "g2-standard-4"}}}))
-        assert work.cli("validate", env=OFFLINE_ENV).code == 0  # no file read at load
+        # validate reads the files (loading a config reads none); apply checks again.
+        checked = work.cli("validate", env=OFFLINE_ENV)
+        assert checked.code == 1
+        assert "ssh_public_keys.alice: alice: cannot read keys/alice.pub" in checked.err
+        assert "ssh_public_keys.bob: bob: bob.pub is not an OpenSSH public key" in checked.err
         result = work.cli("apply", "--auto-approve", env=OFFLINE_ENV)
     assert result.code == 1
     assert "ssh_public_keys.alice: cannot read" in result.err + result.out

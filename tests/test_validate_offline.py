@@ -141,3 +141,33 @@ def test_validate_json_lists_warnings_with_their_place(work: Workdir) -> None:
     assert user_data["range"] == {"filename": "navarch.yaml",
                                   "start": {"line": 14, "column": 77}}
     json.dumps(document)  # plain JSON throughout
+
+
+def test_validate_reads_the_pub_files_the_nodes_use(work: Workdir) -> None:
+    """A missing or wrong .pub file is found by validate (a PR lint job), each with its
+    place, not by apply at the first launch; a key file no node uses is not read."""
+    (work.path / "keys").mkdir()
+    (work.path / "keys" / "ops.pub").write_text(OPS_KEY + "\n")
+    (work.path / "keys" / "bob.pub").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    text = ("version: 1\nworkspace: lint\n"
+            "providers: {sim: {type: fake}}\n"
+            "ssh_public_keys:\n"
+            "  ops: keys/ops.pub\n"
+            "  alice: keys/alice.pub\n"
+            "  bob: keys/bob.pub\n"
+            "  unused: keys/nobody.pub\n"
+            "pools:\n"
+            "  w: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1,\n"
+            "      nodes: 1, ssh_keys: [ops, alice, bob]}\n")
+    work.write(text)
+    result = work.cli("validate")
+    assert result.code == 1 and result.out == ""
+    errors = result.err.strip().splitlines()
+    assert errors[0] == ("Error: navarch.yaml:6:3: ssh_public_keys.alice: alice: cannot read "
+                         "keys/alice.pub: No such file or directory")
+    assert errors[1].startswith("Error: navarch.yaml:7:3: ssh_public_keys.bob: bob: "
+                                "keys/bob.pub is not an OpenSSH public key")
+    assert len(errors) == 2, "ops.pub is fine; nobody.pub is not used"
+    (work.path / "keys" / "alice.pub").write_text(OPS_KEY + "\n")
+    work.write(text.replace(", bob]", "]"))
+    assert work.cli("validate").code == 0

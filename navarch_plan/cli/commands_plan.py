@@ -22,6 +22,7 @@ from navarch_plan.cli.common import (
 from navarch_plan.cli.validate import (
     catalog_problems,
     config_warnings,
+    key_file_problems,
     live_catalogs,
     raise_all,
     shipped_catalogs,
@@ -57,6 +58,7 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
     try:
         config = config_for(args, io)
         errors, warnings = catalog_problems(config, _catalogs(args, config), args.live)
+        errors += key_file_problems(config)
         warnings = config_warnings(config) + warnings
         raise_all(errors)
     except NavarchError as exc:

@@ -1,11 +1,13 @@
 """Checks of a loaded config against what the clouds offer, without creating anything:
 offline against the catalogs shipped with navarch, and with `--live` against the
-catalogs the providers list. Pure but for `live_catalogs`, which builds providers."""
+catalogs the providers list. Pure but for `live_catalogs`, which builds providers, and
+`key_file_problems`, which reads the .pub files the nodes name (as apply will)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+from navarch_plan.apply.keys import public_key_text
 from navarch_plan.catalog.facts import CLOUDS, cloud_table, type_facts
 from navarch_plan.config import Config
 from navarch_plan.config.desired import Placement
@@ -14,8 +16,8 @@ from navarch_plan.errors import ConfigError, ConfigErrors
 from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.words import did_you_mean
 
-__all__ = ["catalog_problems", "config_warnings", "live_catalogs", "raise_all",
-           "shipped_catalogs"]
+__all__ = ["catalog_problems", "config_warnings", "key_file_problems", "live_catalogs",
+           "raise_all", "shipped_catalogs"]
 
 #: How cloud-init recognises user data (its documented formats). Anything else is
 #: ignored by cloud-init on EC2, GCE and Lambda: the node boots without it.
@@ -46,6 +48,19 @@ def config_warnings(config: Config) -> list[ConfigError]:
         found.append(config.error(where, "user_data starts with neither #! nor "
                                   "#cloud-config: cloud-init on EC2, GCE and Lambda ignores "
                                   "it, so the node boots without it"))
+    return found
+
+
+def key_file_problems(config: Config) -> list[ConfigError]:
+    """Each ssh_public_keys .pub file a node uses that apply could not read, or that
+    holds no public key: found by validate (a PR lint job), not at the first launch."""
+    used = {name: value for node in config.desired.values()
+            for name, value in node.public_keys.items()}
+    found = []
+    for name, value in sorted(used.items()):
+        why = public_key_text(value)[1]
+        if why is not None:
+            found.append(config.error(("ssh_public_keys", name), f"{name}: {why}"))
     return found
 
 
