@@ -32,7 +32,7 @@ from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.checks import check_saved_actions
 from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
-from navarch_plan.planner.strategies import offer_tables, spot_offers
+from navarch_plan.planner.strategies import capacity_table, offer_tables, spot_offers
 from navarch_plan.providers.base import (
     BuildContext,
     EventuallyConsistent,
@@ -104,6 +104,7 @@ class Engine:
         self.prices: dict[tuple[str, str], float | None] = {}
         self.availability: dict[tuple[str, str], tuple[str, ...]] = {}
         self.spot_offers: dict[tuple[str, str], InstanceType] = {}
+        self.capacity: dict[tuple[str, str], tuple[str, ...]] = {}
 
     @cached_property
     def store(self) -> StateStore:
@@ -249,6 +250,7 @@ class Engine:
                       for offer in future.result()]
         self.prices, self.availability = offer_tables(listed)
         self.spot_offers = spot_offers(listed)
+        self.capacity = capacity_table(listed)
         lookups = self._confirm(listings)
         self.observed = Observed(listings, lookups,
                                  {n: c.window for n, c in self.consistency.items()},
@@ -314,6 +316,7 @@ class Engine:
             workspace=self.config.workspace, desired=self.config.desired,
             groups=self.config.groups, state=self.store.loaded, live=self.live,
             prices=self.prices, availability=self.availability, spot_offers=self.spot_offers,
+            capacity=self.capacity,
             max_hourly_cost=self.config.max_hourly_cost,
             config_hash=self.config.published_hash,
             created_at=plan_timestamp(self.clock), observed=self.observed,

@@ -198,6 +198,9 @@ class InstanceType:
     price_per_hr: float | None
     regions: tuple[str, ...] = ()
     available: bool = True
+    # True when `regions` is where the cloud has capacity now (Lambda's live
+    # `regions_with_capacity_available`), not merely where the type is sold.
+    capacity_live: bool = False
     # Per GPU, when the offer itself says (Lambda's "Tesla V100 (16 GB)"); None: ask the
     # shipped catalog.
     gpu_memory_gb: float | None = None

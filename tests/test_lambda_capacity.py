@@ -204,3 +204,38 @@ def test_apply_launches_only_where_the_live_catalog_lists_capacity(work: Workdir
         assert len(lam.fake.requests("GET", TYPES)) == 2
         (record,) = work.state("e2e")["nodes"].values()
         assert record["region"] == "us-east-1"
+
+
+def test_the_plan_marks_candidates_without_capacity_and_warns_when_none_has_any(
+        work: Workdir) -> None:
+    """The plan reads the same live catalog: a candidate region without capacity is
+    marked `capacity: false` (and still tried: capacity comes and goes), and a pool whose
+    launches have no candidate with capacity is a warning a reviewer sees in the PR."""
+    with ExitStack() as stack:
+        lam = LambdaCloud(stack)
+
+        def plan(regions: list[str]) -> dict:
+            doc = {"version": 1, "workspace": "e2e", "providers": {"lambda": lam.provider},
+                   "defaults": {"ssh_keys": ["ops-team"]},
+                   "pools": {"workers": {"instance_type": H100, "nodes": 2, "providers": [
+                       {"name": "lambda", "regions": regions}]}}}
+            (work.path / "navarch.yaml").write_text(json.dumps(doc))
+            result = work.cli("plan", "--format", "json", env=lam.env)
+            assert result.code == 0, result.err
+            return result.json()
+
+        some = plan(["us-west-1", "us-east-1"])
+        [first, _] = some["actions"]
+        assert [(c["region"], c.get("capacity")) for c in first["candidates"]] == [
+            ("us-west-1", False), ("us-east-1", None)]
+        assert some["warnings"] == []
+        none = plan(["us-west-1"])
+        assert [c.get("capacity") for a in none["actions"] for c in a["candidates"]] == [
+            False, False]
+        [warning] = none["warnings"]
+        assert warning == (
+            "workers: no candidate of 2 launches (pool.workers[0], pool.workers[1]) has "
+            f"capacity now, as the cloud lists it (lambda/us-west-1 {H100}): apply tries "
+            "them in order and fails where none has capacity by then")
+        text = work.cli("plan", env=lam.env).out
+        assert text.startswith(f"Warning: {warning}")

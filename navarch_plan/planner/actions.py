@@ -27,9 +27,11 @@ class ActionFactory:
     def __init__(self, workspace: str, groups: Mapping[str, Group],
                  prices: Mapping[tuple[str, str], float | None],
                  availability: Mapping[tuple[str, str], tuple[str, ...]],
-                 suffix: Callable[[str], str], spot: SpotOffers | None = None) -> None:
+                 suffix: Callable[[str], str], spot: SpotOffers | None = None,
+                 capacity: Mapping[tuple[str, str], tuple[str, ...]] | None = None) -> None:
         self.workspace, self.groups, self.prices, self.suffix = workspace, groups, prices, suffix
         self.availability, self.spot = availability, spot or {}
+        self.capacity = capacity or {}
 
     def candidates(self, node: DesiredNode, first: tuple[str, ...] | None = None
                    ) -> list[Placement]:
@@ -42,10 +44,20 @@ class ActionFactory:
         return ordered
 
     def _candidate_json(self, p: Placement) -> dict[str, Any]:
-        body = {"provider": p.provider, "region": p.region, "zone": p.zone,
-                "instance_type": p.instance_type, "price_per_hr": self._placement_price(p)}
+        body: dict[str, Any] = {"provider": p.provider, "region": p.region, "zone": p.zone,
+                                "instance_type": p.instance_type,
+                                "price_per_hr": self._placement_price(p)}
         # Only spot and reserved say so: on-demand candidates read as before spot_policy.
-        return body if p.purchase == ON_DEMAND else {**body, "purchase": p.purchase}
+        if p.purchase != ON_DEMAND:
+            body["purchase"] = p.purchase
+        if not self.has_capacity(p):
+            body["capacity"] = False
+        return body
+
+    def has_capacity(self, p: Placement) -> bool:
+        """False only where the cloud says live that the place has none now (Lambda)."""
+        regions = self.capacity.get((p.provider, p.instance_type))
+        return regions is None or p.region in regions
 
     def _price(self, provider: str, instance_type: str) -> float | None:
         return self.prices.get((provider, instance_type))
@@ -77,9 +89,11 @@ class ActionFactory:
             name=instance_name(self.workspace, node, self.suffix(node.address)),
             after=_after(node, chosen), replace_mode=self._replace_mode(node.group),
             cost_after=self._placement_price(chosen),
-            # A spot or reserved placement is always listed: apply reads its purchase there.
+            # A spot or reserved placement is always listed (apply reads its purchase
+            # there), and so is one without capacity now (the plan says so).
             candidates=tuple(self._candidate_json(p) for p in ordered)
-            if len(ordered) > 1 or chosen.purchase != ON_DEMAND else (),
+            if len(ordered) > 1 or chosen.purchase != ON_DEMAND
+            or not self.has_capacity(chosen) else (),
             detail=detail or ("the recorded instance was deleted outside navarch"
                               if reason == Reason.DELETED_OUTSIDE else ""),
         )

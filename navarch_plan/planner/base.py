@@ -47,7 +47,8 @@ class PlannerBase:
         self.foreign_warning = ""
         self._spec_diffs: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
         self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
-                                  inputs.availability, suffix, inputs.spot_offers)
+                                  inputs.availability, suffix, inputs.spot_offers,
+                                  inputs.capacity)
 
     def _presence(self, record: NodeRecord) -> Presence:
         return self.observed.presence(record.provider, record.id, record.region, record.zone,

@@ -28,6 +28,7 @@ from navarch_plan.model import (
 from navarch_plan.plan import Action, ActionKind, Drift, Plan, Reason
 from navarch_plan.planner.actions import instance_name
 from navarch_plan.planner.base import placement_of
+from navarch_plan.planner.capacity import capacity_warnings
 from navarch_plan.planner.checks import (
     check_budget,
     check_prevent_destroy,
@@ -189,6 +190,7 @@ class _Planner(References, LabelUpdates):
         warnings += _unreachable_warnings(self.observed)
         warnings += [self.foreign_warning] if self.foreign_warning else []
         warnings += self.label_warnings
+        warnings += capacity_warnings(actions)
         position = {name: i for i, name in enumerate(self.inputs.groups)}
         actions.sort(key=lambda a: (position.get(a.group, len(position)), *_action_order(a)))
         inputs, owned = self.inputs, self.owned

@@ -41,6 +41,9 @@ class PlanInputs:
     prices: Mapping[tuple[str, str], float | None] = field(default_factory=dict)
     # (provider, type) -> regions where the provider's catalog reports it available
     availability: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    # (provider, type) -> regions with capacity now, where the cloud says so live
+    # (Lambda); a candidate elsewhere is marked in the plan, not skipped.
+    capacity: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
     # (provider, type) -> offers that know spot prices (planner.strategies.price_of)
     spot_offers: Mapping[tuple[str, str], InstanceType] = field(default_factory=dict)
     max_hourly_cost: float | None = None

@@ -23,8 +23,8 @@ from typing import Any
 from navarch_plan.config.desired import RESERVATION, SPOT, Placement
 from navarch_plan.model import InstanceType
 
-__all__ = ["STRATEGIES", "SpotOffers", "order_placements", "offer_tables", "price_of",
-           "spot_offers"]
+__all__ = ["STRATEGIES", "SpotOffers", "capacity_table", "order_placements", "offer_tables",
+           "price_of", "spot_offers"]
 
 STRATEGIES = ("priority", "cost", "availability", "round-robin")
 
@@ -45,6 +45,14 @@ def offer_tables(offers: Iterable[tuple[str, InstanceType]]
         prices[(provider, offer.name)] = offer.price_per_hr
         available[(provider, offer.name)] = tuple(offer.regions) if offer.available else ()
     return prices, available
+
+
+def capacity_table(offers: Iterable[tuple[str, InstanceType]]
+                   ) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(provider, type) -> the regions with capacity now, for offers whose cloud says so
+    live (InstanceType.capacity_live); other offers know only where a type is sold."""
+    return {(provider, o.name): tuple(o.regions) if o.available else ()
+            for provider, o in offers if o.capacity_live}
 
 
 def spot_offers(offers: Iterable[tuple[str, InstanceType]]) -> dict[tuple[str, str],

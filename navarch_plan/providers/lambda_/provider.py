@@ -417,4 +417,5 @@ class LambdaProvider:
             gpu_type=gpu.model, gpu_memory_gb=gpu.memory_gb,
             memory_gb=float(specs.get("memory_gib") or 0), vcpus=int(specs.get("vcpus") or 0),
             price_per_hr=None if cents is None else cents / 100,
-            regions=regions, available=bool(regions), purchase=(ON_DEMAND,))
+            regions=regions, available=bool(regions), purchase=(ON_DEMAND,),
+            capacity_live=True)
