@@ -93,8 +93,7 @@ class ConfigError(NavarchError):
 
 class ConfigErrors(ConfigError):
     """Several independent config errors found at once (`errors`, in file order). It
-    reads as its first, so a command that stops at the first says one line; `validate`
-    reports every one."""
+    reads as its first; the command prints every one, a line each."""
 
     def __init__(self, errors: list[ConfigError]) -> None:
         first = errors[0]

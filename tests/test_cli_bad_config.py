@@ -130,6 +130,24 @@ def test_bad_config_is_one_clear_line(fleet: Workdir, tmp_path: Path, name: str,
     assert not (work.path / "state" / "test.json.lock").exists()
 
 
+def test_every_independent_error_is_a_line_of_its_own_in_plan_and_apply(
+        work: Workdir) -> None:
+    """As `terraform plan` does (and navarch validate): every error at once, so a PR's
+    config is fixed in one round, each on one line with its place."""
+    work.write(GOOD_HEAD + "pools:\n"
+               "  a: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: -1}\n"
+               "  b: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1,"
+               " labelz: {}}\n")
+    for command in (["plan"], ["apply", "--auto-approve"], ["validate"]):
+        result = work.cli(*command)
+        assert result.code == 1 and result.out == ""
+        assert result.err.splitlines() == [
+            "Error: navarch.yaml:6:68: pools.a.nodes: -1 is less than the minimum of 0",
+            "Error: navarch.yaml:7:78: pools.b.labelz: unknown key 'labelz' "
+            "(did you mean 'labels'?)"], command
+    assert not (work.path / "state" / "test.json").exists()
+
+
 def test_missing_config_file(work: Workdir) -> None:
     result = work.cli("plan", "-c", "nope.yaml")
     assert result.code == 1 and "nope.yaml: no such file" in result.err

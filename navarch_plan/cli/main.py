@@ -183,7 +183,10 @@ def _run(args: argparse.Namespace) -> int:
     except NavarchError as exc:
         if args.debug:
             _err(traceback.format_exc())
-        _err(f"Error: {_with_flags(str(exc), args) if isinstance(exc, LockError) else exc}")
+        # Every independent config error, one line each (as validate and Terraform do).
+        for error in getattr(exc, "errors", [exc]):
+            text = _with_flags(str(error), args) if isinstance(error, LockError) else error
+            _err(f"Error: {text}")
         return 1
     except KeyboardInterrupt:
         _err("Interrupted.")
