@@ -16,6 +16,9 @@ It can have the manners of a real cloud (all off by default):
   unreachable regions or zones, lookups that answer "not found";
 - `set_status` with any word: a stopped instance, or a status navarch does not know.
 - `preempt`: a spot instance taken back (gone, or listed as terminated "preempted").
+
+Beside it: store.py (connections, transactions, call log), lag.py (how a row reads at a
+moment), controls.py (the console: set_status, preempt, hide, ...), db.py, faults.py.
 """
 
 from __future__ import annotations
@@ -23,13 +26,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
-import os
 import random
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from navarch_plan.catalog.facts import FAKE_CATALOG, FAKE_REGIONS
@@ -45,20 +46,17 @@ from navarch_plan.model import (
     InstanceType,
     Listing,
     Node,
-    NodeStatus,
     ProvisionRequest,
 )
-from navarch_plan.providers.fake.db import check_cloud_file, row_to_node, upgrade_cloud_file
+from navarch_plan.providers.fake.controls import ConsoleControls
 from navarch_plan.providers.fake.faults import Fault, FaultQueue
+from navarch_plan.providers.fake.lag import COLUMNS, TYPES, lagging_filter, row_as_node, shown_node
+from navarch_plan.providers.fake.store import CloudFile
 
 __all__ = ["FakeProvider"]
 
-_TYPES = {t.name: t for t in FAKE_CATALOG}
-_COLUMNS = ("id, name, region, zone, instance_type, status, ip, labels, gpu_count, ready_at,"
-            " visible_at, deleted, gone_at")
 
-
-class FakeProvider:
+class FakeProvider(ConsoleControls):
     """Provider, InstanceTypeLister and NodeGetter over a SQLite-backed fake cloud.
 
     Every instance reports its type's GPUs from the fake catalog (`gpu_8x_h100`: 8 x
@@ -89,76 +87,19 @@ class FakeProvider:
         self.spot_prices = dict(spot_prices or {})
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []  # every thread's, for close()
-        self._shared_lock = threading.Lock()  # in-memory mode: one connection for all threads
-        self._memory = (None if path else
-                        sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None))
-        try:
-            upgrade_cloud_file(self._memory or self._conn())
-        except sqlite3.Error as exc:
-            raise self._unusable(exc) from None
-
-    # -- storage -----------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            assert self.path is not None
-            # Used by its own thread only; close() may run on another once they are done.
-            conn = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                   check_same_thread=False)
-            check_cloud_file(conn)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-            with self._shared_lock:
-                self._opened.append(conn)
-        return conn
+        self._file = CloudFile(name, path, clock)
 
     def close(self) -> None:
         """Close every connection this object opened (each thread has its own): a
         long-lived process that builds many providers would otherwise hold their files
         open until the garbage collector finds them."""
-        with self._shared_lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            conn.close()
-        self._local = threading.local()
+        self._file.close()
 
     def __enter__(self) -> FakeProvider:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        try:
-            if self._memory is not None:
-                with self._shared_lock, self._transaction(self._memory) as db:
-                    yield db
-            else:
-                with self._transaction(self._conn()) as db:
-                    yield db
-        except sqlite3.Error as exc:
-            raise self._unusable(exc) from None
-
-    def _unusable(self, exc: sqlite3.Error) -> ProviderError:
-        """A damaged, foreign or unreachable cloud file: one clear error, file untouched."""
-        return ProviderError(f"the fake cloud's file {self.path} cannot be used ({exc}); "
-                             "restore it, or point the provider's path at another file",
-                             provider=self.name, code="fake/unusable-file")
-
-    @staticmethod
-    @contextmanager
-    def _transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- the call wrapper ----------------------------------------------------------
     def _call(self, op: str, target: str, address: str, effect: Any, region: str = "",
@@ -176,7 +117,7 @@ class FakeProvider:
         fault = self.faults.take(op, address, purchase)
         error = fault.exception(self.name, region) if fault else self._random_fault(op)
         failure: ProviderError | None = None
-        with self._tx() as db:
+        with self._file.transaction() as db:
             try:
                 if error and not (fault and fault.effect):
                     raise error
@@ -185,10 +126,10 @@ class FakeProvider:
                     raise error  # the call took effect, then failed
             except ProviderError as exc:
                 # Logged and committed; raised once the transaction is closed.
-                self._log(db, op, target, address, started, exc)
+                self._file.log_call(db, op, target, address, started, exc)
                 failure = exc
             else:
-                self._log(db, op, target, address, started, None)
+                self._file.log_call(db, op, target, address, started, None)
         if fault and fault.delay:
             self.clock.sleep(fault.delay)
         if failure is not None:
@@ -209,15 +150,6 @@ class FakeProvider:
         return TransientError("injected fault", provider=self.name, code="fake/injected") if hit \
             else None
 
-    def _log(self, db: sqlite3.Connection, op: str, target: str, address: str,
-             started: float, error: Exception | None) -> None:
-        db.execute(
-            "INSERT INTO calls (op, target, address, started, ended, ok, error, pid)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (op, target, address, started, self.clock.time(), error is None,
-             str(error) if error else "", os.getpid()),
-        )
-
     # -- Provider ------------------------------------------------------------------
     def provision(self, req: ProvisionRequest) -> Node:
         address = req.labels.get("navarch-address", "")
@@ -226,11 +158,11 @@ class FakeProvider:
 
     def _insert(self, db: sqlite3.Connection, req: ProvisionRequest) -> Node:
         if self.idempotent and req.idempotency_key:
-            row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE idem_key = ? AND "
+            row = db.execute(f"SELECT {COLUMNS} FROM instances WHERE idem_key = ? AND "
                              "name = ?", (req.idempotency_key, req.name)).fetchone()
             if row is not None:  # a re-sent launch: the original instance, as EC2 does
                 return self._as_node(row)
-        offer = _TYPES.get(req.instance_type)
+        offer = TYPES.get(req.instance_type)
         if offer is None:
             raise InvalidRequestError(f"unknown instance type {req.instance_type!r}",
                                       provider=self.name, region=req.region,
@@ -261,7 +193,7 @@ class FakeProvider:
         ip = f"10.{(seq >> 16) & 255}.{(seq >> 8) & 255}.{seq & 255}"
         db.execute("UPDATE instances SET ip = ? WHERE seq = ?", (ip, seq))
         # The launch's own reply shows the instance, however late listings catch up.
-        return self._as_node(db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ?",
+        return self._as_node(db.execute(f"SELECT {COLUMNS} FROM instances WHERE id = ?",
                                         (node_id,)).fetchone())
 
     def _check_capacity(self, db: sqlite3.Connection, req: ProvisionRequest, key: str,
@@ -297,8 +229,9 @@ class FakeProvider:
         """What a listing shows now: visible instances, minus what a `list` fault hides
         (silently) or declares unreachable (admitted in `Listing.unreachable`)."""
         def effect(db: sqlite3.Connection) -> list[Node]:
-            rows = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE deleted = 0"
-                              + self._lagging_sql() + " ORDER BY seq", self._lagging_args())
+            lagging, args = lagging_filter(self.clock.time(), self.terminate_lag)
+            rows = db.execute(f"SELECT {COLUMNS} FROM instances WHERE deleted = 0"
+                              + lagging + " ORDER BY seq", args)
             return [n for row in rows if (n := self._node(row)) is not None]
 
         nodes, fault = self._invoke("list", "*", "", effect)
@@ -327,47 +260,7 @@ class FakeProvider:
                   for t in FAKE_CATALOG]
         return self._call("list_instance_types", "*", "", lambda db: offers)
 
-    # -- controls for tests and demos (what a cloud console would let you do) ------
-    def set_status(self, node_id: str, status: NodeStatus | str) -> None:
-        """Simulate a cloud-side change: a node turning unhealthy, stopped by someone,
-        or in a status word navarch does not know (`hibernating` reads as unknown)."""
-        word = status.value if isinstance(status, NodeStatus) else str(status)
-        with self._tx() as db:
-            db.execute("UPDATE instances SET status = ?, ready_at = 0 WHERE id = ?",
-                       (word, node_id))
-
-    def preempt(self, node_id: str, listed: bool = False) -> None:
-        """Take a spot instance back, as a cloud does: gone from listings and gets (GCE
-        with instanceTerminationAction DELETE), or, `listed`, still shown as terminated
-        with the cloud's word "preempted" (EC2 for a while after an interruption)."""
-        with self._tx() as db:
-            if listed:
-                db.execute("UPDATE instances SET status = 'preempted' WHERE id = ?", (node_id,))
-            else:
-                db.execute("UPDATE instances SET deleted = 1, status = 'terminated', "
-                           "gone_at = ? WHERE id = ?", (self.clock.time(), node_id))
-
-    def purchase(self, node_id: str) -> str:
-        """How the instance was bought: "on-demand" or "spot"."""
-        return self._column(node_id, "purchase")
-
-    def placement_group(self, node_id: str) -> str:
-        """The placement group the instance was launched into ("" for none)."""
-        return self._column(node_id, "placement_group")
-
-    def _column(self, node_id: str, column: str) -> str:
-        with self._tx() as db:
-            row = db.execute(f"SELECT {column} FROM instances WHERE id = ?",
-                             (node_id,)).fetchone()
-        return row[0] if row else ""
-
-    def hide(self, node_id: str, seconds: float) -> None:
-        """Make an instance invisible to list and get (and deaf to terminate) for a
-        while, as a lagging cloud index would."""
-        with self._tx() as db:
-            db.execute("UPDATE instances SET visible_at = ? WHERE id = ?",
-                       (self.clock.time() + seconds, node_id))
-
+    # -- the console (controls.py) has set_status, preempt, hide, calls, ...
     def set_labels(self, node_id: str, labels: Mapping[str, str]) -> None:
         """Exactly these labels, as EC2 tags and GCE labels become; a logged call that
         faults can hit (op `set_labels`), like every call that changes the cloud."""
@@ -377,61 +270,19 @@ class FakeProvider:
 
         self._call("set_labels", node_id, self._address_of(node_id), effect)
 
-    def user_data(self, node_id: str) -> str:
-        """What the instance was booted with, as its cloud-init would see it."""
-        with self._tx() as db:
-            row = db.execute("SELECT user_data FROM instances WHERE id = ?", (node_id,)).fetchone()
-        return row[0] if row else ""
-
-    def calls(self, op: str | None = None) -> builtins.list[dict[str, Any]]:
-        """The call log, oldest first: op, target, address, started, ended, ok, error, pid."""
-        with self._tx() as db:
-            db.row_factory = sqlite3.Row
-            try:
-                query = "SELECT * FROM calls" + (" WHERE op = ?" if op else "") + " ORDER BY seq"
-                return [dict(r) for r in db.execute(query, (op,) if op else ())]
-            finally:
-                db.row_factory = None
-
     # -- helpers -------------------------------------------------------------------
     def _address_of(self, node_id: str) -> str:
-        with self._tx() as db:
+        with self._file.transaction() as db:
             row = db.execute("SELECT labels FROM instances WHERE id = ?", (node_id,)).fetchone()
         return json.loads(row[0]).get("navarch-address", "") if row else ""
 
-    def _lagging_sql(self) -> str:
-        """Rows a listing shows beside the live ones: none not yet visible, and the
-        recently terminated while terminate lag lasts."""
-        return " AND visible_at <= ?" + (
-            " OR (deleted = 1 AND gone_at > ?)" if self.terminate_lag else "")
-
-    def _lagging_args(self) -> tuple[float, ...]:
-        now = self.clock.time()
-        return (now,) + ((now - self.terminate_lag,) if self.terminate_lag else ())
-
     def _fetch(self, db: sqlite3.Connection, node_id: str) -> Node | None:
-        row = db.execute(f"SELECT {_COLUMNS} FROM instances WHERE id = ?",
+        row = db.execute(f"SELECT {COLUMNS} FROM instances WHERE id = ?",
                          (node_id,)).fetchone()
         return self._node(row) if row else None
 
     def _node(self, row: tuple[Any, ...]) -> Node | None:
-        """The row as listings and gets show it now, or None when they show nothing:
-        not yet visible, or deleted longer ago than terminate_lag."""
-        visible_at, deleted, gone_at = row[-3:]
-        now = self.clock.time()
-        if now < visible_at or (deleted and now >= gone_at + self.terminate_lag):
-            return None
-        return self._as_node(row)
+        return shown_node(self.name, row, self.clock.time(), self.terminate_lag)
 
     def _as_node(self, row: tuple[Any, ...]) -> Node:
-        """The row as the instance is, whatever listings show (a launch's own reply)."""
-        itype, word, gpus, ready_at, _, deleted, gone_at = (row[4], row[5], *row[8:])
-        now = self.clock.time()
-        if deleted:
-            word = "terminating" if now < gone_at + self.terminate_lag else "terminated"
-        elif word == "provisioning" and now >= ready_at:
-            word = "running"
-        offer = _TYPES.get(itype)
-        return row_to_node(self.name, row, word,
-                           gpus if gpus is not None else (offer.gpu_count if offer else 0),
-                           offer.gpu_type if offer else "")
+        return row_as_node(self.name, row, self.clock.time(), self.terminate_lag)
