@@ -4,34 +4,28 @@ Wire facts (shared/reference/cloud-apis.md, section 1): Bearer auth; replies wra
 {"data": ...} or {"error": {"code", "message", "suggestion"}}; one instance per launch call;
 launches limited to about one per 12 s per account; no idempotency token on launch, so a
 launch is never retried blindly: after a timeout or 5xx we look for the instance by name.
+Beside it: replies.py (HTTP errors -> ProviderError), wire.py (JSON -> Node/InstanceType).
 """
 
 from __future__ import annotations
 
 import builtins
-import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from navarch_plan.apply.throttle import Pacer, RetryPolicy, retrying
-from navarch_plan.catalog.facts import ON_DEMAND
-from navarch_plan.catalog.gpu_names import parse_gpu_description
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
     AuthError,
-    CapacityError,
     InvalidRequestError,
     NoCapacityListedError,
     NotFoundError,
     ProviderError,
-    QuotaError,
     RateLimitError,
     TransientError,
 )
@@ -52,67 +46,14 @@ from navarch_plan.providers.lambda_.kind import (
     LAUNCH_INTERVAL,
     launch_fields,
 )
+from navarch_plan.providers.lambda_.replies import error_from_reply, reply_json
+from navarch_plan.providers.lambda_.wire import node_from_wire, offer_from_wire
 
 __all__ = ["LambdaProvider"]
 
 # The longest we sleep before a retry. A longer Retry-After goes back to the caller, which
 # can schedule other work instead of parking a thread.
 _MAX_WAIT = 60.0
-
-# `restarting` is an instance coming back up; a word not listed here is `unknown`, which
-# navarch never acts on (it used to read as unhealthy, and replaced whole fleets).
-_STATUS = {"booting": NodeStatus.PROVISIONING, "active": NodeStatus.RUNNING,
-           "restarting": NodeStatus.PROVISIONING,
-           "unhealthy": NodeStatus.UNHEALTHY, "terminating": NodeStatus.TERMINATING,
-           "terminated": NodeStatus.TERMINATED, "preempted": NodeStatus.TERMINATED}
-
-# The spec says to match on `code`, never on the message.
-_ERRORS: dict[str, type[ProviderError]] = {
-    "instance-operations/launch/insufficient-capacity": CapacityError,
-    "global/quota-exceeded": QuotaError,
-    "global/invalid-api-key": AuthError,
-    "global/account-inactive": AuthError,
-    "global/invalid-address": AuthError,
-    "global/object-does-not-exist": NotFoundError,
-    "global/invalid-parameters": InvalidRequestError,
-    # A file system lives in one region: naming it for another is a config mistake.
-    "instance-operations/launch/file-system-in-wrong-region": InvalidRequestError,
-}
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds or an HTTP date; anything else counts as absent."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _origin(url: str) -> str:
-    """`https://cloud.lambda.ai/api/v1?key=...` -> `https://cloud.lambda.ai`."""
-    try:
-        parts = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return ""
-    host = parts.host or ""
-    return f"{parts.scheme}://{host}" if parts.scheme and host else ""
-
-
-def _json(resp: httpx.Response) -> Any:
-    """The body as JSON, or None: error bodies (429s above all) may be empty or HTML."""
-    try:
-        return resp.json()
-    except ValueError:
-        return None
-
 
 class LambdaProvider:
     """Provider, InstanceTypeLister and NodeGetter for Lambda Cloud."""
@@ -202,7 +143,7 @@ class LambdaProvider:
         if not isinstance(data, list):
             raise TransientError("GET /instances did not return a list", provider=self.name,
                                  code="bad-response")
-        return [self._node(item) for item in data]
+        return [node_from_wire(self.name, item) for item in data]
 
     def get(self, node_id: str) -> Node | None:
         if not node_id:
@@ -211,7 +152,7 @@ class LambdaProvider:
             data = self._request("GET", f"/instances/{quote(node_id, safe='')}")
         except NotFoundError:
             return None
-        return self._node(data)
+        return node_from_wire(self.name, data)
 
     def consistency(self) -> Consistency:
         return LAMBDA.consistency
@@ -246,7 +187,7 @@ class LambdaProvider:
         if not isinstance(data, Mapping):
             raise TransientError("GET /instance-types did not return a mapping",
                                  provider=self.name, code="bad-response")
-        return [self._offer(key, entry) for key, entry in sorted(data.items())]
+        return [offer_from_wire(key, entry) for key, entry in sorted(data.items())]
 
     # -- launching ------------------------------------------------------------------------
 
@@ -338,84 +279,14 @@ class LambdaProvider:
             raise TransientError(f"{method} {path} failed: {type(exc).__name__}: {exc}",
                                  code="connection-error", **kw) from exc
         if not resp.is_success:
-            raise self._error(resp, region)
-        payload = _json(resp)
+            raise error_from_reply(resp, self.name, region, self._scrub)
+        payload = reply_json(resp)
         if not isinstance(payload, dict) or "data" not in payload:
             raise TransientError(f"{method} {path}: the reply is not a Lambda API envelope",
                                  code="bad-response", **kw)
         return payload["data"]
 
-    def _error(self, resp: httpx.Response, region: str) -> ProviderError:
-        """The error code decides; the HTTP status is the fallback when there is none."""
-        body = _json(resp)
-        err = body.get("error") if isinstance(body, dict) else None
-        err = err if isinstance(err, dict) else {}
-        status = resp.status_code
-        code = str(err.get("code") or "")
-        cloud = self._scrub(str(err.get("message")
-                                or f"HTTP {status} {resp.reason_phrase}".strip()))
-        message = f"{cloud} {self._scrub(str(err['suggestion']))}" if err.get("suggestion") \
-            else cloud
-        kw = {"provider": self.name, "region": region, "code": code, "cloud_message": cloud}
-        if status == 429:
-            wait = _retry_after(resp.headers.get("retry-after"))
-            return RateLimitError(message, retry_after=wait, **kw)
-        if 300 <= status < 400:
-            # A Location header can echo the request, query and credentials included:
-            # only its scheme and host are said.
-            where = _origin(resp.headers.get("location", "")) or "another address"
-            return InvalidRequestError(f"the API redirects to {where}; set base_url to the "
-                                       "current API address", **kw)
-        cls = _ERRORS.get(code)
-        if cls is None:
-            if code.startswith("provider/") or status >= 500:
-                cls = TransientError
-            elif status in (401, 403):
-                cls = AuthError
-            else:  # includes a 404 without Lambda's code: likely a wrong base_url
-                cls = InvalidRequestError
-        error = cls(message, **kw)
-        if isinstance(error, QuotaError):  # Lambda quotas are account-wide, not per region
-            error.provider_wide = True
-        return error
-
     def _scrub(self, text: str) -> str:
         """Some errors echo the request back: the key never leaves the client's headers."""
         key = self._client.headers["Authorization"].removeprefix("Bearer ")
         return text.replace(key, "[redacted]") if key else text
-
-    # -- wire -> model --------------------------------------------------------------------
-
-    def _node(self, item: Any) -> Node:
-        if not isinstance(item, Mapping) or not item.get("id"):
-            raise TransientError("an instance in the reply has no id", provider=self.name,
-                                 code="bad-response")
-        itype = item.get("instance_type") or {}
-        specs = itype.get("specs") or {}
-        raw_status = str(item.get("status", ""))
-        return Node(
-            id=str(item["id"]), provider=self.name,
-            region=str((item.get("region") or {}).get("name", "")),
-            instance_type=str(itype.get("name", "")), zone="",
-            status=_STATUS.get(raw_status, NodeStatus.UNKNOWN), cloud_status=raw_status,
-            name=str(item.get("name") or ""), ip_address=str(item.get("ip") or ""),
-            gpu_count=int(specs.get("gpus") or 0),
-            gpu_type=parse_gpu_description(itype.get("gpu_description")).model,
-            labels={str(t["key"]): str(t.get("value", ""))
-                    for t in item.get("tags") or [] if isinstance(t, Mapping) and "key" in t})
-
-    def _offer(self, key: str, entry: Any) -> InstanceType:
-        entry = entry if isinstance(entry, Mapping) else {}
-        itype = entry.get("instance_type") or {}
-        specs = itype.get("specs") or {}
-        regions = tuple(str(r.get("name", "")) for r in
-                        entry.get("regions_with_capacity_available") or [])
-        cents = itype.get("price_cents_per_hour")
-        gpu = parse_gpu_description(itype.get("gpu_description") or itype.get("description"))
-        return InstanceType(
-            name=str(itype.get("name") or key), gpu_count=int(specs.get("gpus") or 0),
-            gpu_type=gpu.model, gpu_memory_gb=gpu.memory_gb,
-            memory_gb=float(specs.get("memory_gib") or 0), vcpus=int(specs.get("vcpus") or 0),
-            price_per_hr=None if cents is None else cents / 100,
-            regions=regions, available=bool(regions), purchase=(ON_DEMAND,),
-            capacity_live=True)
