@@ -13,6 +13,9 @@ Idempotency: every insert carries ``requestId = uuid5(project/zone/name/idempote
 (navarch's key is the intent id of the attempt), so a retried insert of the same attempt
 returns the original operation, while a later attempt (a new run after a stock-out) is a
 new request; a name that already exists (HTTP 409) returns the existing instance.
+
+Beside it: faults.py (exceptions -> ProviderError), nodes.py (Instance -> Node),
+launch.py (the insert body), placement.py (compact policies), catalog.py.
 """
 
 from __future__ import annotations
@@ -20,27 +23,21 @@ from __future__ import annotations
 import builtins
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
-from google.auth import exceptions as auth_exc
 from google.cloud import compute_v1
 
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.errors import (
-    AuthError,
-    CapacityError,
     InvalidRequestError,
     NotFoundError,
-    NotOfferedError,
     ProviderError,
-    QuotaError,
-    RateLimitError,
     TransientError,
 )
 from navarch_plan.model import (
@@ -53,16 +50,19 @@ from navarch_plan.model import (
     RateLimit,
 )
 from navarch_plan.providers.gcp import catalog
-from navarch_plan.providers.gcp.kind import GCP, LABEL_RULES
+from navarch_plan.providers.gcp.faults import from_operation, gce_error, translating
+from navarch_plan.providers.gcp.kind import GCP
 from navarch_plan.providers.gcp.launch import DEFAULT_IMAGE, LaunchSettings, instance_body
+from navarch_plan.providers.gcp.nodes import (
+    google_labels,
+    node_from_instance,
+    scope_name,
+    split_node_id,
+)
 from navarch_plan.providers.gcp.placement import CompactPolicies, policy_link
-
-#: Label key prefixes of Google's own services (kind.LABEL_RULES).
-_GOOGLE = LABEL_RULES.reserved_prefixes
 
 __all__ = ["DEFAULT_IMAGE", "GcpProvider"]
 
-_RATE_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 _REQUEST_NS = uuid.UUID("5f0c3f7e-2a4b-4d0e-9c51-6e1d8a2b7c40")  # fixed: ids must be stable
 _CALL_TIMEOUT = 60.0  # seconds per HTTP call (not per operation)
 # Reads retry briefly on 503/504/429; the library's default keeps trying for 10 minutes,
@@ -72,19 +72,6 @@ _READ_RETRY = gretry.Retry(
     predicate=gretry.if_exception_type(
         gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.TooManyRequests),
 )
-
-
-def _scope_name(scope: str) -> str:
-    """`zones/us-central1-a` (or a URL ending so) -> `us-central1-a`."""
-    return scope.rstrip("/").rsplit("/", 1)[-1]
-
-
-def _ip_of(inst: Any) -> str:
-    for nic in inst.network_interfaces:
-        for ac in nic.access_configs:
-            if ac.nat_i_p:
-                return ac.nat_i_p
-    return inst.network_interfaces[0].network_i_p if inst.network_interfaces else ""
 
 
 class GcpProvider:
@@ -130,87 +117,16 @@ class GcpProvider:
                 self._compact = CompactPolicies(
                     self.project, compute_v1.ResourcePoliciesClient(**kw),
                     compute_v1.RegionOperationsClient(**kw), self._errors,
-                    lambda op: self._from_operation(op, ""))
+                    lambda op: from_operation(op, self.name, ""))
             return self._compact
 
-    # -- errors ---------------------------------------------------------------------
+    def _errors(self, zone: str = "", instance_type: str = "") -> AbstractContextManager[None]:
+        """faults.translating for this provider (CompactPolicies calls it too)."""
+        return translating(self.name, zone, instance_type)
 
-    def _err(self, cls: type[ProviderError], message: str, region: str, code: str,
-             **extra: Any) -> ProviderError:
-        return cls(message, provider=self.name, region=region, code=code,
-                   cloud_message=message, **extra)
-
-    def _classify(self, status: int, reasons: set[str], message: str, code: str,
-                  region: str, *, retry_after: float | None = None,
-                  quota_names: str = "", instance_type: str = "") -> ProviderError:
-        if capacity := next((r for r in reasons if r in catalog.CAPACITY_CODES), ""):
-            return self._err(CapacityError, message, region, capacity)
-        if catalog.reservation_full(message):
-            return self._err(CapacityError, message, region, "RESERVATION_FULL")
-        if "quotaExceeded" in reasons or "QUOTA_EXCEEDED" in reasons:
-            wide, types = catalog.quota_scope(f"{message} {quota_names}", instance_type)
-            return self._err(QuotaError, message, region, code, provider_wide=wide,
-                             instance_types=types)
-        if instance_type and catalog.not_offered(status, message):
-            # The zone does not sell the machine or accelerator type: the next may.
-            return self._err(NotOfferedError, message, region, code)
-        if status == 429 or reasons & _RATE_REASONS:
-            return self._err(RateLimitError, message, region, code, retry_after=retry_after)
-        if status in (401, 403):
-            return self._err(AuthError, message, region, code)
-        if status == 404:
-            return self._err(NotFoundError, message, region, code)
-        if status in (400, 412, 413):
-            return self._err(InvalidRequestError, message, region, code)
-        if status in (0, 409) or status >= 500:
-            # 0: no HTTP status at all; 409 outside insert: another operation is in
-            # flight on the resource, which settles on its own.
-            return self._err(TransientError, message, region, code)
-        return self._err(ProviderError, message, region, code)
-
-    def _from_http(self, exc: gexc.GoogleAPICallError, region: str,
-                   instance_type: str = "") -> ProviderError:
-        errs = [e for e in exc.errors if isinstance(e, dict)]
-        reasons = {str(e.get("reason", "")) for e in errs} | {exc.reason or ""}
-        message = next((str(e["message"]) for e in errs if e.get("message")), exc.message)
-        status = int(exc.code or 0)
-        code = next((r for r in (e.get("reason") for e in errs) if r), "") or f"HTTP_{status}"
-        retry_after = None
-        if exc.response is not None:
-            header = getattr(exc.response, "headers", {}).get("Retry-After", "")
-            retry_after = float(header) if header.replace(".", "", 1).isdigit() else None
-        return self._classify(status, reasons, message, code, region, retry_after=retry_after,
-                              instance_type=instance_type)
-
-    def _from_operation(self, op: Any, zone: str, instance_type: str = "") -> ProviderError:
-        errs = list(op.error.errors)
-        codes = [e.code for e in errs if e.code]
-        message = "; ".join(e.message for e in errs if e.message)
-        message = message or op.http_error_message or f"operation {op.name} failed"
-        # Quota names (GPUS_ALL_REGIONS) may sit only in the structured details.
-        quota_names = " ".join(d.quota_info.metric_name + " " + d.quota_info.limit_name
-                               for e in errs for d in e.error_details)
-        code = codes[0] if codes else f"HTTP_{op.http_error_status_code}"
-        return self._classify(op.http_error_status_code, set(codes), message, code,
-                              catalog.region_of(zone), quota_names=quota_names,
-                              instance_type=instance_type)
-
-    @contextmanager
-    def _errors(self, zone: str = "", instance_type: str = "") -> Iterator[None]:
-        """Turn client, auth and transport exceptions into the typed ProviderErrors;
-        `instance_type`: the type an insert asked for (what a quota or a zone refused)."""
-        region = catalog.region_of(zone) if zone else ""
-        try:
-            yield
-        except gexc.GoogleAPICallError as e:
-            raise self._from_http(e, region, instance_type) from e
-        except gexc.RetryError as e:
-            raise self._err(TransientError, str(e), region, "RETRY_EXHAUSTED") from e
-        except (auth_exc.DefaultCredentialsError, auth_exc.RefreshError) as e:
-            raise self._err(AuthError, f"credentials missing or refused: {e}", region,
-                            "CREDENTIALS") from e
-        except (requests.RequestException, auth_exc.TransportError) as e:
-            raise self._err(TransientError, str(e), region, type(e).__name__) from e
+    def _err(self, cls: type[ProviderError], message: str, region: str,
+             code: str) -> ProviderError:
+        return gce_error(self.name, cls, message, region, code)
 
     # -- operations -----------------------------------------------------------------
 
@@ -235,7 +151,7 @@ class GcpProvider:
             if op.status != compute_v1.Operation.Status.DONE:
                 self.clock.sleep(max(0.0, self.poll_interval - (self.clock.monotonic() - started)))
         if op.error.errors or op.http_error_status_code >= 400:
-            raise self._from_operation(op, zone, instance_type)
+            raise from_operation(op, self.name, zone, instance_type)
 
     # -- Provider -------------------------------------------------------------------
 
@@ -287,7 +203,7 @@ class GcpProvider:
                 self._wait(op, zone, req.instance_type)
             inst = ic.get(project=self.project, zone=zone, instance=req.name,
                           retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
-        return self._to_node(inst)
+        return node_from_instance(self.name, inst)
 
     def prune_placement_groups(self, workspace: str, lineage: str,
                                keep: set[str]) -> list[str]:
@@ -295,17 +211,10 @@ class GcpProvider:
         wants, deleted in every region (those still used by an instance stay)."""
         return self._policies().prune(workspace, lineage, keep)
 
-    def _split_id(self, node_id: str) -> tuple[str, str]:
-        zone, _, name = node_id.partition("/")
-        if not zone or not name or "/" in name:
-            raise self._err(InvalidRequestError, f"bad GCP node id {node_id!r} "
-                            "(expected ZONE/INSTANCE_NAME)", "", "INVALID_NODE_ID")
-        return zone, name
-
     def terminate(self, node_id: str) -> bool:
         """Idempotent. True once the delete operation is done; False when GCE knows no
         such instance (already gone, or deleted by someone else meanwhile)."""
-        zone, name = self._split_id(node_id)
+        zone, name = split_node_id(self.name, node_id)
         ic, _ = self._clients()
         try:
             with self._errors(zone):
@@ -323,14 +232,14 @@ class GcpProvider:
         """instances.setLabels with the fingerprint of the labels it replaces; GCE
         refuses (412) if they changed meanwhile: a TransientError, since a retry reads
         the new fingerprint and sets the same labels (setting them is idempotent)."""
-        zone, name = self._split_id(node_id)
+        zone, name = split_node_id(self.name, node_id)
         ic, _ = self._clients()
         with self._errors(zone):
             inst = ic.get(project=self.project, zone=zone, instance=name, retry=_READ_RETRY,
                           timeout=_CALL_TIMEOUT)
             # setLabels replaces every label: Google's own are sent back as they are.
             body = compute_v1.InstancesSetLabelsRequest(
-                labels={**_google_labels(inst.labels), **catalog.sanitize_labels(labels)},
+                labels={**google_labels(inst.labels), **catalog.sanitize_labels(labels)},
                 label_fingerprint=inst.label_fingerprint)
             try:
                 op = ic.set_labels_unary(project=self.project, zone=zone, instance=name,
@@ -343,7 +252,7 @@ class GcpProvider:
             self._wait(op, zone)
 
     def get(self, node_id: str) -> Node | None:
-        zone, name = self._split_id(node_id)
+        zone, name = split_node_id(self.name, node_id)
         ic, _ = self._clients()
         with self._errors(zone):
             try:
@@ -351,7 +260,7 @@ class GcpProvider:
                               retry=_READ_RETRY, timeout=_CALL_TIMEOUT)
             except gexc.NotFound:
                 return None
-        return self._to_node(inst)
+        return node_from_instance(self.name, inst)
 
     def list(self) -> list[Node]:
         """Every instance with a navarch-workspace label, in all zones of the project."""
@@ -374,11 +283,11 @@ class GcpProvider:
             pager = ic.aggregated_list(request=request, retry=_READ_RETRY,
                                        timeout=_CALL_TIMEOUT)
             for page in pager.pages:
-                unreachable.update(_scope_name(s) for s in page.unreachables)
+                unreachable.update(scope_name(s) for s in page.unreachables)
                 for scope, scoped in page.items.items():
                     if scoped.warning.code == "UNREACHABLE":
-                        unreachable.add(_scope_name(scope))
-                    nodes.extend(self._to_node(inst) for inst in scoped.instances)
+                        unreachable.add(scope_name(scope))
+                    nodes.extend(node_from_instance(self.name, inst) for inst in scoped.instances)
         return Listing(tuple(nodes), tuple(unreachable))
 
     def consistency(self) -> Consistency:
@@ -389,23 +298,3 @@ class GcpProvider:
 
     def list_instance_types(self) -> builtins.list[InstanceType]:
         return catalog.instance_types()
-
-    def _to_node(self, inst: Any) -> Node:
-        zone = inst.zone.rsplit("/", 1)[-1]
-        machine = inst.machine_type.rsplit("/", 1)[-1]
-        accels = [(a.accelerator_type, a.accelerator_count) for a in inst.guest_accelerators]
-        itype, gpu_count, gpu_type = catalog.gpu_info(machine, accels)
-        return Node(
-            id=f"{zone}/{inst.name}", provider=self.name, region=catalog.region_of(zone),
-            zone=zone, name=inst.name, instance_type=itype,
-            status=catalog.node_status(inst.status), cloud_status=inst.status,
-            ip_address=_ip_of(inst), gpu_count=gpu_count, gpu_type=gpu_type,
-            # Google's own labels are not the node's: never drift, never removed.
-            labels={k: v for k, v in inst.labels.items() if not k.startswith(_GOOGLE)},
-        )
-
-
-def _google_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    """The labels Google's own services put on an instance: navarch neither shows them
-    as the node's (so they are never drift) nor removes them."""
-    return {k: v for k, v in labels.items() if k.startswith(_GOOGLE)}
