@@ -30,10 +30,10 @@ from navarch_plan.errors import (
     QuotaError,
     RateLimitError,
 )
-from navarch_plan.model import NodeStatus
+from navarch_plan.model import InstanceType, NodeStatus
 
 __all__ = ["CONFIG_GAPS", "EC2_STATUS", "ERROR_CLASSES", "FAMILY_QUOTAS", "GPU_TYPES",
-           "GpuShape", "SPOT_MARKET", "cloud_word", "quota_group", "same_quota"]
+           "GpuShape", "SPOT_MARKET", "cloud_word", "offers", "quota_group", "same_quota"]
 
 #: RunInstances' InstanceMarketOptions for a spot launch (spot_policy): a one-time
 #: request (no persistent request relaunching behind navarch's back) whose instance is
@@ -135,3 +135,13 @@ def same_quota(instance_type: str) -> frozenset[str]:
     exhausted quota rules out in that region, and no more."""
     group = quota_group(instance_type)
     return frozenset({instance_type, *(t for t in GPU_TYPES if quota_group(t) == group)})
+
+
+def offers(regions: tuple[str, ...], purchase: tuple[str, ...],
+           spot: Mapping[str, Mapping[tuple[str, str], float]]) -> list[InstanceType]:
+    """The GPU table as offers in `regions`; `spot`: type -> {(region, zone): price}.
+    EC2 has no cheap "is there capacity" call, so every offer says available."""
+    return [InstanceType(name=name, gpu_count=s.gpu_count, gpu_type=s.gpu_type,
+                         memory_gb=s.memory_gb, vcpus=s.vcpus, price_per_hr=s.price_per_hr,
+                         regions=regions, purchase=purchase, spot_prices=spot.get(name, {}))
+            for name, s in GPU_TYPES.items()]
