@@ -1,59 +1,51 @@
 """The engine: reads the config, talks to providers, holds the state lock, and joins the
-pure planner to the effectful executor. It never prints; the CLI does."""
+pure planner to the effectful executor. It never prints; the CLI does.
+
+Beside it: refresh.py reads the clouds (listings, offers, lookups by id);
+bookkeeping.py holds the state lock and derives state-only changes."""
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TypeVar
 
 from navarch_plan.apply.executor import ApplyResult, Executor
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.placement_groups import clustered_providers, prune_placement_groups
-from navarch_plan.apply.throttle import gate_for, retry_policy, retrying
+from navarch_plan.apply.throttle import gate_for
+from navarch_plan.bookkeeping import drift_ops, holding_state, keep_identity
 from navarch_plan.clock import SYSTEM_CLOCK, Clock
 from navarch_plan.config import Config, parse_config
 from navarch_plan.config.yamlpos import MAX_BYTES
 from navarch_plan.errors import (
     ConfigError,
-    LockError,
-    ProviderError,
     StalePlanError,
     StateError,
 )
-from navarch_plan.model import Consistency, InstanceType, Listing, Node
+from navarch_plan.model import Consistency, InstanceType, Node
 from navarch_plan.plan import Plan
 from navarch_plan.planner import PlanInputs, PlanOptions, live_fingerprint, make_plan
 from navarch_plan.planner.checks import check_saved_actions
-from navarch_plan.planner.observed import Lookup, Observed, Seen, ids_to_confirm
+from navarch_plan.planner.observed import Observed
 from navarch_plan.planner.strategies import capacity_table, offer_tables, spot_offers
 from navarch_plan.providers.base import (
     BuildContext,
     EventuallyConsistent,
-    InstanceTypeLister,
     LabelSetter,
-    NodeGetter,
-    PartialLister,
     Provider,
     ProviderType,
 )
 from navarch_plan.providers.registry import build_provider, provider_types
+from navarch_plan.refresh import CloudReader
 from navarch_plan.state.backends import StateStore, open_store
-from navarch_plan.state.model import NodeRecord, StateDoc
-from navarch_plan.state.ops import Identity, JournalOp, Put, Remove
+from navarch_plan.state.model import StateDoc
 
 __all__ = ["Engine", "load_config", "plan_timestamp"]
 
-T = TypeVar("T")
-# More ids than this missing from one provider's listing: list it once more before
-# looking the rest up one by one (a listing that came back short, not 10,000 deletions).
-_RELIST_ABOVE = 20
 
 def plan_timestamp(clock: Clock = SYSTEM_CLOCK) -> str:
     """Now, or SOURCE_DATE_EPOCH when set (reproducible plans, as reproducible builds do)."""
@@ -150,37 +142,14 @@ class Engine:
         """Hold the state lock; load state; fold any journal into a snapshot on the way
         in (a crashed run's leftovers) and on the way out (this run's). `read_only`
         writes nothing at all (drift checks promise that)."""
-        self._lock(operation)
-        self._held = True
-        dead = self.store.took_over
-        if dead is not None:
-            self.notice(f"Note: took over the state lock left by {dead.describe()}: that "
-                        "process no longer exists on this machine.")
-        try:
-            doc = self.store.load()
-            self.config = self.config.keyed(doc.fingerprint_key)
-            if not read_only and self.store.has_journal():
-                self.store.compact()
+        with holding_state(self.store, operation, self.lock_timeout, self.notice,
+                           read_only) as doc:
+            self._held = True
             try:
+                self.config = self.config.keyed(doc.fingerprint_key)
                 yield doc
             finally:
-                if not read_only:
-                    self.store.compact()
-        finally:
-            self._held = False
-            self.store.unlock()
-
-    def _lock(self, operation: str) -> None:
-        """Take the state lock; when it is held and a lock timeout allows waiting, say
-        so once (Terraform's words) before waiting in silence."""
-        if self.lock_timeout <= 0:
-            self.store.lock(operation, 0.0)
-            return
-        try:
-            self.store.lock(operation, 0.0)
-        except LockError:
-            self.notice("Acquiring state lock. This may take a few moments...")
-            self.store.lock(operation, self.lock_timeout)
+                self._held = False
 
     @cached_property
     def consistency(self) -> dict[str, Consistency]:
@@ -200,13 +169,7 @@ class Engine:
         is made against them, and a launch labels its instance with them, so a run killed
         before its first snapshot must not take them along. `snapshot`: also fold them
         into a snapshot now (a saved plan names the serial it was made at)."""
-        doc = self.store.loaded
-        if self.store.exists() and not doc.upgraded:
-            return
-        self.store.record(Identity(doc.fingerprint_key))
-        if snapshot:
-            self.store.compact()
-        doc.upgraded = False
+        keep_identity(self.store, snapshot)
 
     def record_drift(self, plan: Plan) -> int:
         """`drift --update-state`: make state say what the cloud says, for the nodes it
@@ -214,22 +177,7 @@ class Engine:
         a node that cannot be seen yet (or whose zone could not be read) is left as it
         is: only a proven absence removes a record."""
         self._require_lock("record_drift")
-        doc = self.store.loaded
-        ops: list[JournalOp] = []
-        for address, record in doc.nodes.items():
-            presence = self.observed.presence(record.provider, record.id, record.region,
-                                              record.zone, record.created_at)
-            live = presence.node
-            if presence.seen == Seen.GONE:
-                ops.append(Remove(address))
-            if presence.seen != Seen.LIVE or live is None:
-                continue
-            seen = {"status": live.status.value, "labels": dict(live.labels),
-                    "instance_type": live.instance_type, "region": live.region,
-                    "zone": live.zone, "ip_address": live.ip_address or record.ip_address}
-            updated = {**record.to_json(), **seen}
-            if updated != record.to_json():
-                ops.append(Put(address, NodeRecord.from_json(updated)))
+        ops = drift_ops(self.store.loaded, self.observed)
         if ops:
             self.store.record(*ops)
         return len(ops)
@@ -238,20 +186,14 @@ class Engine:
         """One listing per provider, all providers at once, and prices from those that
         list them; then, by id, every instance state knows that a listing did not show.
         All are reads, so a rate limit or a transient failure is retried."""
-        providers = self.providers
-        self.hooks.refresh_start(list(providers))
-        with ThreadPoolExecutor(max_workers=max(1, 2 * len(providers))) as pool:
-            lists = {name: pool.submit(self._listed, name, p) for name, p in providers.items()}
-            offers = {name: pool.submit(self._read, name, "instance types",
-                                        p.list_instance_types)
-                      for name, p in providers.items() if isinstance(p, InstanceTypeLister)}
-            listings = {name: future.result() for name, future in lists.items()}
-            listed = [(name, offer) for name, future in offers.items()
-                      for offer in future.result()]
+        reader = CloudReader(self.providers, self.config.providers, self.hooks, self.notice,
+                             self.clock)
+        listings, listed = reader.listings_and_offers()
         self.prices, self.availability = offer_tables(listed)
         self.spot_offers = spot_offers(listed)
         self.capacity = capacity_table(listed)
-        lookups = self._confirm(listings)
+        doc = self.store.doc if self._held else None
+        lookups = {} if doc is None else reader.confirm(listings, doc)
         self.observed = Observed(listings, lookups,
                                  {n: c.window for n, c in self.consistency.items()},
                                  self.clock.time())
@@ -260,48 +202,6 @@ class Engine:
             if lookup.node is not None:
                 self.live[name].append(lookup.node)
         return self.live
-
-    def _listed(self, name: str, provider: Provider) -> Listing:
-        """One provider's listing, told to the hooks as soon as it is read."""
-        listing = self._read(name, "list", _listing_call(provider))
-        self.hooks.provider_listed(name, len(listing.nodes))
-        return listing
-
-    def _confirm(self, listings: dict[str, Listing]) -> dict[tuple[str, str], Lookup]:
-        """Look up by id what state knows and the listings did not show."""
-        doc = self.store.doc if self._held else None
-        if doc is None:
-            return {}
-        known = [(r.provider, r.id) for r in (*doc.nodes.values(), *doc.deposed.values())]
-        known += [(i.provider, i.node_id) for i in doc.intents.values() if i.node_id]
-        wanted = ids_to_confirm(listings, known)
-        lookups: dict[tuple[str, str], Lookup] = {}
-        for name, ids in wanted.items():
-            if len(ids) > _RELIST_ABOVE:
-                again = self._read(name, "list", _listing_call(self.providers[name]))
-                seen = {n.id: n for n in again.nodes}
-                lookups.update({(name, i): Lookup(seen[i]) for i in ids if i in seen})
-                ids = [i for i in ids if i not in seen]
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                found = dict(zip(ids, pool.map(lambda i, n=name: self._lookup(n, i), ids),
-                                 strict=True))
-            lookups.update({(name, i): result for i, result in found.items()})
-        return lookups
-
-    def _lookup(self, provider: str, node_id: str) -> Lookup:
-        p = self.providers[provider]
-        try:
-            if isinstance(p, NodeGetter):
-                return Lookup(self._read(provider, f"get {node_id}", lambda: p.get(node_id)))
-            listed = self._read(provider, "list", p.list)
-            return Lookup(next((n for n in listed if n.id == node_id), None))
-        except ProviderError as exc:
-            return Lookup(error=str(exc))
-
-    def _read(self, provider: str, what: str, call: Callable[[], T]) -> T:
-        policy = retry_policy(self.config.providers[provider].options)
-        return retrying(call, policy, random.Random(), lambda m: self.notice(f"Note: {m}"),
-                        f"{provider} {what}", clock=self.clock)
 
     def plan(self, options: PlanOptions | None = None) -> Plan:
         """A plan against the clouds and state as they are now. Outside `locked()` it
@@ -386,9 +286,3 @@ class Engine:
                                    self.hooks)
         return result
 
-
-def _listing_call(provider: Provider) -> Callable[[], Listing]:
-    """A provider's listing, honest about what it could not read when it can say."""
-    if isinstance(provider, PartialLister):
-        return provider.listing
-    return lambda: Listing(tuple(provider.list()))

@@ -13,7 +13,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "navarch_plan"
 EFFECTS = ("navarch_plan.state.lock", "navarch_plan.state.stores", "navarch_plan.state.files",
            "navarch_plan.state.journal", "navarch_plan.apply", "navarch_plan.providers",
-           "navarch_plan.engine", "navarch_plan.cli", "boto3", "botocore", "google",
+           "navarch_plan.engine", "navarch_plan.refresh", "navarch_plan.bookkeeping",
+           "navarch_plan.cli", "boto3", "botocore", "google",
            "httpx", "sqlite3", "rich")
 # The provider interface is pure data and Protocols: the config checks nodes against a
 # provider type's declared rules without building a provider.
