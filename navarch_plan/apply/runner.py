@@ -1,94 +1,43 @@
 """One action at a time: the cloud calls of a create, replace, delete, adopt, forget or update,
-each followed at once by the state record that describes what now exists."""
+each followed at once by the state record that describes what now exists. The launch
+itself, with its intents, is launching.py's."""
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
+from navarch_plan.apply.failover import RuledOut
 from navarch_plan.apply.hooks import Hooks
-from navarch_plan.apply.keys import read_public_keys
+from navarch_plan.apply.launching import LaunchDeferred, Launcher
 from navarch_plan.apply.relabel import update_labels
 from navarch_plan.apply.waits import CloudWaits
 from navarch_plan.clock import SYSTEM_CLOCK, Clock, iso_to_epoch
-from navarch_plan.config.desired import ON_DEMAND, DesiredNode, Placement, render_refs
+from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.errors import (
-    AuthError,
-    CapacityError,
-    DuplicateLaunchError,
-    InvalidRequestError,
-    LaunchLostError,
     NavarchError,
-    NotSentError,
-    QuotaError,
-    RateLimitError,
     StalePlanError,
-    TransientError,
     UnknownReferenceError,
 )
 from navarch_plan.model import (
     LABEL_SPEC,
     Consistency,
     Node,
-    ProvisionRequest,
 )
 from navarch_plan.plan import Action, ActionKind, Reason
-from navarch_plan.planner.ownership import ownership_labels, placement_group_name
 from navarch_plan.providers.base import LabelSetter, Provider
 from navarch_plan.state.backends import StateStore
-from navarch_plan.state.model import Intent, NodeRecord
+from navarch_plan.state.model import NodeRecord
 from navarch_plan.state.ops import (
     Depose,
     ForgetDeposed,
     IntentDone,
-    IntentLaunched,
-    IntentStarted,
     Put,
     Remove,
 )
 
 __all__ = ["ActionRunner", "LaunchDeferred"]
-
-# These errors prove nothing was created, so the intent can go at once.
-# Errors that prove the launch made nothing (its intent can go), or (a duplicate) that
-# the first launch did.
-_DEFINITE = (CapacityError, QuotaError, InvalidRequestError, AuthError, RateLimitError,
-             LaunchLostError, NotSentError)
-
-
-class LaunchDeferred(NavarchError):
-    """The cloud refused a launch for now (RateLimitError): nothing was created, and
-    what the action did before (a record removed) is safe to do again, so the executor
-    may run the whole action again later. Never raised once the action has terminated
-    something (destroy_before_create): that replacement fails instead, since queueing it
-    would hand back its pool's termination budget while its node is down."""
-
-    def __init__(self, cause: RateLimitError) -> None:
-        self.cause = cause
-        super().__init__(str(cause))
-
-
-def placements_for(action: Action, node: DesiredNode) -> list[Placement]:
-    """The action's candidates, in the order the plan chose, as the node's placements."""
-    by_key = {p.key: p for p in node.candidates}
-    found = [by_key.get(key) for key in candidate_keys(action)]
-    if any(p is None for p in found):
-        raise StalePlanError(f"{action.address}: the plan names a placement the config no "
-                           "longer offers; make a new plan")
-    return [p for p in found if p is not None]
-
-
-def candidate_keys(action: Action) -> list[tuple[str, str, str, str, str]]:
-    """The action's candidates as placement keys; a candidate without `purchase` (every
-    on-demand one, and plans written before spot_policy) is on-demand."""
-    wanted = action.candidates or ({"provider": action.provider, "region": action.region,
-                                    "zone": action.zone,
-                                    "instance_type": action.instance_type},)
-    return [(c["provider"], c["region"], c["zone"], c["instance_type"],
-             c.get("purchase", ON_DEMAND)) for c in wanted]
 
 
 class ActionRunner:
@@ -99,7 +48,8 @@ class ActionRunner:
         self.workspace, self.desired, self.providers = workspace, desired, providers
         self.store, self.hooks, self.clock = store, hooks, clock
         self.waits = CloudWaits(providers, hooks, consistency, clock, stop)
-        self.ruled_out = RuledOut()  # shared by every action of this run, never persisted
+        self.launcher = Launcher(workspace, providers, store, hooks, clock, self.waits,
+                                 RuledOut())
 
     def settle_intents(self, notes: Sequence[dict[str, Any]]) -> None:
         """Close the intents the plan proved made nothing (kind `drop`). Every other open
@@ -196,7 +146,8 @@ class ActionRunner:
             placement = node.accepted_hashes()[created.labels[LABEL_SPEC]]
             intent_id = action.intent_id
         else:
-            created, placement, intent_id = self._launch(action, node, refs, deferrable)
+            created, placement, intent_id = self.launcher.launch(action, node, refs,
+                                                                 deferrable)
         done = IntentDone(intent_id)
         try:
             created = self.waits.wait_running(action, created, launched)
@@ -209,65 +160,6 @@ class ActionRunner:
                 self.store.record(done)
             raise
         return self._record(node, created, refs, placement), done
-
-    def _launch(self, action: Action, node: DesiredNode, refs: dict[str, str],
-                deferrable: bool) -> tuple[Node, Placement, str]:
-        """The Provision calls, each after its durable intent; returns the new node, its
-        placement and the id of the intent it was made under (still open)."""
-        attempt = _Attempt(action)
-        public_keys = read_public_keys(node)
-
-        def make(p: Placement) -> ProvisionRequest:
-            return ProvisionRequest(
-                name=action.name, instance_type=p.instance_type, region=p.region, zone=p.zone,
-                ssh_key_names=node.ssh_keys, ssh_public_keys=public_keys,
-                labels=ownership_labels(self.workspace, node, p, self._lineage()),
-                user_data=render_refs(node.user_data, refs), launch=p.launch,
-                idempotency_key=attempt.next_key(p), purchase=p.purchase,
-                reservation=p.reservation,
-                placement_group=(placement_group_name(self.workspace, node.group, p.region)
-                                 if p.cluster else ""))
-
-        def before_call(p: Placement, request: ProvisionRequest) -> None:
-            if not attempt.resumed:  # a resumed launch re-uses the intent it left
-                self.store.record(IntentStarted(attempt.intent(p, self.clock)))
-            if attempt.count > 1:  # a failover: say where it went (the start said the first)
-                self.hooks.action_progress(action, f"launching on {p.where}")
-
-        def failed_over(failure: Attempt) -> None:
-            # Capacity and quota errors prove nothing was created: the intent can go.
-            self.store.record(IntentDone(attempt.id))
-            self.hooks.failover_attempt(action, failure)
-
-        def launch(p: Placement, request: ProvisionRequest) -> Node:
-            self.store.check_held()
-            started = self.clock.monotonic()
-            try:
-                created = self.providers[p.provider].provision(request)
-            except TransientError as exc:  # the reply was lost: did the launch happen?
-                if isinstance(exc, LaunchLostError):
-                    raise
-                created = self.waits.recover_launch(p.provider, request, exc, started)
-            # The id is durable before the (possibly very long) boot wait: a run killed
-            # now leaves an intent that names its instance.
-            self.store.record(IntentLaunched(attempt.id, created.id))
-            return created
-
-        try:
-            created, placement, attempts = provision_with_failover(
-                placements_for(action, node), self.providers, make, self.ruled_out,
-                failed_over, before_call, launch)
-        except _DEFINITE as exc:
-            # A duplicate launch proves the first one happened: its intent stays, for the
-            # next plan to find the instance by name.
-            if attempt.id and not isinstance(exc, DuplicateLaunchError):
-                self.store.record(IntentDone(attempt.id))
-            if isinstance(exc, RateLimitError) and deferrable:
-                raise LaunchDeferred(exc) from exc
-            raise
-        if len(attempts) > 1:
-            self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
-        return created, placement, attempt.id
 
     def _keep(self, action: Action, created: Node, refs: dict[str, str],
               placement: Placement) -> None:
@@ -287,10 +179,6 @@ class ActionRunner:
         if record is not None and record.id == action.node_id:
             return iso_to_epoch(record.created_at)
         return None
-
-    def _lineage(self) -> str:
-        doc = self.store.loaded
-        return doc.lineage
 
     def _intent_done(self, intent_id: str) -> list[IntentDone]:
         return [IntentDone(intent_id)] if intent_id else []
@@ -317,30 +205,3 @@ class ActionRunner:
             labels=dict(created.labels), created_at=self.clock.now_iso(), ref_values=refs,
         )
 
-
-class _Attempt:
-    """The intent of the launch attempt in flight. A resumed action's first attempt on
-    its interrupted launch's placement re-uses that intent, its name and its key."""
-
-    def __init__(self, action: Action) -> None:
-        self.action = action
-        self.id = ""
-        self.key = ""
-        self.count = 0
-        self.resumed = False
-
-    def next_key(self, p: Placement) -> str:
-        a = self.action
-        self.count += 1
-        resuming = self.count == 1 and a.intent_id and a.idempotency_key and \
-            candidate_keys(a)[0] == p.key
-        self.resumed = bool(resuming)
-        self.id = a.intent_id if resuming else uuid.uuid4().hex
-        self.key = a.idempotency_key if resuming else self.id
-        return self.key
-
-    def intent(self, p: Placement, clock: Clock) -> Intent:
-        return Intent(id=self.id, address=self.action.address, provider=p.provider,
-                      region=p.region, zone=p.zone, instance_type=p.instance_type,
-                      name=self.action.name, idempotency_key=self.key,
-                      started_at=clock.now_iso(), purchase=p.purchase)
