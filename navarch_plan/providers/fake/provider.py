@@ -12,7 +12,7 @@ It can have the manners of a real cloud (all off by default):
 - `terminate_lag`: a terminated instance stays listed as `terminating` that long;
 - `idempotent` (on by default): a provision re-sent with the same idempotency key
   returns the original instance, as EC2's ClientToken does; off, like Lambda;
-- faults (fake_faults.py): lost replies, short or empty listings, listings that admit
+- faults (faults.py): lost replies, short or empty listings, listings that admit
   unreachable regions or zones, lookups that answer "not found";
 - `set_status` with any word: a stopped instance, or a status navarch does not know.
 - `preempt`: a spot instance taken back (gone, or listed as terminated "preempted").
@@ -80,7 +80,7 @@ class FakeProvider(ConsoleControls):
         self.fail_rate = fail_rate
         self.boot_time = boot_time
         self.gpu_count = gpu_count
-        self.faults = FaultQueue(faults)  # see fake_faults: consumed in order, per object
+        self.faults = FaultQueue(faults)  # see faults.py: consumed in order, per object
         self.visibility_lag, self.terminate_lag = visibility_lag, terminate_lag
         self.idempotent = idempotent
         # type -> its spot price everywhere; a type left out has no known spot price.
@@ -137,7 +137,7 @@ class FakeProvider(ConsoleControls):
         return result, fault
 
     def inject(self, *faults: Fault | Mapping[str, Any]) -> None:
-        """Queue faults for this object's next matching calls (see fake_faults)."""
+        """Queue faults for this object's next matching calls (see faults.py)."""
         self.faults.add(*faults)
 
     def _random_fault(self, op: str) -> TransientError | None:
