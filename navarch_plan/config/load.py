@@ -164,7 +164,18 @@ def _explained(leaf: Any, err: Any, root: Mapping[str, Any]) -> list[tuple[KeyPa
                  f"{_name_rule(leaf)}")]
     if leaf.validator == "const":
         return [(path, f"must be {leaf.validator_value!r}")]
+    if leaf.validator == "required" and _misspelt(leaf):
+        return []  # the misspelt key's own error says "did you mean" it
     return [(path, plain_message(leaf))]
+
+
+def _misspelt(leaf: Any) -> bool:
+    """A `required` failure whose every missing key is there misspelt (`node: 2` for
+    `nodes`): the unknown key's error already names it, so this one would only echo."""
+    given = leaf.instance if isinstance(leaf.instance, dict) else {}
+    missing = [k for k in leaf.validator_value if k not in given]
+    return bool(missing) and all(
+        any(did_you_mean(str(key), [want]) for key in given) for want in missing)
 
 
 def _known_keys(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[str]:
