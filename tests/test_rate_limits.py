@@ -320,13 +320,15 @@ def test_deletes_do_not_queue_behind_paced_launches_on_the_same_provider(
 def test_a_rate_limit_after_a_failover_holds_back_the_provider_that_said_it(
         work: Workdir) -> None:
     """The pool's first choice is full; the second refuses one launch for 0.5 s: the
-    second provider is held back, and only it."""
+    second provider is held back, and only it. Its launches are paced 0.1 s apart and
+    answer in 0.02 s, so the refusal is known before the next slot: a launch that was
+    already waiting for that slot waits out the hold too."""
     doc = {"version": 1, "workspace": "test",
            "providers": {
                "one": {"type": "fake", "path": "state/one.db",
                        "capacity": {"gpu_1x_a10": 0}},
-               "two": {"type": "fake", "path": "state/two.db", "latency": 0.05,
-                       "retry": FAST_RETRY, "rate_limit": {"launches_per_second": 20},
+               "two": {"type": "fake", "path": "state/two.db", "latency": 0.02,
+                       "retry": FAST_RETRY, "rate_limit": {"launches_per_second": 10},
                        "faults": [{"op": "provision", "error": "rate_limit",
                                    "retry_after": 0.5}]}},
            "defaults": {"ssh_keys": ["ops"]},

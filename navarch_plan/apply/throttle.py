@@ -127,6 +127,12 @@ class Pacer:
         """Sleep until this call's slot (for callers outside the executor's queue)."""
         self.clock.sleep(self.slot(booked=False) - self.clock.monotonic())
 
+    @property
+    def hold(self) -> float:
+        """No call may start before this (monotonic): the latest Retry-After's end."""
+        with self._lock:
+            return self._hold
+
     def push_back(self, seconds: float) -> None:
         """The cloud said slow down: no call, booked or not, for `seconds`."""
         with self._lock:
@@ -182,7 +188,18 @@ class Gate:
         held: set[tuple[int, str]] = getattr(_local, "booked", set())
         booked = (id(self), kind) in held
         held.discard((id(self), kind))
-        delay = self.pacers[kind].slot(booked) - self.clock.monotonic()
+        pacer = self.pacers[kind]
+        start = pacer.slot(booked)
+        self._wait_until(start, kind, stop)
+        # The cloud may have asked to hold off while this call waited for its slot (one
+        # sent just before it was refused for rate): then it waits that out too.
+        while pacer.hold > start:
+            start = pacer.slot(booked=True)
+            self._wait_until(start, kind, stop)
+
+    def _wait_until(self, start: float, kind: CallKind, stop: threading.Event | None
+                    ) -> None:
+        delay = start - self.clock.monotonic()
         if stop is None:
             self.clock.sleep(delay)
         elif delay > 0 and (stop.is_set() or self.clock.wait(stop, delay)):
@@ -230,7 +247,13 @@ class GatedProvider:
         inner = self.inner
         if isinstance(inner, LaunchPrechecked):
             self._paced("call", lambda: inner.check_launch(req))
-        return self._paced("launch", lambda: inner.provision(req))
+        try:
+            return self._paced("launch", lambda: inner.provision(req))
+        except RateLimitError as exc:
+            # Hold this provider's other launches back now, from this worker: the
+            # executor requeues this one (and may hold longer) only once it hears.
+            self.gate.pacers["launch"].push_back(exc.retry_after or 0.0)
+            raise
 
     def terminate(self, node_id: str) -> bool | None:
         return self._retried("terminate", lambda: self.inner.terminate(node_id))
