@@ -53,6 +53,7 @@ class Reason(StrEnum):
     LABELS_CHANGED = "labels_changed"  # the config's labels differ from the recorded ones
     LABELS_DRIFTED = "labels_drifted"  # the instance's labels were changed outside navarch
     PREEMPTED = "preempted"  # the cloud took this spot node back
+    TAKEN_OVER = "taken_over"  # another state took the recorded instance over
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,40 @@ def test_a_lost_state_is_taken_over_with_state_adopt(cloud: Cloud) -> None:
     assert set(cloud.alive()) == ids, "no duplicates"
 
 
+def test_a_state_whose_instances_another_took_over_lets_go_and_never_fights(
+        cloud: Cloud) -> None:
+    """b adopts a's instances while a's state still records them: a neither labels them
+    back (the two states would take them from each other on every apply) nor launches
+    beside them; its plan stops with the way out, and once a's config no longer wants
+    them they are forgotten, not deleted. Adopting one's own lineage is refused."""
+    a = project(cloud, "a", {"w": 2})
+    assert run(a, cloud, "apply", "--auto-approve").code == 0
+    theirs = a.state(WS)["lineage"]
+    b = project(cloud, "b", {"w": 2})
+    assert run(b, cloud, "state", "adopt", "--lineage", theirs).code == 0
+    mine = b.state(WS)["lineage"]
+    own = run(b, cloud, "state", "adopt", "--lineage", mine)
+    assert own.code == 1 and f"lineage {mine} is this state's own" in own.err
+    before = cloud.alive()
+    assert {labels["navarch-lineage"] for labels in before.values()} == {mine}
+    for command in (("plan",), ("apply", "--auto-approve")):
+        refused = run(a, cloud, *command)
+        assert refused.code == 1, refused.out
+        [line] = [x for x in refused.err.splitlines() if x.startswith("Error:")]
+        assert "pool.w[0] (and 1 more address) is recorded in this state" in line
+        assert f"belongs to another state (lineage {mine}" in line
+        assert "navarch state rm pool.w[0]" in line
+    assert cloud.alive() == before, "not labelled back, nothing launched or terminated"
+    a.write(a.path.joinpath("navarch.yaml").read_text().replace('"w"', '"other"')
+            .replace('"nodes": 2', '"nodes": 0'))
+    plan = json.loads(run(a, cloud, "plan", "--format", "json").out)
+    assert sorted((x["address"], x["action"], x["reason"]) for x in plan["actions"]) == [
+        ("pool.w[0]", "forget", "taken_over"), ("pool.w[1]", "forget", "taken_over")]
+    assert run(a, cloud, "apply", "--auto-approve").code == 0
+    assert a.state(WS)["nodes"] == {} and cloud.alive() == before
+    assert json.loads(run(b, cloud, "plan", "--format", "json").out)["actions"] == []
+
+
 def test_state_import_records_an_instance_made_by_hand(cloud: Cloud) -> None:
     a = project(cloud, "a", {"w": 1})
     node_id = cloud.launch_by_hand("made-by-hand", {"team": "ml"})

@@ -81,6 +81,10 @@ class TakeOver:
         """Every instance of this workspace carrying `lineage`: relabelled as ours, and
         recorded where its address is desired and free (the rest the next plan handles
         as this state's own: adopted, or deleted if nothing desires them)."""
+        if lineage == self.doc.lineage:
+            raise UsageError(f"lineage {lineage} is this state's own: there is nothing to "
+                             "take over (`navarch state adopt` takes another state's "
+                             "instances)")
         ops: list[JournalOp] = []
         for node in sorted(nodes, key=lambda n: n.id):
             if node.labels.get(LABEL_LINEAGE) != lineage or node.status.is_gone:

@@ -8,6 +8,7 @@ from typing import Any
 
 from navarch_plan.config.desired import DesiredNode, Placement
 from navarch_plan.model import (
+    LABEL_LINEAGE,
     LABEL_SPEC,
     Node,
     NodeStatus,
@@ -45,6 +46,9 @@ class PlannerBase:
         # replacing for its spec: kept for the reference pass, else deleted.
         self.spares: dict[str, IntentOutcome] = {}
         self.foreign_warning = ""
+        # Desired addresses whose recorded instance another state took over: _foreigners
+        # stops the plan for them (never relabelled back, never launched beside).
+        self.taken_over: list[tuple[str, Node]] = []
         self._spec_diffs: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
         self.make = ActionFactory(inputs.workspace, inputs.groups, inputs.prices,
                                   inputs.availability, suffix, inputs.spot_offers,
@@ -116,6 +120,9 @@ class PlannerBase:
 
     def _recorded_live(self, address: str, record: NodeRecord, live: Node,
                        wanted: DesiredNode | None) -> None:
+        if live.id in self.foreign:
+            self._taken_over(address, record, live, wanted)
+            return
         self._drift_of(address, record, live)
         if wanted is None:
             self._add(self.make.existing(ActionKind.DELETE, self._delete_reason(address),
@@ -129,6 +136,21 @@ class PlannerBase:
             self._hold(address, "held", f"{record.id} is {live.status_word}: left as it is "
                        f"(navarch never replaces a node for that; --replace {address} does)",
                        record.provider, record.id)
+
+    def _taken_over(self, address: str, record: NodeRecord, live: Node,
+                    wanted: DesiredNode | None) -> None:
+        """The recorded instance now carries another state's lineage (`navarch state
+        adopt` there): it is that state's. Never deleted, replaced or relabelled from
+        here: a record nothing desires is forgotten; a desired one stops the plan."""
+        if wanted is not None:
+            self.taken_over.append((address, live))
+            self.filled.add(address)
+            return
+        theirs = live.labels.get(LABEL_LINEAGE, "")
+        self._add(self.make.existing(
+            ActionKind.FORGET, Reason.TAKEN_OVER, address, record, live,
+            detail=f"{record.id} now belongs to another state (lineage {theirs}): "
+                   "forgotten here, not deleted"))
 
     def _gone_drift(self, address: str, record: NodeRecord, presence: Presence) -> Reason:
         """Reports the gone instance as drift of its kind (preempted or deleted_outside),

@@ -170,6 +170,8 @@ class _Planner(References, LabelUpdates):
                 f"{'belongs' if len(self.foreign) == 1 else 'belong'} "
                 f"to another state (lineage {theirs}; this state's is {self.state.lineage}): "
                 "they are left alone")
+        if self.taken_over:
+            raise PlanError(_taken_over_refusal(self.taken_over, self.state.lineage))
         if blocking:
             raise PlanError(_foreign_refusal(blocking, self.inputs.workspace,
                                              self.state.lineage))
@@ -227,6 +229,18 @@ def _foreign_refusal(blocking: list[tuple[str, Node]], workspace: str, lineage: 
             f"`navarch state adopt --lineage {theirs}`, or this one with `navarch state "
             f"import {address} {node.id}`; if another config uses workspace {workspace}, "
             "give one of them its own `workspace:`")
+
+
+def _taken_over_refusal(taken: list[tuple[str, Node]], lineage: str) -> str:
+    address, node = taken[0]
+    theirs = node.labels.get(LABEL_LINEAGE, "")
+    more = f" (and {plural(len(taken) - 1, 'more address')})" if len(taken) > 1 else ""
+    return (f"{address}{more} is recorded in this state, but its instance {node.id} now "
+            f"belongs to another state (lineage {theirs}; this state's is {lineage}), which "
+            "took it over with `navarch state adopt`: navarch will neither label it back "
+            "nor launch beside it. If that state keeps it, remove the address from this "
+            f"config (the next plan forgets it) or run `navarch state rm {address}`; to "
+            f"take it back, `navarch state adopt --lineage {theirs}`")
 
 
 def _unreachable_warnings(observed: Observed) -> list[str]:
