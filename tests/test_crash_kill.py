@@ -140,6 +140,32 @@ def test_killed_between_provision_and_state_write_the_instance_is_adopted(
     assert work.state()["intents"] == []
 
 
+def test_a_requested_replacement_killed_after_its_launch_is_finished_next_time(
+        work: Workdir) -> None:
+    """`apply --replace` killed while the new node boots: the next plan (without
+    --replace) finishes that replacement with the instance it launched; it neither
+    throws the new GPU away nor launches a third."""
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    [old] = work.state()["nodes"].values()
+    work.config(pools={"w": {"nodes": 1}}, sim={"boot_time": 5})
+    view = CloudView(work.cloud_path)
+    proc = _start(work, "--replace", "pool.w[0]")
+    _kill_when(proc, lambda: len(view.owned()) == 2)
+    [new] = [n for n in view.owned().values() if n.id != old["id"]]
+    assert read_state(work)["intents"][0]["replaces"] == old["id"]
+
+    work.config(pools={"w": {"nodes": 1}})
+    plan = work.plan_json()
+    assert [(a["action"], a["reason"], a["node_id"], a["new_node_id"])
+            for a in plan["actions"]] == [("replace", "requested", old["id"], new.id)]
+    assert plan["intents"][0]["kind"] == "replace"
+    assert work.run("apply", "--auto-approve").code == 0
+    assert work.state()["nodes"]["pool.w[0]"]["id"] == new.id
+    assert [n.id for n in work.cloud().list() if n.status.is_alive] == [new.id]
+    assert len(work.cloud().calls("provision")) == 2, "no third launch"
+
+
 @pytest.mark.parametrize("idempotent", [True, False])
 def test_killed_after_the_intent_before_the_cloud_call(work: Workdir,
                                                        idempotent: bool) -> None:

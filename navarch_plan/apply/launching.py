@@ -30,7 +30,7 @@ from navarch_plan.errors import (
     TransientError,
 )
 from navarch_plan.model import Node, ProvisionRequest
-from navarch_plan.plan import Action
+from navarch_plan.plan import Action, ActionKind
 from navarch_plan.planner.ownership import ownership_labels, placement_group_name
 from navarch_plan.providers.base import Provider
 from navarch_plan.state.backends import StateStore
@@ -185,4 +185,6 @@ class _Attempt:
         return Intent(id=self.id, address=self.action.address, provider=p.provider,
                       region=p.region, zone=p.zone, instance_type=p.instance_type,
                       name=self.action.name, idempotency_key=self.key,
-                      started_at=clock.now_iso(), purchase=p.purchase)
+                      started_at=clock.now_iso(), purchase=p.purchase,
+                      replaces=self.action.node_id
+                      if self.action.action == ActionKind.REPLACE else "")

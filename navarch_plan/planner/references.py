@@ -9,6 +9,7 @@ from typing import Any
 
 from navarch_plan.config.desired import DesiredNode, Group
 from navarch_plan.plan import ActionKind, Reason
+from navarch_plan.planner.intents import IntentOutcome
 from navarch_plan.planner.interrupted import InterruptedLaunches
 from navarch_plan.state.model import NodeRecord
 
@@ -30,7 +31,23 @@ class References(InterruptedLaunches):
             for node in by_group.get(group, []):
                 self._dependency_change(node)
         for address, fit in self.spares.items():
-            self._drop_spare(address, fit)
+            if not self._finish_requested(address, fit):
+                self._drop_spare(address, fit)
+
+    def _finish_requested(self, address: str, fit: IntentOutcome) -> bool:
+        """A spare launched by a replacement nothing in the config asks for
+        (`--replace`; its intent names the instance it replaces), interrupted after its
+        launch: finished with that instance, not thrown away, unless a node it refers
+        to gets a new instance now (it was booted with values about to change)."""
+        record, node = self.state.nodes.get(address), self.desired.get(address)
+        if record is None or node is None or fit.intent.replaces != record.id \
+                or self._rebuilding(node):
+            return False
+        live = self._live(record)
+        if live is None:
+            return False
+        self._replace_with(node, record, live, Reason.REQUESTED, (), fit)
+        return True
 
     def _dependency_change(self, node: DesiredNode) -> None:
         address = node.address

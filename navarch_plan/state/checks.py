@@ -14,13 +14,14 @@ from __future__ import annotations
 import gc
 import json
 from collections.abc import Callable
+from dataclasses import fields
 from operator import itemgetter
 from typing import Any
 
 from navarch_plan.errors import StateError
 from navarch_plan.model import NodeStatus
 from navarch_plan.schemas import validator
-from navarch_plan.state.model import FORMAT_VERSION, REQUIRED_RECORD_FIELDS, StateDoc
+from navarch_plan.state.model import FORMAT_VERSION, REQUIRED_RECORD_FIELDS, Intent, StateDoc
 
 __all__ = ["DUPLICATE", "check_snapshot", "decode_snapshot", "op_problem", "record_problem"]
 
@@ -28,8 +29,7 @@ _STRINGS = ("id", "provider", "region", "zone", "instance_type", "name", "spec_h
             "ip_address", "created_at")
 _STATUSES = frozenset(s.value for s in NodeStatus)
 _INTENT_REQUIRED = ("id", "address", "provider", "region", "name", "started_at")
-_INTENT_FIELDS = frozenset((*_INTENT_REQUIRED, "zone", "instance_type", "idempotency_key",
-                            "node_id", "purchase"))
+_INTENT_FIELDS = frozenset(f.name for f in fields(Intent))
 _NO_REFS: dict[str, str] = {}
 DUPLICATE = ("navarch would treat one address's instance as the other's and could "
               "delete it")

@@ -17,7 +17,7 @@ __all__ = ["FORMAT_VERSION", "NodeRecord", "Intent", "StateDoc", "upgrade",
            "REQUIRED_RECORD_FIELDS"]
 
 # 2: intents carry zone, instance type, idempotency key and node id; 3: a fingerprint key
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,10 @@ class Intent:
     # when not on-demand, so states (and intents written before spot_policy) without it
     # read as on-demand.
     purchase: str = "on-demand"
+    # The recorded instance this launch replaces (a replacement's launch; "" for a
+    # create): the next plan finishes the replacement with the instance it finds, even
+    # one only `--replace` asked for. Written only when set (format 4).
+    replaces: str = ""
 
     @property
     def placement_key(self) -> tuple[str, str, str, str, str]:
@@ -100,6 +104,8 @@ class Intent:
         data = asdict(self)
         if self.purchase == "on-demand":
             del data["purchase"]
+        if not self.replaces:
+            del data["replaces"]
         return data
 
 
@@ -170,4 +176,6 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
         # A fresh key: fingerprints written before it stay readable (unkeyed values are
         # still recognised as in spec), new ones are keyed from now on.
         data = {**data, "format_version": 3, "fingerprint_key": secrets.token_hex(32)}
+    if data["format_version"] == 3:
+        data = {**data, "format_version": 4}  # intents may say what they replace
     return data
