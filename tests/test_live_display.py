@@ -143,6 +143,17 @@ def test_without_a_terminal_progress_is_plain_timestamped_lines(work: Workdir) -
     assert "left" not in result.out, "no progress bar"
 
 
+def test_without_a_terminal_a_boot_is_said_once_not_at_every_poll(work: Workdir) -> None:
+    """A CI log: the wait for a 2 s boot is one line per node (polls come every
+    0.05-1.6 s meanwhile); a long one is reminded every 30 s (tested on a fake clock)."""
+    work.config(pools={"w": {"nodes": 2}}, sim={"boot_time": 2})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 0, result.err
+    booting = [line for line in result.out.splitlines() if "to boot" in line]
+    assert len(booting) == 2, result.out
+    assert all(re.search(r"pool\.w\[\d\]: waiting for fake-\w+ to boot$", b) for b in booting)
+
+
 @pytest.mark.parametrize(("env", "flags"), [
     ({"NO_COLOR": "1"}, []),
     ({}, ["--no-color"]),

@@ -37,6 +37,36 @@ def test_a_new_node_invisible_for_100s_is_waited_for_not_written_off() -> None:
     assert 100 <= clock.monotonic() - started < 110
 
 
+class _Said(Hooks):
+    def __init__(self) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self.clock: FakeClock | None = None
+
+    def action_progress(self, action: Action, message: str) -> None:
+        assert self.clock is not None
+        self.lines.append((self.clock.monotonic(), message))
+
+
+def test_a_long_boot_is_said_once_then_reminded_every_30s_not_at_every_poll() -> None:
+    """Polls back off to every 5 s; a 20-minute boot would otherwise print ~240 lines
+    where a terminal has no live view (CI logs). Terraform: "Still creating... [30s]"."""
+    clock = FakeClock()
+    cloud = FakeProvider("sim", clock=clock, boot_time=100)
+    said = _Said()
+    said.clock = clock
+    node = cloud.provision(REQ)
+    started = clock.monotonic()
+    CloudWaits({"sim": cloud}, said, {"sim": Consistency(180.0, 1200.0)},
+               clock).wait_running(ACTION, node, started)
+    texts = [text for _, text in said.lines]
+    assert texts[0] == f"waiting for {node.id} to boot"
+    elapsed = [int(t.split(" (")[1].removesuffix("s elapsed)")) for t in texts[1:]]
+    assert len(elapsed) == 3 and all(30 * k <= e < 30 * k + 6
+                                     for k, e in enumerate(elapsed, 1)), texts
+    gaps = [b - a for (a, _), (b, _) in zip(said.lines, said.lines[1:], strict=False)]
+    assert all(30 <= g < 36 for g in gaps), gaps
+
+
 def test_a_node_never_seen_again_is_vanished_once_the_window_has_passed() -> None:
     clock = FakeClock()
     cloud = FakeProvider("sim", clock=clock, visibility_lag=10_000, boot_time=30)

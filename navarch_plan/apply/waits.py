@@ -37,6 +37,8 @@ from navarch_plan.providers.base import DEFAULT_CONSISTENCY, NodeGetter, Provide
 __all__ = ["CloudWaits"]
 
 _FIRST_DELAY, _MAX_DELAY = 0.05, 5.0
+#: Seconds between the reminders that a node is still being waited for.
+_REMIND = 30.0
 _RESENDS = 3  # re-sends of a launch whose reply was lost, on idempotent providers
 # How long a visible instance may take to show a terminate the cloud did not acknowledge.
 _TERMINATE_TIMEOUT = 600.0
@@ -70,6 +72,7 @@ class CloudWaits:
         c = self.of(node.provider)
         delay = _FIRST_DELAY
         current: Node | None = node
+        said, said_at = "", 0.0
         while current is None or current.status == NodeStatus.PROVISIONING:
             waited = self.clock.monotonic() - launched
             if current is None and waited >= c.window:
@@ -81,8 +84,14 @@ class CloudWaits:
                 raise BootTimeoutError(f"{action.address}: {node.id} still provisioning "
                                        f"after {waited:.0f}s ({why}); the next plan "
                                        "settles it")
-            self.hooks.action_progress(action, f"waiting for {node.id} to boot" if current
-                                       else f"waiting for {node.id} to become visible")
+            what = (f"waiting for {node.id} to boot" if current
+                    else f"waiting for {node.id} to become visible")
+            # Said when it changes, then every _REMIND seconds with the time waited
+            # (Terraform's "Still creating... [30s elapsed]"), not at every poll.
+            if what != said or waited - said_at >= _REMIND:
+                self.hooks.action_progress(action, what if what != said
+                                           else f"{what} ({waited:.0f}s elapsed)")
+                said, said_at = what, waited
             delay = self._pause(delay)
             current = self.get(node.provider, node.id)
         if current.status != NodeStatus.RUNNING:
