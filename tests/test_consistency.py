@@ -239,6 +239,8 @@ def _left_alone(s: Session, status: str) -> None:
     [held] = plan["unsettled"]
     assert (held["address"], held["kind"]) == (f"pool.{POOL}[1]", "held")
     assert status in held["detail"]
+    text = s.run("plan").out
+    assert f"Left alone this run (each line says why):\n  ? pool.{POOL}[1]: held: " in text
     drift = s.run("drift")
     assert drift.code == 2 and "status_changed" in drift.out and status in drift.out
     replace = s.plan("--replace", f"pool.{POOL}[1]")

@@ -147,7 +147,7 @@ def _drift_table(drift: list[dict[str, Any]]) -> _Table:
 def _unsettled_table(unsettled: list[dict[str, Any]]) -> _Table:
     rows = tuple(f"| `{_cell(u['address'])}` | {u['kind'].replace('_', ' ')} | "
                  f"{_cell(u['detail'])} |" for u in unsettled)
-    return _Table(("", "#### No action this run: the clouds cannot yet tell what is there"),
+    return _Table(("", "#### Left alone this run"),
                   ("| address | why | detail |", "|---|---|---|"), rows, "address")
 
 

@@ -168,10 +168,11 @@ def _no_changes_line(options: dict[str, Any]) -> str:
 
 
 def unsettled_lines(unsettled: list[dict[str, Any]]) -> list[str]:
-    """Addresses left alone this run, each with why: the clouds cannot say yet."""
+    """Addresses left alone this run, each with why: the clouds cannot say yet (not
+    visible, unreadable, settling), or the instance is held (stopped, an unknown status)."""
     if not unsettled:
         return []
-    lines = ["No action this run where the clouds cannot yet tell what is there:"]
+    lines = ["Left alone this run (each line says why):"]
     lines += [f"  ? {u['address']}: {u['kind'].replace('_', ' ')}: {u['detail']}"
               for u in unsettled]
     return [*lines, ""]
