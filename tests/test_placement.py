@@ -53,6 +53,33 @@ def test_a_cluster_pool_lands_in_one_zone_when_the_first_has_no_room(work: Workd
     assert not work.plan_json()["actions"]
 
 
+def test_a_zone_that_fills_mid_apply_never_splits_a_cluster_pool(work: Workdir) -> None:
+    """Zone a has room for two of three: the third node does not fail over to zone b
+    (two placement groups cannot talk at cluster speed); it fails, saying why. Once
+    zone a has room, the next apply puts it beside the others; a later node follows
+    the recorded ones there too."""
+    _configure(work, {"train": _cluster()},
+               sim={"capacity": {"gpu_1x_a10@us-west-1a": 2}})
+    result = work.cli("apply", "--auto-approve", "--parallelism", "1")
+    assert result.code == 1
+    assert ("us-west-1b skipped: the pool's nodes run in sim/us-west-1a (placement: "
+            "cluster keeps them in one zone)") in result.out
+    records = work.state()["nodes"]
+    assert sorted(records) == ["pool.train[0]", "pool.train[1]"]
+    assert {n.zone for n in work.cloud().list()} == {"us-west-1a"}, "none in zone b"
+    _configure(work, {"train": _cluster(4)},
+               sim={"capacity": {"gpu_1x_a10@us-west-1a": 4}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert {r["zone"] for r in work.state()["nodes"].values()} == {"us-west-1a"}
+    assert len(work.state()["nodes"]) == 4
+    # A later apply: zone a is full again; the recorded nodes keep the fifth out of b.
+    _configure(work, {"train": _cluster(5)},
+               sim={"capacity": {"gpu_1x_a10@us-west-1a": 4}})
+    later = work.cli("apply", "--auto-approve")
+    assert later.code == 1 and "us-west-1b skipped" in later.out
+    assert {n.zone for n in work.cloud().list()} == {"us-west-1a"}
+
+
 def test_other_pools_keep_their_spec_and_launch_without_a_group(work: Workdir) -> None:
     work.config(pools={"w": {"nodes": 1}})
     assert work.cli("apply", "--auto-approve").code == 0

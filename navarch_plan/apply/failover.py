@@ -130,17 +130,22 @@ def provision_with_failover(
         on_attempt: Callable[[Attempt], None] = lambda a: None,
         before_call: Callable[[Placement, ProvisionRequest], None] = lambda p, r: None,
         launch: Callable[[Placement, ProvisionRequest], Node] | None = None,
+        skip: Callable[[Placement], str | None] = lambda p: None,
 ) -> tuple[Node, Placement, list[Attempt]]:
     """The first candidate that provisions. CapacityError and QuotaError move on to the
     next candidate; any other error ends the loop at once (it says nothing about the
     other candidates, or the call's outcome is unknown). `launch` makes the call
-    (default: the provider's provision), e.g. to resolve a lost reply."""
+    (default: the provider's provision), e.g. to resolve a lost reply. `skip` says why a
+    candidate is not tried at all (None: it is), e.g. a cluster pool's other zones."""
     call = launch or (lambda p, r: providers[p.provider].provision(r))
     attempts: list[Attempt] = []
     # Probing (one attempt per untried placement at a time) only pays when there is
     # somewhere else to go; a single-candidate node just tries.
     probing = len(candidates) > 1
     for placement in candidates:
+        if (why := skip(placement)) is not None:
+            attempts.append(Attempt(placement, why))
+            continue
         if ruled_out.excludes(placement) or (probing and not ruled_out.probe(placement)):
             attempts.append(Attempt(placement, "ruled out earlier in this run"))
             continue

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from navarch_plan.apply.cluster import ClusterZones
 from navarch_plan.apply.failover import Attempt, RuledOut, provision_with_failover
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.keys import read_public_keys
@@ -89,6 +90,7 @@ class Launcher:
     clock: Clock
     waits: CloudWaits
     ruled_out: RuledOut
+    clusters: ClusterZones
 
     def launch(self, action: Action, node: DesiredNode, refs: dict[str, str],
                deferrable: bool) -> tuple[Node, Placement, str]:
@@ -98,7 +100,8 @@ class Launcher:
         try:
             created, placement, attempts = provision_with_failover(
                 placements_for(action, node), self.providers, one.request, self.ruled_out,
-                one.failed_over, one.before_call, one.call)
+                one.failed_over, one.before_call, one.call,
+                skip=lambda p: self.clusters.refusal(node.group, p))
         except _DEFINITE as exc:
             # A duplicate launch proves the first one happened: its intent stays, for the
             # next plan to find the instance by name.
@@ -107,6 +110,7 @@ class Launcher:
             if isinstance(exc, RateLimitError) and deferrable:
                 raise LaunchDeferred(exc) from exc
             raise
+        self.clusters.pin(node.group, placement, created)
         if len(attempts) > 1:
             self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
         return created, placement, one.attempt.id

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from navarch_plan.apply.cluster import ClusterZones
 from navarch_plan.apply.failover import RuledOut
 from navarch_plan.apply.hooks import Hooks
 from navarch_plan.apply.launching import LaunchDeferred, Launcher
@@ -49,7 +50,8 @@ class ActionRunner:
         self.store, self.hooks, self.clock = store, hooks, clock
         self.waits = CloudWaits(providers, hooks, consistency, clock, stop)
         self.launcher = Launcher(workspace, providers, store, hooks, clock, self.waits,
-                                 RuledOut())
+                                 RuledOut(),
+                                 ClusterZones.from_state(store.loaded.nodes, desired))
 
     def settle_intents(self, notes: Sequence[dict[str, Any]]) -> None:
         """Close the intents the plan proved made nothing (kind `drop`). Every other open
