@@ -228,3 +228,49 @@ def test_catalog_errors_beside_reference_errors_in_one_run(work: Workdir) -> Non
     work.write(fixed)
     again = work.cli("validate")
     assert again.err.splitlines() == [result.err.splitlines()[i] for i in (0, 3)]
+
+
+UNSUPPORTED_REF = """\
+version: 1
+workspace: test
+providers:
+  sim: {type: fake, path: state/cloud.db}
+pools:
+  head: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1}
+  a:
+    provider: sim
+    instance_type: gpu_1x_a10
+    region: us-west-1
+    nodes: 1
+    user_data: |
+      #!/bin/bash
+      echo "head=${pools.head.nodes[0].ip_address} shell=$${HOME}"
+      echo "hello from ${self.name}" > /etc/motd
+"""
+
+
+def test_a_dollar_brace_that_is_no_variable_nor_reference_is_refused_at_its_line(
+        work: Workdir) -> None:
+    """`${self.name}` would reach the instance as literal text: refused where it is
+    written (line 15, inside the block), saying what is supported."""
+    work.write(UNSUPPORTED_REF)
+    for command in ("validate", "plan"):
+        result = work.cli(command)
+        assert result.code == 1
+        assert result.err.splitlines() == [
+            "Error: navarch.yaml:15:24: pools.a.user_data: ${self.name} is neither an "
+            "environment variable (${NAME}, no dots) nor a reference to another node "
+            "(${pools.POOL.nodes[INDEX].FIELD} or ${nodes.NAME.FIELD}, FIELD one of "
+            "ip_address, id, region, zone, name); $${ writes a literal ${"]
+    # The supported forms pass: a reference, an escaped shell variable.
+    work.write(UNSUPPORTED_REF.replace("${self.name}", "$${self.name}"))
+    assert work.cli("validate").code == 0
+
+
+def test_a_reference_outside_user_data_is_refused(work: Workdir) -> None:
+    work.write(UNSUPPORTED_REF.replace("region: us-west-1, nodes: 1}",
+                                       "region: '${pools.a.nodes[0].region}', nodes: 1}"))
+    result = work.cli("validate")
+    assert result.code == 1 and result.err.splitlines() == [
+        "Error: navarch.yaml:6:60: pools.head.region: ${pools.a.nodes[0].region}: "
+        "references to other nodes are resolved only in user_data"]
