@@ -62,7 +62,8 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
     # Every error independent of the others is reported at once: the state section's,
     # each public key's, each pool's and node's.
     errors: list[ConfigError] = []
-    public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir, errors)
+    public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir,
+                               env.get("HOME", ""), errors)
     try:
         _refuse_unsupported(data, ctx)
     except ConfigError as exc:
@@ -117,10 +118,12 @@ def public_key_problem(text: str) -> str | None:
     return None
 
 
-def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str,
+def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str, home: str,
                  errors: list[ConfigError]) -> dict[str, str]:
-    """Name -> key text, or the .pub file's path joined to the config's folder (read by
-    apply, at the edge: the config stays pure). A bad one is an error in `errors`."""
+    """Name -> key text, or the .pub file's path: a leading `~/` is `home` (the HOME of
+    the environment the config is loaded with), any other is joined to the config's
+    folder. The file is read by apply, at the edge: the config stays pure. A bad one is
+    an error in `errors`."""
     out = {}
     for name, value in keys.items():
         if is_public_key(value):
@@ -130,12 +133,28 @@ def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str,
                 errors.append(ctx.error(("ssh_public_keys", name), f"{name} {why}"))
             out[name] = value.strip()
         elif value.endswith(".pub"):
+            if (why := _home_problem(value, home)) is not None:
+                errors.append(ctx.error(("ssh_public_keys", name), f"{name}: {why}"))
+                continue
+            if value.startswith("~/"):
+                value = posixpath.join(home, value[2:])
             out[name] = posixpath.normpath(posixpath.join(base_dir, value))
         else:
             errors.append(ctx.error(("ssh_public_keys", name), f"{name}: give the public key "
                                     "text (ssh-ed25519 AAAA...) or the path of its .pub file; "
                                     "never a private key"))
     return out
+
+
+def _home_problem(path: str, home: str) -> str | None:
+    """Why a path's leading `~` cannot be expanded as a shell would, or None."""
+    if not path.startswith("~"):
+        return None
+    if not path.startswith("~/"):
+        return f"{path}: only a leading ~/ (your HOME) is expanded; write the full path"
+    if not home:
+        return f"{path}: ~/ is your HOME, but HOME is not set"
+    return None
 
 
 def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateConfig:
