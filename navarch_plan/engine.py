@@ -116,9 +116,11 @@ class Engine:
             except ConfigError as exc:
                 if exc.file:
                     raise
-                # A provider's own option check knows its options, not the file.
-                raise ConfigError(exc.message, self.config.file,
-                                  path=exc.path or f"providers.{name}") from None
+                # A provider's own option check (a type without options_schema) knows
+                # its options, not the file: the error points at the provider's line.
+                place = self.config.error(("providers", name), exc.message)
+                raise ConfigError(exc.message, place.file, place.line, place.column,
+                                  exc.path or place.path) from None
         return built
 
     def close(self) -> None:

@@ -54,18 +54,20 @@ CASES = [
     ("depends on unknown", GOOD_HEAD + POOL.replace("nodes: 1", "nodes: 1, depends_on: [db]"),
      "6:91", "unknown pool or node 'db'"),
     ("cycle", GOOD_HEAD + "pools:\n"
-     "  a: {provider: sim, instance_type: x, region: us-west-1, nodes: 1, depends_on: [b]}\n"
-     "  b: {provider: sim, instance_type: x, region: us-west-1, nodes: 1, depends_on: [a]}\n",
-     "7:69", "dependency cycle: a -> b -> a"),
-    ("self reference", GOOD_HEAD + "pools:\n  a: {provider: sim, instance_type: x, "
-     "region: us-west-1, nodes: 1, user_data: '${pools.a.nodes[0].ip_address}'}\n",
-     "6:69", "a cannot refer to itself"),
-    ("ref out of range", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
-     "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[3].ip_address}'}\n",
-     "7:69", "w has 1 node\n"),
-    ("ref bad field", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: x, "
-     "region: us-west-1, nodes: 1, user_data: '${pools.w.nodes[0].password}'}\n",
-     "7:69", "unknown field 'password'"),
+     "  a: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1, "
+     "depends_on: [b]}\n"
+     "  b: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1, "
+     "depends_on: [a]}\n",
+     "7:78", "dependency cycle: a -> b -> a"),
+    ("self reference", GOOD_HEAD + "pools:\n  a: {provider: sim, instance_type: gpu_1x_a10, "
+     "region: us-west-1, nodes: 1, user_data: '#!/bin/sh ${pools.a.nodes[0].ip_address}'}\n",
+     "6:78", "a cannot refer to itself"),
+    ("ref out of range", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: gpu_1x_a10, "
+     "region: us-west-1, nodes: 1, user_data: '#!/bin/sh ${pools.w.nodes[3].ip_address}'}\n",
+     "7:78", "w has 1 node\n"),
+    ("ref bad field", GOOD_HEAD + POOL + "  t: {provider: sim, instance_type: gpu_1x_a10, "
+     "region: us-west-1, nodes: 1, user_data: '#!/bin/sh ${pools.w.nodes[0].password}'}\n",
+     "7:78", "unknown field 'password'"),
     ("unset env", GOOD_HEAD + POOL.replace("region: us-west-1", "region: '${NAVARCH_NO_SUCH}'"),
      "6:57", "NAVARCH_NO_SUCH is not set"),
     ("no region", GOOD_HEAD + POOL.replace("region: us-west-1, ", ""), "6:3",

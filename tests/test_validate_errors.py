@@ -186,3 +186,91 @@ def test_a_mistyped_word_gets_the_closest_allowed_one(work: Workdir) -> None:
     assert line.startswith("Error: navarch.yaml:9:5: pools.b.strategy: 'prioirty' is not one "
                            "of ["), line
     assert line.endswith("] (did you mean 'priority'?)"), line
+
+
+ALL_KINDS = """\
+version: 1
+workspace: test
+providers:
+  sim: {type: fake, path: state/cloud.db}
+pools:
+  a: {provider: sim, instance_type: gpu_1x_a1O, region: us-west-1, nodes: 1}
+  b: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1, depends_on: [c]}
+  d: {provider: nope, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1}
+  e: {provider: sim, instance_type: gpu_1x_a10, region: us-west-9, nodes: 1,
+      user_data: "#!/bin/sh\\necho ${pools.zz.nodes[0].id}"}
+"""
+
+
+def test_catalog_errors_beside_reference_errors_in_one_run(work: Workdir) -> None:
+    """A misspelt instance type is reported with an unknown depends_on, an unknown
+    provider and an unknown reference, not on the next run once those are fixed."""
+    work.write(ALL_KINDS)
+    result = work.cli("validate")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        "Error: navarch.yaml:6:22: pools.a.instance_type: instance type 'gpu_1x_a1O' is not "
+        "in navarch's fake catalog (provider sim) (did you mean 'gpu_1x_a10'?)",
+        "Error: navarch.yaml:7:91: pools.b.depends_on[0]: depends_on names unknown pool or "
+        "node 'c'",
+        "Error: navarch.yaml:8:7: pools.d.provider: unknown provider 'nope' (known: sim)",
+        "Error: navarch.yaml:9:49: pools.e.region: region 'us-west-9' does not offer "
+        "gpu_1x_a10 on sim (did you mean 'us-west-1'?) (regions: us-west-1, us-east-1, "
+        "eu-central-1)",
+        "Error: navarch.yaml:10:7: pools.e.user_data: ${pools.zz.nodes[0].id} refers to "
+        "unknown pool or node 'zz'",
+    ]
+    document = work.cli("validate", "-json").json()
+    assert document["error_count"] == 5 and document["valid"] is False
+    # Fixed, the catalog errors are all that is left: they were all there the first time.
+    fixed = (ALL_KINDS.replace(", depends_on: [c]", "").replace("provider: nope", "provider: sim")
+             .replace("pools.zz", "pools.b"))
+    work.write(fixed)
+    again = work.cli("validate")
+    assert again.err.splitlines() == [result.err.splitlines()[i] for i in (0, 3)]
+
+
+UNSUPPORTED_REF = """\
+version: 1
+workspace: test
+providers:
+  sim: {type: fake, path: state/cloud.db}
+pools:
+  head: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1, nodes: 1}
+  a:
+    provider: sim
+    instance_type: gpu_1x_a10
+    region: us-west-1
+    nodes: 1
+    user_data: |
+      #!/bin/bash
+      echo "head=${pools.head.nodes[0].ip_address} shell=$${HOME}"
+      echo "hello from ${self.name}" > /etc/motd
+"""
+
+
+def test_a_dollar_brace_that_is_no_variable_nor_reference_is_refused_at_its_line(
+        work: Workdir) -> None:
+    """`${self.name}` would reach the instance as literal text: refused where it is
+    written (line 15, inside the block), saying what is supported."""
+    work.write(UNSUPPORTED_REF)
+    for command in ("validate", "plan"):
+        result = work.cli(command)
+        assert result.code == 1
+        assert result.err.splitlines() == [
+            "Error: navarch.yaml:15:24: pools.a.user_data: ${self.name} is neither an "
+            "environment variable (${NAME}, no dots) nor a reference to another node "
+            "(${pools.POOL.nodes[INDEX].FIELD} or ${nodes.NAME.FIELD}, FIELD one of "
+            "ip_address, id, region, zone, name); $${ writes a literal ${"]
+    # The supported forms pass: a reference, an escaped shell variable.
+    work.write(UNSUPPORTED_REF.replace("${self.name}", "$${self.name}"))
+    assert work.cli("validate").code == 0
+
+
+def test_a_reference_outside_user_data_is_refused(work: Workdir) -> None:
+    work.write(UNSUPPORTED_REF.replace("region: us-west-1, nodes: 1}",
+                                       "region: '${pools.a.nodes[0].region}', nodes: 1}"))
+    result = work.cli("validate")
+    assert result.code == 1 and result.err.splitlines() == [
+        "Error: navarch.yaml:6:60: pools.head.region: ${pools.a.nodes[0].region}: "
+        "references to other nodes are resolved only in user_data"]

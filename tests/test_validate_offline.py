@@ -171,3 +171,34 @@ def test_validate_reads_the_pub_files_the_nodes_use(work: Workdir) -> None:
     (work.path / "keys" / "alice.pub").write_text(OPS_KEY + "\n")
     work.write(text.replace(", bob]", "]"))
     assert work.cli("validate").code == 0
+
+
+def test_a_key_path_under_home_is_read_from_home(work: Workdir, tmp_path: Path) -> None:
+    """`alice: ~/keys/alice.pub` (as docs/clouds/gcp.md writes it) is the file under the
+    HOME of the environment navarch runs in, not a folder named `~` beside the config."""
+    home = tmp_path / "home"
+    (home / "keys").mkdir(parents=True)
+    text = ("version: 1\nworkspace: lint\n"
+            "providers: {sim: {type: fake}}\n"
+            "ssh_public_keys:\n"
+            "  alice: ~/keys/alice.pub\n"
+            "pools:\n"
+            "  w: {provider: sim, instance_type: gpu_1x_a10, region: us-west-1,\n"
+            "      nodes: 1, ssh_keys: [alice]}\n")
+    work.write(text)
+    missing = work.cli("validate", env={"HOME": str(home)})
+    assert missing.code == 1 and missing.err.strip() == (
+        f"Error: navarch.yaml:5:3: ssh_public_keys.alice: alice: cannot read "
+        f"{home}/keys/alice.pub: No such file or directory")
+    (home / "keys" / "alice.pub").write_text(OPS_KEY + "\n")
+    found = work.cli("validate", env={"HOME": str(home)})
+    assert found.code == 0, found.err
+    unset = work.cli("validate", env={"HOME": None})
+    assert unset.code == 1 and unset.err.strip() == (
+        "Error: navarch.yaml:5:3: ssh_public_keys.alice: alice: ~/keys/alice.pub: ~/ is "
+        "your HOME, but HOME is not set")
+    work.write(text.replace("~/keys", "~alice/keys"))
+    other = work.cli("validate", env={"HOME": str(home)})
+    assert other.code == 1 and other.err.strip().endswith(
+        "alice: ~alice/keys/alice.pub: only a leading ~/ (your HOME) is expanded; write the "
+        "full path")

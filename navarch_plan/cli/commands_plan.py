@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -24,10 +25,11 @@ from navarch_plan.cli.validate import (
     config_warnings,
     key_file_problems,
     live_catalogs,
+    partial_problems,
     raise_all,
     shipped_catalogs,
 )
-from navarch_plan.config import Config
+from navarch_plan.config import Config, PartialConfigErrors
 from navarch_plan.engine import Engine
 from navarch_plan.errors import ConfigError, NavarchError, UsageError
 from navarch_plan.plan import Plan
@@ -63,6 +65,9 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
         raise_all(errors)
     except NavarchError as exc:
         found = list(getattr(exc, "errors", [exc]))
+        if isinstance(exc, PartialConfigErrors):  # the part that loaded is checked too
+            io.hide(exc.partial.secrets(os.environ))
+            found, warnings = partial_problems(exc)
         if args.format == "json":  # `terraform validate -json`'s shape
             io.out(render_json(_validation(found, warnings)))
         else:

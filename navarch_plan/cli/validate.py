@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 
 from navarch_plan.apply.keys import public_key_text
 from navarch_plan.catalog.facts import CLOUDS, cloud_table, type_facts
-from navarch_plan.config import Config
+from navarch_plan.config import Config, PartialConfigErrors
 from navarch_plan.config.desired import Placement
 from navarch_plan.config.yamlpos import Path
 from navarch_plan.errors import ConfigError, ConfigErrors
@@ -17,7 +17,7 @@ from navarch_plan.providers.base import InstanceTypeLister, Provider
 from navarch_plan.words import did_you_mean
 
 __all__ = ["catalog_problems", "config_warnings", "key_file_problems", "live_catalogs",
-           "raise_all", "shipped_catalogs"]
+           "partial_problems", "raise_all", "shipped_catalogs"]
 
 #: How cloud-init recognises user data (its documented formats). Anything else is
 #: ignored by cloud-init on EC2, GCE and Lambda: the node boots without it.
@@ -62,6 +62,17 @@ def key_file_problems(config: Config) -> list[ConfigError]:
         if why is not None:
             found.append(config.error(("ssh_public_keys", name), f"{name}: {why}"))
     return found
+
+
+def partial_problems(exc: PartialConfigErrors) -> tuple[list[ConfigError], list[ConfigError]]:
+    """(errors, warnings): a config's load errors with what the offline checks find in the
+    part of it that loaded (its pools whose providers resolved), in file order, so that
+    one run reports a misspelt instance type beside an unknown depends_on."""
+    partial = exc.partial
+    errors, warnings = catalog_problems(partial, shipped_catalogs(partial), live=False)
+    found = sorted([*exc.errors, *errors, *key_file_problems(partial)],
+                   key=lambda e: (e.line, e.column))
+    return found, config_warnings(partial) + warnings
 
 
 def shipped_catalogs(config: Config) -> dict[str, set[str]]:

@@ -4,13 +4,13 @@ schema cannot express: unknown providers, references, depends_on cycles."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from navarch_plan.config.desired import REF_FIELDS, DesiredNode, Group, Placement, find_refs
 from navarch_plan.config.placements import placements_of
 from navarch_plan.config.schema import launch_validator, plain_message
 from navarch_plan.config.yamlpos import Path as KeyPath
-from navarch_plan.errors import ConfigError, ConfigErrors
+from navarch_plan.errors import ConfigError
 from navarch_plan.model import named_address, pool_address
 from navarch_plan.providers.base import NodeFacts, NodeProblem, ProviderType
 from navarch_plan.words import did_you_mean, plural
@@ -18,16 +18,28 @@ from navarch_plan.words import did_you_mean, plural
 if TYPE_CHECKING:
     from navarch_plan.config.types import Context, ProviderConfig
 
-__all__ = ["build_desired"]
+__all__ = ["Desired", "build_desired"]
 
 MAX_TOTAL_NODES = 100_000
 
 
+class Desired(NamedTuple):
+    """What a config's pools and nodes come to: the groups and nodes that could be built,
+    and the errors of those that could not. With errors, the groups and nodes are only
+    the part that resolved: validate checks them against the catalogs in the same run."""
+
+    groups: dict[str, Group]
+    desired: dict[str, DesiredNode]
+    errors: list[ConfigError]
+
+
 def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig], ctx: Context,
                   types: Mapping[str, ProviderType], public_keys: Mapping[str, str] | None = None
-                  ) -> tuple[dict[str, Group], dict[str, DesiredNode]]:
+                  ) -> Desired:
     """`public_keys`: ssh_public_keys, name -> key text or .pub path. Independent errors
-    (each provider's type, each pool's or node's own checks) are all raised at once."""
+    (each provider's type, each pool's or node's references and own checks) are all
+    returned; a pool whose providers resolved still gets its nodes built when its
+    references did not, so that its own checks run too."""
     errors = [ctx.error(("providers", name, "type"), f"unknown provider type "
                         f"{provider.type!r}{did_you_mean(provider.type, types)} "
                         f"(known: {', '.join(sorted(types))})")
@@ -38,26 +50,43 @@ def build_desired(data: dict[str, Any], providers: Mapping[str, ProviderConfig],
     if total > MAX_TOTAL_NODES:
         raise ctx.error(("pools",), f"{total} nodes in all; the limit is {MAX_TOTAL_NODES}")
     counts = {name: spec.get("nodes", 1) for _, name, spec in specs}
-    groups: dict[str, Group] = {}
-    desired: dict[str, DesiredNode] = {}
-    defaults = data.get("defaults", {})
+    built = Desired({}, {}, errors)
     for kind, name, spec in specs:
         path = ("pools" if kind == "pool" else "nodes", name)
+        _add_group(built, kind, name, spec, counts, ctx, path)
         try:
             _check_providers(spec, providers, ctx, path)
-            ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
-            groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
-            if untyped & _provider_names(spec):
-                continue  # its provider's type is unknown: said above
-            for node in _nodes_of(kind, name, spec, providers, types, defaults, ctx, path,
-                                  public_keys or {}):
-                desired[node.address] = node
         except ConfigError as exc:
-            errors.append(exc)
-    if errors:
-        raise ConfigErrors.of(errors)
-    _check_cycles(groups, ctx)
-    return groups, desired
+            built.errors.append(exc)
+            continue  # a provider it names does not exist: no candidates to build
+        if untyped & _provider_names(spec):
+            continue  # its provider's type is unknown: said above
+        try:
+            nodes = _nodes_of(kind, name, spec, providers, types, data.get("defaults", {}),
+                              ctx, path, public_keys or {})
+        except ConfigError as exc:
+            built.errors.append(exc)
+            continue
+        built.desired.update((node.address, node) for node in nodes)
+    try:
+        _check_cycles(built.groups, ctx)
+    except ConfigError as exc:
+        built.errors.append(exc)
+    return built
+
+
+def _add_group(built: Desired, kind: str, name: str, spec: dict[str, Any],
+               counts: Mapping[str, int], ctx: Context, path: KeyPath) -> None:
+    """The pool's group, or its reference errors (user_data's and depends_on's)."""
+    try:
+        ref_deps = _check_refs(spec.get("user_data", ""), counts, ctx, path)
+    except ConfigError as exc:
+        built.errors.append(exc)
+        ref_deps = set()
+    try:
+        built.groups[name] = _group(kind, name, spec, ref_deps, counts, ctx, path)
+    except ConfigError as exc:
+        built.errors.append(exc)
 
 
 def _provider_names(spec: dict[str, Any]) -> set[str]:
@@ -223,6 +252,7 @@ def _has(data: dict[str, Any], keys: tuple[str, ...]) -> bool:
 
 
 def _check_cycles(groups: Mapping[str, Group], ctx: Context) -> None:
+    """The first depends_on cycle among the groups (which may be only those that built)."""
     state: dict[str, int] = {}  # 1: on the current path, 2: done
 
     def visit(name: str, trail: list[str]) -> None:
@@ -235,7 +265,8 @@ def _check_cycles(groups: Mapping[str, Group], ctx: Context) -> None:
             raise ctx.error((kind, group.name, "depends_on"), f"dependency cycle: {cycle}")
         state[name] = 1
         for dep in groups[name].depends_on:
-            visit(dep, [*trail, name])
+            if dep in groups:  # else its pool had errors of its own, reported apart
+                visit(dep, [*trail, name])
         state[name] = 2
 
     for name in groups:

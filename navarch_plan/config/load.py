@@ -24,7 +24,19 @@ from navarch_plan.errors import ConfigError, ConfigErrors
 from navarch_plan.providers.base import ProviderType
 from navarch_plan.words import did_you_mean
 
-__all__ = ["is_public_key", "parse_config", "public_key_problem"]
+__all__ = ["PartialConfigErrors", "is_public_key", "parse_config", "public_key_problem"]
+
+
+class PartialConfigErrors(ConfigErrors):
+    """A config's errors (`errors`, in file order), with the part of it that loaded
+    (`partial`): the pools and nodes whose providers resolved, without those that failed.
+    `navarch validate` checks that part against the catalogs too, so that one run reports
+    every error; nothing plans or applies it."""
+
+    def __init__(self, errors: list[ConfigError], partial: Config) -> None:
+        flat = [e for err in errors for e in getattr(err, "errors", [err])]
+        super().__init__(sorted(flat, key=lambda e: (e.line, e.column)))
+        self.partial = partial
 
 
 def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
@@ -47,34 +59,34 @@ def parse_config(text: str | bytes, file: str, env: Mapping[str, str],
         name: ProviderConfig(name, p["type"], MappingProxyType(dict(p)))
         for name, p in data.get("providers", {}).items()
     }
-    public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir)
-    # The state section's errors and the pools' are independent: all are reported.
-    state_errors: list[ConfigError] = []
+    # Every error independent of the others is reported at once: the state section's,
+    # each public key's, each pool's and node's.
+    errors: list[ConfigError] = []
+    public_keys = _public_keys(data.get("ssh_public_keys", {}), ctx, base_dir,
+                               env.get("HOME", ""), errors)
     try:
         _refuse_unsupported(data, ctx)
     except ConfigError as exc:
-        state_errors.append(exc)
-    try:
-        groups, desired = build_desired(data, providers, ctx, types, public_keys)
-    except ConfigError as exc:
-        raise ConfigErrors.of([*state_errors, exc]) from None
-    if state_errors:
-        raise state_errors[0]
+        errors.append(exc)
+    built = build_desired(data, providers, ctx, types, public_keys)
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
-    return Config(
+    config = Config(
         file=file,
         base_dir=base_dir,
         workspace=workspace,
         state=_state_config(data, workspace, base_dir),
         providers=MappingProxyType(providers),
-        groups=MappingProxyType(groups),
-        desired=MappingProxyType(desired),
+        groups=MappingProxyType(built.groups),
+        desired=MappingProxyType(built.desired),
         config_hash="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
         max_hourly_cost=data.get("max_hourly_cost"),
         workspace_explicit="workspace" in data,
         env_values=frozenset(env_values),
         positions=positions,
     )
+    if errors or built.errors:
+        raise PartialConfigErrors([*errors, *built.errors], config)
+    return config
 
 
 # OpenSSH public key types (ssh-keygen -t ..., and FIDO keys).
@@ -106,22 +118,43 @@ def public_key_problem(text: str) -> str | None:
     return None
 
 
-def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str) -> dict[str, str]:
-    """Name -> key text, or the .pub file's path joined to the config's folder (read by
-    apply, at the edge: the config stays pure)."""
+def _public_keys(keys: Mapping[str, str], ctx: Context, base_dir: str, home: str,
+                 errors: list[ConfigError]) -> dict[str, str]:
+    """Name -> key text, or the .pub file's path: a leading `~/` is `home` (the HOME of
+    the environment the config is loaded with), any other is joined to the config's
+    folder. The file is read by apply, at the edge: the config stays pure. A bad one is
+    an error in `errors`."""
     out = {}
     for name, value in keys.items():
         if is_public_key(value):
             if (why := public_key_problem(value)) is not None:
-                raise ctx.error(("ssh_public_keys", name), f"{name} {why}")
+                # Kept, though wrong: the config is refused, and the nodes naming it
+                # are not also told that it has no key.
+                errors.append(ctx.error(("ssh_public_keys", name), f"{name} {why}"))
             out[name] = value.strip()
         elif value.endswith(".pub"):
+            if (why := _home_problem(value, home)) is not None:
+                errors.append(ctx.error(("ssh_public_keys", name), f"{name}: {why}"))
+                continue
+            if value.startswith("~/"):
+                value = posixpath.join(home, value[2:])
             out[name] = posixpath.normpath(posixpath.join(base_dir, value))
         else:
-            raise ctx.error(("ssh_public_keys", name), f"{name}: give the public key text "
-                            "(ssh-ed25519 AAAA...) or the path of its .pub file; never a "
-                            "private key")
+            errors.append(ctx.error(("ssh_public_keys", name), f"{name}: give the public key "
+                                    "text (ssh-ed25519 AAAA...) or the path of its .pub file; "
+                                    "never a private key"))
     return out
+
+
+def _home_problem(path: str, home: str) -> str | None:
+    """Why a path's leading `~` cannot be expanded as a shell would, or None."""
+    if not path.startswith("~"):
+        return None
+    if not path.startswith("~/"):
+        return f"{path}: only a leading ~/ (your HOME) is expanded; write the full path"
+    if not home:
+        return f"{path}: ~/ is your HOME, but HOME is not set"
+    return None
 
 
 def _state_config(data: dict[str, Any], workspace: str, base_dir: str) -> StateConfig:

@@ -29,6 +29,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from navarch_plan.config.desired import REF_FIELDS, REF_PATTERN
 from navarch_plan.errors import ConfigError
 
 __all__ = ["Positions", "load_yaml", "MAX_VALUES", "MAX_BYTES", "path_str"]
@@ -184,6 +185,7 @@ class _Builder:
         def sub(m: re.Match[str]) -> str:
             name = m.group(1)
             if not _ENV_NAME.match(name):
+                self._check_reference(node, path, m.group(0), text[:m.start()].count("\n"))
                 return m.group(0)  # a node reference like ${pools.x...}, resolved at apply
             if name not in self.env:
                 raise self.fail(node, path, f"environment variable {name} is not set")
@@ -191,6 +193,33 @@ class _Builder:
             return self.env[name]
 
         return _ENV_REF.sub(sub, text).replace(_ESCAPED, "${")
+
+
+    def _check_reference(self, node: ScalarNode, path: Path, text: str, row: int) -> None:
+        """A `${...}` that is not an environment variable must be a node reference, in
+        user_data (the one place apply resolves them): anything else would reach the
+        cloud as the literal text. `row`: the value's line the text is on."""
+        if not REF_PATTERN.fullmatch(text):
+            raise self._fail_at(node, path, text, row, (
+                f"{text} is neither an environment variable (${{NAME}}, no dots) nor a "
+                "reference to another node (${pools.POOL.nodes[INDEX].FIELD} or "
+                f"${{nodes.NAME.FIELD}}, FIELD one of {', '.join(REF_FIELDS)}); $${{ writes "
+                "a literal ${"))
+        if path[-1:] != ("user_data",):
+            raise self._fail_at(node, path, text, row, f"{text}: references to other nodes "
+                                "are resolved only in user_data")
+
+    def _fail_at(self, node: ScalarNode, path: Path, text: str, row: int,
+                 message: str) -> ConfigError:
+        """An error at `text` on the `row`th line of a literal block (`|`), whose lines
+        are the file's from the line after its start; elsewhere at the value."""
+        mark = node.start_mark
+        lines = str(mark.buffer or "").splitlines()
+        line = mark.line + 1 + row
+        if node.style != "|" or line >= len(lines) or text not in lines[line]:
+            return self.fail(node, path, message)
+        return ConfigError(message, self.file, line + 1, lines[line].index(text) + 1,
+                           path_str(path))
 
 
 def load_yaml(text: str | bytes, file: str, env: Mapping[str, str],

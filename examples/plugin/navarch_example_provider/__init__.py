@@ -142,7 +142,25 @@ class ExampleCloud:
 class ExampleProvider:
     """navarch Provider, NodeGetter and InstanceTypeLister for ExampleCloud."""
 
-    OPTIONS = frozenset({"path", "capacity", "boot_seconds", "token_env"})
+    # Its options as JSON Schema: navarch puts it into the config's schema, so `navarch
+    # validate` refuses an unknown or ill-typed option with its file:line:col. from_config
+    # checks the same options again for Python callers, who bypass the config.
+    options_schema: Mapping[str, Any] = {
+        "properties": {
+            "path": {"description": "a JSON file the cloud lives in (absent: in memory)",
+                     "type": "string"},
+            "capacity": {"description": "most live instances per instance type",
+                         "type": "object",
+                         "additionalProperties": {"type": "integer", "minimum": 0}},
+            "boot_seconds": {"description": "how long a new instance stays `booting`",
+                             "type": "number", "minimum": 0},
+            "token_env": {"description": "a variable that must be set (how secrets are "
+                                         "passed)",
+                          "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                          "patternErrorMessage": "an environment variable's name"},
+        },
+    }
+    OPTIONS = frozenset(options_schema["properties"])
 
     def __init__(self, name: str = "example", cloud: ExampleCloud | None = None) -> None:
         self.name = name
@@ -151,8 +169,9 @@ class ExampleProvider:
     @classmethod
     def from_config(cls, name: str, cfg: Mapping[str, Any],
                     env: Mapping[str, str]) -> ExampleProvider:
-        """`cfg` is the provider's YAML mapping (with `type`). navarch's schema cannot know
-        a plugin's options, so the plugin checks them itself, with a ConfigError."""
+        """`cfg` is the provider's YAML mapping (with `type`). A config's options were
+        checked against `options_schema` when it loaded; a Python caller's are checked
+        here, with a ConfigError."""
         where = f"providers.{name}"
         unknown = sorted(set(cfg) - cls.OPTIONS - {"type"})
         if unknown:

@@ -3,6 +3,10 @@ backends, plus the plugin's own option checking and its entry point."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,10 +14,13 @@ from pathlib import Path
 import pytest
 from navarch_example_provider import ExampleCloud, ExampleProvider
 
+from navarch_plan.config import parse_config
+from navarch_plan.engine import Engine
 from navarch_plan.errors import AuthError, ConfigError
 from navarch_plan.model import NodeStatus, ProvisionRequest
 from navarch_plan.providers.base import BuildContext, ProviderType
-from navarch_plan.providers.registry import provider_type
+from navarch_plan.providers.declared import type_from_class
+from navarch_plan.providers.registry import builtin_types, provider_type
 from navarch_plan.testing import (
     CapacityHook,
     ConsistencyScenarios,
@@ -102,3 +109,62 @@ def test_entry_point_resolves_to_a_provider_type() -> None:
     assert isinstance(kind, ProviderType) and kind.name == "example"
     built = kind.build("ex", {"capacity": {"ex-l4-1": 2}}, {}, BuildContext())
     assert isinstance(built, ExampleProvider) and built.cloud.capacity == {"ex-l4-1": 2}
+
+
+# -- through the `navarch` command ------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def navarch(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed `navarch` command, as a user runs it, in `folder`."""
+    exe = shutil.which("navarch")
+    argv = [exe] if exe else [sys.executable, "-m", "navarch_plan"]
+    return subprocess.run([*argv, *args], cwd=folder, capture_output=True, text=True,
+                          timeout=120)
+
+
+def readme_config() -> str:
+    """The README's "Use it" config, as written there."""
+    (block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    return block
+
+
+def test_readme_config_validates(tmp_path: Path) -> None:
+    (tmp_path / "navarch.yaml").write_text(readme_config())
+    result = navarch(tmp_path, "validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("The configuration is valid: 3 nodes"), result.stdout
+
+
+def test_an_option_typo_is_one_line_at_its_place(tmp_path: Path) -> None:
+    """`capcity:` is refused by validate (offline), at its line and column, as the README
+    promises; plan says the same, without touching the cloud."""
+    text = readme_config().replace("capacity:", "capcity:")
+    (tmp_path / "navarch.yaml").write_text(text)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "capcity" in row)
+    expected = (f"Error: navarch.yaml:{line}:5: providers.ex.capcity: unknown key 'capcity' "
+                "(did you mean 'capacity'?)")
+    for command in ("validate", "plan"):
+        result = navarch(tmp_path, command)
+        assert result.returncode == 1 and result.stderr.strip() == expected, result.stderr
+    assert not (tmp_path / "state").exists()
+
+
+class SchemalessProvider(ExampleProvider):
+    """The older contract: no options_schema, so only from_config checks the options."""
+
+    options_schema = None
+
+
+def test_a_schemaless_types_own_check_names_the_providers_line() -> None:
+    types = {**builtin_types(), "bare": type_from_class("bare", SchemalessProvider)}
+    text = ("version: 1\nworkspace: w\nproviders:\n  sim: {type: fake}\n"
+            "  ex: {type: bare, colour: blue}\n"
+            "pools:\n  p: {provider: ex, instance_type: ex-l4-1, region: north-1, nodes: 1}\n")
+    config = parse_config(text, "navarch.yaml", {}, ".", types)  # any keys pass the schema
+    with pytest.raises(ConfigError) as error:
+        Engine(config, env={}, types=types).providers  # noqa: B018 (built on first use)
+    assert str(error.value) == ("navarch.yaml:5:3: providers.ex: unknown option colour for "
+                                "an example provider (known: boot_seconds, capacity, path, "
+                                "token_env)")
