@@ -12,7 +12,15 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import dataclass
 
 from navarch_plan.apply.executor import ApplyResult
-from navarch_plan.cli.common import IO, engine_for, make_plan, plan_options, read_plan, shown
+from navarch_plan.cli.common import (
+    IO,
+    engine_for,
+    make_plan,
+    plan_options,
+    read_plan,
+    refuse_planning_options,
+    shown,
+)
 from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError
 from navarch_plan.plan import ActionKind, Plan
@@ -55,6 +63,7 @@ def cmd_destroy(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
+    refuse_planning_options(args)
     engine = engine_for(args, io)
     done: list[tuple[Plan, ApplyResult]] = []
     try:

@@ -17,6 +17,7 @@ from navarch_plan.cli.common import (
     make_plan,
     plan_options,
     read_plan,
+    refuse_planning_options,
     shown,
     warn_config,
 )
@@ -150,6 +151,7 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
 
 def cmd_graph(args: argparse.Namespace, io: IO) -> int:
     """The apply DAG of a saved plan, or of the plan made now (as `plan` makes it)."""
+    refuse_planning_options(args)
     if args.planfile:
         document = read_plan(args.planfile).to_json()
     else:
