@@ -5,6 +5,8 @@ usage errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.conftest import Workdir
@@ -30,3 +32,47 @@ def test_a_saved_plan_refuses_options_that_shape_a_plan(
     assert work.state() == before, "nothing was done"
     assert work.cli("apply", "r2.plan").code == 0, "the plan itself still applies"
     assert work.state()["nodes"]["pool.w[1]"]["id"] != before["nodes"]["pool.w[1]"]["id"]
+
+
+def _as_printed(line: str) -> list[str]:
+    """The arguments of a `navarch ...` command line as a hint prints it."""
+    import shlex
+
+    words = shlex.split(line)
+    assert words[0] == "navarch", line
+    return words[1:]
+
+
+def test_suggested_commands_carry_the_runs_config_and_state(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}})
+    (work.path / "navarch.yaml").rename(work.path / "qs2.yaml")
+    unsaved = work.cli("plan", "-c", "qs2.yaml")
+    assert "if you run `navarch apply -c qs2.yaml` now." in unsaved.out
+    missing = work.cli("output", "-c", "qs2.yaml", "pool.nope")
+    assert missing.err.strip().endswith("(see navarch state list -c qs2.yaml)")
+    shown = work.cli("show", "-c", "qs2.yaml")
+    assert "(navarch apply -c qs2.yaml creates it)" in shown.out
+
+    mine = ("-c", "qs2.yaml", "--state", "state/my state.json")
+    planned = work.cli("plan", *mine, "-out=t.plan")
+    assert planned.code == 0, planned.err
+    command = planned.out.splitlines()[-1].split("run: ", 1)[1]
+    assert command == "navarch apply -c qs2.yaml --state 'state/my state.json' t.plan"
+    applied = work.cli(*_as_printed(command))
+    assert applied.code == 0, applied.err
+    assert (work.path / "state" / "my state.json").exists()
+
+    gone = json.loads((work.path / "state" / "my state.json").read_text())
+    work.cloud().terminate(gone["nodes"]["pool.w[0]"]["id"])
+    drift = work.cli("drift", *mine)
+    assert drift.code == 2, drift.err
+    assert drift.out.splitlines()[-1] == ("Run `navarch plan -c qs2.yaml --state "
+                                          "'state/my state.json'` to see what apply would "
+                                          "do about it.")
+
+
+def test_init_with_a_config_path_names_it_in_its_next_step(work: Workdir) -> None:
+    made = work.cli("init", "-c", "fleet/gpu.yaml")
+    assert made.code == 0, made.err
+    assert made.out.splitlines()[-1] == "Next: navarch plan -c fleet/gpu.yaml"
+    assert work.cli(*_as_printed(made.out.splitlines()[-1][len("Next: "):])).code == 0

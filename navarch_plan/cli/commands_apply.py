@@ -21,6 +21,7 @@ from navarch_plan.cli.common import (
     refuse_planning_options,
     shown,
 )
+from navarch_plan.cli.parser import suggested
 from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError
 from navarch_plan.plan import ActionKind, Plan
@@ -36,7 +37,7 @@ FIRST_INTERRUPT = (
     "launch made so far stays recorded, and the next plan settles it.)")
 SECOND_INTERRUPT = (
     "\nTwo interrupts received: no longer waiting for boots, confirmations or queued "
-    "actions. Every launch made so far is recorded; run `navarch plan` to see what the "
+    "actions. Every launch made so far is recorded; run `{plan}` to see what the "
     "next apply settles.")
 
 
@@ -108,7 +109,7 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
         engine.hooks = hooks = io.progress(as_json, plan.actions,
                                            lambda address: engine.store.loaded.nodes.get(address))
         showing = hooks if isinstance(hooks, AbstractContextManager) else nullcontext()
-        with _graceful_stop(io.err) as stop, showing:
+        with _graceful_stop(io.err, suggested(args, "plan")) as stop, showing:
             result = engine.apply(plan, args.parallelism, stop.event, stop.abort)
         done.append((plan, result))
     done.clear()  # state is written: the report below is the only one
@@ -120,7 +121,7 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                                              "recorded; ")
                + f"{plural(len(result.not_started), 'action')} not started"
                + (": " + ", ".join(result.not_started) if result.not_started else "")
-               + ". Run `navarch plan` to see what is left, then apply again.")
+               + f". Run `{suggested(args, 'plan')}` to see what is left, then apply again.")
         return 128 + stop.signum
     return _unfinished_destroy(plan, io) if destroy and code == 0 else code
 
@@ -142,17 +143,18 @@ class _Stop:
     action starts), the second sets `abort` too (running actions stop waiting). Each
     says at once what it did: the user must not wonder whether the key was seen."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], plan_command: str) -> None:
         self.event, self.abort = threading.Event(), threading.Event()
         self.signum = 0
         self._say = say
+        self._second = SECOND_INTERRUPT.format(plan=plan_command)
 
     def __call__(self, signum: int, frame: object) -> None:
         self.signum = signum
         if self.event.is_set():
             if not self.abort.is_set():
                 self.abort.set()
-                self._tell(SECOND_INTERRUPT)
+                self._tell(self._second)
             return
         self.event.set()
         self._tell(FIRST_INTERRUPT)
@@ -163,10 +165,10 @@ class _Stop:
 
 
 @contextmanager
-def _graceful_stop(say: Callable[[str], None]) -> Iterator[_Stop]:
+def _graceful_stop(say: Callable[[str], None], plan_command: str) -> Iterator[_Stop]:
     """While applying, SIGINT and SIGTERM stop new actions instead of killing the
     process mid-call: state stays exact and the lock is released."""
-    stop = _Stop(say)
+    stop = _Stop(say, plan_command)
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from navarch_plan.catalog.offers import select_offers
@@ -21,6 +22,7 @@ from navarch_plan.cli.common import (
     shown,
     warn_config,
 )
+from navarch_plan.cli.parser import suggested
 from navarch_plan.cli.validate import (
     catalog_problems,
     config_warnings,
@@ -60,7 +62,8 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
     warnings: list[ConfigError] = []
     try:
         config = config_for(args, io)
-        errors, warnings = catalog_problems(config, _catalogs(args, config), args.live)
+        errors, warnings = catalog_problems(config, _catalogs(args, config), args.live,
+                                            suggested(args, "validate", "--live"))
         errors += key_file_problems(config)
         warnings = config_warnings(config) + warnings
         raise_all(errors)
@@ -139,10 +142,10 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     if args.format == "text":
         if args.out:
             io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
-                   f"navarch apply {args.out}")
+                   f"{suggested(args, 'apply', args.out)}")
         elif plan.has_changes:
             io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
-                   "these actions if you run `navarch apply` now.")
+                   f"these actions if you run `{suggested(args, 'apply')}` now.")
     # With --refresh-only nothing is proposed: "changes" are the drift found, as `drift`.
     found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
              else plan.has_changes)
@@ -172,7 +175,7 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
             updated = engine.record_drift(plan)
     report = drift_document(plan.to_json(), updated)
     renderers = {"json": render_json, "markdown": render_drift_markdown_report,
-                 "text": render_drift_text}
+                 "text": partial(render_drift_text, plan_command=suggested(args, "plan"))}
     (io.show if args.format == "text" else io.out)(renderers[args.format](report))
     if not report["clean"]:
         return 2
@@ -194,8 +197,8 @@ def cmd_show(args: argparse.Namespace, io: IO) -> int:
     if not engine.store.exists():
         # As `terraform show` with no state: said, exit 0; no lineage is made up.
         io.out(render_json({"nodes": {}}) if args.format == "json" else
-               f"No state yet: {engine.store.path} does not exist (navarch apply creates "
-               "it).")
+               f"No state yet: {engine.store.path} does not exist "
+               f"({suggested(args, 'apply')} creates it).")
         return 0
     document = engine.store.load().to_json()
     document.pop("fingerprint_key")  # a secret: it keys what plans publish
@@ -210,7 +213,8 @@ def cmd_output(args: argparse.Namespace, io: IO) -> int:
     wanted = sorted(a for a in nodes if args.address is None or a == args.address
                     or a.startswith(f"{args.address}["))
     if args.address is not None and not wanted:
-        raise UsageError(f"{args.address} is not in state (see navarch state list)")
+        raise UsageError(f"{args.address} is not in state (see "
+                         f"{suggested(args, 'state list')})")
     rows = {a: {"id": nodes[a].id, "provider": nodes[a].provider,
                 "region": nodes[a].region, "ip_address": nodes[a].ip_address,
                 "status": nodes[a].status} for a in wanted}

@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import shlex
 import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.cli.parser import DEFAULT_CONFIG, UsageExit, build_parser, parse_command_line
+from navarch_plan.cli.parser import UsageExit, build_parser, parse_command_line, suggested
 from navarch_plan.cli.redact import RedactingStream, Redactor
 from navarch_plan.errors import LockError, NavarchError, PlanError
 
@@ -211,11 +210,7 @@ def _run(args: argparse.Namespace) -> int:
 def _with_flags(message: str, args: argparse.Namespace) -> str:
     """A lock's hint (`navarch force-unlock ID`) with the -c and --state this run used,
     so that it works as given."""
-    flags = ([f"-c {shlex.quote(args.config)}"] if args.config != DEFAULT_CONFIG else [])
-    flags += [f"--state {shlex.quote(args.state)}"] if getattr(args, "state", None) else []
-    if not flags:
-        return message
-    return message.replace("navarch force-unlock ", f"navarch force-unlock {' '.join(flags)} ")
+    return message.replace("navarch force-unlock ", suggested(args, "force-unlock") + " ")
 
 
 def run() -> None:

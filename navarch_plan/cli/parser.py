@@ -19,12 +19,14 @@ import difflib
 import math
 import os
 import re
+import shlex
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from navarch_plan import __version__
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "UsageExit", "build_parser", "parse_command_line"]
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "UsageExit", "build_parser", "parse_command_line",
+           "run_flags", "suggested"]
 
 DEFAULT_CONFIG = "navarch.yaml"
 CONFIG_ENV = "NAVARCH_CONFIG"
@@ -289,3 +291,19 @@ def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
         command = command_parser(parser, argv)
         raise UsageExit(_unknown(extras, command), command.prog)
     return args
+
+
+def run_flags(args: argparse.Namespace) -> list[str]:
+    """This run's `-c FILE` and `--state URL`, where they were not the defaults: what a
+    command line navarch suggests must carry so that it works as printed."""
+    flags = [f"-c {shlex.quote(args.config)}"] if args.config != DEFAULT_CONFIG else []
+    state = getattr(args, "state", None)
+    return flags + ([f"--state {shlex.quote(state)}"] if state else [])
+
+
+def suggested(args: argparse.Namespace, command: str, *operands: str) -> str:
+    """`navarch COMMAND [this run's -c/--state] OPERANDS...`, as a hint prints it
+    (`suggested(args, "apply", "t.plan")` is `navarch apply -c qs2.yaml t.plan`). Every
+    command line navarch's output suggests is made here."""
+    return " ".join(["navarch", command, *run_flags(args),
+                     *(shlex.quote(o) for o in operands)])
