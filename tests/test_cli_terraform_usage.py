@@ -165,7 +165,7 @@ def test_validate_json_reports_an_invalid_config_as_terraform_does(work: Workdir
 
 def _piped(work: Workdir, reader: str, *args: str) -> tuple[int, str]:
     """navarch's exit status and stderr with its stdout piped into `reader`."""
-    script = f'{" ".join(navarch_argv())} {" ".join(args)} 2>err.txt | {reader}; ' \
+    script = f'{" ".join(navarch_argv())} {" ".join(args)} 2>err.txt | {reader} >/dev/null; ' \
              'echo "${PIPESTATUS[0]}"'
     proc = subprocess.run(["bash", "-c", script], cwd=work.path, capture_output=True,
                           text=True, timeout=120)
@@ -189,3 +189,30 @@ def test_an_apply_whose_reader_goes_away_still_finishes_and_records(work: Workdi
     code, err = _piped(work, "true", "apply", "--auto-approve")
     assert err == "" and code == 141
     assert len(work.state()["nodes"]) == 3, "every action ran and was recorded"
+
+
+def test_every_command_exits_141_when_its_reader_leaves_mid_output(work: Workdir) -> None:
+    """Outputs far larger than a pipe's buffer, so the reader has surely left while
+    navarch still writes: the same 141 from every command (Python's buffered stdout
+    would drop the rest of a short write silently, and exit 0)."""
+    work.write("version: 1\nworkspace: test\nproviders:\n  sim: {type: fake, path: "
+               "state/cloud.db}\ndefaults: {ssh_keys: [ops]}\npools:\n" + "".join(
+                   f"  p{i}: {{provider: sim, instance_type: gpu_1x_a10, region: "
+                   f"us-west-1, nodes: 1}}\n" for i in range(1500)))
+    assert work.run("plan", "-out=x.plan").code == 0
+    for reader, args in (("head -c 10", ["show", "x.plan", "--json"]),
+                         ("head -1", ["show", "x.plan"]),
+                         ("head -1", ["graph", "x.plan"]),
+                         ("head -1", ["plan", "--detailed-exitcode"])):
+        code, err = _piped(work, reader, *args)
+        assert (code, err) == (141, ""), (args, err)
+
+
+def test_a_closed_pipe_wins_over_the_detailed_exit_code_not_over_an_error(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}})
+    code, err = _piped(work, "true", "plan", "--detailed-exitcode")
+    assert (code, err) == (141, ""), "changes present (2), but the plan was not read"
+    work.write("version: 1\npools: {w: {nodes: 1}}\n")
+    code, err = _piped(work, "true", "plan", "--detailed-exitcode")
+    assert code == 1 and err.startswith("Error: "), "an error keeps its own code"

@@ -3,8 +3,8 @@
 Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error, usage errors
 included; 2 only for changes present (with --detailed-exitcode) or drift found (drift,
 plan --refresh-only --detailed-exitcode); 130/143 interrupted (SIGINT/SIGTERM); 141 when
-stdout's reader went away, as git and Terraform. Errors are one line on stderr; --debug
-adds the traceback. The parser is cli/parser.py.
+stdout's reader went away, as git and Terraform (over 0 and 2; not over an error).
+Errors are one line on stderr; --debug adds the traceback. The parser is cli/parser.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import select
 import signal
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -48,10 +50,30 @@ class _Stdout:
     def write(self, text: str) -> int:
         if not self.pipe_closed:
             try:
-                sys.stdout.write(text)
+                self._write_all(text)
             except BrokenPipeError:
                 self._closed()
         return len(text)
+
+    @staticmethod
+    def _write_all(text: str) -> None:
+        """Every byte of `text`, or BrokenPipeError. Python's buffered stdout drops the
+        rest of a write its pipe took only part of (the reader left mid-write) without
+        an error, so a large output would end as if all was read (exit 0): the bytes
+        are written here until all are taken, and the next write meets the closed pipe."""
+        stream = sys.stdout
+        binary = getattr(stream, "buffer", None)
+        if binary is None:  # not a file (tests' StringIO): no pipe to lose
+            stream.write(text)
+            return
+        stream.flush()  # what was written through the text layer goes first
+        data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+        while data:
+            taken = binary.write(data)
+            if not taken:  # a blocking pipe takes at least a byte, or fails
+                raise OSError("standard output took no bytes")
+            data = data[taken:]
+        binary.flush()
 
     def flush(self) -> None:
         if not self.pipe_closed:
@@ -148,6 +170,22 @@ def _reading(styled: bool) -> Hooks:
     return ReadingView(_console())
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (Linux and the BSDs report POLLERR
+    on its write end): a reader that left while the last output sat in the pipe's
+    buffer is told as one that left mid-write. One that leaves after navarch ends
+    cannot be seen."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (tests), no poll
+        return False
+
+
 class Terminated(BaseException):
     """SIGTERM outside an apply: unwinds like Ctrl-C so locks are released."""
 
@@ -166,7 +204,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help and --version: printed, exit 0
         return exc.code if isinstance(exc.code, int) else 0
     code = _run(args)
-    return (code or EXIT_BROKEN_PIPE) if _Stdout.pipe_closed else code
+    if not _Stdout.pipe_closed and _reader_gone():
+        _Stdout.pipe_closed = True  # left before the end: output may be lost all the same
+    # A closed pipe wins over the codes of success, 2 ("changes present", "drift
+    # found") included: the output that code is about was not all read. An error (1,
+    # 130, 143) keeps its own code.
+    return EXIT_BROKEN_PIPE if _Stdout.pipe_closed and code in (0, 2) else code
 
 
 def _run(args: argparse.Namespace) -> int:
