@@ -76,3 +76,26 @@ def test_init_with_a_config_path_names_it_in_its_next_step(work: Workdir) -> Non
     assert made.code == 0, made.err
     assert made.out.splitlines()[-1] == "Next: navarch plan -c fleet/gpu.yaml"
     assert work.cli(*_as_printed(made.out.splitlines()[-1][len("Next: "):])).code == 0
+
+
+@pytest.mark.parametrize("flags", [["--detailed-exitcode"], [], ["--json"]],
+                         ids=["detailed", "plain", "json"])
+def test_refresh_only_that_cannot_read_a_region_agrees_with_drift(
+        work: Workdir, flags: list[str]) -> None:
+    work.config(pools={"w": {"nodes": 1}}, sim={
+        "faults": [{"op": "list", "unreachable": ["us-west-1"]}]})
+    said = "Error: drift cannot be ruled out: could not read sim: us-west-1 (exit 1, not 0)"
+    drift = work.cli("drift")
+    assert drift.code == 1 and said in drift.err.splitlines()
+    refresh = work.cli("plan", "--refresh-only", *flags)
+    assert refresh.code == 1, refresh.out + refresh.err
+    assert said in refresh.err.splitlines()
+
+
+def test_refresh_only_exit_codes_otherwise_as_before(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert work.cli("plan", "--refresh-only", "--detailed-exitcode").code == 0
+    work.cloud().terminate(work.state()["nodes"]["pool.w[0]"]["id"])
+    assert work.cli("plan", "--refresh-only", "--detailed-exitcode").code == 2
+    assert work.cli("plan", "--refresh-only").code == 0

@@ -146,10 +146,21 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
         elif plan.has_changes:
             io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
                    f"these actions if you run `{suggested(args, 'apply')}` now.")
-    # With --refresh-only nothing is proposed: "changes" are the drift found, as `drift`.
-    found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
-             else plan.has_changes)
-    return 2 if args.detailed_exitcode and found else 0
+    if args.refresh_only:  # nothing is proposed: a drift check, exiting as `drift` does
+        return _drift_exit(drift_document(plan.to_json()), io,
+                           found=2 if args.detailed_exitcode else 0)
+    return 2 if args.detailed_exitcode and plan.has_changes else 0
+
+
+def _drift_exit(report: dict[str, Any], io: IO, found: int = 2) -> int:
+    """`found` when drift was found; 1, said on stderr, when none was but a listing
+    could not read some place (drift cannot be ruled out: never a clean 0); else 0."""
+    if not report["clean"]:
+        return found
+    if not report["complete"]:
+        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
+        return 1
+    return 0
 
 
 def cmd_graph(args: argparse.Namespace, io: IO) -> int:
@@ -177,12 +188,7 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
     renderers = {"json": render_json, "markdown": render_drift_markdown_report,
                  "text": partial(render_drift_text, plan_command=suggested(args, "plan"))}
     (io.show if args.format == "text" else io.out)(renderers[args.format](report))
-    if not report["clean"]:
-        return 2
-    if not report["complete"]:
-        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
-        return 1
-    return 0
+    return _drift_exit(report, io)
 
 
 def cmd_show(args: argparse.Namespace, io: IO) -> int:
