@@ -99,7 +99,7 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                     # nothing (reported above): clear those intents, as any apply does.
                     engine.apply(plan, args.parallelism)
                 return _unfinished_destroy(plan, io) if destroy else 0
-            if not args.auto_approve and not io.ask(words.question):
+            if not args.auto_approve and not io.ask(words.question, "--auto-approve"):
                 io.out(words.cancelled)
                 return 1
         if not plan.has_changes:

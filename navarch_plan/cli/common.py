@@ -31,7 +31,8 @@ _PLANNING_OPTIONS = {"target": "--target", "exclude": "--exclude", "replace": "-
 class IO:
     out: Callable[[str], None]
     err: Callable[[str], None]
-    ask: Callable[[str], bool]
+    # Asks the question; its second argument is the flag that skips asking.
+    ask: Callable[[str, str], bool]
     # A rendered plan or drift report: coloured on a terminal, else exactly as given.
     show: Callable[[str], None]
     # The hooks reporting an apply of these actions (as JSON events when the flag is set);

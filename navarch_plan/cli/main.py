@@ -108,14 +108,16 @@ def _err(text: str) -> None:
     sys.stderr.flush()
 
 
-def _ask(question: str) -> bool:
+def _ask(question: str, skip: str = "--auto-approve") -> bool:
+    """Whether the user answered `yes`; `skip` is the flag that makes the command not
+    ask, named when standard input has no answer."""
     _out(question)
     _STDOUT.write("  Enter a value: ")
     _STDOUT.flush()
     answer = sys.stdin.readline()
     if not answer:
         raise PlanError("no answer on standard input: navarch asks for approval; run it from "
-                        "a terminal, or pass --auto-approve")
+                        f"a terminal, or pass {skip}")
     return answer.strip() == "yes"
 
 
