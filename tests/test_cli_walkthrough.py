@@ -99,3 +99,24 @@ def test_refresh_only_exit_codes_otherwise_as_before(work: Workdir) -> None:
     work.cloud().terminate(work.state()["nodes"]["pool.w[0]"]["id"])
     assert work.cli("plan", "--refresh-only", "--detailed-exitcode").code == 2
     assert work.cli("plan", "--refresh-only").code == 0
+
+
+ZERO_SUMMARY = {"type": "summary", "ok": True, "failed": {}, "skipped": {}, "not_started": [],
+                "done": {k: 0 for k in ("create", "replace", "delete", "adopt", "forget",
+                                        "update")}}
+
+
+def test_json_apply_and_destroy_with_nothing_to_do_end_with_the_summary(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    for command in ("destroy", "apply"):  # nothing owned yet: destroy has nothing to do
+        assert work.cli(command, "-json", "-auto-approve").code == 0
+    assert work.cli("plan", "-out=same.plan").code == 0  # no changes now
+    for args in (["apply", "-json", "-auto-approve"], ["apply", "--json", "same.plan"]):
+        result = work.cli(*args)
+        assert result.code == 0, result.err
+        assert [json.loads(line) for line in result.out.splitlines()] == [ZERO_SUMMARY]
+    assert work.cli("apply", "same.plan").out == "No changes to apply.\n", "text: as before"
+    assert work.cli("destroy", "-json", "-auto-approve").code == 0
+    empty = work.cli("destroy", "-json", "-auto-approve")
+    assert [json.loads(line) for line in empty.out.splitlines()] == [ZERO_SUMMARY]

@@ -98,12 +98,13 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                     # Nothing to do, but this plan proved some dead run's launches made
                     # nothing (reported above): clear those intents, as any apply does.
                     engine.apply(plan, args.parallelism)
+                _nothing_to_do(plan, io, as_json, destroy, said="")  # the plan said it
                 return _unfinished_destroy(plan, io) if destroy else 0
             if not args.auto_approve and not io.ask(words.question, "--auto-approve"):
                 io.out(words.cancelled)
                 return 1
         if not plan.has_changes:
-            io.out("No changes to apply.")
+            _nothing_to_do(plan, io, as_json, destroy, said="No changes to apply.")
             return 0
         # Chosen only now: the live view is told the plan's actions up front.
         engine.hooks = hooks = io.progress(as_json, plan.actions,
@@ -124,6 +125,15 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                + f". Run `{suggested(args, 'plan')}` to see what is left, then apply again.")
         return 128 + stop.signum
     return _unfinished_destroy(plan, io) if destroy and code == 0 else code
+
+
+def _nothing_to_do(plan: Plan, io: IO, as_json: bool, destroy: bool, said: str) -> None:
+    """A run without actions still ends as every run does: in JSON, with the summary
+    event (zero counts) as its last line; in text, with `said`, if anything."""
+    if as_json:
+        _report(plan, ApplyResult(), io, as_json, destroy)
+    elif said:
+        io.out(said)
 
 
 def _unfinished_destroy(plan: Plan, io: IO) -> int:
