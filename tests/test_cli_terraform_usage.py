@@ -22,8 +22,14 @@ from tests.conftest import Workdir, navarch_argv
     (["state", "lst"], "unknown command 'lst' (did you mean list?)"),
     (["apply", "--parallelism", "many"], "argument --parallelism: invalid int value"),
     (["plan", "--", "-x"], "unexpected argument '-x'"),
+    (["-x"], "unknown option -x"),
+    (["force-unlock", "-x"], "unknown option -x"),
+    (["output", "-raw=pool.head[0]"], "option --raw takes no value (got 'pool.head[0]')"),
+    (["plan", "--json=yes"], "option --json takes no value (got 'yes')"),
 ], ids=["unknown-option", "bad-choice", "bad-duration", "missing-argument",
-        "unknown-command", "unknown-subcommand", "bad-int", "after-double-dash"])
+        "unknown-command", "unknown-subcommand", "bad-int", "after-double-dash",
+        "unknown-option-without-command", "unknown-option-before-argument",
+        "value-for-a-flag", "value-for-json"])
 def test_usage_errors_exit_1_with_one_line_naming_the_problem(
         work: Workdir, args: list[str], named: str) -> None:
     work.config(pools={"w": {"nodes": 1}})
@@ -34,9 +40,18 @@ def test_usage_errors_exit_1_with_one_line_naming_the_problem(
     assert len(lines) == 1, result.err
     assert named in lines[0]
     command = " ".join(a for a in args[:2] if a in ("drift", "plan", "force-unlock",
-                                                    "apply", "state"))
+                                                    "apply", "state", "output"))
     assert lines[0].startswith("Error: ")
     assert lines[0].endswith(f"see navarch{' ' + command if command else ''} --help")
+
+
+def test_a_flag_given_true_or_false_as_terraforms_go_flags_take_it(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("plan", "-detailed-exitcode=true").code == 2
+    assert work.cli("plan", "--detailed-exitcode=TRUE").code == 2
+    assert work.cli("plan", "-detailed-exitcode=false").code == 0
+    assert work.cli("apply", "-auto-approve=true", "-json=true").code == 0
+    assert work.cli("output", "-raw=true", "pool.w[0]").out.count(".") == 3, "an IPv4"
 
 
 def test_terraforms_pr_workflow_spelling_saves_the_plan(work: Workdir) -> None:

@@ -282,13 +282,63 @@ def _unknown(extras: Sequence[str], command: argparse.ArgumentParser) -> str:
     return f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
 
 
+def _flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The long options that take no value in every command that has them."""
+    actions = [a for p in parsers(parser) for a in p._actions]
+    valued = {s for a in actions if a.nargs != 0 for s in a.option_strings}
+    return {s for a in actions if a.nargs == 0 for s in a.option_strings
+            if s.startswith("--")} - valued
+
+
+def boolean_values(argv: Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """`--flag=true` as `--flag`, `--flag=false` left out (Terraform's Go flags take
+    both); any other value given to a flag is a usage error, not argparse's "ignored
+    explicit argument"."""
+    flags, out = _flags(parser), []
+    for i, token in enumerate(argv):
+        if token == "--":
+            return out + list(argv[i:])
+        name, equals, value = token.partition("=")
+        if not equals or name not in flags:
+            out.append(token)
+        elif value.lower() in ("true", "1"):
+            out.append(name)
+        elif value.lower() not in ("false", "0"):
+            raise UsageExit(f"option {name} takes no value (got {value!r}); give it alone, "
+                            f"or as {name}=true or {name}=false",
+                            command_parser(parser, argv).prog)
+    return out
+
+
+def _unknown_option(argv: Sequence[str], command: argparse.ArgumentParser) -> str | None:
+    """The first option in `argv` that `command` does not know, said as _unknown says
+    it; None when every option is known (`-cFILE` is `-c` with its value)."""
+    known = {s for a in command._actions for s in a.option_strings}
+    for token in argv:
+        if token == "--":
+            return None
+        name = token.split("=", 1)[0]
+        if token.startswith("-") and token != "-" and name not in known \
+                and token[:2] not in known:
+            return _unknown([token], command)
+    return None
+
+
 def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
     """The parsed command line; raises UsageExit (and SystemExit for --help/--version)."""
     parser = build_parser()
-    argv = terraform_spellings(argv, _long_options(parser))
-    args, extras = parser.parse_known_args(argv)
+    argv = boolean_values(terraform_spellings(argv, _long_options(parser)), parser)
+    command = command_parser(parser, argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+    except UsageExit as exc:
+        # `navarch -x`: argparse misses the command before it sees the option; the
+        # option is what is wrong.
+        unknown = _unknown_option(argv, command)
+        if unknown and exc.message.startswith("the following arguments are required"):
+            raise UsageExit(unknown, command.prog) from None
+        raise
     if extras:
-        command = command_parser(parser, argv)
         raise UsageExit(_unknown(extras, command), command.prog)
     return args
 
