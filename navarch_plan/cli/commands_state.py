@@ -45,8 +45,10 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     if args.state_command in ("list", "show"):
         doc = engine.store.load()
         if args.state_command == "list":
-            io.out(render_json(state_list_document(doc.to_json()))
-                   if args.format == "json" else "\n".join(sorted(doc.nodes)))
+            if args.format == "json":
+                io.out(render_json(state_list_document(doc.to_json())))
+            elif doc.nodes:  # one address a line; nothing at all for none
+                io.out("\n".join(sorted(doc.nodes)))
             return 0
         record = doc.nodes.get(args.address)
         if record is None:
