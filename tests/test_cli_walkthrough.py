@@ -120,3 +120,25 @@ def test_json_apply_and_destroy_with_nothing_to_do_end_with_the_summary(
     assert work.cli("destroy", "-json", "-auto-approve").code == 0
     empty = work.cli("destroy", "-json", "-auto-approve")
     assert [json.loads(line) for line in empty.out.splitlines()] == [ZERO_SUMMARY]
+
+
+def test_state_list_of_an_empty_state_prints_nothing(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    empty = work.cli("state", "list")
+    assert (empty.code, empty.out) == (0, "")
+    assert work.cli("apply", "--auto-approve").code == 0
+    assert work.cli("state", "list").out == "pool.w[0]\n"
+
+
+def test_a_failed_action_is_named_once_per_line(work: Workdir) -> None:
+    """The launch is made, then never seen again (every get and listing hides it):
+    the error names its node, and the lines that show it name it once."""
+    hidden = [{"op": "get", "hide": 1}] * 6 + [{"op": "list", "hide": 1}] * 3
+    work.config(pools={"w": {"nodes": 1}}, sim={
+        "boot_time": 0.2, "retry": {"base_delay": 0.01, "max_delay": 0.1}, "faults": hidden})
+    result = work.cli("apply", "--auto-approve")
+    assert result.code == 1
+    failed = [line for line in result.out.splitlines() if "fail" in line.lower()]
+    assert any(line.startswith("  failed:  pool.w[0]: new instance ") for line in failed)
+    assert any(" pool.w[0]: FAILED: new instance " in line for line in failed)
+    assert not any("pool.w[0]: pool.w[0]" in line for line in failed), failed

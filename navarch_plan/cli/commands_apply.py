@@ -22,6 +22,7 @@ from navarch_plan.cli.common import (
     shown,
 )
 from navarch_plan.cli.parser import suggested
+from navarch_plan.cli.reporting import reason
 from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError
 from navarch_plan.plan import ActionKind, Plan
@@ -211,7 +212,7 @@ def _report(plan: Plan, result: ApplyResult, io: IO, as_json: bool, destroy: boo
            f"{len(result.failed)} failed, {len(result.skipped)} skipped, "
            f"{len(result.not_started)} not started.")
     for key, why in result.failed.items():
-        io.out(f"  failed:  {key}: {why}")
+        io.out(f"  failed:  {key}: {reason(key, why)}")
     for key, why in result.skipped.items():
-        io.out(f"  skipped: {key}: {why}")
+        io.out(f"  skipped: {key}: {reason(key, why)}")
     return 1
