@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -185,8 +186,9 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
         if args.update_state:
             updated = engine.record_drift(plan)
     report = drift_document(plan.to_json(), updated)
-    renderers = {"json": render_json, "markdown": render_drift_markdown_report,
-                 "text": partial(render_drift_text, plan_command=suggested(args, "plan"))}
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "json": render_json, "markdown": render_drift_markdown_report,
+        "text": partial(render_drift_text, plan_command=suggested(args, "plan"))}
     (io.show if args.format == "text" else io.out)(renderers[args.format](report))
     return _drift_exit(report, io)
 

@@ -294,7 +294,8 @@ def boolean_values(argv: Sequence[str], parser: argparse.ArgumentParser) -> list
     """`--flag=true` as `--flag`, `--flag=false` left out (Terraform's Go flags take
     both); any other value given to a flag is a usage error, not argparse's "ignored
     explicit argument"."""
-    flags, out = _flags(parser), []
+    flags = _flags(parser)
+    out: list[str] = []
     for i, token in enumerate(argv):
         if token == "--":
             return out + list(argv[i:])
