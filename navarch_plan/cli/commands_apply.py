@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import dataclass
 
 from navarch_plan.apply.executor import ApplyResult
+from navarch_plan.cli.command_line import suggested
 from navarch_plan.cli.common import (
     IO,
     engine_for,
@@ -21,7 +22,6 @@ from navarch_plan.cli.common import (
     refuse_planning_options,
     shown,
 )
-from navarch_plan.cli.parser import suggested
 from navarch_plan.cli.reporting import reason
 from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError

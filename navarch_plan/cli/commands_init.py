@@ -8,8 +8,8 @@ import argparse
 import os
 from importlib import resources
 
+from navarch_plan.cli.command_line import suggested
 from navarch_plan.cli.common import IO
-from navarch_plan.cli.parser import suggested
 from navarch_plan.errors import UsageError
 
 __all__ = ["cmd_init"]

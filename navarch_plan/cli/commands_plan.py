@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from navarch_plan.catalog.offers import select_offers
+from navarch_plan.cli.command_line import suggested
 from navarch_plan.cli.common import (
     IO,
     config_for,
@@ -23,7 +24,6 @@ from navarch_plan.cli.common import (
     shown,
     warn_config,
 )
-from navarch_plan.cli.parser import suggested
 from navarch_plan.cli.validate import (
     catalog_problems,
     config_warnings,

@@ -4,7 +4,8 @@ Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error, usage err
 included; 2 only for changes present (with --detailed-exitcode) or drift found (drift,
 plan --refresh-only --detailed-exitcode); 130/143 interrupted (SIGINT/SIGTERM); 141 when
 stdout's reader went away, as git and Terraform (over 0 and 2; not over an error).
-Errors are one line on stderr; --debug adds the traceback. The parser is cli/parser.py.
+Errors are one line on stderr; --debug adds the traceback. The parser is cli/parser.py
+(options) and cli/command_line.py (reading them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.cli.parser import UsageExit, build_parser, parse_command_line, suggested
+from navarch_plan.cli.command_line import parse_command_line, suggested
+from navarch_plan.cli.parser import UsageExit, build_parser
 from navarch_plan.cli.redact import RedactingStream, Redactor
 from navarch_plan.errors import LockError, NavarchError, PlanError
 
