@@ -142,3 +142,17 @@ def test_a_failed_action_is_named_once_per_line(work: Workdir) -> None:
     assert any(line.startswith("  failed:  pool.w[0]: new instance ") for line in failed)
     assert any(" pool.w[0]: FAILED: new instance " in line for line in failed)
     assert not any("pool.w[0]: pool.w[0]" in line for line in failed), failed
+
+
+def test_command_lines_in_errors_carry_the_runs_config_too(work: Workdir) -> None:
+    """Errors written where -c is not known (the planner, state stores) get it put in."""
+    work.config(pools={"w": {"nodes": 1}})
+    (work.path / "navarch.yaml").rename(work.path / "qs2.yaml")
+    assert work.cli("apply", "-c", "qs2.yaml", "--state", "other.json",
+                    "--auto-approve").code == 0
+    held = work.cli("plan", "-c", "qs2.yaml")  # the default state: another lineage's node
+    assert held.code == 1
+    adopt = held.err.split("`navarch state adopt ", 1)[1].split("`", 1)[0]
+    assert adopt.startswith("-c qs2.yaml --lineage ")
+    assert work.cli("state", "adopt", *adopt.split()).code == 0, "works as printed"
+    assert work.cli("plan", "-c", "qs2.yaml", "--detailed-exitcode").code == 0

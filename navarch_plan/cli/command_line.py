@@ -14,9 +14,12 @@ from collections.abc import Iterator, Sequence
 from navarch_plan.cli.parser import DEFAULT_CONFIG, UsageExit, build_parser
 
 __all__ = ["boolean_values", "command_parser", "parse_command_line", "parsers", "run_flags",
-           "suggested", "terraform_spellings"]
+           "suggested", "terraform_spellings", "with_run_flags"]
 
 _SINGLE_DASH_LONG = re.compile(r"-([a-z][a-z0-9-]+)(=.*)?", re.S)
+# A command line in an error's words: after a backtick or a colon ("release it with:
+# navarch force-unlock ID"), never in prose ("not a navarch plan file").
+_COMMAND_IN_TEXT = re.compile(r"(?:(?<=`)|(?<=: ))navarch (state [a-z]+|[a-z][a-z-]*)")
 
 
 def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -135,6 +138,23 @@ def run_flags(args: argparse.Namespace) -> list[str]:
     flags = [f"-c {shlex.quote(args.config)}"] if args.config != DEFAULT_CONFIG else []
     state = getattr(args, "state", None)
     return flags + ([f"--state {shlex.quote(state)}"] if state else [])
+
+
+def with_run_flags(message: str, args: argparse.Namespace) -> str:
+    """The command lines an error suggests (`navarch plan`, `navarch force-unlock ID`),
+    written where the run's -c and --state are not known (state stores, the planner),
+    with them put in as `suggested` puts them; an option the line has is kept as is."""
+    flags = [f for f in run_flags(args) if f"{f.split()[0]} " not in message]
+    subs = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = set(subs[0].choices)
+
+    def put(found: re.Match[str]) -> str:
+        command = found.group(1)
+        if command.split()[0] not in commands:
+            return found.group(0)
+        return " ".join(["navarch", command, *flags])
+
+    return _COMMAND_IN_TEXT.sub(put, message) if flags else message
 
 
 def suggested(args: argparse.Namespace, command: str, *operands: str) -> str:

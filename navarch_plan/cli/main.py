@@ -21,10 +21,10 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.cli.command_line import parse_command_line, suggested
+from navarch_plan.cli.command_line import parse_command_line, with_run_flags
 from navarch_plan.cli.parser import UsageExit, build_parser
 from navarch_plan.cli.redact import RedactingStream, Redactor
-from navarch_plan.errors import LockError, NavarchError, PlanError
+from navarch_plan.errors import NavarchError, PlanError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -231,8 +231,7 @@ def _run(args: argparse.Namespace) -> int:
             _err(traceback.format_exc())
         # Every independent config error, one line each (as validate and Terraform do).
         for error in getattr(exc, "errors", [exc]):
-            text = _with_flags(str(error), args) if isinstance(error, LockError) else error
-            _err(f"Error: {text}")
+            _err(f"Error: {with_run_flags(str(error), args)}")
         return 1
     except KeyboardInterrupt:
         _err("Interrupted.")
@@ -252,12 +251,6 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         for engine in io.engines:
             engine.close()
-
-
-def _with_flags(message: str, args: argparse.Namespace) -> str:
-    """A lock's hint (`navarch force-unlock ID`) with the -c and --state this run used,
-    so that it works as given."""
-    return message.replace("navarch force-unlock ", suggested(args, "force-unlock") + " ")
 
 
 def run() -> None:
