@@ -231,3 +231,4 @@ def test_a_closed_pipe_wins_over_the_detailed_exit_code_not_over_an_error(
     work.write("version: 1\npools: {w: {nodes: 1}}\n")
     code, err = _piped(work, "true", "plan", "--detailed-exitcode")
     assert code == 1 and err.startswith("Error: "), "an error keeps its own code"
+    assert _piped(work, "true", "plan", "--help") == (141, ""), "help's output too"

@@ -206,8 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"Error: {exc.message}; see {exc.prog} --help")
         return 1
     except SystemExit as exc:  # --help and --version: printed, exit 0
-        return exc.code if isinstance(exc.code, int) else 0
-    code = _run(args)
+        code = exc.code if isinstance(exc.code, int) else 0
+    else:
+        code = _run(args)
     if not _Stdout.pipe_closed and _reader_gone():
         _Stdout.pipe_closed = True  # left before the end: output may be lost all the same
     # A closed pipe wins over the codes of success, 2 ("changes present", "drift
