@@ -61,10 +61,11 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
     """Offline unless --live: the schema, references and shipped catalogs need neither
     credentials nor network (a PR lint job). Every error found is reported."""
     warnings: list[ConfigError] = []
+    live_command = suggested(args, "validate", "--live")  # what a catalog gap suggests
     try:
         config = config_for(args, io)
         errors, warnings = catalog_problems(config, _catalogs(args, config), args.live,
-                                            suggested(args, "validate", "--live"))
+                                            live_command)
         errors += key_file_problems(config)
         warnings = config_warnings(config) + warnings
         raise_all(errors)
@@ -72,7 +73,7 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
         found = list(getattr(exc, "errors", [exc]))
         if isinstance(exc, PartialConfigErrors):  # the part that loaded is checked too
             io.hide(exc.partial.secrets(os.environ))
-            found, warnings = partial_problems(exc)
+            found, warnings = partial_problems(exc, live_command)
         if args.format == "json":  # `terraform validate -json`'s shape
             io.out(render_json(_validation(found, warnings)))
         else:

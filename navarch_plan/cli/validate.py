@@ -64,12 +64,14 @@ def key_file_problems(config: Config) -> list[ConfigError]:
     return found
 
 
-def partial_problems(exc: PartialConfigErrors) -> tuple[list[ConfigError], list[ConfigError]]:
+def partial_problems(exc: PartialConfigErrors, live_command: str = "navarch validate --live"
+                     ) -> tuple[list[ConfigError], list[ConfigError]]:
     """(errors, warnings): a config's load errors with what the offline checks find in the
     part of it that loaded (its pools whose providers resolved), in file order, so that
     one run reports a misspelt instance type beside an unknown depends_on."""
     partial = exc.partial
-    errors, warnings = catalog_problems(partial, shipped_catalogs(partial), live=False)
+    errors, warnings = catalog_problems(partial, shipped_catalogs(partial), False,
+                                        live_command)
     found = sorted([*exc.errors, *errors, *key_file_problems(partial)],
                    key=lambda e: (e.line, e.column))
     return found, config_warnings(partial) + warnings
