@@ -22,8 +22,14 @@ from tests.conftest import Workdir, navarch_argv
     (["state", "lst"], "unknown command 'lst' (did you mean list?)"),
     (["apply", "--parallelism", "many"], "argument --parallelism: invalid int value"),
     (["plan", "--", "-x"], "unexpected argument '-x'"),
+    (["-x"], "unknown option -x"),
+    (["force-unlock", "-x"], "unknown option -x"),
+    (["output", "-raw=pool.head[0]"], "option --raw takes no value (got 'pool.head[0]')"),
+    (["plan", "--json=yes"], "option --json takes no value (got 'yes')"),
 ], ids=["unknown-option", "bad-choice", "bad-duration", "missing-argument",
-        "unknown-command", "unknown-subcommand", "bad-int", "after-double-dash"])
+        "unknown-command", "unknown-subcommand", "bad-int", "after-double-dash",
+        "unknown-option-without-command", "unknown-option-before-argument",
+        "value-for-a-flag", "value-for-json"])
 def test_usage_errors_exit_1_with_one_line_naming_the_problem(
         work: Workdir, args: list[str], named: str) -> None:
     work.config(pools={"w": {"nodes": 1}})
@@ -34,9 +40,18 @@ def test_usage_errors_exit_1_with_one_line_naming_the_problem(
     assert len(lines) == 1, result.err
     assert named in lines[0]
     command = " ".join(a for a in args[:2] if a in ("drift", "plan", "force-unlock",
-                                                    "apply", "state"))
+                                                    "apply", "state", "output"))
     assert lines[0].startswith("Error: ")
     assert lines[0].endswith(f"see navarch{' ' + command if command else ''} --help")
+
+
+def test_a_flag_given_true_or_false_as_terraforms_go_flags_take_it(work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    assert work.cli("plan", "-detailed-exitcode=true").code == 2
+    assert work.cli("plan", "--detailed-exitcode=TRUE").code == 2
+    assert work.cli("plan", "-detailed-exitcode=false").code == 0
+    assert work.cli("apply", "-auto-approve=true", "-json=true").code == 0
+    assert work.cli("output", "-raw=true", "pool.w[0]").out.count(".") == 3, "an IPv4"
 
 
 def test_terraforms_pr_workflow_spelling_saves_the_plan(work: Workdir) -> None:
@@ -165,7 +180,7 @@ def test_validate_json_reports_an_invalid_config_as_terraform_does(work: Workdir
 
 def _piped(work: Workdir, reader: str, *args: str) -> tuple[int, str]:
     """navarch's exit status and stderr with its stdout piped into `reader`."""
-    script = f'{" ".join(navarch_argv())} {" ".join(args)} 2>err.txt | {reader}; ' \
+    script = f'{" ".join(navarch_argv())} {" ".join(args)} 2>err.txt | {reader} >/dev/null; ' \
              'echo "${PIPESTATUS[0]}"'
     proc = subprocess.run(["bash", "-c", script], cwd=work.path, capture_output=True,
                           text=True, timeout=120)
@@ -189,3 +204,31 @@ def test_an_apply_whose_reader_goes_away_still_finishes_and_records(work: Workdi
     code, err = _piped(work, "true", "apply", "--auto-approve")
     assert err == "" and code == 141
     assert len(work.state()["nodes"]) == 3, "every action ran and was recorded"
+
+
+def test_every_command_exits_141_when_its_reader_leaves_mid_output(work: Workdir) -> None:
+    """Outputs far larger than a pipe's buffer, so the reader has surely left while
+    navarch still writes: the same 141 from every command (Python's buffered stdout
+    would drop the rest of a short write silently, and exit 0)."""
+    work.write("version: 1\nworkspace: test\nproviders:\n  sim: {type: fake, path: "
+               "state/cloud.db}\ndefaults: {ssh_keys: [ops]}\npools:\n" + "".join(
+                   f"  p{i}: {{provider: sim, instance_type: gpu_1x_a10, region: "
+                   f"us-west-1, nodes: 1}}\n" for i in range(1500)))
+    assert work.run("plan", "-out=x.plan").code == 0
+    for reader, args in (("head -c 10", ["show", "x.plan", "--json"]),
+                         ("head -1", ["show", "x.plan"]),
+                         ("head -1", ["graph", "x.plan"]),
+                         ("head -1", ["plan", "--detailed-exitcode"])):
+        code, err = _piped(work, reader, *args)
+        assert (code, err) == (141, ""), (args, err)
+
+
+def test_a_closed_pipe_wins_over_the_detailed_exit_code_not_over_an_error(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 2}})
+    code, err = _piped(work, "true", "plan", "--detailed-exitcode")
+    assert (code, err) == (141, ""), "changes present (2), but the plan was not read"
+    work.write("version: 1\npools: {w: {nodes: 1}}\n")
+    code, err = _piped(work, "true", "plan", "--detailed-exitcode")
+    assert code == 1 and err.startswith("Error: "), "an error keeps its own code"
+    assert _piped(work, "true", "plan", "--help") == (141, ""), "help's output too"

@@ -40,3 +40,24 @@ def test_a_forced_unlock_stops_the_running_apply_before_its_next_cloud_call(
     per_address = Counter(n.labels["navarch-address"] for n in alive)
     assert len(alive) == 6 and set(per_address.values()) == {1}
     assert made <= {n.id for n in alive}, "nothing the first run made was deleted"
+
+
+def test_force_unlock_checks_the_lock_before_asking_and_names_its_own_flag(
+        work: Workdir) -> None:
+    work.config(pools={"w": {"nodes": 1}})
+    nothing = work.cli("force-unlock", "abc")  # stdin at EOF, as in a script
+    assert nothing.code == 1 and nothing.out == "", "no question about a lock not held"
+    assert len(nothing.err.splitlines()) == 1 and nothing.err.endswith(" is not locked\n")
+    lock = work.path / "state" / "test.json.lock"
+    lock.write_text(json.dumps({"id": "abc-123", "operation": "apply", "who": "ci@elsewhere",
+                                "pid": 1, "version": "0", "created": "2026-01-01T00:00:00",
+                                "path": "state/test.json"}))
+    other = work.cli("force-unlock", "abc")
+    assert other.code == 1 and other.out == ""
+    assert "lock ID abc does not match the lock held: ID abc-123" in other.err
+    unanswered = work.cli("force-unlock", "abc-123")
+    assert unanswered.code == 1 and lock.exists()
+    assert "Its lock: ID abc-123, held by ci@elsewhere (pid 1)" in unanswered.out
+    assert unanswered.err.strip().endswith("run it from a terminal, or pass --force")
+    forced = work.cli("force-unlock", "--force", "abc-123")  # the flag named works
+    assert forced.code == 0 and not lock.exists(), forced.err

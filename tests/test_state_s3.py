@@ -394,8 +394,11 @@ def test_writer_whose_lock_was_force_unlocked_stops_and_cannot_overwrite(
     held = first.lock("apply")
     first.load()
     first.record(put("node.a", "i-1"))
-    wrong = work.cli("force-unlock", "--force", "not-the-id")
-    assert wrong.code == 1 and "does not match" in wrong.err
+    wrong = work.cli("force-unlock", "not-the-id")
+    assert wrong.code == 1 and "does not match" in wrong.err and wrong.out == "", \
+        "checked before asking"
+    unanswered = work.cli("force-unlock", held.id)
+    assert unanswered.code == 1 and f"Its lock: ID {held.id}" in unanswered.out
     released = work.cli("force-unlock", "--force", held.id)
     assert released.code == 0 and f"Released the lock on {URL}" in released.out
 

@@ -12,7 +12,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import dataclass
 
 from navarch_plan.apply.executor import ApplyResult
-from navarch_plan.cli.common import IO, engine_for, make_plan, plan_options, read_plan, shown
+from navarch_plan.cli.command_line import suggested
+from navarch_plan.cli.common import (
+    IO,
+    engine_for,
+    make_plan,
+    plan_options,
+    read_plan,
+    refuse_planning_options,
+    shown,
+)
+from navarch_plan.cli.reporting import reason
 from navarch_plan.engine import Engine
 from navarch_plan.errors import NavarchError
 from navarch_plan.plan import ActionKind, Plan
@@ -28,7 +38,7 @@ FIRST_INTERRUPT = (
     "launch made so far stays recorded, and the next plan settles it.)")
 SECOND_INTERRUPT = (
     "\nTwo interrupts received: no longer waiting for boots, confirmations or queued "
-    "actions. Every launch made so far is recorded; run `navarch plan` to see what the "
+    "actions. Every launch made so far is recorded; run `{plan}` to see what the "
     "next apply settles.")
 
 
@@ -55,6 +65,7 @@ def cmd_destroy(args: argparse.Namespace, io: IO) -> int:
 
 
 def cmd_apply(args: argparse.Namespace, io: IO, destroy: bool = False) -> int:
+    refuse_planning_options(args)
     engine = engine_for(args, io)
     done: list[tuple[Plan, ApplyResult]] = []
     try:
@@ -88,18 +99,19 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                     # Nothing to do, but this plan proved some dead run's launches made
                     # nothing (reported above): clear those intents, as any apply does.
                     engine.apply(plan, args.parallelism)
+                _nothing_to_do(plan, io, as_json, destroy, said="")  # the plan said it
                 return _unfinished_destroy(plan, io) if destroy else 0
-            if not args.auto_approve and not io.ask(words.question):
+            if not args.auto_approve and not io.ask(words.question, "--auto-approve"):
                 io.out(words.cancelled)
                 return 1
         if not plan.has_changes:
-            io.out("No changes to apply.")
+            _nothing_to_do(plan, io, as_json, destroy, said="No changes to apply.")
             return 0
         # Chosen only now: the live view is told the plan's actions up front.
         engine.hooks = hooks = io.progress(as_json, plan.actions,
                                            lambda address: engine.store.loaded.nodes.get(address))
         showing = hooks if isinstance(hooks, AbstractContextManager) else nullcontext()
-        with _graceful_stop(io.err) as stop, showing:
+        with _graceful_stop(io.err, suggested(args, "plan")) as stop, showing:
             result = engine.apply(plan, args.parallelism, stop.event, stop.abort)
         done.append((plan, result))
     done.clear()  # state is written: the report below is the only one
@@ -111,9 +123,18 @@ def _apply(args: argparse.Namespace, io: IO, engine: Engine, destroy: bool,
                                              "recorded; ")
                + f"{plural(len(result.not_started), 'action')} not started"
                + (": " + ", ".join(result.not_started) if result.not_started else "")
-               + ". Run `navarch plan` to see what is left, then apply again.")
+               + f". Run `{suggested(args, 'plan')}` to see what is left, then apply again.")
         return 128 + stop.signum
     return _unfinished_destroy(plan, io) if destroy and code == 0 else code
+
+
+def _nothing_to_do(plan: Plan, io: IO, as_json: bool, destroy: bool, said: str) -> None:
+    """A run without actions still ends as every run does: in JSON, with the summary
+    event (zero counts) as its last line; in text, with `said`, if anything."""
+    if as_json:
+        _report(plan, ApplyResult(), io, as_json, destroy)
+    elif said:
+        io.out(said)
 
 
 def _unfinished_destroy(plan: Plan, io: IO) -> int:
@@ -133,17 +154,18 @@ class _Stop:
     action starts), the second sets `abort` too (running actions stop waiting). Each
     says at once what it did: the user must not wonder whether the key was seen."""
 
-    def __init__(self, say: Callable[[str], None]) -> None:
+    def __init__(self, say: Callable[[str], None], plan_command: str) -> None:
         self.event, self.abort = threading.Event(), threading.Event()
         self.signum = 0
         self._say = say
+        self._second = SECOND_INTERRUPT.format(plan=plan_command)
 
     def __call__(self, signum: int, frame: object) -> None:
         self.signum = signum
         if self.event.is_set():
             if not self.abort.is_set():
                 self.abort.set()
-                self._tell(SECOND_INTERRUPT)
+                self._tell(self._second)
             return
         self.event.set()
         self._tell(FIRST_INTERRUPT)
@@ -154,10 +176,10 @@ class _Stop:
 
 
 @contextmanager
-def _graceful_stop(say: Callable[[str], None]) -> Iterator[_Stop]:
+def _graceful_stop(say: Callable[[str], None], plan_command: str) -> Iterator[_Stop]:
     """While applying, SIGINT and SIGTERM stop new actions instead of killing the
     process mid-call: state stays exact and the lock is released."""
-    stop = _Stop(say)
+    stop = _Stop(say, plan_command)
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
@@ -190,7 +212,7 @@ def _report(plan: Plan, result: ApplyResult, io: IO, as_json: bool, destroy: boo
            f"{len(result.failed)} failed, {len(result.skipped)} skipped, "
            f"{len(result.not_started)} not started.")
     for key, why in result.failed.items():
-        io.out(f"  failed:  {key}: {why}")
+        io.out(f"  failed:  {key}: {reason(key, why)}")
     for key, why in result.skipped.items():
-        io.out(f"  skipped: {key}: {why}")
+        io.out(f"  skipped: {key}: {reason(key, why)}")
     return 1

@@ -8,6 +8,7 @@ import argparse
 import os
 from importlib import resources
 
+from navarch_plan.cli.command_line import suggested
 from navarch_plan.cli.common import IO
 from navarch_plan.errors import UsageError
 
@@ -52,6 +53,5 @@ def cmd_init(args: argparse.Namespace, io: IO) -> int:
                    if line and not line.startswith("#") and line not in have]
         if missing:
             io.err(f"Warning: kept your {ignore}; add to it: {', '.join(missing)}")
-    flag = "" if config == "navarch.yaml" else f" -c {config}"
-    io.out(f"Next: navarch plan{flag}")
+    io.out(f"Next: {suggested(args, 'plan')}")
     return 0

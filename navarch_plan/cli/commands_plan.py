@@ -6,10 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from navarch_plan.catalog.offers import select_offers
+from navarch_plan.cli.command_line import suggested
 from navarch_plan.cli.common import (
     IO,
     config_for,
@@ -17,6 +20,7 @@ from navarch_plan.cli.common import (
     make_plan,
     plan_options,
     read_plan,
+    refuse_planning_options,
     shown,
     warn_config,
 )
@@ -57,9 +61,11 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
     """Offline unless --live: the schema, references and shipped catalogs need neither
     credentials nor network (a PR lint job). Every error found is reported."""
     warnings: list[ConfigError] = []
+    live_command = suggested(args, "validate", "--live")  # what a catalog gap suggests
     try:
         config = config_for(args, io)
-        errors, warnings = catalog_problems(config, _catalogs(args, config), args.live)
+        errors, warnings = catalog_problems(config, _catalogs(args, config), args.live,
+                                            live_command)
         errors += key_file_problems(config)
         warnings = config_warnings(config) + warnings
         raise_all(errors)
@@ -67,7 +73,7 @@ def cmd_validate(args: argparse.Namespace, io: IO) -> int:
         found = list(getattr(exc, "errors", [exc]))
         if isinstance(exc, PartialConfigErrors):  # the part that loaded is checked too
             io.hide(exc.partial.secrets(os.environ))
-            found, warnings = partial_problems(exc)
+            found, warnings = partial_problems(exc, live_command)
         if args.format == "json":  # `terraform validate -json`'s shape
             io.out(render_json(_validation(found, warnings)))
         else:
@@ -138,18 +144,30 @@ def cmd_plan(args: argparse.Namespace, io: IO) -> int:
     if args.format == "text":
         if args.out:
             io.out(f"Saved the plan to {args.out}. To perform exactly these actions, run: "
-                   f"navarch apply {args.out}")
+                   f"{suggested(args, 'apply', args.out)}")
         elif plan.has_changes:
             io.out("Note: you didn't use --out, so navarch can't guarantee to take exactly "
-                   "these actions if you run `navarch apply` now.")
-    # With --refresh-only nothing is proposed: "changes" are the drift found, as `drift`.
-    found = (not drift_document(plan.to_json())["clean"] if args.refresh_only
-             else plan.has_changes)
-    return 2 if args.detailed_exitcode and found else 0
+                   f"these actions if you run `{suggested(args, 'apply')}` now.")
+    if args.refresh_only:  # nothing is proposed: a drift check, exiting as `drift` does
+        return _drift_exit(drift_document(plan.to_json()), io,
+                           found=2 if args.detailed_exitcode else 0)
+    return 2 if args.detailed_exitcode and plan.has_changes else 0
+
+
+def _drift_exit(report: dict[str, Any], io: IO, found: int = 2) -> int:
+    """`found` when drift was found; 1, said on stderr, when none was but a listing
+    could not read some place (drift cannot be ruled out: never a clean 0); else 0."""
+    if not report["clean"]:
+        return found
+    if not report["complete"]:
+        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
+        return 1
+    return 0
 
 
 def cmd_graph(args: argparse.Namespace, io: IO) -> int:
     """The apply DAG of a saved plan, or of the plan made now (as `plan` makes it)."""
+    refuse_planning_options(args)
     if args.planfile:
         document = read_plan(args.planfile).to_json()
     else:
@@ -169,15 +187,11 @@ def cmd_drift(args: argparse.Namespace, io: IO) -> int:
         if args.update_state:
             updated = engine.record_drift(plan)
     report = drift_document(plan.to_json(), updated)
-    renderers = {"json": render_json, "markdown": render_drift_markdown_report,
-                 "text": render_drift_text}
+    renderers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "json": render_json, "markdown": render_drift_markdown_report,
+        "text": partial(render_drift_text, plan_command=suggested(args, "plan"))}
     (io.show if args.format == "text" else io.out)(renderers[args.format](report))
-    if not report["clean"]:
-        return 2
-    if not report["complete"]:
-        io.err(f"Error: drift cannot be ruled out: {drift_gaps(report)} (exit 1, not 0)")
-        return 1
-    return 0
+    return _drift_exit(report, io)
 
 
 def cmd_show(args: argparse.Namespace, io: IO) -> int:
@@ -192,8 +206,8 @@ def cmd_show(args: argparse.Namespace, io: IO) -> int:
     if not engine.store.exists():
         # As `terraform show` with no state: said, exit 0; no lineage is made up.
         io.out(render_json({"nodes": {}}) if args.format == "json" else
-               f"No state yet: {engine.store.path} does not exist (navarch apply creates "
-               "it).")
+               f"No state yet: {engine.store.path} does not exist "
+               f"({suggested(args, 'apply')} creates it).")
         return 0
     document = engine.store.load().to_json()
     document.pop("fingerprint_key")  # a secret: it keys what plans publish
@@ -208,7 +222,8 @@ def cmd_output(args: argparse.Namespace, io: IO) -> int:
     wanted = sorted(a for a in nodes if args.address is None or a == args.address
                     or a.startswith(f"{args.address}["))
     if args.address is not None and not wanted:
-        raise UsageError(f"{args.address} is not in state (see navarch state list)")
+        raise UsageError(f"{args.address} is not in state (see "
+                         f"{suggested(args, 'state list')})")
     rows = {a: {"id": nodes[a].id, "provider": nodes[a].provider,
                 "region": nodes[a].region, "ip_address": nodes[a].ip_address,
                 "status": nodes[a].status} for a in wanted}

@@ -13,11 +13,29 @@ from navarch_plan.engine import Engine, load_config
 from navarch_plan.errors import UsageError
 from navarch_plan.render import render_json
 from navarch_plan.render.state import state_list_document
-from navarch_plan.state.backends import migrate_state, open_store, state_from_url
+from navarch_plan.state.backends import StateStore, migrate_state, open_store, state_from_url
+from navarch_plan.state.lock import FileLock, LockInfo
+from navarch_plan.state.lock_info import holder_to_force
 from navarch_plan.state.ops import Remove
+from navarch_plan.state.stores.local import LocalStateStore
 from navarch_plan.words import plural
 
 __all__ = ["cmd_state", "cmd_force_unlock"]
+
+
+def _lock_to_release(store: StateStore, lock_id: str) -> LockInfo:
+    """The lock held on `store`, when it carries `lock_id`; LockError (in force_unlock's
+    words) when none is held or another is. Read as each backend's force_unlock reads it."""
+    if isinstance(store, LocalStateStore):
+        lock = FileLock(store.path)
+        return holder_to_force(lock.read(), lock_id, lock.where)
+    from navarch_plan.state.stores.s3 import S3StateStore
+    from navarch_plan.state.stores.s3_lock import S3Lock
+
+    assert isinstance(store, S3StateStore), type(store)  # the only other backend
+    s3_lock = S3Lock(store.bucket, store.key)
+    found = s3_lock.read()
+    return holder_to_force(found[0] if found else None, lock_id, s3_lock.where)
 
 
 def cmd_state(args: argparse.Namespace, io: IO) -> int:
@@ -27,8 +45,10 @@ def cmd_state(args: argparse.Namespace, io: IO) -> int:
     if args.state_command in ("list", "show"):
         doc = engine.store.load()
         if args.state_command == "list":
-            io.out(render_json(state_list_document(doc.to_json()))
-                   if args.format == "json" else "\n".join(sorted(doc.nodes)))
+            if args.format == "json":
+                io.out(render_json(state_list_document(doc.to_json())))
+            elif doc.nodes:  # one address a line; nothing at all for none
+                io.out("\n".join(sorted(doc.nodes)))
             return 0
         record = doc.nodes.get(args.address)
         if record is None:
@@ -97,10 +117,14 @@ def cmd_state_migrate(args: argparse.Namespace, io: IO) -> int:
 def cmd_force_unlock(args: argparse.Namespace, io: IO) -> int:
     config = config_for(args, io)
     store = open_store(config.state, config.workspace)
+    # Checked before asking: no question about a lock that is not there or not this one.
+    # force_unlock checks again (the lock may change while the user answers).
+    held = _lock_to_release(store, args.lock_id)
     if not args.force and not io.ask(
             f"Do you really want to force-unlock the state {store.path}?\n"
+            f"  Its lock: {held.describe()}.\n"
             "  navarch will then no longer keep other runs from changing this state at the "
-            "same time.\n  Only 'yes' will be accepted to confirm."):
+            "same time.\n  Only 'yes' will be accepted to confirm.", "--force"):
         io.out("force-unlock cancelled.")
         return 1
     holder = store.force_unlock(args.lock_id, force=args.force)

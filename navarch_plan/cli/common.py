@@ -13,21 +13,26 @@ from navarch_plan.apply.hooks import Hooks
 from navarch_plan.cli.validate import config_warnings
 from navarch_plan.config import Config
 from navarch_plan.engine import Engine, load_config
-from navarch_plan.errors import PlanError, RefusedPlanError
+from navarch_plan.errors import PlanError, RefusedPlanError, UsageError
 from navarch_plan.plan import Action, Plan, plan_from_json
 from navarch_plan.planner import PlanOptions
 from navarch_plan.state.backends import state_from_url
 from navarch_plan.state.model import NodeRecord
 
 __all__ = ["IO", "engine_for", "config_for", "plan_options", "warn_config",
-           "read_plan", "shown", "make_plan"]
+           "read_plan", "shown", "make_plan", "refuse_planning_options"]
+
+# The options that shape a plan, by their attribute on the parsed command line.
+_PLANNING_OPTIONS = {"target": "--target", "exclude": "--exclude", "replace": "--replace",
+                     "destroy": "--destroy", "refresh_only": "--refresh-only"}
 
 
 @dataclass(frozen=True)
 class IO:
     out: Callable[[str], None]
     err: Callable[[str], None]
-    ask: Callable[[str], bool]
+    # Asks the question; its second argument is the flag that skips asking.
+    ask: Callable[[str, str], bool]
     # A rendered plan or drift report: coloured on a terminal, else exactly as given.
     show: Callable[[str], None]
     # The hooks reporting an apply of these actions (as JSON events when the flag is set);
@@ -70,6 +75,16 @@ def plan_options(args: argparse.Namespace, destroy: bool = False) -> PlanOptions
                        replace=tuple(getattr(args, "replace", ())),
                        target=tuple(getattr(args, "target", ())),
                        exclude=tuple(getattr(args, "exclude", ())))
+
+
+def refuse_planning_options(args: argparse.Namespace) -> None:
+    """A saved plan is applied (or drawn) exactly as it was made: an option that would
+    shape another plan is refused, not silently ignored (Terraform refuses them too)."""
+    given = [flag for name, flag in _PLANNING_OPTIONS.items() if getattr(args, name, None)]
+    if given and getattr(args, "planfile", None):
+        raise UsageError(f"{', '.join(given)} cannot be used with a saved plan "
+                         f"({args.planfile}), which is used exactly as it was made; give "
+                         f"{'them' if len(given) > 1 else 'it'} to `navarch plan` instead")
 
 
 def make_plan(engine: Engine, options: PlanOptions,

@@ -3,8 +3,9 @@
 Exit codes: 0 success (with --detailed-exitcode: no changes); 1 error, usage errors
 included; 2 only for changes present (with --detailed-exitcode) or drift found (drift,
 plan --refresh-only --detailed-exitcode); 130/143 interrupted (SIGINT/SIGTERM); 141 when
-stdout's reader went away, as git and Terraform. Errors are one line on stderr; --debug
-adds the traceback. The parser is cli/parser.py.
+stdout's reader went away, as git and Terraform (over 0 and 2; not over an error).
+Errors are one line on stderr; --debug adds the traceback. The parser is cli/parser.py
+(options) and cli/command_line.py (reading them).
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import shlex
+import select
 import signal
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from navarch_plan.cli.parser import DEFAULT_CONFIG, UsageExit, build_parser, parse_command_line
+from navarch_plan.cli.command_line import parse_command_line, with_run_flags
+from navarch_plan.cli.parser import UsageExit, build_parser
 from navarch_plan.cli.redact import RedactingStream, Redactor
-from navarch_plan.errors import LockError, NavarchError, PlanError
+from navarch_plan.errors import NavarchError, PlanError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -49,10 +52,30 @@ class _Stdout:
     def write(self, text: str) -> int:
         if not self.pipe_closed:
             try:
-                sys.stdout.write(text)
+                self._write_all(text)
             except BrokenPipeError:
                 self._closed()
         return len(text)
+
+    @staticmethod
+    def _write_all(text: str) -> None:
+        """Every byte of `text`, or BrokenPipeError. Python's buffered stdout drops the
+        rest of a write its pipe took only part of (the reader left mid-write) without
+        an error, so a large output would end as if all was read (exit 0): the bytes
+        are written here until all are taken, and the next write meets the closed pipe."""
+        stream = sys.stdout
+        binary = getattr(stream, "buffer", None)
+        if binary is None:  # not a file (tests' StringIO): no pipe to lose
+            stream.write(text)
+            return
+        stream.flush()  # what was written through the text layer goes first
+        data = memoryview(text.encode(stream.encoding or "utf-8", stream.errors or "strict"))
+        while data:
+            taken = binary.write(data)
+            if not taken:  # a blocking pipe takes at least a byte, or fails
+                raise OSError("standard output took no bytes")
+            data = data[taken:]
+        binary.flush()
 
     def flush(self) -> None:
         if not self.pipe_closed:
@@ -87,14 +110,16 @@ def _err(text: str) -> None:
     sys.stderr.flush()
 
 
-def _ask(question: str) -> bool:
+def _ask(question: str, skip: str = "--auto-approve") -> bool:
+    """Whether the user answered `yes`; `skip` is the flag that makes the command not
+    ask, named when standard input has no answer."""
     _out(question)
     _STDOUT.write("  Enter a value: ")
     _STDOUT.flush()
     answer = sys.stdin.readline()
     if not answer:
         raise PlanError("no answer on standard input: navarch asks for approval; run it from "
-                        "a terminal, or pass --auto-approve")
+                        f"a terminal, or pass {skip}")
     return answer.strip() == "yes"
 
 
@@ -149,6 +174,22 @@ def _reading(styled: bool) -> Hooks:
     return ReadingView(_console())
 
 
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe nobody reads any more (Linux and the BSDs report POLLERR
+    on its write end): a reader that left while the last output sat in the pipe's
+    buffer is told as one that left mid-write. One that leaves after navarch ends
+    cannot be seen."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, 0)  # POLLERR and POLLHUP are always reported
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # not a real file (tests), no poll
+        return False
+
+
 class Terminated(BaseException):
     """SIGTERM outside an apply: unwinds like Ctrl-C so locks are released."""
 
@@ -165,9 +206,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(f"Error: {exc.message}; see {exc.prog} --help")
         return 1
     except SystemExit as exc:  # --help and --version: printed, exit 0
-        return exc.code if isinstance(exc.code, int) else 0
-    code = _run(args)
-    return (code or EXIT_BROKEN_PIPE) if _Stdout.pipe_closed else code
+        code = exc.code if isinstance(exc.code, int) else 0
+    else:
+        code = _run(args)
+    if not _Stdout.pipe_closed and _reader_gone():
+        _Stdout.pipe_closed = True  # left before the end: output may be lost all the same
+    # A closed pipe wins over the codes of success, 2 ("changes present", "drift
+    # found") included: the output that code is about was not all read. An error (1,
+    # 130, 143) keeps its own code.
+    return EXIT_BROKEN_PIPE if _Stdout.pipe_closed and code in (0, 2) else code
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -185,8 +232,7 @@ def _run(args: argparse.Namespace) -> int:
             _err(traceback.format_exc())
         # Every independent config error, one line each (as validate and Terraform do).
         for error in getattr(exc, "errors", [exc]):
-            text = _with_flags(str(error), args) if isinstance(error, LockError) else error
-            _err(f"Error: {text}")
+            _err(f"Error: {with_run_flags(str(error), args)}")
         return 1
     except KeyboardInterrupt:
         _err("Interrupted.")
@@ -206,16 +252,6 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         for engine in io.engines:
             engine.close()
-
-
-def _with_flags(message: str, args: argparse.Namespace) -> str:
-    """A lock's hint (`navarch force-unlock ID`) with the -c and --state this run used,
-    so that it works as given."""
-    flags = ([f"-c {shlex.quote(args.config)}"] if args.config != DEFAULT_CONFIG else [])
-    flags += [f"--state {shlex.quote(args.state)}"] if getattr(args, "state", None) else []
-    if not flags:
-        return message
-    return message.replace("navarch force-unlock ", f"navarch force-unlock {' '.join(flags)} ")
 
 
 def run() -> None:

@@ -1,5 +1,5 @@
-"""The `navarch` command line: its options, Terraform's spellings of them, and usage
-errors.
+"""The `navarch` command line: its options and usage errors (cli/command_line.py reads
+what is typed: Terraform's spellings, flag values, unknown options).
 
 - A usage error (unknown option or command, bad value, missing argument) exits 1 with
   one line naming what was wrong and which `--help` to read: exit 2 means only "changes
@@ -19,16 +19,14 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
 from navarch_plan import __version__
 
-__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "UsageExit", "build_parser", "parse_command_line"]
+__all__ = ["CONFIG_ENV", "DEFAULT_CONFIG", "UsageExit", "build_parser"]
 
 DEFAULT_CONFIG = "navarch.yaml"
 CONFIG_ENV = "NAVARCH_CONFIG"
-_SINGLE_DASH_LONG = re.compile(r"-([a-z][a-z0-9-]+)(=.*)?", re.S)
 _INVALID_COMMAND = re.compile(r"argument (?:SUB)?COMMAND: invalid choice: '(.*?)'")
 
 
@@ -230,62 +228,3 @@ def _state_commands(sub: argparse._SubParsersAction) -> None:
                   "another backend (refuses to overwrite another lineage)")
     sp.add_argument("--to", required=True, metavar="URL",
                     help="s3://BUCKET/KEY or a local file path")
-
-
-def parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
-    """This parser and every command's, depth first."""
-    yield parser
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for child in dict.fromkeys(action.choices.values()):  # aliases once
-                yield from parsers(child)
-
-
-def _long_options(parser: argparse.ArgumentParser) -> set[str]:
-    return {s for p in parsers(parser) for a in p._actions for s in a.option_strings
-            if s.startswith("--")}
-
-
-def terraform_spellings(argv: Sequence[str], long_options: set[str]) -> list[str]:
-    """`-name` and `-name=value` as `--name` and `--name=value` where `--name` is one
-    of navarch's long options; everything after `--` is left alone."""
-    out: list[str] = []
-    for i, token in enumerate(argv):
-        if token == "--":
-            return out + list(argv[i:])
-        match = _SINGLE_DASH_LONG.fullmatch(token)
-        out.append("-" + token if match and f"--{match.group(1)}" in long_options else token)
-    return out
-
-
-def command_parser(parser: argparse.ArgumentParser,
-                   argv: Sequence[str]) -> argparse.ArgumentParser:
-    """The innermost command the arguments name (`navarch state rm` for `state rm X`)."""
-    current = parser
-    for token in argv:
-        subs = [a for a in current._actions if isinstance(a, argparse._SubParsersAction)]
-        if subs and token in subs[0].choices:
-            current = subs[0].choices[token]
-    return current
-
-
-def _unknown(extras: Sequence[str], command: argparse.ArgumentParser) -> str:
-    before = extras[:extras.index("--")] if "--" in extras else extras
-    option = next((e for e in before if e.startswith("-") and e != "-"), None)
-    if option is None:
-        return f"unexpected argument {next(e for e in extras if e != '--')!r}"
-    name = option.split("=", 1)[0]
-    known = [s for a in command._actions for s in a.option_strings if s.startswith("--")]
-    close = difflib.get_close_matches("--" + name.lstrip("-"), known, n=1)
-    return f"unknown option {name}" + (f" (did you mean {close[0]}?)" if close else "")
-
-
-def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
-    """The parsed command line; raises UsageExit (and SystemExit for --help/--version)."""
-    parser = build_parser()
-    argv = terraform_spellings(argv, _long_options(parser))
-    args, extras = parser.parse_known_args(argv)
-    if extras:
-        command = command_parser(parser, argv)
-        raise UsageExit(_unknown(extras, command), command.prog)
-    return args

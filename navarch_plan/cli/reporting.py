@@ -23,7 +23,7 @@ from navarch_plan.config.desired import where
 from navarch_plan.plan import Action
 
 __all__ = ["LineHooks", "JsonHooks", "VERBS", "location", "started", "finished", "failed_over",
-           "failed", "skipped", "timestamp"]
+           "failed", "reason", "skipped", "timestamp"]
 
 Emit = Callable[[str], None]
 
@@ -54,7 +54,18 @@ def failed_over(action: Action, attempt: Attempt) -> str:
 
 
 def failed(action: Action, error: BaseException) -> str:
-    return f"{action.key}: FAILED: {error}"
+    return f"{action.key}: FAILED: {reason(action.key, error)}"
+
+
+def reason(key: str, error: object) -> str:
+    """An error's words without the address they may start with (apply's errors name
+    their node, `pool.w[1]: new instance ...`): every line that shows them names it
+    already. `key` is an action's key: its address, or ADDRESS#NODE_ID."""
+    text = str(error)
+    for name in dict.fromkeys((key, key.split("#", 1)[0])):
+        if text.startswith(f"{name}: "):
+            return text[len(name) + 2:]
+    return text
 
 
 def skipped(action: Action, because: str) -> str:

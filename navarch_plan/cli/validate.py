@@ -64,12 +64,14 @@ def key_file_problems(config: Config) -> list[ConfigError]:
     return found
 
 
-def partial_problems(exc: PartialConfigErrors) -> tuple[list[ConfigError], list[ConfigError]]:
+def partial_problems(exc: PartialConfigErrors, live_command: str = "navarch validate --live"
+                     ) -> tuple[list[ConfigError], list[ConfigError]]:
     """(errors, warnings): a config's load errors with what the offline checks find in the
     part of it that loaded (its pools whose providers resolved), in file order, so that
     one run reports a misspelt instance type beside an unknown depends_on."""
     partial = exc.partial
-    errors, warnings = catalog_problems(partial, shipped_catalogs(partial), live=False)
+    errors, warnings = catalog_problems(partial, shipped_catalogs(partial), False,
+                                        live_command)
     found = sorted([*exc.errors, *errors, *key_file_problems(partial)],
                    key=lambda e: (e.line, e.column))
     return found, config_warnings(partial) + warnings
@@ -88,11 +90,13 @@ def live_catalogs(providers: Mapping[str, Provider]) -> dict[str, set[str]]:
             for name, p in providers.items() if isinstance(p, InstanceTypeLister)}
 
 
-def catalog_problems(config: Config, catalogs: Mapping[str, set[str]], live: bool
+def catalog_problems(config: Config, catalogs: Mapping[str, set[str]], live: bool,
+                     live_command: str = "navarch validate --live"
                      ) -> tuple[list[ConfigError], list[ConfigError]]:
     """(errors, warnings): each candidate's instance type in its provider's catalog, and
     its region among those the shipped catalog records for the type (the fake cloud
-    and GCP; Lambda's and AWS's are open). One finding per pool and placement."""
+    and GCP; Lambda's and AWS's are open). One finding per pool and placement; a type
+    only the live catalog can settle names `live_command`."""
     errors: list[ConfigError] = []
     warnings: list[ConfigError] = []
     checked: set[tuple[str, Placement]] = set()
@@ -101,7 +105,8 @@ def catalog_problems(config: Config, catalogs: Mapping[str, set[str]], live: boo
         for p in node.candidates:
             if (node.group, p) not in checked:
                 checked.add((node.group, p))
-                for error, fatal in _problems(config, p, catalogs.get(p.provider), where, live):
+                for error, fatal in _problems(config, p, catalogs.get(p.provider), where,
+                                              live_command if not live else None):
                     (errors if fatal else warnings).append(error)
     return errors, warnings
 
@@ -112,7 +117,9 @@ def raise_all(errors: list[ConfigError]) -> None:
 
 
 def _problems(config: Config, p: Placement, offered: set[str] | None, where: Path,
-              live: bool) -> Iterator[tuple[ConfigError, bool]]:
+              live_command: str | None) -> Iterator[tuple[ConfigError, bool]]:
+    """`live_command` is None when the catalogs are the clouds' own (--live)."""
+    live = live_command is None
     if offered is not None and p.instance_type not in offered:
         listed = (f"is not offered by {p.provider}" if live else
                   f"is not in navarch's {p.provider_type} catalog (provider {p.provider})")
@@ -120,7 +127,7 @@ def _problems(config: Config, p: Placement, offered: set[str] | None, where: Pat
                    f"{did_you_mean(p.instance_type, offered)}")
         fatal = live or p.provider_type not in _LIVE_LISTED
         if not fatal:
-            message += "; `navarch validate --live` asks the cloud"
+            message += f"; `{live_command}` asks the cloud"
         yield config.error(_written(config, p, where, "instance_type"), message), fatal
         return
     facts = type_facts(p.provider_type, p.instance_type)

@@ -49,7 +49,9 @@ def _updated_line(report: dict[str, Any]) -> str:
             f"{'matches' if updated == 1 else 'match'} the cloud.")
 
 
-def render_drift_text(report: dict[str, Any]) -> str:
+def render_drift_text(report: dict[str, Any], plan_command: str = "navarch plan") -> str:
+    """The report as text; its last line names `plan_command` (the CLI gives the run's
+    own -c/--state with it)."""
     unsettled = unsettled_lines(report.get("unsettled", []))
     if report["clean"]:
         head = (f"No drift: workspace {report['workspace']} matches its state "
@@ -63,7 +65,7 @@ def render_drift_text(report: dict[str, Any]) -> str:
              "changed outside of navarch"]
     lines += [f"  ! {d['address']}: {d['kind']}: {d['detail']}" for d in report["drift"]]
     lines += ["", *unsettled, _updated_line(report),
-              "Run `navarch plan` to see what apply would do about it."]
+              f"Run `{plan_command}` to see what apply would do about it."]
     return "\n".join(lines) + "\n"
 
 
