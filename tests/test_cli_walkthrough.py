@@ -90,6 +90,10 @@ def test_refresh_only_that_cannot_read_a_region_agrees_with_drift(
     refresh = work.cli("plan", "--refresh-only", *flags)
     assert refresh.code == 1, refresh.out + refresh.err
     assert said in refresh.err.splitlines()
+    # The plan's own words agree: it never says "no drift found" then.
+    assert "no drift found" not in refresh.out
+    if flags != ["--json"]:
+        assert "drift cannot be ruled out where a listing failed" in refresh.out
 
 
 def test_refresh_only_exit_codes_otherwise_as_before(work: Workdir) -> None:

@@ -136,8 +136,10 @@ def no_changes_reason(plan: Plan, planner: Any) -> str:
     unsure = f"; {waiting} cannot be settled yet (listed above)" if waiting else ""
     if plan.options.get("refresh_only"):
         drift = len(plan.drift)
-        return ("refresh-only: no actions are proposed; " +
-                (plural(drift, "drift item") + " found" if drift else "no drift found") + unsure)
+        found = (plural(drift, "drift item") + " found" if drift
+                 else "drift cannot be ruled out where a listing failed" if plan.unreachable
+                 else "no drift found")
+        return "refresh-only: no actions are proposed; " + found + unsure
     if plan.options.get("destroy"):
         return ("nothing to destroy: this workspace owns no instances" if not waiting
                 else f"nothing can be destroyed yet{unsure}")
