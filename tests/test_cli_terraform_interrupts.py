@@ -127,3 +127,33 @@ def test_a_second_ctrl_c_stops_waiting_for_a_launch_slot(work: Workdir) -> None:
     plan = work.run("plan", "--json")
     assert [(a["address"], a["action"]) for a in plan.json()["actions"]] == [
         ("pool.w[0]", "create")]
+
+
+def test_a_second_ctrl_c_during_a_lost_launchs_resend_keeps_its_intent(
+        work: Workdir) -> None:
+    """The launch made its instance but the reply was lost; its re-send (same key) waits
+    for the next launch slot, 50 s away. Two presses stop that wait: the re-send is not
+    sent, and the first launch's outcome is still unknown, so its intent stays and the
+    next plan adopts the instance instead of deleting it as an orphan."""
+    doc = {"version": 1, "workspace": "test",
+           "providers": {"sim": {"type": "fake", "path": "state/cloud.db",
+                                 "faults": [{"op": "provision", "error": "transient",
+                                             "effect": True}],
+                                 "rate_limit": {"launches_per_second": 0.02}}},
+           "defaults": {"ssh_keys": ["ops"]},
+           "pools": {"w": {"nodes": 1, "provider": "sim", "region": "us-west-1",
+                           "instance_type": "gpu_1x_a10"}}}
+    work.write(json.dumps(doc))
+    child = spawn_in_pty([*navarch_argv(), "apply", "-auto-approve", "-no-color"], work.path)
+    child.expect(r"pool\.w\[0\]")
+    time.sleep(1.5)  # the lost reply is behind it; the re-send waits for its slot
+    code, rest, took = press_twice(child)
+    assert code == 130 and took < 5, rest
+    [made] = work.cloud().list()
+    [intent] = work.state()["intents"]
+    assert intent["name"] == made.name, "the launch whose outcome is unknown stays open"
+    del doc["providers"]["sim"]["faults"], doc["providers"]["sim"]["rate_limit"]
+    work.write(json.dumps(doc))
+    plan = work.plan_json()
+    assert [(a["address"], a["action"], a["reason"]) for a in plan["actions"]] == [
+        ("pool.w[0]", "adopt", "interrupted")]

@@ -24,6 +24,7 @@ from navarch_plan.errors import (
     BootTimeoutError,
     LaunchLostError,
     NotRunningError,
+    NotSentError,
     ProviderError,
     RateLimitError,
     TerminateTimeoutError,
@@ -178,6 +179,10 @@ class CloudWaits:
                 failure, hold = exc, 0.0
             except RateLimitError as exc:
                 failure, hold = exc, exc.retry_after or 0.0
+            except NotSentError:
+                # Stopped before this re-send went out: says nothing about the first
+                # launch, whose outcome stays unknown (its intent must stay open).
+                break
         raise TransientError(f"{failure.message}; outcome unknown after {_RESENDS} re-sends "
                              "with the same idempotency key: the next plan settles it",
                              provider=provider_name, region=req.region,
