@@ -110,7 +110,6 @@ class Launcher:
             if isinstance(exc, RateLimitError) and deferrable:
                 raise LaunchDeferred(exc) from exc
             raise
-        self.clusters.pin(node.group, placement, created)
         if len(attempts) > 1:
             self.hooks.action_progress(action, " -> ".join(a.describe() for a in attempts))
         return created, placement, one.attempt.id
@@ -161,6 +160,9 @@ class _Launch:
         # The id is durable before the (possibly very long) boot wait: a run killed
         # now leaves an intent that names its instance.
         launcher.store.record(IntentLaunched(self.attempt.id, created.id))
+        # Pinned before failover's settle wakes the pool's other launches waiting on
+        # this placement: one that then finds no room here must not try another zone.
+        launcher.clusters.pin(self.node.group, p, created)
         return created
 
 
