@@ -101,7 +101,8 @@ def _catalogs(args: argparse.Namespace, config: Config) -> dict[str, set[str]]:
     if args.live:
         live = replace(config, providers={n: p for n, p in config.providers.items()
                                           if p.type != "fake"})
-        catalogs.update(live_catalogs(Engine(live).providers))
+        with Engine(live) as engine:  # its clients are closed when the lists are read
+            catalogs.update(live_catalogs(engine.providers))
     return catalogs
 
 
