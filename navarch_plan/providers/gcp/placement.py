@@ -26,10 +26,11 @@ from navarch_plan.model import (
 __all__ = ["CompactPolicies", "owner_description", "policy_link"]
 
 Errors = Callable[[], AbstractContextManager[None]]  # client errors -> ProviderErrors
+Wait = Callable[[Any, str], Any]  # (region operation, region) -> it, once DONE
 Failed = Callable[[Any], Exception]  # a DONE operation with an error -> what to raise
 
-#: Region operation waits (each a server-side long poll) before giving up on one.
-_WAITS = 30
+#: GCE's reason for deleting a policy an instance still names: it stays, for later.
+_IN_USE = "resourceInUseByAnotherResource"
 
 
 def owner_description(labels: Mapping[str, str]) -> str:
@@ -51,20 +52,17 @@ def policy_link(project: str, region: str, name: str) -> str:
 
 
 class CompactPolicies:
-    """The resource policy calls, through a ResourcePoliciesClient and the
-    RegionOperationsClient their operations are waited on with."""
+    """The resource policy calls, through a ResourcePoliciesClient; their region
+    operations are waited on by the provider's one operation waiter (`wait`)."""
 
-    def __init__(self, project: str, policies: Any, operations: Any, errors: Errors,
+    def __init__(self, project: str, policies: Any, errors: Errors, wait: Wait,
                  failed: Failed) -> None:
-        self.project, self._rp, self._ro = project, policies, operations
-        self._errors, self._failed = errors, failed
+        self.project, self._rp = project, policies
+        self._errors, self._wait_done, self._failed = errors, wait, failed
 
     def _wait(self, op: Any, region: str) -> None:
-        for _ in range(_WAITS):
-            if op.status == compute_v1.Operation.Status.DONE:
-                break
-            with self._errors():
-                op = self._ro.wait(project=self.project, region=region, operation=op.name)
+        with self._errors():
+            op = self._wait_done(op, region)
         if op.error.errors or op.http_error_status_code >= 400:
             raise self._failed(op)
 
@@ -112,7 +110,16 @@ class CompactPolicies:
             try:
                 op = rp.delete_unary(project=self.project, region=region,
                                      resource_policy=name)
-            except (gexc.BadRequest, gexc.NotFound):
-                return False  # in use (resourceInUseByAnotherResource), or gone already
+            except gexc.NotFound:
+                return False  # gone already
+            except gexc.BadRequest as exc:
+                if not _in_use(exc):
+                    raise
+                return False  # an instance still names it: the next prune tries again
         self._wait(op, region)
         return True
+
+
+def _in_use(exc: gexc.BadRequest) -> bool:
+    reasons = {str(e.get("reason", "")) for e in exc.errors if isinstance(e, dict)}
+    return _IN_USE in reasons | {exc.reason or ""}

@@ -27,7 +27,6 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-import requests
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
@@ -59,6 +58,7 @@ from navarch_plan.providers.gcp.nodes import (
     scope_name,
     split_node_id,
 )
+from navarch_plan.providers.gcp.operations import Poll, until_done
 from navarch_plan.providers.gcp.placement import CompactPolicies, policy_link
 
 __all__ = ["DEFAULT_IMAGE", "GcpProvider"]
@@ -114,9 +114,12 @@ class GcpProvider:
         with self._lock, self._errors():
             if self._compact is None:
                 kw = self._client_options()
+                ro = compute_v1.RegionOperationsClient(**kw)
                 self._compact = CompactPolicies(
-                    self.project, compute_v1.ResourcePoliciesClient(**kw),
-                    compute_v1.RegionOperationsClient(**kw), self._errors,
+                    self.project, compute_v1.ResourcePoliciesClient(**kw), self._errors,
+                    lambda op, region: self._until_done(op, region, lambda name, t: ro.wait(
+                        project=self.project, region=region, operation=name,
+                        retry=_READ_RETRY, timeout=t)),
                     lambda op: from_operation(op, self.name, ""))
             return self._compact
 
@@ -133,25 +136,16 @@ class GcpProvider:
     def _wait(self, op: Any, zone: str, instance_type: str = "") -> None:
         """Wait for a zone operation to be DONE, then raise its error if it has one."""
         _, zo = self._clients()
-        deadline = self.clock.monotonic() + self.operation_timeout
-        while op.status != compute_v1.Operation.Status.DONE:
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                raise self._err(TransientError, f"operation {op.name} not done after "
-                                f"{self.operation_timeout:g}s (it may still complete)",
-                                catalog.region_of(zone), "OPERATION_TIMEOUT")
-            started = self.clock.monotonic()
-            try:
-                # Server-side long poll (up to ~2 min), so the HTTP timeout is longer.
-                op = zo.wait(project=self.project, zone=zone, operation=op.name,
-                             retry=_READ_RETRY, timeout=min(remaining + 5.0, 150.0))
-            except requests.Timeout:
-                continue
-            # `wait` is best effort and may return at once; don't spin on it.
-            if op.status != compute_v1.Operation.Status.DONE:
-                self.clock.sleep(max(0.0, self.poll_interval - (self.clock.monotonic() - started)))
+        op = self._until_done(op, catalog.region_of(zone), lambda name, timeout: zo.wait(
+            project=self.project, zone=zone, operation=name, retry=_READ_RETRY,
+            timeout=timeout))
         if op.error.errors or op.http_error_status_code >= 400:
             raise from_operation(op, self.name, zone, instance_type)
+
+    def _until_done(self, op: Any, region: str, poll: Poll) -> Any:
+        return until_done(op, poll, self.clock, self.operation_timeout, self.poll_interval,
+                          lambda message: self._err(TransientError, message, region,
+                                                    "OPERATION_TIMEOUT"))
 
     # -- Provider -------------------------------------------------------------------
 
