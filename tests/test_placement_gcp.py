@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from google.auth.credentials import AnonymousCredentials
 
+from navarch_plan.errors import ProviderError
 from navarch_plan.model import ProvisionRequest
 from navarch_plan.providers.base import PlacementGroupOwner
 from navarch_plan.providers.gcp import GcpProvider
@@ -74,3 +75,29 @@ def test_pruning_keeps_wanted_used_and_foreign_policies(
     provider.terminate(node.id)
     assert provider.prune_placement_groups("research", "lin-1", set()) == [POLICY]
     assert sorted(name for _, name in fake.policies) == ["navarch-research-x-us-central1"]
+
+
+def test_a_policy_is_named_only_once_its_insert_is_done(
+        gce: tuple[GcpProvider, FakeGce]) -> None:
+    """GCE's operation wait is best effort and may return while the insert still runs:
+    the launch waits (poll interval, deadline) until the policy is READY, as an instance
+    insert does, however many waits that takes; naming it earlier is refused."""
+    provider, fake = gce
+    fake.polls_until_done = 40
+    provider.provision(_request("research-train-0"))
+    assert fake.policies[(REGION, POLICY)]["status"] == "READY"
+    bodies = [r.body for r in fake.calls("POST") if r.path.endswith("/instances")]
+    assert len(bodies) == 1
+
+
+def test_a_delete_refused_for_another_reason_than_in_use_is_an_error(
+        gce: tuple[GcpProvider, FakeGce]) -> None:
+    """Only "still in use" leaves a policy for the next prune; any other 400 is said."""
+    provider, fake = gce
+    node = provider.provision(_request("research-train-0"))
+    provider.terminate(node.id)
+    fake.fail_next(400, "Invalid value for field 'resourcePolicy'", "invalid",
+                   method="DELETE", path_contains="resourcePolicies")
+    with pytest.raises(ProviderError, match="Invalid value"):
+        provider.prune_placement_groups("research", "lin-1", set())
+    assert (REGION, POLICY) in fake.policies
