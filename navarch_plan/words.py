@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["did_you_mean", "plural"]
+__all__ = ["did_you_mean", "noun", "plural"]
 
 _IRREGULAR = {"address": "addresses", "was": "were", "is": "are", "has": "have"}
 
@@ -15,12 +15,17 @@ _IRREGULAR = {"address": "addresses", "was": "were", "is": "are", "has": "have"}
 def plural(count: int, word: str, many: str | None = None) -> str:
     """`count` and `word`, the word in the plural unless count is 1 (`many` when the
     plural is not `word + "s"` and not one of the few irregular words we use)."""
+    return f"{count} {noun(count, word, many)}"
+
+
+def noun(count: int, word: str, many: str | None = None) -> str:
+    """`word` as it goes with `count`, without the number: "is"/"are", "node"/"nodes"."""
     if count == 1:
-        return f"{count} {word}"
+        return word
     if many is None:  # the last word takes the plural: "more address" -> "more addresses"
         head, _, last = word.rpartition(" ")
         many = head + (" " if head else "") + _IRREGULAR.get(last, last + "s")
-    return f"{count} {many}"
+    return many
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:

@@ -20,12 +20,13 @@ from navarch_plan.planner.graph import in_scope
 from navarch_plan.planner.observed import Observed
 from navarch_plan.planner.strategies import price_of
 from navarch_plan.state.model import StateDoc
+from navarch_plan.words import noun, plural
 
 if TYPE_CHECKING:
     from navarch_plan.planner.inputs import PlanInputs
 
 __all__ = ["check_budget", "check_prevent_destroy", "check_replace", "check_saved_actions",
-           "plan_cost", "no_changes_reason", "plural"]
+           "plan_cost", "no_changes_reason"]
 
 
 def check_prevent_destroy(actions: Sequence[Action], groups: Mapping[str, Group]) -> None:
@@ -155,23 +156,14 @@ def no_changes_reason(plan: Plan, planner: Any) -> str:
     outside = len(desired) - len(scope)
     where = "in this partial plan" if outside else "in " + _groups_phrase(
         {desired[a].group for a in scope}, groups)
-    text = (f"{counted} desired {_noun(len(scope), 'node')} {where} "
+    text = (f"{counted} desired {noun(len(scope), 'node')} {where} "
             f"{'exists, is' if len(scope) == 1 else 'exist, are'} running or provisioning, "
             "and match the configured spec")
     if outside:
-        text += (f"; {outside} more {_noun(outside, 'is', 'are')} outside it "
-                 f"({_scope_flags(plan.options)}) and {_noun(outside, 'was', 'were')} "
+        text += (f"; {outside} more {noun(outside, 'is')} outside it "
+                 f"({_scope_flags(plan.options)}) and {noun(outside, 'was')} "
                  "not compared")
     return text + unsure
-
-
-def plural(count: int, noun: str) -> str:
-    """`1 node`, `2 nodes`."""
-    return f"{count} {_noun(count, noun)}"
-
-
-def _noun(count: int, one: str, many: str = "") -> str:
-    return one if count == 1 else (many or one + "s")
 
 
 def _groups_phrase(names: set[str], groups: Mapping[str, Group]) -> str:
