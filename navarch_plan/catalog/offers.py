@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from navarch_plan.catalog.facts import type_facts
+from navarch_plan.catalog.facts import SPOT, type_facts
 from navarch_plan.catalog.gpu_spec import GpuSpecError, parse_gpu_specs
 from navarch_plan.config import Config
-from navarch_plan.config.desired import SPOT
 from navarch_plan.errors import ConfigError, UsageError
 from navarch_plan.model import InstanceType
 from navarch_plan.planner.strategies import offer_tables, order_placements, spot_offers

@@ -19,12 +19,10 @@ from navarch_plan.providers.base import (
     Provider,
 )
 
-__all__ = ["DeclaredType", "NodeCheck", "SPOT_AND_ON_DEMAND", "SPOT_RESERVED_ON_DEMAND",
-           "type_from_class"]
+__all__ = ["DeclaredType", "NodeCheck", "SPOT_RESERVED_ON_DEMAND", "type_from_class"]
 
-#: The purchase models of a cloud that launches spot instances as well.
-SPOT_AND_ON_DEMAND = frozenset({ON_DEMAND, SPOT})
-#: ... and launches into capacity reservations (`reservation:`) too.
+#: The purchase models of a cloud that launches spot instances and into capacity
+#: reservations (`reservation:`) as well as on demand.
 SPOT_RESERVED_ON_DEMAND = frozenset({ON_DEMAND, SPOT, RESERVATION})
 
 #: One rule about a node: (provider options, node) -> what the cloud would refuse.

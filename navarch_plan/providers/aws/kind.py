@@ -9,7 +9,6 @@ from typing import Any
 
 from navarch_plan.model import Consistency, RateLimit
 from navarch_plan.providers.aws.launch import (
-    DEFAULT_IMAGE,
     LAUNCH_OPTIONS,
     REGION_SCOPED,
     missing_scope,
@@ -116,7 +115,7 @@ def build(name: str, options: Mapping[str, Any], env: Mapping[str, str],
         name, options["region"], key_name=options.get("key_name", ""),
         regions=tuple(sorted({*options.get("regions", ()), *context.regions})),
         endpoint_url=options.get("endpoint_url") or None, clock=context.clock,
-        spot_prices=context.spot_prices, **{"image_id": DEFAULT_IMAGE, **launch})
+        spot_prices=context.spot_prices, **launch)
 
 
 AWS = DeclaredType(

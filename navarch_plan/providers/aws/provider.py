@@ -119,10 +119,6 @@ class AwsProvider:
         self._region_of: dict[str, str] = {}
 
     @property
-    def image_id(self) -> Any:
-        return self.launch_defaults["image_id"]
-
-    @property
     def security_group_ids(self) -> Any:
         return self.launch_defaults["security_group_ids"]
 
