@@ -90,7 +90,12 @@ def test_the_launch_options_a_user_needs_load() -> None:
                    "root_volume_gb": 500, "root_volume_type": "gp3",
                    "iam_instance_profile": "arn:aws:iam::123456789012:instance-profile/gpu"},
                   {"launch": {"iam_instance_profile": "trainer", "root_volume_gb": 1000}})
-    parse_config(text, "navarch.yaml", {})
+    loaded = parse_config(text, "navarch.yaml", {})
+    # The provider's options stay as given; the entry's overrides reach every candidate.
+    assert loaded.providers["aws"].options["root_volume_type"] == "gp3"
+    [node] = loaded.desired.values()
+    assert {tuple(sorted(p.launch.items())) for p in node.candidates} == {
+        (("iam_instance_profile", "trainer"), ("root_volume_gb", 1000))}
     parse_config(config({}), "navarch.yaml", {})  # no image_id: the Deep Learning AMI
 
 
